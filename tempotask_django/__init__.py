@@ -1,0 +1,36 @@
+"""Background jobs and cron for Django on Redis Streams.
+
+Public API (everything else is internal)::
+
+    from tempotask_django import task, add_job, get_job
+
+Nothing here reads settings or touches Redis at import time.
+"""
+
+from tempotask_django.api import (
+    add_job,
+    add_jobs,
+    delete_job,
+    get_job,
+    list_jobs,
+    queue_stats,
+    retry_job,
+)
+from tempotask_django.decorators import task
+from tempotask_django.job import Job, JobStatus
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Job",
+    "JobStatus",
+    "__version__",
+    "add_job",
+    "add_jobs",
+    "delete_job",
+    "get_job",
+    "list_jobs",
+    "queue_stats",
+    "retry_job",
+    "task",
+]

@@ -1,0 +1,102 @@
+"""The module-level API: enqueue by name, inspect and manage jobs.
+
+These functions use the process-wide store built from settings on first use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from tempotask_django.conf import get_settings
+from tempotask_django.exceptions import JobNotFound
+from tempotask_django.job import Job, JobStatus
+from tempotask_django.producer import enqueue, enqueue_many
+from tempotask_django.registry import registry
+from tempotask_django.storage.connection import get_default_store
+from tempotask_django.storage.inspect import QueueStats
+
+
+def add_job(name: str, data: Any = None, **options: Any) -> str:
+    """Enqueue a job of the task registered as ``name``; returns the job id.
+
+    Options are those of ``Task.enqueue`` (job_id, queue, attempts, retry_delay, backoff, priority,
+    delay, run_at, on_commit). An unknown name raises TaskNotRegistered here.
+
+    Example: ``add_job("send_notification", {"user_id": 123}, job_id="notification-123")``
+    """
+    on_commit = options.pop("on_commit", None)
+    return enqueue(registry.get(name), data, on_commit=on_commit, **options)
+
+
+def add_jobs(jobs: Iterable[Mapping[str, Any]], *, on_commit: bool | None = None) -> list[str]:
+    """Enqueue many jobs in one round trip. Each item is ``{"name": ..., "data": ..., **options}``.
+
+    All items are validated before any is added. Example::
+
+        add_jobs([{"name": "send_email", "data": {"to": a}, "job_id": f"mail-{a}"} for a in addresses])
+    """
+    items = []
+    for job in jobs:
+        options = dict(job)
+        task = registry.get(options.pop("name"))
+        data = options.pop("data", None)
+        items.append((task, data, options))
+    return enqueue_many(items, on_commit=on_commit)
+
+
+def all_queues() -> list[str]:
+    """Every queue known from settings, registered tasks and Redis."""
+    settings = get_settings()
+    configured = {settings.default_queue, *settings.queues, *(t.queue for t in registry if t.queue)}
+    return get_default_store().known_queues(configured)
+
+
+def _locate(job_id: str, queue: str | None) -> str:
+    store = get_default_store()
+    found = queue if queue is not None else store.find_queue(job_id, all_queues())
+    if found is None:
+        raise JobNotFound(f"no job with id {job_id!r}")
+    return found
+
+
+def get_job(job_id: str, queue: str | None = None) -> Job | None:
+    """The job with its status, data, result, attempts, errors, logs and timestamps, or None."""
+    store = get_default_store()
+    found = queue if queue is not None else store.find_queue(job_id, all_queues())
+    return store.get_job(found, job_id) if found else None
+
+
+def retry_job(job_id: str, queue: str | None = None) -> JobStatus:
+    """Queue a failed (or delayed) job again now with fresh attempts. Returns its previous status.
+
+    Raises JobNotFound when there is no such job, InvalidJobState when it is not failed or delayed.
+    """
+    from tempotask_django.exceptions import InvalidJobState
+
+    found = _locate(job_id, queue)
+    previous = get_default_store().retry_job(found, job_id)
+    if previous is None:
+        raise JobNotFound(f"no job with id {job_id!r}")
+    if previous not in (JobStatus.FAILED, JobStatus.DELAYED):
+        raise InvalidJobState(f"job {job_id!r} is {previous}; only failed or delayed jobs can be retried")
+    return JobStatus(previous)
+
+
+def delete_job(job_id: str, queue: str | None = None) -> JobStatus:
+    """Delete a job in any status with its logs; returns the status it had. Raises JobNotFound."""
+    found = _locate(job_id, queue)
+    previous = get_default_store().delete_job(found, job_id)
+    if previous is None:
+        raise JobNotFound(f"no job with id {job_id!r}")
+    return JobStatus(previous)
+
+
+def queue_stats(queue: str | None = None) -> QueueStats:
+    """Jobs per status, consumers and paused flag of ``queue`` (default: DEFAULT_QUEUE)."""
+    return get_default_store().queue_stats(queue or get_settings().default_queue)
+
+
+def list_jobs(queue: str | None = None, status: str = "waiting", offset: int = 0, limit: int = 50) -> list[Job]:
+    """A page of jobs of one status in ``queue``, newest first."""
+    return get_default_store().list_jobs(queue or get_settings().default_queue, str(JobStatus(status)), offset, limit)

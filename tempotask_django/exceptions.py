@@ -1,0 +1,27 @@
+"""One error family: everything tempotask raises on purpose derives from TempotaskError."""
+
+from django.core.exceptions import ImproperlyConfigured
+
+
+class TempotaskError(Exception):
+    """Root of every error raised by tempotask_django."""
+
+
+class ConfigurationError(TempotaskError, ImproperlyConfigured):
+    """The TEMPOTASK setting or a task definition is wrong."""
+
+
+class TaskNotRegistered(TempotaskError, LookupError):
+    """No task with that name is registered (checked at enqueue time)."""
+
+
+class JobNotFound(TempotaskError, LookupError):
+    """No job with that id exists (it may have been trimmed from history)."""
+
+
+class InvalidJobState(TempotaskError):
+    """The job is not in a state that allows the requested operation."""
+
+
+class DuplicateJob(TempotaskError):
+    """Raised internally when a job id is already active; enqueue returns the id instead."""

@@ -1,0 +1,136 @@
+"""The Job record and its statuses, and their mapping to and from a Redis hash.
+
+A job is stored as one hash of strings. ``Job.from_fields`` reads any subset of the fields, so
+records written by an older version (or half-written foreign data) still parse with defaults.
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tempotask_django import serialization
+
+
+class JobStatus(enum.StrEnum):
+    """Where a job is in its life. Every job is in exactly one of these."""
+
+    WAITING = "waiting"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    DELAYED = "delayed"
+
+    @classmethod
+    def active(cls) -> tuple[JobStatus, ...]:
+        """Statuses in which a job id deduplicates a new enqueue."""
+        return (cls.WAITING, cls.DELAYED, cls.PROCESSING)
+
+
+def ms_to_datetime(value: str | int | None) -> datetime.datetime | None:
+    if value in (None, "", b""):
+        return None
+    return datetime.datetime.fromtimestamp(int(value) / 1000, tz=datetime.UTC)
+
+
+def _int(value: Any, default: int = 0) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _float(value: Any, default: float = 0.0) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return default
+
+
+@dataclass
+class Job:
+    """A job as a handler sees it (``job``) and as ``get_job()`` returns it.
+
+    ``attempt`` is 1-based while the handler runs. ``log(message)`` appends a timestamped line
+    (a string or a JSON-serializable dict) to the job's log, shown in the admin.
+    """
+
+    id: str
+    name: str
+    queue: str
+    data: Any = None
+    status: JobStatus = JobStatus.WAITING
+    attempt: int = 0
+    max_attempts: int = 1
+    priority: int = 0
+    parent_id: str | None = None
+    enqueued_at: datetime.datetime | None = None
+    started_at: datetime.datetime | None = None
+    finished_at: datetime.datetime | None = None
+    run_at: datetime.datetime | None = None
+    retry_delay: float = 0.0
+    backoff: str = "fixed"
+    result: Any = None
+    worker: str | None = None
+    origin: str | None = None
+    entry_id: str | None = None
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    logs: list[dict[str, Any]] = field(default_factory=list)
+    _log_sink: Callable[[Job, Any], None] | None = field(default=None, repr=False, compare=False)
+
+    def log(self, message: str | dict[str, Any]) -> None:
+        """Append ``message`` to this job's log (kept with the job, shown in the admin)."""
+        if self._log_sink is None:
+            self.logs.append({"message": message})
+            return
+        self._log_sink(self, message)
+
+    # The original design called it ``job.logger(...)``; both spellings work.
+    logger = log
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds between start and finish of the last attempt, when both are known."""
+        if self.started_at and self.finished_at and self.finished_at >= self.started_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, str]) -> Job:
+        """Build a Job from a Redis hash; tolerant of missing or malformed fields."""
+        try:
+            status = JobStatus(fields.get("status", "waiting"))
+        except ValueError:
+            status = JobStatus.FAILED
+        try:
+            data = serialization.decode(fields.get("data"))
+        except ValueError:
+            data = fields.get("data")
+        try:
+            result = serialization.decode(fields.get("result"))
+        except ValueError:
+            result = fields.get("result")
+        return cls(
+            id=fields.get("id", ""),
+            name=fields.get("name", ""),
+            queue=fields.get("queue", ""),
+            data=data,
+            status=status,
+            attempt=_int(fields.get("attempt")),
+            max_attempts=_int(fields.get("max_attempts"), 1),
+            priority=_int(fields.get("priority")),
+            parent_id=fields.get("parent_id") or None,
+            enqueued_at=ms_to_datetime(fields.get("enqueued_at")),
+            started_at=ms_to_datetime(fields.get("started_at")),
+            finished_at=ms_to_datetime(fields.get("finished_at")),
+            run_at=ms_to_datetime(fields.get("run_at")),
+            retry_delay=_float(fields.get("retry_delay")),
+            backoff=fields.get("backoff") or "fixed",
+            result=result,
+            worker=fields.get("worker") or None,
+            origin=fields.get("origin") or None,
+            entry_id=fields.get("entry") or None,
+        )

@@ -1,0 +1,100 @@
+"""``manage.py runworkers``: run worker processes for one or more queues."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from tempotask_django.validation import queue_name
+
+VERBOSITY_LEVELS = {0: logging.ERROR, 1: logging.INFO, 2: logging.DEBUG, 3: logging.DEBUG}
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be 1 or more")
+    return value
+
+
+def queue_arg(text: str) -> str:
+    return queue_name(text, error=argparse.ArgumentTypeError)
+
+
+def configure_logging(verbosity: int) -> None:
+    """Send the ``tempotask`` logger to stderr unless the project configured a handler for it."""
+    log = logging.getLogger("tempotask")
+    log.setLevel(VERBOSITY_LEVELS.get(verbosity, logging.INFO))
+    if not log.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(process)d] %(message)s"))
+        log.addHandler(handler)
+
+
+class Command(BaseCommand):
+    help = "Process jobs: P worker processes, each running N jobs at once, until SIGTERM/SIGINT."
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--queues",
+            "-q",
+            nargs="+",
+            type=queue_arg,
+            metavar="QUEUE",
+            help="Queues to process, first listed first (default: DEFAULT_QUEUE).",
+        )
+        parser.add_argument("--concurrency", "-c", type=positive_int, help="Jobs at once per process.")
+        parser.add_argument("--processes", "-p", type=positive_int, default=1, help="Worker processes (default 1).")
+        parser.add_argument(
+            "--burst", action="store_true", help="Exit 0 once the queues have nothing waiting, due or in progress."
+        )
+        parser.add_argument("--max-jobs", type=positive_int, help="Exit after this many jobs (per process).")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        configure_logging(options["verbosity"])
+        from tempotask_django.conf import get_settings
+
+        settings = get_settings()  # fail here, clearly, on bad settings
+        queues = options["queues"] or [settings.default_queue]
+
+        def child_main() -> int:
+            return run_worker(queues, options["concurrency"], options["burst"], options["max_jobs"])
+
+        if options["processes"] == 1:
+            code = child_main()
+        else:
+            from tempotask_django.supervisor import Supervisor
+
+            code = Supervisor(options["processes"], child_main).run()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Handler threads still running past SHUTDOWN_TIMEOUT must not hold the process open.
+        os._exit(code)
+
+
+def run_worker(queues: list[str], concurrency: int | None, burst: bool, max_jobs: int | None) -> int:
+    """Run one Worker in this process with signal handling; returns the exit code."""
+    from tempotask_django.worker import Worker
+
+    worker = Worker(queues, concurrency=concurrency, burst=burst, max_jobs=max_jobs)
+
+    def on_signal(signum: int, frame: object) -> None:
+        if worker.stopping:
+            logging.getLogger("tempotask").warning("second stop signal: exiting now")
+            logging.shutdown()
+            os._exit(1)
+        worker.request_stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    worker.run()
+    return 0

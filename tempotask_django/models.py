@@ -1,0 +1,1 @@
+"""No tables: tempotask keeps its state in Redis."""

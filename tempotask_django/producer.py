@@ -1,0 +1,115 @@
+"""Enqueueing: validate options and data in the caller, then add the job now or on commit.
+
+Everything that can be wrong with a job (data, options, unknown task) raises here, in the code
+that enqueued it, so a worker never meets input it cannot run.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from django.db import DEFAULT_DB_ALIAS, transaction
+
+from tempotask_django import serialization, signals, validation
+from tempotask_django.conf import Settings, get_settings
+from tempotask_django.storage.connection import get_default_store
+from tempotask_django.storage.store import JobSpec
+
+if TYPE_CHECKING:
+    from tempotask_django.registry import Task
+
+logger = logging.getLogger("tempotask")
+
+ENQUEUE_OPTIONS = frozenset(
+    {"job_id", "queue", "attempts", "retry_delay", "backoff", "priority", "delay", "run_at", "on_commit"}
+)
+
+
+def build_spec(
+    task: Task,
+    data: Any = None,
+    *,
+    settings: Settings,
+    job_id: str | None = None,
+    queue: str | None = None,
+    attempts: int | None = None,
+    retry_delay: float | datetime.timedelta | None = None,
+    backoff: str | None = None,
+    priority: int | None = None,
+    delay: float | datetime.timedelta | None = None,
+    run_at: datetime.datetime | None = None,
+    parent_id: str | None = None,
+    origin: str | None = None,
+) -> JobSpec:
+    """Validate everything about one job and return what the store needs."""
+    if delay is not None and run_at is not None:
+        raise ValueError("give either delay or run_at, not both")
+    run_at_ms = 0
+    if run_at is not None:
+        run_at_ms = int(validation.run_at(run_at).timestamp() * 1000)
+    delay_ms = int(validation.seconds(delay, "delay") * 1000) if delay is not None else 0
+    what = f"data of task {task.name!r}"
+    return JobSpec(
+        id=validation.job_id(job_id) if job_id is not None else uuid.uuid4().hex,
+        name=task.name,
+        queue=validation.queue_name(queue or task.queue or settings.default_queue),
+        data=serialization.encode(data, max_bytes=settings.max_payload_bytes, what=what),
+        priority=validation.priority(task.priority if priority is None else priority),
+        max_attempts=validation.attempts(_first(attempts, task.attempts, settings.attempts)),
+        retry_delay=validation.seconds(_first(retry_delay, task.retry_delay, settings.retry_delay), "retry_delay"),
+        backoff=validation.backoff(_first(backoff, task.backoff, settings.backoff)),
+        parent_id=parent_id or "",
+        origin=origin or "",
+        delay_ms=delay_ms,
+        run_at_ms=run_at_ms,
+    )
+
+
+def _first(*values: Any) -> Any:
+    return next(value for value in values if value is not None)
+
+
+def _wants_on_commit(on_commit: bool | None, settings: Settings) -> bool:
+    wanted = settings.enqueue_on_commit if on_commit is None else on_commit
+    return wanted and transaction.get_connection(DEFAULT_DB_ALIAS).in_atomic_block
+
+
+def _submit(specs: Sequence[JobSpec]) -> None:
+    store = get_default_store()
+    results = [store.enqueue(specs[0])] if len(specs) == 1 else store.enqueue_many(specs)
+    for spec, (added, status) in zip(specs, results, strict=True):
+        if added:
+            signals.send(signals.job_enqueued, job_id=spec.id, name=spec.name, queue=spec.queue, status=status)
+        else:
+            logger.debug("job %s (%s) is already %s; not added again", spec.id, spec.name, status)
+
+
+def enqueue(task: Task, data: Any = None, *, on_commit: bool | None = None, **options: Any) -> str:
+    """Add one job for ``task``; returns its id. See ``Task.enqueue`` for the options."""
+    settings = get_settings()
+    spec = build_spec(task, data, settings=settings, **options)
+    if _wants_on_commit(on_commit, settings):
+        transaction.on_commit(lambda: _submit([spec]))
+    else:
+        _submit([spec])
+    return spec.id
+
+
+def enqueue_many(items: Sequence[tuple[Task, Any, dict[str, Any]]], *, on_commit: bool | None = None) -> list[str]:
+    """Add several jobs, each ``(task, data, options)``, in one round trip; returns their ids.
+
+    Every job is validated before any is added: one bad item adds none.
+    """
+    settings = get_settings()
+    specs = [build_spec(task, data, settings=settings, **options) for task, data, options in items]
+    if not specs:
+        return []
+    if _wants_on_commit(on_commit, settings):
+        transaction.on_commit(lambda: _submit(specs))
+    else:
+        _submit(specs)
+    return [spec.id for spec in specs]

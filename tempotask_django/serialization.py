@@ -1,0 +1,93 @@
+"""JSON codec for job data and results. JSON only: no pickle, ever.
+
+``normalize()`` walks a value once at enqueue time and turns what Django's JSON encoder knows
+(datetime, date, time, timedelta, Decimal, UUID, Promise) into plain JSON types. Anything else is a
+TypeError naming the value and where it sits, raised in the producer, never in the worker.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import json
+import math
+import uuid
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.utils.functional import Promise
+
+_ENCODER = DjangoJSONEncoder()
+_SPECIAL_TYPES = (
+    datetime.datetime,
+    datetime.date,
+    datetime.time,
+    datetime.timedelta,
+    decimal.Decimal,
+    uuid.UUID,
+    Promise,
+)
+
+
+def _where(path: str) -> str:
+    return f" at {path}" if path != "data" else ""
+
+
+def normalize(value: Any, path: str = "data") -> Any:
+    """Return ``value`` as plain JSON types; raise TypeError/ValueError naming the first bad value."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{value!r}{_where(path)} is not valid JSON (NaN and infinity are not allowed)")
+        return value
+    if isinstance(value, dict):
+        result = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(
+                    f"dict key {key!r} ({type(key).__name__}){_where(path)} is not a string; "
+                    "JSON objects only have string keys"
+                )
+            result[key] = normalize(item, f"{path}[{key!r}]")
+        return result
+    if isinstance(value, list | tuple):
+        return [normalize(item, f"{path}[{index}]") for index, item in enumerate(value)]
+    if isinstance(value, _SPECIAL_TYPES):
+        return _ENCODER.default(value)
+    raise TypeError(
+        f"{value!r} ({type(value).__module__}.{type(value).__qualname__}){_where(path)} is not JSON-serializable; "
+        "use str, int, float, bool, None, list, dict, or datetime/date/Decimal/UUID"
+    )
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON text of an already-normalized value."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def encode(value: Any, *, max_bytes: int | None = None, what: str = "job data") -> str:
+    """Normalize and serialize ``value``; enforce ``max_bytes`` (ValueError when larger)."""
+    text = dumps(normalize(value))
+    if max_bytes is not None:
+        size = len(text.encode())
+        if size > max_bytes:
+            raise ValueError(
+                f"{what} is {size} bytes of JSON, more than MAX_PAYLOAD_BYTES ({max_bytes}); "
+                "store large data elsewhere and pass a reference"
+            )
+    return text
+
+
+def encode_result(value: Any) -> str:
+    """Serialize a handler's return value; a value JSON cannot hold is stored as its repr."""
+    try:
+        return dumps(normalize(value, "result"))
+    except (TypeError, ValueError):
+        return dumps({"repr": repr(value)[:10_000], "note": "the return value was not JSON-serializable"})
+
+
+def decode(text: str | bytes | None, default: Any = None) -> Any:
+    if text is None or text == "" or text == b"":
+        return default
+    return json.loads(text)

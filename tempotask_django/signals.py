@@ -1,0 +1,38 @@
+"""Django signals for the job lifecycle.
+
+Receivers get keyword arguments:
+- ``job_enqueued``: job_id, name, queue, status ("waiting" or "delayed")
+- ``job_started``: job (a Job)
+- ``job_completed``: job, result, duration (seconds)
+- ``job_failed``: job, error (the exception), will_retry (bool), duration
+
+A receiver that raises is logged and never stops a worker or a producer.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.dispatch import Signal
+
+logger = logging.getLogger("tempotask")
+
+job_enqueued = Signal()
+job_started = Signal()
+job_completed = Signal()
+job_failed = Signal()
+
+
+def send(signal: Signal, **kwargs: Any) -> None:
+    """Send ``signal`` robustly: a failing receiver is logged with its traceback, not raised."""
+    if not signal.has_listeners(None):
+        return
+    for receiver, response in signal.send_robust(sender=None, **kwargs):
+        if isinstance(response, Exception):
+            logger.error(
+                "signal receiver %r failed: %s",
+                receiver,
+                response,
+                exc_info=(type(response), response, response.__traceback__),
+            )

@@ -1,0 +1,120 @@
+"""Every Redis key tempotask uses, built from one prefix (default ``tempotask``).
+
+Per queue ``Q`` (all under the hash tag ``{Q}`` so one queue's scripts run on Redis Cluster)::
+
+    P:{Q}:job:<id>          HASH    the job record (see job.py for fields)
+    P:{Q}:job:<id>:logs     LIST    JSON log lines {"t": ms, "message": ...}
+    P:{Q}:job:<id>:errors   LIST    JSON error per failed attempt {"attempt", "type", "message", "traceback", "t"}
+    P:{Q}:waiting           ZSET    id -> priority-then-FIFO score (lowest runs first)
+    P:{Q}:delayed           ZSET    id -> due time, ms (server clock)
+    P:{Q}:processing        ZSET    id -> start time, ms
+    P:{Q}:completed         ZSET    id -> finish time, ms (trimmed to MAX_JOBS_PER_STATUS)
+    P:{Q}:failed            ZSET    id -> finish time, ms (trimmed to MAX_JOBS_PER_STATUS)
+    P:{Q}:stream            STREAM  one entry {job: id} per running job; consumer group "workers"
+                                    holds the lease: the pending entry names the owning worker
+    P:{Q}:wake              STREAM  doorbell: an entry per enqueue wakes blocked workers (capped)
+    P:{Q}:seq               STRING  counter giving FIFO order within one priority
+    P:{Q}:paused            STRING  present while the queue is paused
+    P:{Q}:stats:<minute>    HASH    completed/failed counts for one minute (expire after 2 h)
+
+Global::
+
+    P:queues                SET     every queue that has ever had a job
+    P:workers               ZSET    worker id -> last heartbeat, ms
+    P:worker:<id>           HASH    worker info (host, pid, queues, ...), expires with its heartbeat
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+STATUS_KEYS = ("waiting", "delayed", "processing", "completed", "failed")
+CONSUMER_GROUP = "workers"
+
+
+@dataclass(frozen=True)
+class QueueKeys:
+    """Key names of one queue."""
+
+    prefix: str
+    queue: str
+
+    @property
+    def base(self) -> str:
+        return f"{self.prefix}:{{{self.queue}}}"
+
+    @property
+    def job_prefix(self) -> str:
+        """``job_prefix + id`` is the job hash; scripts build job keys from it."""
+        return f"{self.base}:job:"
+
+    def job(self, job_id: str) -> str:
+        return f"{self.job_prefix}{job_id}"
+
+    def logs(self, job_id: str) -> str:
+        return f"{self.job_prefix}{job_id}:logs"
+
+    def errors(self, job_id: str) -> str:
+        return f"{self.job_prefix}{job_id}:errors"
+
+    def status(self, status: str) -> str:
+        return f"{self.base}:{status}"
+
+    @property
+    def waiting(self) -> str:
+        return f"{self.base}:waiting"
+
+    @property
+    def delayed(self) -> str:
+        return f"{self.base}:delayed"
+
+    @property
+    def processing(self) -> str:
+        return f"{self.base}:processing"
+
+    @property
+    def completed(self) -> str:
+        return f"{self.base}:completed"
+
+    @property
+    def failed(self) -> str:
+        return f"{self.base}:failed"
+
+    @property
+    def stream(self) -> str:
+        return f"{self.base}:stream"
+
+    @property
+    def wake(self) -> str:
+        return f"{self.base}:wake"
+
+    @property
+    def seq(self) -> str:
+        return f"{self.base}:seq"
+
+    @property
+    def paused(self) -> str:
+        return f"{self.base}:paused"
+
+    @property
+    def stats_prefix(self) -> str:
+        return f"{self.base}:stats:"
+
+    def stats(self, minute: int) -> str:
+        return f"{self.stats_prefix}{minute}"
+
+
+@dataclass(frozen=True)
+class GlobalKeys:
+    prefix: str
+
+    @property
+    def queues(self) -> str:
+        return f"{self.prefix}:queues"
+
+    @property
+    def workers(self) -> str:
+        return f"{self.prefix}:workers"
+
+    def worker(self, worker_id: str) -> str:
+        return f"{self.prefix}:worker:{worker_id}"

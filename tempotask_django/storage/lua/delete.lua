@@ -1,0 +1,17 @@
+-- Delete a job in any status, with its logs and errors. A running job's entry is released, so
+-- its worker's finish is refused.
+-- ARGV[2] consumer group
+-- ARGV[3] job id
+-- Returns the status the job had, or false when it did not exist.
+local group, id = ARGV[2], ARGV[3]
+local jk = job_key(id)
+local current = redis.call('HMGET', jk, 'status', 'entry')
+if not current[1] then return false end
+local zkey = status_key(current[1])
+if zkey then redis.call('ZREM', zkey, id) end
+if current[2] then
+  redis.pcall('XACK', K.stream, group, current[2])
+  redis.call('XDEL', K.stream, current[2])
+end
+delete_job_keys(id)
+return current[1]

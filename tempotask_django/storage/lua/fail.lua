@@ -1,0 +1,34 @@
+-- Record a failed attempt of a running job, if the calling worker still owns it, then either
+-- schedule the next attempt (delayed, or waiting when the delay is 0) or fail the job for good.
+-- ARGV[2] consumer group
+-- ARGV[3] consumer (worker) name
+-- ARGV[4] stream entry id
+-- ARGV[5] job id
+-- ARGV[6] error (JSON object)
+-- ARGV[7] retry delay in ms, or -1 to fail for good (dead letter)
+-- ARGV[8] history size (failed jobs kept)
+-- Returns {1, new status} when done, {0, reason} when the worker no longer owns the job.
+local group, consumer, eid, id = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local problem = ownership_problem(group, consumer, eid, id)
+if problem then return {0, problem} end
+local now = now_ms()
+local delay = tonumber(ARGV[7])
+local jk = job_key(id)
+release(group, eid, id)
+redis.call('RPUSH', jk .. ':errors', ARGV[6])
+redis.call('HSET', jk, 'finished_at', now)
+if delay < 0 then
+  redis.call('HSET', jk, 'status', 'failed')
+  redis.call('ZADD', K.failed, now, id)
+  count_stat('failed', now)
+  trim_history(K.failed, tonumber(ARGV[8]))
+  return {1, 'failed'}
+end
+count_stat('retried', now)
+if delay == 0 then
+  make_waiting(id, tonumber(redis.call('HGET', jk, 'priority') or '0'))
+  return {1, 'waiting'}
+end
+redis.call('HSET', jk, 'status', 'delayed', 'run_at', now + delay)
+redis.call('ZADD', K.delayed, now + delay, id)
+return {1, 'delayed'}

@@ -1,0 +1,196 @@
+-- Shared prelude, prepended to every queue script by scripts.py.
+--
+-- Every queue script takes the same KEYS (all under the queue's hash tag):
+--   KEYS[1] waiting     ZSET  id -> priority-then-FIFO score
+--   KEYS[2] delayed     ZSET  id -> due ms
+--   KEYS[3] processing  ZSET  id -> start ms
+--   KEYS[4] completed   ZSET  id -> finish ms
+--   KEYS[5] failed      ZSET  id -> finish ms
+--   KEYS[6] stream      STREAM running jobs, consumer group holds the leases
+--   KEYS[7] wake        STREAM doorbell for blocked workers
+--   KEYS[8] seq         STRING FIFO counter
+--   KEYS[9] paused      STRING present while paused
+-- ARGV[1] is the queue's key base "P:{Q}:"; job, log, error and stats keys are built from it.
+-- A script's own arguments start at ARGV[2].
+--
+-- Rule for every script: validate and read first, write after, so a failure cannot leave a job
+-- in two statuses or in none (Redis scripts do not roll back).
+
+local K = {
+  waiting = KEYS[1], delayed = KEYS[2], processing = KEYS[3], completed = KEYS[4],
+  failed = KEYS[5], stream = KEYS[6], wake = KEYS[7], seq = KEYS[8], paused = KEYS[9],
+}
+local BASE = ARGV[1]
+local QUEUE = string.match(BASE, '{(.-)}:$') or BASE
+-- Priority bands are 2^42 apart so -priority * BAND + seq stays an exact double for |priority| <= 1000.
+local PRIORITY_BAND = 4398046511104
+-- Per-minute counters live two hours: the dashboard chart shows the last hour.
+local STATS_TTL = 7200
+-- Doorbell entries kept (approximately); only the newest id matters.
+local WAKE_MAXLEN = 100
+-- Log lines kept per job.
+local MAX_LOG_LINES = 1000
+
+local function job_key(id) return BASE .. 'job:' .. id end
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function status_key(status)
+  if status == 'waiting' then return K.waiting end
+  if status == 'delayed' then return K.delayed end
+  if status == 'processing' then return K.processing end
+  if status == 'completed' then return K.completed end
+  if status == 'failed' then return K.failed end
+  return nil
+end
+
+local function delete_job_keys(id)
+  local jk = job_key(id)
+  redis.call('DEL', jk, jk .. ':logs', jk .. ':errors')
+end
+
+local function count_stat(field, now)
+  local key = BASE .. 'stats:' .. math.floor(now / 60000)
+  redis.call('HINCRBY', key, field, 1)
+  redis.call('EXPIRE', key, STATS_TTL)
+end
+
+-- Keep at most max_kept members in a history ZSET, deleting everything stored for the oldest.
+local function trim_history(zkey, max_kept)
+  local excess = redis.call('ZCARD', zkey) - max_kept
+  if excess <= 0 then return end
+  local old = redis.call('ZRANGE', zkey, 0, excess - 1)
+  for _, id in ipairs(old) do delete_job_keys(id) end
+  redis.call('ZREMRANGEBYRANK', zkey, 0, excess - 1)
+end
+
+local function ring_doorbell(id)
+  redis.call('XADD', K.wake, 'MAXLEN', '~', WAKE_MAXLEN, '*', 'j', id)
+end
+
+local function make_waiting(id, priority)
+  local seq = redis.call('INCR', K.seq)
+  redis.call('ZADD', K.waiting, -priority * PRIORITY_BAND + seq, id)
+  redis.call('HSET', job_key(id), 'status', 'waiting')
+  ring_doorbell(id)
+end
+
+-- Move delayed jobs whose time has come (server clock) to waiting.
+local function promote_due(now, limit)
+  local due = redis.call('ZRANGEBYSCORE', K.delayed, '-inf', now, 'LIMIT', 0, limit)
+  for _, id in ipairs(due) do
+    redis.call('ZREM', K.delayed, id)
+    local priority = redis.call('HGET', job_key(id), 'priority')
+    if priority then make_waiting(id, tonumber(priority)) end
+  end
+  return #due
+end
+
+-- Milliseconds until the next delayed job is due, or -1 when none is.
+local function next_due_in(now)
+  local first = redis.call('ZRANGE', K.delayed, 0, 0, 'WITHSCORES')
+  if #first == 0 then return -1 end
+  return math.max(0, tonumber(first[2]) - now)
+end
+
+local function last_wake_id()
+  local last = redis.call('XREVRANGE', K.wake, '+', '-', 'COUNT', 1)
+  if #last == 0 then return '0-0' end
+  return last[1][1]
+end
+
+local function entry_field(fields, name)
+  if type(fields) ~= 'table' then return nil end
+  for i = 1, #fields, 2 do
+    if fields[i] == name then return fields[i + 1] end
+  end
+  return nil
+end
+
+local function drop_entry(group, eid)
+  redis.call('XACK', K.stream, group, eid)
+  redis.call('XDEL', K.stream, eid)
+end
+
+-- Add a job (fields: flat list of name, value) unless a job with its id is active.
+-- Returns {1, status} when added, {0, status} when an active job with that id exists.
+local function enqueue_job(id, fields, priority, due, now)
+  local jk = job_key(id)
+  local status = redis.call('HGET', jk, 'status')
+  if status == 'waiting' or status == 'delayed' or status == 'processing' then
+    return {0, status}
+  end
+  if status then
+    -- A finished job with the same id is replaced by the new one.
+    local old = status_key(status)
+    if old then redis.call('ZREM', old, id) end
+    delete_job_keys(id)
+  end
+  redis.call('HSET', jk, unpack(fields))
+  redis.call('HSET', jk, 'id', id, 'enqueued_at', now, 'attempt', 0, 'priority', priority)
+  if due > now then
+    redis.call('HSET', jk, 'status', 'delayed', 'run_at', due)
+    redis.call('ZADD', K.delayed, due, id)
+    return {1, 'delayed'}
+  end
+  make_waiting(id, priority)
+  return {1, 'waiting'}
+end
+
+-- A delivered stream entry becomes a running attempt, or is dropped when it is stale.
+-- Entries that are not ours (foreign writers) become failed jobs that say what was wrong.
+-- Returns the job's fields (HGETALL) when the entry is a job to run, else nil.
+local function start_entry(group, consumer, eid, fields, now, max_failed)
+  local id = entry_field(fields, 'job')
+  if not id then
+    local fid = 'invalid-entry-' .. eid
+    local raw = cjson.encode(fields or {})
+    redis.call('HSET', job_key(fid), 'id', fid, 'name', '', 'queue', QUEUE, 'status', 'failed',
+      'data', raw, 'enqueued_at', now, 'finished_at', now, 'attempt', 0, 'max_attempts', 1)
+    redis.call('RPUSH', job_key(fid) .. ':errors', cjson.encode({
+      attempt = 0, type = 'InvalidStreamEntry', t = now, traceback = '',
+      message = 'stream entry ' .. eid .. ' is not a tempotask job (no "job" field): ' .. string.sub(raw, 1, 500)}))
+    redis.call('ZADD', K.failed, now, fid)
+    count_stat('failed', now)
+    trim_history(K.failed, max_failed)
+    drop_entry(group, eid)
+    return nil
+  end
+  local jk = job_key(id)
+  local current = redis.call('HMGET', jk, 'status', 'entry')
+  if current[1] ~= 'processing' or current[2] ~= eid then
+    -- Stale: the job was deleted, finished or re-queued under another entry.
+    drop_entry(group, eid)
+    return nil
+  end
+  redis.call('HSET', jk, 'worker', consumer, 'started_at', now)
+  redis.call('HINCRBY', jk, 'attempt', 1)
+  redis.call('ZADD', K.processing, now, id)
+  return redis.call('HGETALL', jk)
+end
+
+-- nil when consumer owns entry eid of job id and the job still points at it; else the reason.
+local function ownership_problem(group, consumer, eid, id)
+  local pending = redis.pcall('XPENDING', K.stream, group, eid, eid, 1)
+  if type(pending) ~= 'table' or pending.err or #pending == 0 then
+    return 'the entry is no longer pending (taken over, deleted, or Redis lost it)'
+  end
+  if pending[1][2] ~= consumer then
+    return "the job is now owned by " .. pending[1][2]
+  end
+  local current = redis.call('HMGET', job_key(id), 'status', 'entry')
+  if current[1] ~= 'processing' or current[2] ~= eid then
+    return 'the job moved on (status ' .. tostring(current[1]) .. ')'
+  end
+  return nil
+end
+
+-- End the running attempt: release the lease and the stream entry.
+local function release(group, eid, id)
+  drop_entry(group, eid)
+  redis.call('ZREM', K.processing, id)
+  redis.call('HDEL', job_key(id), 'entry')
+end

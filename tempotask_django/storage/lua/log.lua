@@ -1,0 +1,10 @@
+-- Append a line to a job's log, unless the job is gone (trimmed or deleted meanwhile).
+-- ARGV[2] job id
+-- ARGV[3] the message, JSON
+-- Returns 1 when written, 0 when the job no longer exists.
+local jk = job_key(ARGV[2])
+if redis.call('EXISTS', jk) == 0 then return 0 end
+local now = now_ms()
+redis.call('RPUSH', jk .. ':logs', '{"t":' .. now .. ',"message":' .. ARGV[3] .. '}')
+redis.call('LTRIM', jk .. ':logs', -MAX_LOG_LINES, -1)
+return 1

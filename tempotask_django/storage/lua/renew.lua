@@ -1,0 +1,17 @@
+-- Renew the leases of a worker's running jobs (reset their idle time) without stealing any.
+-- ARGV[2] consumer group
+-- ARGV[3] consumer (worker) name
+-- ARGV[4..] stream entry ids the worker believes it runs
+-- Returns the entry ids the worker no longer owns.
+local group, consumer = ARGV[2], ARGV[3]
+local lost = {}
+for i = 4, #ARGV do
+  local eid = ARGV[i]
+  local pending = redis.pcall('XPENDING', K.stream, group, eid, eid, 1)
+  if type(pending) == 'table' and not pending.err and #pending > 0 and pending[1][2] == consumer then
+    redis.call('XCLAIM', K.stream, group, consumer, 0, eid, 'JUSTID')
+  else
+    lost[#lost + 1] = eid
+  end
+end
+return lost

@@ -1,0 +1,107 @@
+"""Checks of user-given options, raising clear errors where the user made the mistake."""
+
+from __future__ import annotations
+
+import datetime
+import re
+from typing import Any
+
+from tempotask_django import serialization
+from tempotask_django.conf import BACKOFF_CHOICES, NAME_PATTERN
+from tempotask_django.exceptions import ConfigurationError
+
+# Job ids appear in Redis keys, URLs and logs: keep them printable and bounded.
+JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:@+=\-]{1,200}$")
+# Priorities beyond this would lose FIFO order within a priority (see lua/lib.lua PRIORITY_BAND).
+MAX_PRIORITY = 1000
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def queue_name(value: Any, error: type[Exception] = ValueError) -> str:
+    if not isinstance(value, str) or not NAME_PATTERN.match(value):
+        raise error(f"queue {value!r} is not a valid queue name (letters, digits, '_', '.', '-'; 1-100)")
+    return value
+
+
+def job_id(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"job_id must be a string, not {type(value).__name__}")
+    if not JOB_ID_PATTERN.match(value):
+        raise ValueError(f"job_id {value!r} must be 1-200 characters of letters, digits and '_.:@+=-'")
+    return value
+
+
+def attempts(value: Any) -> int:
+    if not _is_int(value) or not 1 <= value <= 1000:
+        raise ValueError(f"attempts must be an integer from 1 to 1000, not {value!r}")
+    return value
+
+
+def priority(value: Any) -> int:
+    if not _is_int(value) or not -MAX_PRIORITY <= value <= MAX_PRIORITY:
+        raise ValueError(f"priority must be an integer from {-MAX_PRIORITY} to {MAX_PRIORITY}, not {value!r}")
+    return value
+
+
+def seconds(value: Any, what: str) -> float:
+    """A non-negative number of seconds, from a number or a timedelta."""
+    if isinstance(value, datetime.timedelta):
+        value = value.total_seconds()
+    if not _is_number(value) or value < 0 or value != value:
+        raise ValueError(f"{what} must be a number of seconds >= 0 or a timedelta, not {value!r}")
+    return float(value)
+
+
+def backoff(value: Any) -> str:
+    if value not in BACKOFF_CHOICES:
+        raise ValueError(f"backoff must be one of {BACKOFF_CHOICES}, not {value!r}")
+    return value
+
+
+def run_at(value: Any) -> datetime.datetime:
+    if not isinstance(value, datetime.datetime):
+        raise TypeError(f"run_at must be a datetime, not {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("run_at must be an aware datetime (use django.utils.timezone.now() + ...)")
+    return value
+
+
+def _check_name(value: Any) -> str:
+    if not isinstance(value, str) or not 1 <= len(value) <= 200 or any(c.isspace() for c in value):
+        raise ValueError(f"task name {value!r} must be 1-200 characters without spaces")
+    return value
+
+
+_TASK_OPTION_CHECKS = {
+    "name": _check_name,
+    "queue": queue_name,
+    "attempts": attempts,
+    "retry_delay": lambda value: seconds(value, "retry_delay"),
+    "backoff": backoff,
+    "priority": priority,
+}
+
+
+def task_options(where: str, **options: Any) -> None:
+    """Validate @task options (None means "use the default"), raising ConfigurationError naming the task."""
+    for key, value in options.items():
+        if value is None:
+            continue
+        try:
+            _TASK_OPTION_CHECKS[key](value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(f"{where}: {exc}") from None
+
+
+def json_data(value: Any, where: str) -> None:
+    try:
+        serialization.normalize(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(f"{where}: data: {exc}") from None

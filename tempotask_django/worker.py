@@ -1,0 +1,444 @@
+"""The worker: claims jobs, runs them on threads (or an event loop) and records how they ended.
+
+One Worker is one consumer in each of its queues' consumer groups. ``run_once()`` is a single
+iteration (housekeeping, claim, dispatch, or block until work arrives); ``run()`` repeats it until
+stopped. A separate finisher thread records finished attempts, batching them under load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import queue as queue_module
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from tempotask_django import serialization, signals
+from tempotask_django.backoff import retry_delay_seconds
+from tempotask_django.conf import Settings, get_settings
+from tempotask_django.context import load_app_context
+from tempotask_django.job import Job
+from tempotask_django.registry import TaskRegistry, registry
+from tempotask_django.runner import JobRunner, Outcome, error_json
+from tempotask_django.storage.connection import get_default_store
+from tempotask_django.storage.store import Finish, FinishOutcome, RedisStore
+
+logger = logging.getLogger("tempotask")
+
+# Longest single block on the doorbell, ms: bounds how long a stop request waits when idle.
+IDLE_BLOCK_MS = 2000
+# Finished attempts recorded in one round trip at most.
+FINISH_BATCH = 100
+# Consumers idle this long (and holding nothing) are deleted from a group, seconds.
+CONSUMER_MAX_IDLE = 3600
+# Errors talking to Redis: first retry delay and the cap, seconds.
+BACKOFF_START, BACKOFF_CAP = 0.1, 5.0
+# At most one log line per this many seconds while Redis keeps failing.
+ERROR_LOG_INTERVAL = 30.0
+
+REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
+
+
+@dataclass
+class RunningJob:
+    queue: str
+    job_id: str
+    entry_id: str
+    started: float = field(default_factory=time.monotonic)
+
+
+class ErrorThrottle:
+    """Logs the first error of a streak, then at most one summary line per interval."""
+
+    def __init__(self, interval: float = ERROR_LOG_INTERVAL) -> None:
+        self.interval = interval
+        self.streak = 0
+        self.last_logged = 0.0
+        self.delay = BACKOFF_START
+
+    def failed(self, what: str, exc: BaseException) -> float:
+        """Record a failure; returns how long to back off."""
+        self.streak += 1
+        now = time.monotonic()
+        if self.streak == 1 or now - self.last_logged >= self.interval:
+            logger.error("%s failed (%d in a row, retrying with backoff): %s", what, self.streak, exc)
+            self.last_logged = now
+        delay, self.delay = self.delay, min(BACKOFF_CAP, self.delay * 2)
+        return delay
+
+    def succeeded(self) -> None:
+        if self.streak:
+            logger.warning("Redis is reachable again after %d failed calls", self.streak)
+        self.streak, self.delay = 0, BACKOFF_START
+
+
+class AsyncLoopThread:
+    """An event loop on its own thread, for async handlers."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="tempotask-async", daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
+
+
+class Worker:
+    """Processes jobs of ``queues`` (first listed first) with ``concurrency`` jobs at once.
+
+    Example (what ``manage.py runworkers`` does)::
+
+        Worker(["default", "emails"], concurrency=4).run()
+    """
+
+    def __init__(
+        self,
+        queues: Sequence[str] | None = None,
+        *,
+        concurrency: int | None = None,
+        burst: bool = False,
+        max_jobs: int | None = None,
+        store: RedisStore | None = None,
+        settings: Settings | None = None,
+        tasks: TaskRegistry = registry,
+        app_context: Mapping[str, Any] | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self.store = store or get_default_store()
+        self.queues = list(queues or [self.settings.default_queue])
+        self.concurrency = concurrency or max(self.settings.for_queue(q).concurrency for q in self.queues)
+        self.burst = burst
+        self.max_jobs = max_jobs
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        if app_context is None:
+            app_context = load_app_context(self.settings.context)
+        self.runner = JobRunner(tasks, app_context, self._write_log, self._enqueue_child, self.name)
+        self.jobs_started = 0
+        self.jobs_done = 0
+        self.started_at = time.time()
+        self._running: dict[str, RunningJob] = {}
+        self._lock = threading.Lock()
+        self._slot_freed = threading.Event()
+        self._stopping = threading.Event()
+        self._done: queue_module.SimpleQueue[tuple[RunningJob, Outcome] | None] = queue_module.SimpleQueue()
+        self._wake_ids = dict.fromkeys(self.queues, "0-0")
+        self._next_due = dict.fromkeys(self.queues, -1)
+        self._chores_due: dict[str, float] = {}
+        self._throttle = ErrorThrottle()
+        self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="tempotask-job")
+        self._async: AsyncLoopThread | None = None
+        self._finisher = threading.Thread(target=self._finish_loop, name="tempotask-finisher", daemon=True)
+        self._finisher.start()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def request_stop(self) -> None:
+        """Stop taking jobs; ``run()`` returns once running jobs finish (or SHUTDOWN_TIMEOUT passes)."""
+        if not self._stopping.is_set():
+            logger.info("worker %s stopping: no new jobs; waiting for %d running", self.name, self.running_count)
+        self._stopping.set()
+        self._slot_freed.set()
+
+    @property
+    def running_count(self) -> int:
+        with self._lock:
+            return len(self._running)
+
+    def run(self) -> bool:
+        """Process jobs until stopped (or, with ``burst``, until the queues are idle).
+
+        Returns True when every running job finished before exiting.
+        """
+        self._announce()
+        while not self.stopping:
+            try:
+                self.run_once()
+                self._throttle.succeeded()
+            except REDIS_ERRORS as exc:
+                self._stopping.wait(self._throttle.failed("talking to Redis", exc))
+            except Exception:
+                logger.exception("worker %s: unexpected error in the worker loop; continuing", self.name)
+                self._stopping.wait(1.0)
+        return self.shutdown()
+
+    def run_once(self, block: bool = True) -> int:
+        """One iteration: housekeeping, then claim and start jobs, or wait for work. Returns jobs started."""
+        self._do_chores()
+        self._slot_freed.clear()
+        free = self._free_slots()
+        if free <= 0:
+            if block and not self.stopping:
+                self._slot_freed.wait(timeout=self._seconds_to_next_chore())
+            return 0
+        started = self._claim_and_start(free)
+        if started == 0 and block and not self.stopping:
+            self._wait_for_work()
+        return started
+
+    def shutdown(self) -> bool:
+        """Wait for running jobs (SHUTDOWN_TIMEOUT), record them, and leave the groups cleanly."""
+        deadline = time.monotonic() + self.settings.shutdown_timeout
+        while self.running_count and time.monotonic() < deadline:
+            self._slot_freed.wait(timeout=0.1)
+            self._slot_freed.clear()
+        left = self.running_count
+        self._done.put(None)
+        self._finisher.join(timeout=10)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._async is not None:
+            self._async.stop()
+        if left:
+            logger.warning(
+                "worker %s exits with %d job(s) still running after SHUTDOWN_TIMEOUT; another worker "
+                "takes them over after STALLED_TIMEOUT", self.name, left,
+            )  # fmt: skip
+        self._leave()
+        logger.info("worker %s stopped after %d jobs", self.name, self.jobs_done)
+        return left == 0
+
+    def _announce(self) -> None:
+        logger.info(
+            "worker %s started: queues %s, concurrency %d, redis %s",
+            self.name, ", ".join(self.queues), self.concurrency, self.settings.safe_redis_url,
+        )  # fmt: skip
+        try:
+            warning = self.store.eviction_warning()
+        except REDIS_ERRORS as exc:
+            warning = None
+            self._throttle.failed("checking Redis", exc)
+        if warning:
+            logger.warning(warning)
+
+    def _leave(self) -> None:
+        try:
+            self.store.unregister_worker(self.name)
+            for queue in self.queues:
+                self.store.forget_consumers(queue, 0, only=self.name)
+        except REDIS_ERRORS as exc:
+            logger.warning("worker %s could not unregister cleanly: %s", self.name, exc)
+
+    # -- claiming -----------------------------------------------------------------------------
+    def _free_slots(self) -> int:
+        free = self.concurrency - self.running_count
+        if self.max_jobs is not None:
+            free = min(free, self.max_jobs - self.jobs_started)
+            if free <= 0 and self.running_count == 0:
+                self.request_stop()
+        return free
+
+    def _queue_free(self, queue: str) -> int:
+        limit = self.settings.for_queue(queue).concurrency if queue in self.settings.queues else self.concurrency
+        with self._lock:
+            in_queue = sum(1 for job in self._running.values() if job.queue == queue)
+        return limit - in_queue
+
+    def _claim_and_start(self, free: int) -> int:
+        started = 0
+        for queue in self.queues:
+            count = min(free - started, self._queue_free(queue))
+            if count <= 0:
+                continue
+            result = self.store.claim(queue, self.name, count)
+            self._wake_ids[queue] = result.wake_id
+            self._next_due[queue] = result.next_due_ms
+            for fields in result.jobs:
+                self._start(queue, fields)
+            started += len(result.jobs)
+            if started >= free:
+                break
+        return started
+
+    def _start(self, queue: str, fields: dict[str, str]) -> None:
+        running = RunningJob(queue, fields.get("id", ""), fields.get("entry", ""))
+        with self._lock:
+            self._running[running.entry_id] = running
+        self.jobs_started += 1
+        if self.runner.is_async(fields):
+            if self._async is None:
+                self._async = AsyncLoopThread()
+            future = asyncio.run_coroutine_threadsafe(self.runner.run_async(fields), self._async.loop)
+            future.add_done_callback(lambda f: self._done.put((running, f.result())))
+        else:
+            self._executor.submit(self._run_sync, running, fields)
+
+    def _run_sync(self, running: RunningJob, fields: dict[str, str]) -> None:
+        self._done.put((running, self.runner.run_sync(fields)))
+
+    def _wait_for_work(self) -> None:
+        if self.burst and self.running_count == 0 and self._queues_idle():
+            logger.info("worker %s: queues are idle, burst mode exits", self.name)
+            self.request_stop()
+            return
+        timeout = min([IDLE_BLOCK_MS, *(due for due in self._next_due.values() if due >= 0)])
+        timeout = min(timeout, int(self._seconds_to_next_chore() * 1000))
+        if timeout > 0:
+            self.store.wait_for_jobs(self._wake_ids, timeout)
+
+    def _queues_idle(self) -> bool:
+        """Nothing waiting, due or in progress in any of this worker's queues."""
+        for queue in self.queues:
+            stats = self.store.queue_stats(queue)
+            if stats.waiting or stats.processing or self._next_due[queue] == 0:
+                return False
+        return True
+
+    # -- finishing ----------------------------------------------------------------------------
+    def _finish_loop(self) -> None:
+        while True:
+            item = self._done.get()
+            if item is None:
+                return
+            batch = [item]
+            last = False
+            while len(batch) < FINISH_BATCH:
+                try:
+                    more = self._done.get_nowait()
+                except queue_module.Empty:
+                    break
+                if more is None:
+                    last = True
+                    break
+                batch.append(more)
+            self._record(batch)
+            if last:
+                return
+
+    def _record(self, batch: list[tuple[RunningJob, Outcome]]) -> None:
+        finishes = [self._finish_for(running, outcome) for running, outcome in batch]
+        throttle = ErrorThrottle()
+        while True:
+            try:
+                results = self.store.finish(self.name, finishes)
+                break
+            except REDIS_ERRORS as exc:
+                # The jobs stay pending (leased to us); keep trying. If we never get through,
+                # another worker takes them over after STALLED_TIMEOUT.
+                time.sleep(throttle.failed("recording finished jobs", exc))
+            except Exception:
+                logger.exception("worker %s: could not record %d finished jobs", self.name, len(finishes))
+                results = [FinishOutcome(False, reason="recording failed")] * len(finishes)
+                break
+        for (running, outcome), finish, result in zip(batch, finishes, results, strict=True):
+            self._after_finish(running, outcome, finish, result)
+
+    def _finish_for(self, running: RunningJob, outcome: Outcome) -> Finish:
+        job = outcome.job
+        if outcome.succeeded:
+            return Finish(
+                running.queue, running.entry_id, running.job_id, True, serialization.encode_result(outcome.result)
+            )
+        delay_ms = -1
+        if not outcome.permanent and job.attempt < job.max_attempts:
+            delay = retry_delay_seconds(job.attempt, job.retry_delay, job.backoff, self.settings.max_retry_delay)
+            delay_ms = int(delay * 1000)
+        return Finish(running.queue, running.entry_id, running.job_id, False, error_json(outcome), delay_ms)
+
+    def _after_finish(self, running: RunningJob, outcome: Outcome, finish: Finish, result: FinishOutcome) -> None:
+        with self._lock:
+            self._running.pop(running.entry_id, None)
+        self.jobs_done += 1
+        self._slot_freed.set()
+        job = outcome.job
+        if not result.accepted:
+            logger.warning("job %s %s: result discarded: %s", job.id, job.name, result.reason)
+            return
+        if outcome.succeeded:
+            logger.info("job %s %s completed in %.3fs (attempt %d)", job.id, job.name, outcome.duration, job.attempt)
+            signals.send(signals.job_completed, job=job, result=outcome.result, duration=outcome.duration)
+            return
+        will_retry = result.status != "failed"
+        logger.log(
+            logging.WARNING if will_retry else logging.ERROR,
+            "job %s %s failed in %.3fs (attempt %d/%d): %s: %s%s", job.id, job.name, outcome.duration,
+            job.attempt, job.max_attempts, type(outcome.error).__name__, outcome.error,
+            f"; retry in {finish.retry_delay_ms / 1000:.1f}s" if will_retry else "",
+        )  # fmt: skip
+        signals.send(signals.job_failed, job=job, error=outcome.error, will_retry=will_retry, duration=outcome.duration)
+
+    # -- housekeeping -------------------------------------------------------------------------
+    def _chores(self) -> dict[str, tuple[float, Any]]:
+        lease = self.settings.stalled_timeout
+        return {
+            "heartbeat": (max(0.2, lease / 3), self._heartbeat),
+            "reclaim": (max(0.5, lease / 2), self._reclaim),
+            "forget_consumers": (300.0, self._forget_idle_consumers),
+        }
+
+    def _do_chores(self) -> None:
+        now = time.monotonic()
+        for chore, (interval, action) in self._chores().items():
+            if now >= self._chores_due.get(chore, 0):
+                self._chores_due[chore] = now + interval
+                action()
+
+    def _seconds_to_next_chore(self) -> float:
+        if not self._chores_due:
+            return 0.0
+        return max(0.0, min(self._chores_due.values()) - time.monotonic())
+
+    def _heartbeat(self) -> None:
+        """Renew the leases of running jobs and publish this worker's info."""
+        with self._lock:
+            by_queue: dict[str, list[str]] = {}
+            for running in self._running.values():
+                by_queue.setdefault(running.queue, []).append(running.entry_id)
+        for queue, entries in by_queue.items():
+            for lost in self.store.renew(queue, self.name, entries):
+                logger.warning("worker %s lost the lease of entry %s on %s (taken over)", self.name, lost, queue)
+        self.store.register_worker(self.name, self.info(), ttl=max(3.0, self.settings.stalled_timeout))
+
+    def info(self) -> dict[str, Any]:
+        """What the admin shows about this worker."""
+        host, pid, _ = ([*self.name.split(":"), "", "", ""])[:3]
+        return {
+            "host": host, "pid": pid, "queues": ",".join(self.queues), "concurrency": self.concurrency,
+            "started": int(self.started_at * 1000), "jobs_done": self.jobs_done, "running": self.running_count,
+        }  # fmt: skip
+
+    def _reclaim(self) -> None:
+        """Take over jobs of dead workers, as far as free slots allow."""
+        for queue in self.queues:
+            cursor, budget_end = "0-0", time.monotonic() + 0.2
+            while time.monotonic() < budget_end:
+                free = min(self._free_slots(), self._queue_free(queue))
+                if free <= 0 or self.stopping:
+                    return
+                result = self.store.reclaim(queue, self.name, free, cursor)
+                for fields in result.jobs:
+                    logger.warning("job %s %s taken over from a stalled worker", fields.get("id"), fields.get("name"))
+                    self._start(queue, fields)
+                if result.poisoned:
+                    logger.error("%d job(s) on %s failed as poison pills (MAX_DELIVERIES)", result.poisoned, queue)
+                cursor = result.cursor
+                if cursor == "0-0":
+                    break
+
+    def _forget_idle_consumers(self) -> None:
+        for queue in self.queues:
+            self.store.forget_consumers(queue, CONSUMER_MAX_IDLE * 1000)
+
+    # -- what handlers call -------------------------------------------------------------------
+    def _write_log(self, job: Job, message: Any) -> None:
+        text = serialization.dumps(serialization.normalize(message, "message"))
+        self.store.append_log(job.queue, job.id, text)
+
+    @staticmethod
+    def _enqueue_child(name: str, data: Any = None, **options: Any) -> str:
+        from tempotask_django.api import add_job
+
+        return add_job(name, data, **options)

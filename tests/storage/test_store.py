@@ -1,0 +1,282 @@
+"""The store's state transitions (Lua scripts) on a real Redis: the contract the worker relies on."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from tempotask_django.job import JobStatus
+from tempotask_django.storage.keys import CONSUMER_GROUP, STATUS_KEYS
+from tempotask_django.storage.store import Finish, JobSpec
+
+pytestmark = pytest.mark.redis
+
+Q = "default"
+
+
+def spec(job_id: str, **kwargs) -> JobSpec:
+    return JobSpec(id=job_id, name="add", queue=kwargs.pop("queue", Q), data=json.dumps({"a": 1, "b": 2}), **kwargs)
+
+
+def statuses(store, job_id: str, queue: str = Q) -> list[str]:
+    """Every status set holding ``job_id`` (the invariant: exactly one)."""
+    keys = store.keys(queue)
+    return [status for status in STATUS_KEYS if store.client.zscore(keys.status(status), job_id) is not None]
+
+
+def complete(store, consumer: str, job: dict, result: str = "1"):
+    return store.finish(consumer, [Finish(Q, job["entry"], job["id"], True, result)])[0]
+
+
+def test_enqueue_then_claim_marks_processing_with_a_lease(store):
+    assert store.enqueue(spec("j1")) == (True, "waiting")
+    assert statuses(store, "j1") == ["waiting"]
+    claimed = store.claim(Q, "w1", 10)
+    assert [job["id"] for job in claimed.jobs] == ["j1"]
+    job = claimed.jobs[0]
+    assert job["status"] == "processing" and job["worker"] == "w1" and job["attempt"] == "1"
+    assert statuses(store, "j1") == ["processing"]
+    pending = store.client.xpending_range(store.keys(Q).stream, CONSUMER_GROUP, "-", "+", 10)
+    assert [(p["message_id"], p["consumer"]) for p in pending] == [(job["entry"], "w1")]
+
+
+def test_active_job_id_deduplicates_and_finished_one_is_replaced(store):
+    assert store.enqueue(spec("dup")) == (True, "waiting")
+    assert store.enqueue(spec("dup")) == (False, "waiting")
+    job = store.claim(Q, "w1", 1).jobs[0]
+    assert store.enqueue(spec("dup")) == (False, "processing")
+    assert complete(store, "w1", job).accepted
+    assert store.enqueue(spec("dup")) == (True, "waiting")
+    assert statuses(store, "dup") == ["waiting"]
+    assert store.count_jobs(Q, "completed") == 0
+
+
+def test_racing_producers_with_one_id_create_one_job(store):
+    barrier = threading.Barrier(8)
+    results = []
+
+    def produce():
+        barrier.wait()
+        results.append(store.enqueue(spec("race"))[0])
+
+    threads = [threading.Thread(target=produce) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False] * 7 + [True]
+    assert store.count_jobs(Q, "waiting") == 1
+
+
+def test_priority_then_fifo_order(store):
+    for job_id, priority in [("a", 0), ("b", 5), ("c", 0), ("d", -3), ("e", 5)]:
+        store.enqueue(spec(job_id, priority=priority))
+    order = [job["id"] for job in store.claim(Q, "w1", 10).jobs]
+    assert order == ["b", "e", "a", "c", "d"]
+
+
+def test_delayed_job_is_promoted_by_the_server_clock(store):
+    store.enqueue(spec("later", delay_ms=300))
+    first = store.claim(Q, "w1", 5)
+    assert first.jobs == [] and 0 < first.next_due_ms <= 300
+    assert statuses(store, "later") == ["delayed"]
+    time.sleep(0.35)
+    assert [job["id"] for job in store.claim(Q, "w1", 5).jobs] == ["later"]
+
+
+def test_run_at_in_the_past_is_waiting_at_once(store):
+    assert store.enqueue(spec("past", run_at_ms=1000)) == (True, "waiting")
+
+
+def test_finish_by_a_worker_that_lost_the_job_is_refused(store):
+    store.enqueue(spec("j"))
+    job = store.claim(Q, "w1", 1).jobs[0]
+    # w2 takes it over after a stall (idle time 0 counts as stalled here).
+    store.settings = type(store.settings)(**{**store.settings.__dict__, "stalled_timeout": 0.0})
+    taken = store.reclaim(Q, "w2", 1)
+    assert [j["id"] for j in taken.jobs] == ["j"]
+    refused = complete(store, "w1", job, '"late"')
+    assert not refused.accepted and "w2" in refused.reason
+    assert statuses(store, "j") == ["processing"]
+    assert complete(store, "w2", taken.jobs[0], '"ok"').accepted
+    assert store.get_job(Q, "j").result == "ok"
+
+
+def test_renew_keeps_the_lease_and_reports_lost_entries(store):
+    store.enqueue(spec("j"))
+    job = store.claim(Q, "w1", 1).jobs[0]
+    time.sleep(0.05)
+    assert store.renew(Q, "w1", [job["entry"]]) == []
+    pending = store.client.xpending_range(store.keys(Q).stream, CONSUMER_GROUP, "-", "+", 1)[0]
+    assert pending["time_since_delivered"] < 50
+    assert pending["times_delivered"] == 1  # renewing does not count as a delivery
+    assert store.renew(Q, "w2", [job["entry"]]) == [job["entry"]]  # w2 cannot steal by renewing
+
+
+def test_stalled_job_is_reclaimed_as_a_new_attempt(store):
+    store.enqueue(spec("j"))
+    store.claim(Q, "dead-worker", 1)
+    assert store.reclaim(Q, "w2", 1).jobs == []  # not idle long enough (30 s)
+    store.settings = type(store.settings)(**{**store.settings.__dict__, "stalled_timeout": 0.0})
+    job = store.reclaim(Q, "w2", 1).jobs[0]
+    assert (job["attempt"], job["worker"]) == ("2", "w2")
+    errors = store.get_job(Q, "j").errors
+    assert errors[0]["type"] == "Stalled" and "dead-worker" in errors[0]["message"]
+
+
+def test_poison_pill_fails_after_max_deliveries(store):
+    store.settings = type(store.settings)(**{**store.settings.__dict__, "stalled_timeout": 0.0, "max_deliveries": 2})
+    store.enqueue(spec("pill"))
+    store.claim(Q, "w0", 1)
+    assert len(store.reclaim(Q, "w1", 1).jobs) == 1  # delivery 2
+    result = store.reclaim(Q, "w2", 1)  # delivery 3 > 2
+    assert result.jobs == [] and result.poisoned == 1
+    job = store.get_job(Q, "pill")
+    assert job.status == JobStatus.FAILED and job.errors[-1]["type"] == "PoisonPill"
+    assert statuses(store, "pill") == ["failed"]
+    assert store.client.xlen(store.keys(Q).stream) == 0
+
+
+def test_fail_schedules_retry_or_dead_letters(store):
+    store.enqueue(spec("j", max_attempts=2))
+    job = store.claim(Q, "w1", 1).jobs[0]
+    error = json.dumps({"attempt": 1, "type": "ValueError", "message": "x", "traceback": "tb"})
+    out = store.finish("w1", [Finish(Q, job["entry"], "j", False, error, 60_000)])[0]
+    assert (out.accepted, out.status) == (True, "delayed")
+    assert statuses(store, "j") == ["delayed"]
+    store.client.zadd(store.keys(Q).delayed, {"j": 0})
+    job = store.claim(Q, "w1", 1).jobs[0]
+    out = store.finish("w1", [Finish(Q, job["entry"], "j", False, error, -1)])[0]
+    assert out.status == "failed"
+    record = store.get_job(Q, "j")
+    assert record.status == JobStatus.FAILED and len(record.errors) == 2
+    assert store.client.xlen(store.keys(Q).stream) == 0
+
+
+def test_delete_and_retry(store):
+    store.enqueue(spec("j"))
+    job = store.claim(Q, "w1", 1).jobs[0]
+    assert store.delete_job(Q, "j") == "processing"
+    assert statuses(store, "j") == []
+    assert not complete(store, "w1", job).accepted  # the worker's finish is refused
+    assert store.delete_job(Q, "j") is None
+
+    store.enqueue(spec("k"))
+    job = store.claim(Q, "w1", 1).jobs[0]
+    store.finish("w1", [Finish(Q, job["entry"], "k", False, "{}", -1)])
+    assert store.retry_job(Q, "k") == "failed"
+    assert statuses(store, "k") == ["waiting"]
+    assert store.get_job(Q, "k").attempt == 0
+    assert store.retry_job(Q, "k") == "waiting"  # not retryable: unchanged
+    assert statuses(store, "k") == ["waiting"]
+
+
+def test_purge_history(store):
+    for n in range(7):
+        store.enqueue(spec(f"j{n}"))
+    for job in store.claim(Q, "w1", 7).jobs:
+        complete(store, "w1", job)
+    assert store.purge(Q, "completed", batch=3) == 7
+    assert store.count_jobs(Q, "completed") == 0
+    assert not store.client.keys(f"{store.keys(Q).job_prefix}*")
+
+
+def test_foreign_stream_entries_become_failed_jobs(store):
+    store.client.xadd(store.keys(Q).stream, {"garbage": "\x00\xff{"})
+    store.enqueue(spec("good"))
+    claimed = store.claim(Q, "w1", 1)
+    assert [job["id"] for job in claimed.jobs] == ["good"]
+    failed = store.list_jobs(Q, "failed")
+    assert len(failed) == 1 and failed[0].id.startswith("invalid-entry-")
+    assert "not a tempotask job" in store.get_job(Q, failed[0].id).errors[0]["message"]
+
+
+def test_lost_group_is_recreated_and_orphaned_jobs_are_not_lost(store):
+    store.enqueue(spec("a"))
+    store.claim(Q, "w1", 1)  # a is running when the group vanishes
+    store.client.xgroup_destroy(store.keys(Q).stream, CONSUMER_GROUP)
+    store.enqueue(spec("b"))
+    ids = [job["id"] for job in store.claim(Q, "w2", 5).jobs]
+    assert sorted(ids) == ["a", "b"]
+
+
+def test_restart_without_persistence_is_survived(store):
+    store.enqueue(spec("a"))
+    store.client.flushdb()  # what a restart of a Redis without persistence looks like
+    store.enqueue(spec("b"))
+    assert [job["id"] for job in store.claim(Q, "w1", 5).jobs] == ["b"]
+
+
+def test_entry_deleted_while_pending_is_acked_not_crashed_on(store):
+    store.enqueue(spec("a"))
+    job = store.claim(Q, "w1", 1).jobs[0]
+    store.client.xdel(store.keys(Q).stream, job["entry"])
+    store.settings = type(store.settings)(**{**store.settings.__dict__, "stalled_timeout": 0.0})
+    result = store.reclaim(Q, "w2", 5)
+    assert result.jobs == []
+    assert store.client.xpending(store.keys(Q).stream, CONSUMER_GROUP)["pending"] == 0
+
+
+def test_forget_consumers_keeps_consumers_with_pending_entries(store):
+    store.enqueue(spec("a"))
+    store.enqueue(spec("b"))
+    store.claim(Q, "busy", 1)
+    complete(store, "idle", store.claim(Q, "idle", 1).jobs[0])
+    assert store.forget_consumers(Q, 0) == ["idle"]
+    pending = store.client.xpending(store.keys(Q).stream, CONSUMER_GROUP)
+    assert pending["pending"] == 1
+
+
+def test_pause_stops_claims(store):
+    store.enqueue(spec("a"))
+    store.pause_queue(Q)
+    result = store.claim(Q, "w1", 1)
+    assert result.paused and result.jobs == []
+    store.resume_queue(Q)
+    assert len(store.claim(Q, "w1", 1).jobs) == 1
+
+
+def test_queue_stats_and_minute_counters(store):
+    store.enqueue(spec("a"))
+    store.enqueue(spec("b"))
+    store.enqueue(spec("c", delay_ms=60_000))
+    job = store.claim(Q, "w1", 1).jobs[0]
+    complete(store, "w1", job)
+    stats = store.queue_stats(Q)
+    assert (stats.waiting, stats.processing, stats.delayed, stats.completed, stats.failed) == (1, 0, 1, 1, 0)
+    assert stats.consumers == 1 and not stats.paused and stats.next_job_age is not None
+    series = store.minute_stats(Q, minutes=5)
+    assert len(series) == 5 and series[-1]["completed"] == 1
+
+
+def test_wait_for_jobs_wakes_on_enqueue(store):
+    wake = store.claim(Q, "w1", 1).wake_id
+    timer = threading.Timer(0.1, lambda: store.enqueue(spec("a")))
+    timer.start()
+    started = time.monotonic()
+    assert store.wait_for_jobs({Q: wake}, 5000)
+    assert time.monotonic() - started < 2
+    timer.join()
+
+
+def test_logs_are_capped_and_not_written_for_missing_jobs(store):
+    store.enqueue(spec("a"))
+    assert store.append_log(Q, "a", json.dumps("hello"))
+    assert not store.append_log(Q, "missing", json.dumps("hello"))
+    assert not store.client.exists(store.keys(Q).logs("missing"))
+    assert store.get_job(Q, "a").logs[0]["message"] == "hello"
+
+
+def test_enqueue_many_is_one_round_trip_with_dedup(store):
+    results = store.enqueue_many([spec("a"), spec("b"), spec("a")])
+    assert results == [(True, "waiting"), (True, "waiting"), (False, "waiting")]
+
+
+def test_scripts_reload_after_script_flush(store):
+    store.client.script_flush()
+    assert store.enqueue(spec("a")) == (True, "waiting")
+    store.client.script_flush()
+    assert store.enqueue_many([spec("b")]) == [(True, "waiting")]

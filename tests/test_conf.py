@@ -1,0 +1,102 @@
+"""Settings: defaults, validation, system checks, password masking. No Redis needed."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.checks import run_checks
+from django.test import override_settings
+
+from tempotask_django.conf import DEFAULTS, build_settings, get_settings, mask_url, validate
+from tempotask_django.exceptions import ConfigurationError
+from tempotask_django.storage.connection import make_client
+
+
+def ids(raw) -> list[str]:
+    return [check_id for check_id, _, _ in validate(raw)]
+
+
+def test_every_key_is_optional():
+    settings = build_settings({})
+    assert settings.redis_url == DEFAULTS["REDIS_URL"] == "redis://localhost:6379/0"
+    assert settings.max_jobs_per_status == 300
+    assert settings.enqueue_on_commit is True
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ([], ["tempotask.E001"]),
+        ({"REDIS_URLS": "redis://x"}, ["tempotask.E002"]),
+        ({"CONCURRENCY": "4"}, ["tempotask.E003"]),
+        ({"CONCURRENCY": True}, ["tempotask.E003"]),
+        ({"BACKOFF": "linear"}, ["tempotask.E003"]),
+        ({"MAX_JOBS_PER_STATUS": 0}, ["tempotask.E003"]),
+        ({"REDIS_URL": "http://localhost"}, ["tempotask.E004"]),
+        ({"REDIS_URL": "redis://localhost:notaport/0"}, ["tempotask.E004"]),
+        ({"REDIS_URL": "redis://localhost/abc"}, ["tempotask.E004"]),
+        ({"REDIS_URL": 6379}, ["tempotask.E004"]),
+        ({"QUEUES": {"emails": {"THREADS": 2}}}, ["tempotask.E005"]),
+        ({"QUEUES": {"bad name": {}}}, ["tempotask.E005"]),
+        ({"QUEUES": {"emails": {"CONCURRENCY": 0}}}, ["tempotask.E005"]),
+    ],
+)
+def test_validation_reports_each_problem_with_an_id(raw, expected):
+    assert ids(raw) == expected
+
+
+def test_unknown_key_suggests_the_close_one():
+    [(check_id, _message, hint)] = validate({"redis_url": "redis://x"})
+    assert check_id == "tempotask.E002" and "'REDIS_URL'" in hint
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://localhost:6379/0", "rediss://user:pw@host:6380/2", "unix:///tmp/redis.sock?db=1"]
+)
+def test_accepted_urls(url):
+    assert validate({"REDIS_URL": url}) == []
+
+
+def test_manage_check_reports_bad_settings():
+    with override_settings(TEMPOTASK={"CONCURRENCY": -1, "TYPO": 1}):
+        errors = [e for e in run_checks() if e.id.startswith("tempotask.")]
+    assert sorted(e.id for e in errors) == ["tempotask.E002", "tempotask.E003"]
+
+
+def test_manage_check_reports_unimportable_context():
+    with override_settings(TEMPOTASK={"CONTEXT": "nowhere.to.be.found"}):
+        errors = [e for e in run_checks() if e.id.startswith("tempotask.")]
+    assert [e.id for e in errors] == ["tempotask.E006"]
+
+
+def test_clean_settings_pass_the_checks():
+    assert [e for e in run_checks() if e.id.startswith("tempotask.")] == []
+
+
+def test_get_settings_raises_configuration_error_and_is_reset_on_change():
+    with override_settings(TEMPOTASK={"ATTEMPTS": 0}), pytest.raises(ConfigurationError, match="ATTEMPTS"):
+        get_settings()
+    with override_settings(TEMPOTASK={"ATTEMPTS": 4}):
+        assert get_settings().attempts == 4
+    assert get_settings().attempts == 1
+
+
+def test_password_is_masked_in_urls_and_errors():
+    assert mask_url("redis://:s3cret@host:6379/0") == "redis://:***@host:6379/0"
+    assert mask_url("rediss://user:s3cret@host/1") == "rediss://user:***@host/1"
+    assert mask_url("redis://host:6379/0") == "redis://host:6379/0"
+    problems = validate({"REDIS_URL": "redis://:s3cret@host:badport/0"})
+    assert problems and all("s3cret" not in message for _, message, _ in problems)
+    assert "s3cret" not in build_settings({"REDIS_URL": "redis://:s3cret@h/0"}).safe_redis_url
+
+
+def test_optimise_uses_the_next_database():
+    client = make_client(build_settings({"REDIS_URL": "redis://localhost:6379/3", "OPTIMISE": True}))
+    assert client.connection_pool.connection_kwargs["db"] == 4
+    client = make_client(build_settings({"REDIS_URL": "redis://localhost:6379/3"}))
+    assert client.connection_pool.connection_kwargs["db"] == 3
+
+
+def test_per_queue_overrides():
+    settings = build_settings({"CONCURRENCY": 2, "QUEUES": {"emails": {"CONCURRENCY": 8}}})
+    assert settings.for_queue("emails").concurrency == 8
+    assert settings.for_queue("other").concurrency == 2

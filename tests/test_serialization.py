@@ -1,0 +1,54 @@
+"""JSON normalization at enqueue time. No Redis needed."""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import uuid
+
+import pytest
+
+from tempotask_django import serialization
+
+
+def test_django_types_become_json():
+    value = {
+        "when": datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC),
+        "day": datetime.date(2026, 1, 2),
+        "amount": decimal.Decimal("1.50"),
+        "id": uuid.UUID("12345678-1234-5678-1234-567812345678"),
+        "items": (1, 2),
+    }
+    assert serialization.normalize(value) == {
+        "when": "2026-01-02T03:04:05Z",
+        "day": "2026-01-02",
+        "amount": "1.50",
+        "id": "12345678-1234-5678-1234-567812345678",
+        "items": [1, 2],
+    }
+
+
+def test_unserializable_value_is_named_with_its_path():
+    with pytest.raises(TypeError, match=r"\{1, 2\}.*builtins.set.* at data\['user'\]\['tags'\]"):
+        serialization.normalize({"user": {"tags": {1, 2}}})
+
+
+def test_non_string_keys_are_rejected():
+    with pytest.raises(TypeError, match="dict key 1"):
+        serialization.normalize({1: "a"})
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_nan_and_infinity_are_rejected(bad):
+    with pytest.raises(ValueError, match="not valid JSON"):
+        serialization.normalize([bad])
+
+
+def test_payload_size_limit():
+    assert serialization.encode("x" * 10, max_bytes=12) == '"xxxxxxxxxx"'
+    with pytest.raises(ValueError, match="MAX_PAYLOAD_BYTES"):
+        serialization.encode("x" * 11, max_bytes=12)
+
+
+def test_unserializable_result_is_stored_as_repr():
+    assert "repr" in serialization.decode(serialization.encode_result(object()))

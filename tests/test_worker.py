@@ -1,0 +1,192 @@
+"""The worker loop in-process, against a real Redis."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from tempotask_django import JobStatus, get_job, signals
+from tempotask_django.conf import get_settings
+from tempotask_django.storage.connection import get_default_store
+from tempotask_django.worker import Worker
+from tests.helpers import drain, wait_until
+from tests.testapp import tasks
+
+pytestmark = pytest.mark.redis
+
+
+def test_runs_a_job_and_stores_its_result(store, ledger):
+    job_id = tasks.add.enqueue({"a": 2, "b": 3})
+    drain()
+    job = get_job(job_id)
+    assert job.status == JobStatus.COMPLETED
+    assert job.result == 5
+    assert job.attempt == 1
+    assert job.started_at <= job.finished_at
+    assert [e["job"] for e in ledger.entries("ran")] == [job_id]
+
+
+def test_failing_job_retries_then_lands_in_failed_with_every_traceback(store, ledger):
+    job_id = tasks.always_fails.enqueue({})
+    drain()
+    job = get_job(job_id)
+    assert job.status == JobStatus.FAILED
+    assert job.attempt == 2
+    assert [e["attempt"] for e in job.errors] == [1, 2]
+    assert all(e["type"] == "ValueError" and "this task always fails" in e["message"] for e in job.errors)
+    assert all("Traceback (most recent call last)" in e["traceback"] for e in job.errors)
+    assert len(ledger.entries("ran")) == 2
+
+
+def test_flaky_job_succeeds_on_a_later_attempt(store):
+    job_id = tasks.flaky.enqueue({"succeed_on": 3})
+    drain()
+    job = get_job(job_id)
+    assert (job.status, job.attempt, job.result, len(job.errors)) == (JobStatus.COMPLETED, 3, "finally", 2)
+
+
+def test_exponential_backoff_delays_each_retry_longer(store):
+    job_id = tasks.fails_with_backoff.enqueue({})
+    worker = Worker(concurrency=1)
+    delays = []
+    for expected_attempt in (1, 2, 3):
+        # Make the job due now, run one attempt, and read the delay chosen for the next one.
+        store.client.zadd(store.keys("default").delayed, {job_id: 0}, xx=True)
+        wait_until(lambda: worker.run_once(block=False) or worker.jobs_done, message="a start")
+        wait_until(lambda n=expected_attempt: worker.jobs_done >= n, message="attempt recorded")
+        job = get_job(job_id)
+        assert job.status == JobStatus.DELAYED
+        delays.append((job.run_at - job.finished_at).total_seconds())
+    worker.request_stop()
+    worker.shutdown()
+    for attempt, delay in enumerate(delays, start=1):
+        base = 1 * 2 ** (attempt - 1)
+        assert base * 0.89 <= delay <= base * 1.11, delays
+
+
+def test_logs_child_jobs_and_parent_id(store, ledger):
+    parent_id = tasks.parent.enqueue({"children": 3})
+    drain()
+    parent = get_job(parent_id)
+    assert parent.status == JobStatus.COMPLETED
+    assert [line["message"] for line in parent.logs] == ["spawned children", {"children": parent.result}]
+    assert all(isinstance(line["t"], int) for line in parent.logs)
+    children = [get_job(child_id) for child_id in parent.result]
+    assert {child.parent_id for child in children} == {parent_id}
+    assert {child.status for child in children} == {JobStatus.COMPLETED}
+
+
+def test_app_context_is_injected(store):
+    job_id = tasks.uses_context.enqueue()
+    drain()
+    assert get_job(job_id).result == {"greeting": "hello", "item": "hello", "has_ledger": True}
+
+
+def test_async_handlers_run_on_the_event_loop(store, ledger):
+    ids = [tasks.async_add.enqueue({"a": n, "b": 1}) for n in range(5)]
+    drain(concurrency=5)
+    assert [get_job(job_id).result for job_id in ids] == [1, 2, 3, 4, 5]
+
+
+def test_system_exit_in_a_handler_fails_the_job_not_the_worker(store):
+    bad = tasks.exits.enqueue()
+    good = tasks.add.enqueue({"a": 1, "b": 1})
+    drain()
+    assert get_job(bad).status == JobStatus.FAILED
+    assert get_job(bad).errors[0]["type"] == "SystemExit"
+    assert get_job(good).result == 2
+
+
+def test_unknown_task_name_becomes_a_failed_job_with_a_reason(store):
+    job_id = tasks.add.enqueue({"a": 1, "b": 1})
+    store.client.hset(store.keys("default").job(job_id), "name", "no_such_task")
+    drain()
+    job = get_job(job_id)
+    assert job.status == JobStatus.FAILED
+    assert "No task named 'no_such_task'" in job.errors[0]["message"]
+
+
+def test_bad_json_data_becomes_a_failed_job_with_a_reason(store):
+    job_id = tasks.add.enqueue({"a": 1, "b": 1})
+    store.client.hset(store.keys("default").job(job_id), "data", "{not json")
+    drain()
+    job = get_job(job_id)
+    assert job.status == JobStatus.FAILED
+    assert "not valid JSON" in job.errors[0]["message"]
+    assert job.attempt == 1  # a bad job is not retried
+
+
+def test_higher_priority_starts_first_with_one_thread(store, ledger):
+    low = [tasks.record.enqueue({"n": n}, priority=0) for n in range(3)]
+    high = tasks.record.enqueue({"n": "high"}, priority=10)
+    drain(concurrency=1)
+    order = [entry["job"] for entry in ledger.entries("ran")]
+    assert order == [high, *low]
+
+
+def test_signals_fire_for_each_transition(store):
+    seen = []
+
+    def receiver(signal, **kwargs):
+        seen.append(signal)
+
+    names = {signals.job_started: "started", signals.job_completed: "completed", signals.job_failed: "failed"}
+    for signal in names:
+        signal.connect(receiver)
+    try:
+        tasks.add.enqueue({"a": 1, "b": 2})
+        tasks.always_fails.enqueue({})
+        drain()
+    finally:
+        for signal in names:
+            signal.disconnect(receiver)
+    counts = {name: sum(1 for s in seen if s is signal) for signal, name in names.items()}
+    assert counts == {"started": 3, "completed": 1, "failed": 2}
+
+
+def test_a_failing_signal_receiver_is_logged_and_ignored(store, caplog):
+    def broken(**kwargs):
+        raise RuntimeError("receiver bug")
+
+    signals.job_completed.connect(broken)
+    try:
+        job_id = tasks.add.enqueue({"a": 1, "b": 2})
+        drain()
+    finally:
+        signals.job_completed.disconnect(broken)
+    assert get_job(job_id).status == JobStatus.COMPLETED
+    assert "receiver bug" in caplog.text
+
+
+def test_max_jobs_stops_the_worker(store):
+    for n in range(5):
+        tasks.add.enqueue({"a": n, "b": 0})
+    worker = Worker(max_jobs=2)
+    worker.run()
+    assert worker.jobs_done == 2
+    assert get_default_store().queue_stats("default").waiting == 3
+
+
+def test_history_is_trimmed_to_max_jobs_per_status(store, settings):
+    settings.TEMPOTASK = {**settings.TEMPOTASK, "MAX_JOBS_PER_STATUS": 5}
+    ids = tasks.noop.enqueue_many([None] * 12)
+    drain(concurrency=4)
+    store = get_default_store()
+    assert store.queue_stats("default").completed == 5
+    kept = set(store.list_job_ids("default", "completed", 0, 100))
+    assert kept <= set(ids)
+    assert sum(1 for job_id in ids if store.client.exists(store.keys("default").job(job_id))) == 5
+    assert not any(store.client.exists(store.keys("default").logs(job_id)) for job_id in set(ids) - kept)
+
+
+def test_stop_request_lets_running_jobs_finish(store, ledger):
+    job_id = tasks.slow.enqueue({"seconds": 0.5})
+    worker = Worker(["slow"])
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    wait_until(lambda: ledger.entries("start"), message="job start")
+    worker.request_stop()
+    thread.join(timeout=10)
+    assert get_job(job_id).status == JobStatus.COMPLETED
+    assert get_settings().shutdown_timeout == 10

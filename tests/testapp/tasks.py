@@ -1,0 +1,84 @@
+"""Tasks the test suite runs."""
+
+import asyncio
+import os
+import sys
+import time
+
+from tempotask_django import task
+
+
+@task
+def add(job, ctx):
+    ctx.ledger.record("ran", job.id, attempt=job.attempt)
+    return job.data["a"] + job.data["b"]
+
+
+@task(attempts=3, retry_delay=0)
+def flaky(job, ctx):
+    """Fails until the attempt given in data['succeed_on']."""
+    ctx.ledger.record("ran", job.id, attempt=job.attempt)
+    if job.attempt < job.data["succeed_on"]:
+        raise RuntimeError(f"attempt {job.attempt} fails")
+    return "finally"
+
+
+@task(attempts=2, retry_delay=0)
+def always_fails(job, ctx):
+    ctx.ledger.record("ran", job.id, attempt=job.attempt)
+    raise ValueError("this task always fails")
+
+
+@task(attempts=4, retry_delay=1, backoff="exponential")
+def fails_with_backoff(job, ctx):
+    raise RuntimeError("backoff")
+
+
+@task(queue="slow")
+def slow(job, ctx):
+    ctx.ledger.record("start", job.id)
+    time.sleep(job.data.get("seconds", 1))
+    ctx.ledger.record("end", job.id)
+    return "slept"
+
+
+@task
+def record(job, ctx):
+    ctx.ledger.record("ran", job.id, priority=job.priority, data=job.data)
+
+
+@task
+def parent(job, ctx):
+    child_ids = [ctx.add_job("record", {"n": n}) for n in range(job.data["children"])]
+    job.log("spawned children")
+    job.logger({"children": child_ids})
+    return child_ids
+
+
+@task
+def uses_context(job, ctx):
+    return {"greeting": ctx.greeting, "item": ctx["greeting"], "has_ledger": "ledger" in ctx}
+
+
+@task
+async def async_add(job, ctx):
+    await asyncio.sleep(0.01)
+    ctx.ledger.record("ran", job.id)
+    return job.data["a"] + job.data["b"]
+
+
+@task
+def exits(job, ctx):
+    sys.exit(3)
+
+
+@task(attempts=1)
+def kills_worker(job, ctx):
+    """A poison pill: takes its whole worker process down every time."""
+    ctx.ledger.record("ran", job.id)
+    os._exit(9)
+
+
+@task
+def noop(job, ctx):
+    return None
