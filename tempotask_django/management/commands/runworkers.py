@@ -31,13 +31,18 @@ def queue_arg(text: str) -> str:
 
 
 def configure_logging(verbosity: int) -> None:
-    """Send the ``tempotask`` logger to stderr unless the project configured a handler for it."""
+    """Send the ``tempotask`` logger to stderr unless the project configured logging for it.
+
+    A project's LOGGING wins; ``--verbosity`` other than the default 1 overrides its level.
+    """
     log = logging.getLogger("tempotask")
-    log.setLevel(VERBOSITY_LEVELS.get(verbosity, logging.INFO))
-    if not log.handlers and not logging.getLogger().handlers:
+    configured = bool(log.handlers or logging.getLogger().handlers)
+    if not configured:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(process)d] %(message)s"))
         log.addHandler(handler)
+    if not configured or verbosity != 1:
+        log.setLevel(VERBOSITY_LEVELS.get(verbosity, logging.INFO))
 
 
 class Command(BaseCommand):
