@@ -237,6 +237,11 @@ class QueueInspector:
             pipe.hgetall(self.global_keys.worker(worker_id))
         return [{"id": wid, **info} for wid, info in zip(ids, pipe.execute(), strict=True) if info]
 
+    def get_worker(self, worker_id: str) -> dict[str, str] | None:
+        """A live worker's info, or None once its heartbeat expired."""
+        info = self.client.hgetall(self.global_keys.worker(worker_id))
+        return {"id": worker_id, **info} if info else None
+
     def status_of(self, queue: str, job_id: str) -> JobStatus | None:
         status = self.client.hget(self.keys(queue).job(job_id), "status")
         return JobStatus(status) if status in JobStatus._value2member_map_ else None
