@@ -91,6 +91,13 @@ def busy_queues(store, ledger):
     api.add_jobs([{"name": "record", "data": {"n": n}} for n in range(12)], on_commit=False)
     api.add_job("add", {"a": 1, "b": 1}, delay=600, on_commit=False)
     api.add_job("slow", {"seconds": 1}, on_commit=False)
+    now_minute = store.server_time_ms() // 60_000
+    pipe = store.client.pipeline()
+    for ago in range(1, 50):  # an hour of earlier traffic, so the chart shows a trend
+        key = store.keys("default").stats(now_minute - ago)
+        pipe.hset(key, mapping={"completed": 20 + (ago * 7) % 23, "failed": (ago % 9 == 0) * 3})
+        pipe.expire(key, 7200)
+    pipe.execute()
     started = store.server_time_ms() - 600_000
     info = {"host": "web-1", "pid": 4242, "queues": "default", "concurrency": 4, "started": started, "jobs_done": 31}
     store.register_worker("web-1:4242:a1b2c3", {**info, "running": 0}, ttl=60)
