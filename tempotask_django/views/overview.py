@@ -14,6 +14,7 @@ from django.views import View
 
 from tempotask_django.job import ms_to_datetime
 from tempotask_django.storage.inspect import QueueStats
+from tempotask_django.templatetags.tempotask_admin import age
 from tempotask_django.views.base import DashboardMixin, DashboardPage
 from tempotask_django.views.chart import build_chart
 
@@ -53,7 +54,7 @@ def attention(stats: list[QueueStats], workers: list[dict[str, str]], chart: dic
             text = f"{queue.waiting} job(s) wait in {name} and no live worker serves it."
             found.append(_problem("error", name, "waiting", text))
         elif queue.oldest_job_age is not None and queue.oldest_job_age > STUCK_AFTER:
-            text = f"The oldest job in {name} has waited {int(queue.oldest_job_age // 60)} min."
+            text = f"The oldest job in {name} has waited {age(queue.oldest_job_age)}."
             found.append(_problem("warning", name, "waiting", text))
         if queue.processing and name not in served:
             text = (
