@@ -59,4 +59,6 @@ class DashboardAdmin(admin.ModelAdmin):
                 view(actions.PurgeQueueView),
                 name="tempotask_queue_purge",
             ),
+            # The admin's log ("Recent actions") links each action's object here.
+            path("<str:object_id>/change/", view(jobs.LoggedObjectView), name="tempotask_django_dashboard_change"),
         ]

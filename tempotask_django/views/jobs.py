@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.admin.utils import unquote
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 
@@ -43,6 +44,16 @@ class JobsHomeView(DashboardPage):
             query.pop(key, None)
         target = admin_url("tempotask_job_list", queue, status)
         return HttpResponseRedirect(f"{target}?{query.urlencode()}" if query else target)
+
+
+class LoggedObjectView(DashboardPage):
+    """Where the admin's log links an action's object: "queue/job id" to the job, "queue" to the queue."""
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        queue, _, job_id = unquote(kwargs["object_id"]).partition("/")
+        if job_id:
+            return HttpResponseRedirect(admin_url("tempotask_job", queue, job_id))
+        return HttpResponseRedirect(admin_url("tempotask_job_list", queue, "waiting"))
 
 
 class JobListView(DashboardPage):

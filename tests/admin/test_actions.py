@@ -196,3 +196,17 @@ def test_actions_on_an_unknown_queue_are_404(prepared, superuser, redis_client):
     before = redis_state(redis_client)
     assert client_for(superuser).post(reverse("admin:tempotask_queue_pause", args=["ghost"])).status_code == 404
     assert redis_state(redis_client) == before
+
+
+def test_the_admin_log_links_to_the_job_and_the_queue(prepared, superuser):
+    client = client_for(superuser)
+    client.post(action_url("retry_job"))
+    client.post(action_url("resume"))
+    job_entry, queue_entry = LogEntry.objects.order_by("pk")
+    assert client.get(job_entry.get_admin_url())["Location"] == reverse(
+        "admin:tempotask_job", args=["default", "broken-1"]
+    )
+    assert client.get(queue_entry.get_admin_url())["Location"] == action_url("purge").replace(
+        "purge/completed", "waiting"
+    )
+    assert job_entry.get_admin_url() in client.get(reverse("admin:index")).content.decode()  # "Recent actions"
