@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from tempotask_django.job import Job, JobStatus
 from tempotask_django.storage.keys import CONSUMER_GROUP, STATUS_KEYS
@@ -144,8 +144,12 @@ class QueueInspector:
         for queue, reply in zip(queues, self._pipeline(calls) if calls else [], strict=True):
             now, *counts, paused, consumers, next_since, oldest_since = reply
             by_status = dict(zip(STATUS_KEYS_IN_STATS_ORDER, (int(c) for c in counts), strict=True))
-            ages = {"next_job_age": _age(now, next_since), "oldest_job_age": _age(now, oldest_since)}
-            stats.append(QueueStats(queue=queue, consumers=int(consumers), paused=bool(paused), **ages, **by_status))
+            stats.append(
+                QueueStats(
+                    queue=queue, consumers=int(consumers), paused=bool(paused),
+                    next_job_age=_age(now, next_since), oldest_job_age=_age(now, oldest_since), **by_status,
+                )
+            )  # fmt: skip
         return stats
 
     def is_paused(self, queue: str) -> bool:
@@ -199,7 +203,7 @@ class QueueInspector:
         matches: list[str] = []
         scanned = 0
         while scanned < window:
-            ids = self.client.zrevrange(key, scanned, min(scanned + NAME_SCAN_CHUNK, window) - 1)
+            ids = cast(list[str], self.client.zrevrange(key, scanned, min(scanned + NAME_SCAN_CHUNK, window) - 1))
             if not ids:
                 break
             pipe = self.client.pipeline(transaction=False)
@@ -239,7 +243,7 @@ class QueueInspector:
 
     def get_worker(self, worker_id: str) -> dict[str, str] | None:
         """A live worker's info, or None once its heartbeat expired."""
-        info = self.client.hgetall(self.global_keys.worker(worker_id))
+        info = cast(dict[str, str], self.client.hgetall(self.global_keys.worker(worker_id)))
         return {"id": worker_id, **info} if info else None
 
     def status_of(self, queue: str, job_id: str) -> JobStatus | None:

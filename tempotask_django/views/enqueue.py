@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import messages
@@ -31,7 +31,8 @@ def _checked(check: Any, value: Any) -> Any:
 
 class EnqueueForm(forms.Form):
     task = forms.ChoiceField(help_text="A task registered with @task.")
-    data = forms.CharField(
+    json_data = forms.CharField(
+        label="Data",
         widget=forms.Textarea(attrs={"rows": 8, "cols": 80, "class": "vLargeTextField", "spellcheck": "false"}),
         initial="{}",
         help_text='JSON, e.g. {"user_id": 123}.',
@@ -44,17 +45,18 @@ class EnqueueForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["task"].choices = [(task.name, task.name) for task in sorted(registry, key=lambda t: t.name)]
+        task_field = cast(forms.ChoiceField, self.fields["task"])
+        task_field.choices = [(task.name, task.name) for task in sorted(registry, key=lambda t: t.name)]
         self.spec: JobSpec | None = None
 
-    def clean_data(self) -> Any:
-        text = self.cleaned_data["data"]
+    def clean_json_data(self) -> Any:
+        text = self.cleaned_data["json_data"]
         try:
             value = json.loads(text)
-        except ValueError as exc:
-            message = getattr(exc, "msg", str(exc))
-            where = f" (line {exc.lineno}, column {exc.colno})" if hasattr(exc, "lineno") else ""
-            raise forms.ValidationError(f"This is not valid JSON: {message}{where}.") from None
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(
+                f"This is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
+            ) from None
         limit = get_settings().max_payload_bytes
         _checked(lambda v: serialization.encode(v, max_bytes=limit, what="the data"), value)
         return value
@@ -80,13 +82,13 @@ class EnqueueForm(forms.Form):
         return _checked(validation.job_id, value) if value else None
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         if self.errors:
             return cleaned
         options = {key: cleaned.get(key) for key in ("queue", "priority", "delay", "attempts", "job_id")}
         try:
             task = registry.get(cleaned["task"])
-            self.spec = build_spec(task, cleaned["data"], settings=get_settings(), **options)
+            self.spec = build_spec(task, cleaned["json_data"], settings=get_settings(), **options)
         except (TaskNotRegistered, TypeError, ValueError) as exc:
             raise forms.ValidationError(str(exc)) from None
         return cleaned

@@ -38,7 +38,7 @@ ACTIONS = {
     "resume": ("tempotask_queue_resume", ["default"], {}, "pause_queue", CHANGE, lambda: not _paused()),
     "purge": ("tempotask_queue_purge", ["default", "completed"], {}, "purge_queue", DELETION,
               lambda: get_default_store().count_jobs("default", "completed") == 0),
-    "enqueue": ("tempotask_enqueue", [], {"task": "add", "data": '{"a": 1, "b": 2}', "job_id": "from-admin"},
+    "enqueue": ("tempotask_enqueue", [], {"task": "add", "json_data": '{"a": 1, "b": 2}', "job_id": "from-admin"},
                 "enqueue_job", ADDITION, lambda: _status("from-admin") == "waiting"),
 }  # fmt: skip
 
@@ -137,21 +137,21 @@ def test_a_paused_queue_gives_workers_nothing(prepared, superuser):
 
 
 def enqueue(client, **fields):
-    return client.post(reverse("admin:tempotask_enqueue"), {"task": "add", "data": "{}", **fields})
+    return client.post(reverse("admin:tempotask_enqueue"), {"task": "add", "json_data": "{}", **fields})
 
 
 @pytest.mark.parametrize(
     ("fields", "field", "error"),
     [
-        ({"data": "{'a': 1}"}, "data", "This is not valid JSON: Expecting property name enclosed in double quotes"),
-        ({"data": ""}, "data", "This field is required."),
+        ({"json_data": "{'a': 1}"}, "json_data", "This is not valid JSON: Expecting property name enclosed in double"),
+        ({"json_data": ""}, "json_data", "This field is required."),
         ({"task": "no_such_task"}, "task", "Select a valid choice."),
         ({"priority": "5000"}, "priority", "priority must be an integer from -1000 to 1000"),
         ({"queue": "bad queue"}, "queue", "is not a valid queue name"),
         ({"job_id": "has space"}, "job_id", "must be 1-200 characters"),
         ({"delay": "-1"}, "delay", "delay must be a number of seconds >= 0"),
         ({"attempts": "0"}, "attempts", "attempts must be an integer from 1 to 1000"),
-        ({"data": json.dumps({"blob": "x" * 2_000_000})}, "data", "more than MAX_PAYLOAD_BYTES"),
+        ({"json_data": json.dumps({"blob": "x" * 2_000_000})}, "json_data", "more than MAX_PAYLOAD_BYTES"),
     ],
 )
 def test_enqueue_form_errors_say_what_is_wrong(superuser, store, fields, field, error):
@@ -164,13 +164,13 @@ def test_enqueue_form_errors_say_what_is_wrong(superuser, store, fields, field, 
 
 def test_enqueue_with_options_and_a_duplicate_id(superuser, store):
     client = client_for(superuser)
-    response = enqueue(client, data='{"a": 2, "b": 3}', queue="emails", priority="10", job_id="mine", attempts="3")
+    response = enqueue(client, json_data='{"a": 2, "b": 3}', queue="emails", priority="10", job_id="mine", attempts="3")
     assert response["Location"] == reverse("admin:tempotask_job", args=["emails", "mine"])
     job = store.get_job("emails", "mine")
     assert (job.data, job.priority, job.max_attempts, job.status) == ({"a": 2, "b": 3}, 10, 3, "waiting")
     delayed = enqueue(client, delay="60", job_id="later")
     assert delayed.status_code == 302 and store.status_of("default", "later") == "delayed"
-    again = enqueue(client, data='{"a": 9}', queue="emails", job_id="mine")
+    again = enqueue(client, json_data='{"a": 9}', queue="emails", job_id="mine")
     messages = [str(m) for m in get_messages(again.wsgi_request)]
     assert messages[-1] == "A job with id mine is already waiting; nothing was added."
     assert store.get_job("emails", "mine").data == {"a": 2, "b": 3}
