@@ -7,12 +7,19 @@ counts come from ZCARD, pages from ZREVRANGE with offsets, jobs from pipelined H
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from tempotask_django.job import Job, JobStatus
 from tempotask_django.storage.keys import CONSUMER_GROUP, STATUS_KEYS
+
+# Order of the counts in stats.lua's reply.
+STATUS_KEYS_IN_STATS_ORDER = ("waiting", "delayed", "processing", "completed", "failed")
+# Priority bands stats.lua visits looking for the oldest waiting job (each visit is one O(log n) read).
+MAX_PRIORITY_BANDS = 100
+# Job names read per round trip when filtering a status by task name.
+NAME_SCAN_CHUNK = 500
 
 if TYPE_CHECKING:
     import redis
@@ -33,6 +40,7 @@ class QueueStats:
     consumers: int
     paused: bool
     next_job_age: float | None  # seconds the job that runs next has been waiting
+    oldest_job_age: float | None = None  # seconds the longest-waiting job has been waiting
 
     @property
     def total(self) -> int:
@@ -43,7 +51,12 @@ class QueueStats:
             "queue": self.queue, "waiting": self.waiting, "processing": self.processing,
             "delayed": self.delayed, "completed": self.completed, "failed": self.failed,
             "consumers": self.consumers, "paused": self.paused, "next_job_age": self.next_job_age,
+            "oldest_job_age": self.oldest_job_age,
         }  # fmt: skip
+
+
+def _age(now_ms: int, since_ms: int | None) -> float | None:
+    return None if since_ms is None else max(0.0, (int(now_ms) - int(since_ms)) / 1000)
 
 
 def _decode_list(items: Iterable[str]) -> list[dict[str, Any]]:
@@ -64,6 +77,9 @@ class QueueInspector:
     global_keys: GlobalKeys
 
     def keys(self, queue: str) -> QueueKeys:  # pragma: no cover - provided by RedisStore
+        raise NotImplementedError
+
+    def _pipeline(self, calls: Sequence[tuple[str, str, Sequence[Any]]]) -> list[Any]:  # pragma: no cover
         raise NotImplementedError
 
     def known_queues(self, extra: Iterable[str] = ()) -> list[str]:
@@ -118,30 +134,23 @@ class QueueInspector:
         return self.get_jobs(queue, self.list_job_ids(queue, status, offset, limit))
 
     def queue_stats(self, queue: str) -> QueueStats:
-        """Counts per status, consumers, paused flag and the age of the next job (2 round trips)."""
-        k = self.keys(queue)
-        pipe = self.client.pipeline(transaction=False)
-        for status in STATUS_KEYS:
-            pipe.zcard(k.status(status))
-        pipe.exists(k.paused)
-        pipe.zrange(k.waiting, 0, 0)
-        pipe.time()
-        *counts, paused, head, (seconds, micros) = pipe.execute()
-        consumers = self._consumer_count(k.stream)
-        age = None
-        if head:
-            enqueued = self.client.hget(k.job(head[0]), "enqueued_at")
-            if enqueued:
-                age = max(0.0, (int(seconds) * 1000 + int(micros) // 1000 - int(enqueued)) / 1000)
-        by_status = dict(zip(STATUS_KEYS, (int(c) for c in counts), strict=True))
-        return QueueStats(queue=queue, consumers=consumers, paused=bool(paused), next_job_age=age, **by_status)
+        """Counts per status, consumers, paused flag and waiting ages of one queue (1 round trip)."""
+        return self.queue_stats_many([queue])[0]
 
-    def _consumer_count(self, stream: str) -> int:
-        try:
-            groups = self.client.xinfo_groups(stream)
-        except Exception:  # no stream yet: nothing has run
-            return 0
-        return sum(int(g["consumers"]) for g in groups if g["name"] == CONSUMER_GROUP)
+    def queue_stats_many(self, queues: Sequence[str]) -> list[QueueStats]:
+        """``queue_stats`` of several queues in one round trip (one read-only script per queue)."""
+        calls = [("stats", queue, [CONSUMER_GROUP, MAX_PRIORITY_BANDS]) for queue in queues]
+        stats = []
+        for queue, reply in zip(queues, self._pipeline(calls) if calls else [], strict=True):
+            now, *counts, paused, consumers, next_since, oldest_since = reply
+            by_status = dict(zip(STATUS_KEYS_IN_STATS_ORDER, (int(c) for c in counts), strict=True))
+            stats.append(
+                QueueStats(
+                    queue=queue, consumers=int(consumers), paused=bool(paused),
+                    next_job_age=_age(now, next_since), oldest_job_age=_age(now, oldest_since), **by_status,
+                )
+            )  # fmt: skip
+        return stats
 
     def is_paused(self, queue: str) -> bool:
         return bool(self.client.exists(self.keys(queue).paused))
@@ -164,6 +173,66 @@ class QueueInspector:
             })  # fmt: skip
         return series
 
+    def minute_totals(self, queues: Sequence[str], minutes: int = 60) -> list[dict[str, int]]:
+        """``minute_stats`` summed over ``queues`` (one round trip), oldest minute first."""
+        seconds, _ = self.client.time()
+        current = int(seconds) // 60
+        wanted = list(range(current - minutes + 1, current + 1))
+        pipe = self.client.pipeline(transaction=False)
+        for queue in queues:
+            for minute in wanted:
+                pipe.hgetall(self.keys(queue).stats(minute))
+        replies = pipe.execute()
+        series = [{"minute": minute * 60, "completed": 0, "failed": 0, "retried": 0} for minute in wanted]
+        for index, counts in enumerate(replies):
+            point = series[index % minutes]
+            for name in ("completed", "failed", "retried"):
+                point[name] += int(counts.get(name, 0))
+        return series
+
+    def find_jobs_by_name(
+        self, queue: str, status: str, name: str, offset: int = 0, limit: int = 50, window: int = 5000
+    ) -> tuple[list[Job], int, bool]:
+        """Jobs of task ``name`` among the newest ``window`` jobs of one status, newest first.
+
+        A status set is ordered by time, not by task, so this reads names in chunks of the
+        newest ids and stops after ``window`` ids. Returns (the page of jobs, how many matches
+        were found in the window, whether the window covered the whole status).
+        """
+        key = self.keys(queue).status(status)
+        matches: list[str] = []
+        scanned = 0
+        while scanned < window:
+            ids = cast(list[str], self.client.zrevrange(key, scanned, min(scanned + NAME_SCAN_CHUNK, window) - 1))
+            if not ids:
+                break
+            pipe = self.client.pipeline(transaction=False)
+            for job_id in ids:
+                pipe.hget(self.keys(queue).job(job_id), "name")
+            matches += [job_id for job_id, found in zip(ids, pipe.execute(), strict=True) if found == name]
+            scanned += len(ids)
+        complete = scanned < window or self.client.zcard(key) <= window
+        return self.get_jobs(queue, matches[offset : offset + limit]), len(matches), complete
+
+    def children(self, parent_id: str, queues: Sequence[str], limit: int = 100) -> tuple[list[Job], int]:
+        """Child jobs of ``parent_id`` in any of ``queues`` (at most ``limit``), and how many there are."""
+        pipe = self.client.pipeline(transaction=False)
+        for queue in queues:
+            key = self.keys(queue).children(parent_id)
+            pipe.scard(key)
+            pipe.sscan(key, 0, count=limit)
+        replies = pipe.execute()
+        total = 0
+        jobs: list[Job] = []
+        for index, queue in enumerate(queues):
+            count, (_, ids) = replies[2 * index], replies[2 * index + 1]
+            total += int(count)
+            wanted = sorted(ids)[: max(0, limit - len(jobs))]
+            if wanted:
+                jobs += self.get_jobs(queue, wanted)
+        jobs.sort(key=lambda job: (job.enqueued_at is None, job.enqueued_at))
+        return jobs, total
+
     def list_workers(self) -> list[dict[str, str]]:
         """Live workers (their heartbeat key has not expired), most recent heartbeat first."""
         ids = self.client.zrevrange(self.global_keys.workers, 0, -1)
@@ -171,6 +240,11 @@ class QueueInspector:
         for worker_id in ids:
             pipe.hgetall(self.global_keys.worker(worker_id))
         return [{"id": wid, **info} for wid, info in zip(ids, pipe.execute(), strict=True) if info]
+
+    def get_worker(self, worker_id: str) -> dict[str, str] | None:
+        """A live worker's info, or None once its heartbeat expired."""
+        info = cast(dict[str, str], self.client.hgetall(self.global_keys.worker(worker_id)))
+        return {"id": worker_id, **info} if info else None
 
     def status_of(self, queue: str, job_id: str) -> JobStatus | None:
         status = self.client.hget(self.keys(queue).job(job_id), "status")

@@ -15,6 +15,8 @@ Per queue ``Q`` (all under the hash tag ``{Q}`` so one queue's scripts run on Re
     P:{Q}:wake              STREAM  doorbell: an entry per enqueue wakes blocked workers (capped)
     P:{Q}:seq               STRING  counter giving FIFO order within one priority
     P:{Q}:paused            STRING  present while the queue is paused
+    P:{Q}:children:<id>     SET     ids of the child jobs of job <id> that are in queue Q (the
+                                    parent may live in another queue); a child leaves it when deleted
     P:{Q}:stats:<minute>    HASH    completed/failed counts for one minute (expire after 2 h)
 
 Global::
@@ -102,6 +104,9 @@ class QueueKeys:
 
     def stats(self, minute: int) -> str:
         return f"{self.stats_prefix}{minute}"
+
+    def children(self, parent_id: str) -> str:
+        return f"{self.base}:children:{parent_id}"
 
 
 @dataclass(frozen=True)

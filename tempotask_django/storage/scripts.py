@@ -24,6 +24,7 @@ SCRIPT_NAMES = (
     "log",
     "purge",
     "forget_consumers",
+    "stats",
 )
 
 
@@ -52,3 +53,4 @@ class Scripts:
     log: Script
     purge: Script
     forget_consumers: Script
+    stats: Script

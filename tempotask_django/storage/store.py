@@ -242,6 +242,24 @@ class RedisStore(QueueInspector):
         """Queue a failed or delayed job again now. Returns the status it had (None if missing)."""
         return self._run("retry", queue, job_id) or None
 
+    def retry_failed(self, queue: str, batch: int = 500) -> int:
+        """Queue every job that was failed when called again now, in batches. Returns the count.
+
+        Jobs that fail again meanwhile get a newer finish time, so they are not retried twice.
+        """
+        until = self.server_time_ms()
+        failed_key = self.keys(queue).failed
+        total = 0
+        while True:
+            ids = self.client.zrangebyscore(failed_key, "-inf", until, start=0, num=batch)
+            if not ids:
+                return total
+            replies = self._pipeline([("retry", queue, [job_id]) for job_id in ids])
+            retried = sum(1 for reply in replies if reply == "failed")
+            total += retried
+            if retried == 0:  # ids without a record: nothing more this call can do
+                return total
+
     def purge(self, queue: str, status: str, batch: int = 500) -> int:
         """Delete every completed or failed job of a queue, in short batches. Returns the count."""
         total = 0

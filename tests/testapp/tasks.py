@@ -82,3 +82,13 @@ def kills_worker(job, ctx):
 @task
 def noop(job, ctx):
     return None
+
+
+@task
+def fails_first_time(job, ctx):
+    """Fails the first time it runs for a job id and succeeds after that (for retry tests)."""
+    earlier = [entry for entry in ctx.ledger.entries("ran") if entry["job"] == job.id]
+    ctx.ledger.record("ran", job.id, attempt=job.attempt)
+    if not earlier:
+        raise ConnectionError("the gateway timed out")
+    return {"charged": job.data["amount"]}

@@ -47,8 +47,14 @@ local function status_key(status)
   return nil
 end
 
+-- Ids of a parent's child jobs that live in this queue (the child's queue owns the set, so a
+-- script only touches its own queue's keys). A child leaves the set when its record is deleted.
+local function children_key(parent_id) return BASE .. 'children:' .. parent_id end
+
 local function delete_job_keys(id)
   local jk = job_key(id)
+  local parent = redis.call('HGET', jk, 'parent_id')
+  if parent then redis.call('SREM', children_key(parent), id) end
   redis.call('DEL', jk, jk .. ':logs', jk .. ':errors')
 end
 
@@ -131,6 +137,8 @@ local function enqueue_job(id, fields, priority, due, now)
   end
   redis.call('HSET', jk, unpack(fields))
   redis.call('HSET', jk, 'id', id, 'enqueued_at', now, 'attempt', 0, 'priority', priority)
+  local parent = entry_field(fields, 'parent_id')
+  if parent and parent ~= '' then redis.call('SADD', children_key(parent), id) end
   if due > now then
     redis.call('HSET', jk, 'status', 'delayed', 'run_at', due)
     redis.call('ZADD', K.delayed, due, id)

@@ -1,0 +1,50 @@
+-- Read-only: the counts and health of one queue, for queue_stats() and the admin overview.
+-- ARGV[2] consumer group
+-- ARGV[3] most priority bands to visit when looking for the oldest waiting job
+-- Returns {now_ms, waiting, delayed, processing, completed, failed, paused (0/1), consumers,
+--          next_since_ms, oldest_since_ms}; the last two are false when nothing waits.
+-- "since" is when a job last entered waiting: the latest of its enqueue, due and last-failure times.
+local group, max_bands = ARGV[2], tonumber(ARGV[3])
+local now = now_ms()
+
+local function waiting_since(id)
+  local t = redis.call('HMGET', job_key(id), 'enqueued_at', 'run_at', 'finished_at')
+  local since = false
+  for _, value in ipairs(t) do
+    local n = tonumber(value)
+    if n and (not since or n > since) then since = n end
+  end
+  return since
+end
+
+local consumers = 0
+local groups = redis.pcall('XINFO', 'GROUPS', K.stream)
+if type(groups) == 'table' and not groups.err then
+  for _, info in ipairs(groups) do
+    if entry_field(info, 'name') == group then consumers = tonumber(entry_field(info, 'consumers')) end
+  end
+end
+
+-- The waiting set is ordered by priority band, then FIFO sequence within a band (see make_waiting),
+-- so the job that entered first is the lowest sequence among the heads of the bands.
+local next_since, oldest_since = false, false
+local oldest_seq, oldest_id = nil, nil
+local start = '-inf'
+for band_index = 1, max_bands do
+  local head = redis.call('ZRANGEBYSCORE', K.waiting, start, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  if #head == 0 then break end
+  local score = tonumber(head[2])
+  local band = math.floor(score / PRIORITY_BAND)
+  local seq = score - band * PRIORITY_BAND
+  if band_index == 1 then next_since = waiting_since(head[1]) end
+  if not oldest_seq or seq < oldest_seq then oldest_seq, oldest_id = seq, head[1] end
+  start = string.format('%.0f', (band + 1) * PRIORITY_BAND)
+end
+if oldest_id then oldest_since = waiting_since(oldest_id) end
+
+return {
+  now,
+  redis.call('ZCARD', K.waiting), redis.call('ZCARD', K.delayed), redis.call('ZCARD', K.processing),
+  redis.call('ZCARD', K.completed), redis.call('ZCARD', K.failed),
+  redis.call('EXISTS', K.paused), consumers, next_since, oldest_since,
+}

@@ -1,0 +1,25 @@
+"""Template filters of the admin dashboard."""
+
+from __future__ import annotations
+
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def age(seconds: float | None) -> str:
+    """A duration in seconds as an operator reads it: "45 s", "12 min", "3 h 5 min", "2 d 4 h"; a dash for None."""
+    if seconds is None or seconds == "":
+        return "\u2013"  # an en dash, as the admin shows an empty value
+    total = int(float(seconds))
+    if total < 60:
+        return f"{total} s"
+    minutes, _ = divmod(total, 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"

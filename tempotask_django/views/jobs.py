@@ -1,0 +1,127 @@
+"""Jobs: the list of one queue and status (filter by task, search by id, pages) and a job's detail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.admin.utils import unquote
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+
+from tempotask_django.conf import get_settings
+from tempotask_django.job import Job
+from tempotask_django.registry import registry
+from tempotask_django.storage.keys import STATUS_KEYS
+from tempotask_django.views.base import DashboardPage, admin_url
+from tempotask_django.views.timeline import pretty_json, timeline, when
+
+# Jobs per page of the list.
+PAGE_SIZE = 50
+# Newest jobs of a status that a task-name filter looks through (a status set is ordered by time,
+# not by task, so the filter reads names in chunks; see QueueInspector.find_jobs_by_name).
+NAME_FILTER_WINDOW = 5000
+# Child jobs listed on a job's page.
+CHILDREN_SHOWN = 100
+HISTORY = ("completed", "failed")
+STATUS_LABELS = {"waiting": "Waiting", "processing": "Processing", "delayed": "Delayed",
+                 "completed": "Completed", "failed": "Failed"}  # fmt: skip
+
+
+def log_line(line: dict[str, Any]) -> dict[str, Any]:
+    message = line.get("message")
+    text = message if isinstance(message, str) else pretty_json(message, indent=None)
+    return {"at": when(line.get("t")), "text": text}
+
+
+class JobsHomeView(DashboardPage):
+    """The Jobs tab: the default queue's waiting jobs (the search and filters travel along)."""
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        queue = request.GET.get("queue") or get_settings().default_queue
+        status = request.GET.get("status") if request.GET.get("status") in STATUS_KEYS else "waiting"
+        query = request.GET.copy()
+        for key in ("queue", "status"):
+            query.pop(key, None)
+        target = admin_url("tempotask_job_list", queue, status)
+        return HttpResponseRedirect(f"{target}?{query.urlencode()}" if query else target)
+
+
+class LoggedObjectView(DashboardPage):
+    """Where the admin's log links an action's object: "queue/job id" to the job, "queue" to the queue."""
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        queue, _, job_id = unquote(kwargs["object_id"]).partition("/")
+        if job_id:
+            return HttpResponseRedirect(admin_url("tempotask_job", queue, job_id))
+        return HttpResponseRedirect(admin_url("tempotask_job_list", queue, "waiting"))
+
+
+class JobListView(DashboardPage):
+    template_name = "admin/tempotask_django/job_list.html"
+    tab = "tempotask_jobs"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        queue = self.known_queue(kwargs["queue"])
+        status = kwargs["status"]
+        task_name = self.request.GET.get("task", "").strip()
+        search = self.request.GET.get("q", "").strip()
+        stats = self.store.queue_stats(queue)
+        note = ""
+        if search:
+            jobs, total = self.search(search)
+        elif task_name:
+            jobs, total, note = self.by_task(queue, status, task_name)
+        else:
+            jobs, total = None, getattr(stats, status)
+        page = Paginator(range(total), PAGE_SIZE).get_page(self.request.GET.get("p"))
+        offset = page.start_index() - 1 if total else 0
+        if jobs is None:
+            jobs = self.store.list_jobs(queue, status, offset, PAGE_SIZE)
+        return super().get_context_data(
+            title=f"{STATUS_LABELS[status]} jobs in {queue}",
+            queue=queue, status=status, stats=stats, jobs=jobs, page=page, total=total,
+            page_range=page.paginator.get_elided_page_range(page.number, on_each_side=2, on_ends=1),
+            task_name=task_name, search=search, note=note,
+            statuses=[(name, STATUS_LABELS[name], getattr(stats, name)) for name in STATUS_KEYS],
+            queues=self.all_queues(), task_names=sorted(task.name for task in registry),
+            is_history=status in HISTORY,
+        )  # fmt: skip
+
+    def search(self, job_id: str) -> tuple[list[Job], int]:
+        """The job with exactly this id, in any queue and status."""
+        found = self.store.find_queue(job_id, self.all_queues())
+        job = self.store.get_jobs(found, [job_id]) if found else []
+        return job, len(job)
+
+    def by_task(self, queue: str, status: str, name: str) -> tuple[list[Job], int, str]:
+        page_number = self.request.GET.get("p", "1")
+        number = int(page_number) if page_number.isdigit() and int(page_number) > 0 else 1
+        jobs, found, complete = self.store.find_jobs_by_name(
+            queue, status, name, (number - 1) * PAGE_SIZE, PAGE_SIZE, NAME_FILTER_WINDOW
+        )
+        note = "" if complete else f"The task filter looks at the newest {NAME_FILTER_WINDOW} {status} jobs."
+        return jobs, found, note
+
+
+class JobDetailView(DashboardPage):
+    template_name = "admin/tempotask_django/job_detail.html"
+    tab = "tempotask_jobs"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        queue = self.known_queue(kwargs["queue"])
+        job = self.store.get_job(queue, kwargs["job_id"])
+        if job is None:
+            raise Http404(f"no job {kwargs['job_id']!r} in {queue} (it may have been deleted or trimmed)")
+        queues = self.all_queues()
+        parent_queue = self.store.find_queue(job.parent_id, queues) if job.parent_id else None
+        children, children_total = self.store.children(job.id, queues, CHILDREN_SHOWN)
+        worker = self.store.get_worker(job.worker) if job.worker else None
+        return super().get_context_data(
+            title=f"Job {job.id}",
+            queue=queue, job=job, timeline=timeline(job),
+            data_json=pretty_json(job.data), result_json=pretty_json(job.result),
+            logs=[log_line(line) for line in job.logs],
+            errors=list(reversed(job.errors)), parent_queue=parent_queue,
+            children=children, children_total=children_total, worker=worker,
+            can_retry_now=job.status in ("failed", "delayed"),
+        )  # fmt: skip

@@ -1,0 +1,232 @@
+"""Every dashboard page for a superuser, a view-only staff user, a non-staff user and an anonymous visitor."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Group, Permission
+from django.core.management import call_command
+from django.test import override_settings
+from django.urls import reverse
+
+from tempotask_django import api
+from tempotask_django.storage.connection import get_default_store
+from tests.admin.conftest import XSS, client_for, redis_state
+
+pytestmark = pytest.mark.django_db
+STATUSES = ("waiting", "processing", "delayed", "completed", "failed")
+
+
+def page_urls(ids: dict) -> dict[str, str]:
+    """Read-only pages (GET never changes anything) -> URL."""
+
+    def url(name, *args):
+        return reverse(f"admin:{name}", args=args)
+
+    return {
+        "overview": url("tempotask_overview"),
+        "overview_json": url("tempotask_overview_data"),
+        "workers": url("tempotask_workers"),
+        **{f"list_{status}": url("tempotask_job_list", "default", status) for status in STATUSES},
+        "list_by_task": url("tempotask_job_list", "default", "completed") + "?task=add",
+        "list_search": url("tempotask_job_list", "default", "waiting") + f"?q={ids['failed']}",
+        "job_failed": url("tempotask_job", "default", ids["failed"]),
+        "job_parent": url("tempotask_job", "default", ids["parent"]),
+        "job_child": url("tempotask_job", "default", ids["child"]),
+        "job_waiting": url("tempotask_job", "default", ids["waiting"]),
+    }
+
+
+# Pages behind an action permission (confirmation pages and the enqueue form).
+def action_pages(ids: dict) -> dict[str, str]:
+    return {
+        "enqueue_form": reverse("admin:tempotask_enqueue"),
+        "confirm_delete": reverse("admin:tempotask_job_delete", args=["default", ids["failed"]]),
+        "confirm_retry_failed": reverse("admin:tempotask_queue_retry_failed", args=["default"]),
+        "confirm_purge": reverse("admin:tempotask_queue_purge", args=["default", "completed"]),
+    }
+
+
+def test_superuser_sees_every_page(seeded, superuser, redis_client):
+    client = client_for(superuser)
+    before = redis_state(redis_client)
+    for name, url in {**page_urls(seeded), **action_pages(seeded)}.items():
+        response = client.get(url)
+        assert response.status_code == 200, name
+        if name != "overview_json":
+            assert "admin/base_site.html" in [t.name for t in response.templates], name
+            assert b'class="breadcrumbs"' in response.content, name
+    assert redis_state(redis_client) == before, "a GET changed Redis"
+
+
+def test_view_only_staff_sees_pages_but_no_action(seeded, viewer):
+    client = client_for(viewer)
+    for name, url in page_urls(seeded).items():
+        assert client.get(url).status_code == 200, name
+    for name, url in action_pages(seeded).items():
+        assert client.get(url).status_code == 403, name
+    detail = client.get(page_urls(seeded)["job_failed"]).content.decode()
+    overview = client.get(page_urls(seeded)["overview"]).content.decode()
+    failed_list = client.get(page_urls(seeded)["list_failed"]).content.decode()
+    for html in (detail, overview, failed_list):
+        assert '<form method="post"' not in html  # not a single action form (the admin's logout form aside)
+    assert "Retry now" not in detail and "Delete" not in detail
+    assert "Enqueue a job" not in overview and "Retry all failed" not in failed_list
+
+
+def test_superuser_sees_the_buttons(seeded, superuser):
+    client = client_for(superuser)
+    detail = client.get(page_urls(seeded)["job_failed"]).content.decode()
+    assert 'id="retry-job"' in detail and 'id="delete-job"' in detail
+    assert "Retry all failed" in client.get(page_urls(seeded)["list_failed"]).content.decode()
+    overview = client.get(page_urls(seeded)["overview"]).content.decode()
+    assert "Enqueue a job" in overview and ">Pause</button>" in overview
+
+
+@pytest.mark.parametrize("who", ["outsider", "anonymous"])
+def test_non_staff_and_anonymous_are_sent_to_the_login_page(seeded, who, request):
+    client = client_for(request.getfixturevalue(who) if who != "anonymous" else None)
+    for name, url in {**page_urls(seeded), **action_pages(seeded)}.items():
+        response = client.get(url)
+        assert response.status_code == 302 and response["Location"].startswith(reverse("admin:login")), name
+
+
+def test_staff_without_view_permission_gets_403(seeded, django_user_model):
+    client = client_for(django_user_model.objects.create_user("staff", password="pw", is_staff=True))
+    for name, url in page_urls(seeded).items():
+        assert client.get(url).status_code == 403, name
+    assert b"Tempotask" not in client.get(reverse("admin:index")).content
+
+
+def test_permissions_work_through_groups(seeded, django_user_model):
+    group = Group.objects.create(name="operators")
+    group.permissions.add(*Permission.objects.filter(codename__in=["view_dashboard", "pause_queue"]))
+    user = django_user_model.objects.create_user("op", password="pw", is_staff=True)
+    user.groups.add(group)
+    client = client_for(user)
+    assert client.get(reverse("admin:tempotask_overview")).status_code == 200
+    assert client.post(reverse("admin:tempotask_queue_pause", args=["default"])).status_code == 302
+    assert get_default_store().is_paused("default")
+    assert client.post(reverse("admin:tempotask_job_retry", args=["default", seeded["failed"]])).status_code == 403
+
+
+def test_admin_index_lists_the_dashboard(viewer, db):
+    html = client_for(viewer).get(reverse("admin:index")).content.decode()
+    assert "Tempotask" in html and reverse("admin:tempotask_overview") in html
+
+
+def test_overview_shows_queues_totals_workers_chart_and_problems(seeded, superuser):
+    response = client_for(superuser).get(reverse("admin:tempotask_overview"))
+    html = response.content.decode()
+    stats = {s.queue: s for s in response.context["queues"]}
+    assert stats["default"].completed == 3 and stats["default"].failed == 1 and stats["default"].waiting == 1
+    assert stats["slow"].waiting == 1
+    assert response.context["totals"]["waiting"] == 2 and response.context["totals"]["delayed"] == 1
+    assert "<svg" in html and "1 failed" in html  # the chart and its caption
+    assert "no live worker serves it" in html  # nothing is running in this test
+    assert "No live worker" in html
+    assert '<meta http-equiv="refresh"' in html  # refreshes itself without JavaScript
+    assert "dashboard.js" in html
+
+
+def test_overview_json_has_numbers_and_fragments(seeded, superuser):
+    data = client_for(superuser).get(reverse("admin:tempotask_overview_data")).json()
+    default = next(q for q in data["queues"] if q["queue"] == "default")
+    assert default["failed"] == 1 and default["oldest_job_age"] is not None
+    assert data["chart"]["failed"] == 1 and data["workers"] == 0
+    assert set(data["html"]) == {"attention", "queues", "chart", "workers"}
+    assert "<table" in data["html"]["queues"]
+
+
+def test_job_list_columns_filters_and_search(seeded, superuser):
+    client = client_for(superuser)
+    response = client.get(reverse("admin:tempotask_job_list", args=["default", "completed"]))
+    assert response.context["jobs"][0].id == seeded["child"]  # newest first
+    html = response.content.decode()
+    for column in ("Id", "Task", "Status", "Attempt", "Priority", "Enqueued", "Started", "Finished", "Duration"):
+        assert f">{column}</th>" in html
+    by_task = client.get(reverse("admin:tempotask_job_list", args=["default", "completed"]), {"task": "record"})
+    assert [job.name for job in by_task.context["jobs"]] == ["record"]
+    search = client.get(reverse("admin:tempotask_job_list", args=["default", "waiting"]), {"q": seeded["failed"]})
+    assert [job.id for job in search.context["jobs"]] == [seeded["failed"]]
+    missing = client.get(reverse("admin:tempotask_job_list", args=["default", "waiting"]), {"q": "nope"})
+    assert missing.context["jobs"] == [] and "No waiting jobs" in missing.content.decode()
+
+
+def test_jobs_tab_opens_the_default_queue(superuser, db):
+    response = client_for(superuser).get(reverse("admin:tempotask_jobs"), {"q": "abc"})
+    assert response.status_code == 302
+    assert response["Location"] == reverse("admin:tempotask_job_list", args=["default", "waiting"]) + "?q=abc"
+
+
+def test_job_list_pages(store, superuser, db):
+    api.add_jobs([{"name": "noop", "data": n, "job_id": f"n{n:03}"} for n in range(120)], on_commit=False)
+    client = client_for(superuser)
+    url = reverse("admin:tempotask_job_list", args=["default", "waiting"])
+    first, last = client.get(url), client.get(url, {"p": 3})
+    assert len(first.context["jobs"]) == 50 and first.context["jobs"][0].id == "n119"
+    assert [job.id for job in last.context["jobs"]][-1] == "n000" and len(last.context["jobs"]) == 20
+    assert client.get(url, {"p": "junk"}).status_code == 200
+
+
+def test_job_detail_shows_everything_an_operator_needs(seeded, superuser):
+    client = client_for(superuser)
+    response = client.get(reverse("admin:tempotask_job", args=["default", seeded["failed"]]))
+    html = response.content.decode()
+    assert "ValueError" in html and "Traceback (most recent call last)" in html
+    assert "this task always fails" in html
+    assert [e["kind"] for e in response.context["timeline"]] == ["enqueued", "failed", "started", "failed", "failed"]
+    assert "&quot;why&quot;: &quot;test&quot;" in html  # data, as indented JSON
+    parent = client.get(reverse("admin:tempotask_job", args=["default", seeded["parent"]]))
+    assert [job.id for job in parent.context["children"]] == [seeded["child"]]
+    assert "spawned children" in parent.content.decode()  # a log line
+    assert reverse("admin:tempotask_job", args=["default", seeded["child"]]) in parent.content.decode()
+    child = client.get(reverse("admin:tempotask_job", args=["default", seeded["child"]])).content.decode()
+    assert reverse("admin:tempotask_job", args=["default", seeded["parent"]]) in child
+
+
+def test_job_data_is_escaped(seeded, superuser):
+    html = client_for(superuser).get(reverse("admin:tempotask_job", args=["default", seeded["waiting"]])).content
+    assert XSS.encode() not in html and b"&lt;script&gt;alert(" in html
+
+
+def test_unknown_job_and_queue_are_404(seeded, superuser):
+    client = client_for(superuser)
+    assert client.get(reverse("admin:tempotask_job", args=["default", "nope"])).status_code == 404
+    assert client.get(reverse("admin:tempotask_job_list", args=["ghost", "waiting"])).status_code == 404
+
+
+def test_workers_page_lists_live_workers_only(store, superuser, db):
+    store.register_worker(
+        "web1:42:abc",
+        {
+            "host": "web1",
+            "pid": 42,
+            "queues": "default,slow",
+            "concurrency": 4,
+            "started": store.server_time_ms(),
+            "jobs_done": 7,
+            "running": 2,
+        },
+        ttl=30,
+    )
+    store.register_worker("dead:1:x", {"host": "dead", "pid": 1, "queues": "default"}, ttl=30)
+    store.client.delete(store.global_keys.worker("dead:1:x"))  # what an expired heartbeat leaves
+    response = client_for(superuser).get(reverse("admin:tempotask_workers"))
+    assert [w["id"] for w in response.context["workers"]] == ["web1:42:abc"]
+    html = response.content.decode()
+    for text in ("web1", ">42<", "default", "slow", ">4<", ">7<", ">2<"):
+        assert text in html
+
+
+def test_the_redis_password_is_masked(seeded, superuser, settings):
+    url = settings.TEMPOTASK["REDIS_URL"].replace("redis://", "redis://default:s3cret-pw@")
+    with override_settings(TEMPOTASK={**settings.TEMPOTASK, "REDIS_URL": url}):
+        client = client_for(superuser)
+        for name, page in page_urls(seeded).items():
+            response = client.get(page)
+            assert response.status_code == 200 and b"s3cret-pw" not in response.content, name
+        assert b"default:***@" in client.get(reverse("admin:tempotask_overview")).content
+
+
+def test_permissions_have_a_migration():
+    call_command("makemigrations", "tempotask_django", "--check", "--dry-run", verbosity=0)
