@@ -78,7 +78,8 @@ def _wants_on_commit(on_commit: bool | None, settings: Settings) -> bool:
     return wanted and transaction.get_connection(DEFAULT_DB_ALIAS).in_atomic_block
 
 
-def _submit(specs: Sequence[JobSpec]) -> None:
+def submit(specs: Sequence[JobSpec]) -> None:
+    """Add already-built jobs now (one round trip) and send ``job_enqueued`` for each one added."""
     store = get_default_store()
     results = [store.enqueue(specs[0])] if len(specs) == 1 else store.enqueue_many(specs)
     for spec, (added, status) in zip(specs, results, strict=True):
@@ -93,9 +94,9 @@ def enqueue(task: Task, data: Any = None, *, on_commit: bool | None = None, **op
     settings = get_settings()
     spec = build_spec(task, data, settings=settings, **options)
     if _wants_on_commit(on_commit, settings):
-        transaction.on_commit(lambda: _submit([spec]))
+        transaction.on_commit(lambda: submit([spec]))
     else:
-        _submit([spec])
+        submit([spec])
     return spec.id
 
 
@@ -109,7 +110,7 @@ def enqueue_many(items: Sequence[tuple[Task, Any, dict[str, Any]]], *, on_commit
     if not specs:
         return []
     if _wants_on_commit(on_commit, settings):
-        transaction.on_commit(lambda: _submit(specs))
+        transaction.on_commit(lambda: submit(specs))
     else:
-        _submit(specs)
+        submit(specs)
     return [spec.id for spec in specs]
