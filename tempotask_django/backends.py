@@ -77,7 +77,7 @@ class TempotaskBackend(BaseTaskBackend):
         settings = get_settings()
         config = backend_options.parse(self.options, self.alias)
         # Django's own checks of args and kwargs, with its error messages.
-        task_result = TaskResult(
+        task_result: Any = TaskResult(
             task=task, id=uuid.uuid4().hex, status=TaskResultStatus.READY, enqueued_at=None, started_at=None,
             finished_at=None, last_attempted_at=None, args=args, kwargs=kwargs, backend=self.alias, errors=[],
             worker_ids=[],
@@ -103,7 +103,7 @@ class TempotaskBackend(BaseTaskBackend):
         submit([spec])
         store = get_default_store()
         enqueued_at = store.client.hget(store.keys(spec.queue).job(spec.id), "enqueued_at")
-        object.__setattr__(task_result, "enqueued_at", local_datetime(ms_to_datetime(enqueued_at)))
+        object.__setattr__(task_result, "enqueued_at", local_datetime(ms_to_datetime(str(enqueued_at or ""))))
         send(task_enqueued, type(self), task_result)
 
     def get_result(self, result_id: str) -> Any:

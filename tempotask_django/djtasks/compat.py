@@ -10,13 +10,14 @@ things live and in the names of two exceptions; everything else in tempotask imp
 from __future__ import annotations
 
 import importlib.util
+from typing import TYPE_CHECKING
 
 MISSING = (
     "tempotask's TempotaskBackend needs Django's Tasks framework: Django 6 or later (django.tasks), "
     'or the django-tasks backport on Django 5.2 (pip install "tempotask-django[tasks]").'
 )
 
-if importlib.util.find_spec("django.tasks") is not None:
+if TYPE_CHECKING or importlib.util.find_spec("django.tasks") is not None:
     from django.tasks import (
         DEFAULT_TASK_BACKEND_ALIAS,
         DEFAULT_TASK_QUEUE_NAME,
@@ -38,7 +39,7 @@ if importlib.util.find_spec("django.tasks") is not None:
 elif importlib.util.find_spec("django_tasks") is not None:
     # Importing the backport's checks module registers its system check (which calls our
     # backend's check()) even when "django_tasks" is not in INSTALLED_APPS.
-    from django_tasks import (  # type: ignore[no-redef]
+    from django_tasks import (
         DEFAULT_TASK_BACKEND_ALIAS,
         DEFAULT_TASK_QUEUE_NAME,
         TaskContext,
@@ -49,12 +50,12 @@ elif importlib.util.find_spec("django_tasks") is not None:
         task,
         task_backends,
     )
-    from django_tasks.backends.base import BaseTaskBackend  # type: ignore[no-redef]
-    from django_tasks.base import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY, Task, TaskError  # type: ignore[no-redef]
-    from django_tasks.exceptions import InvalidTaskError as InvalidTask  # type: ignore[no-redef]
-    from django_tasks.exceptions import TaskResultDoesNotExist, TaskResultMismatch  # type: ignore[no-redef]
-    from django_tasks.signals import task_enqueued, task_finished, task_started  # type: ignore[no-redef]
-    from django_tasks.utils import normalize_json  # type: ignore[no-redef]
+    from django_tasks.backends.base import BaseTaskBackend
+    from django_tasks.base import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY, Task, TaskError
+    from django_tasks.exceptions import InvalidTaskError as InvalidTask
+    from django_tasks.exceptions import TaskResultDoesNotExist, TaskResultMismatch
+    from django_tasks.signals import task_enqueued, task_finished, task_started
+    from django_tasks.utils import normalize_json
 
     SOURCE = "django_tasks"
 else:

@@ -139,7 +139,7 @@ def to_task_result(job: Job, task: Any = None) -> Any:
     finished = status in (TaskResultStatus.SUCCESSFUL, TaskResultStatus.FAILED)
     # started_at is the start of the latest attempt (as in Django's database backend), and so is
     # last_attempted_at; finished_at is set once the task has finished for good.
-    result = TaskResult(
+    result: Any = TaskResult(
         task=task if task is not None else call.load_task(job),
         id=job.id,
         status=status,
