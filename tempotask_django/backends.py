@@ -17,6 +17,7 @@ tasks beside tempotask's own. See ``djtasks/`` for how the two map onto each oth
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import uuid
 from inspect import iscoroutinefunction
@@ -70,12 +71,17 @@ class TempotaskBackend(BaseTaskBackend):
                 "(letters, digits, '_', '.', '-'; 1-100)."
             )
 
+    @functools.cached_property
+    def _config(self) -> backend_options.BackendOptions:
+        # Parsed once per backend instance: Django builds new instances when TASKS changes.
+        return backend_options.parse(self.options, self.alias)
+
     def enqueue(self, task: Any, args: Any, kwargs: Any) -> Any:
         """Add a job for ``task(*args, **kwargs)`` and return its READY TaskResult."""
         self.validate_task(task)
         _check_importable(task)
         settings = get_settings()
-        config = backend_options.parse(self.options, self.alias)
+        config = self._config
         # Django's own checks of args and kwargs, with its error messages.
         task_result: Any = TaskResult(
             task=task, id=uuid.uuid4().hex, status=TaskResultStatus.READY, enqueued_at=None, started_at=None,

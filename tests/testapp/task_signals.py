@@ -32,3 +32,10 @@ def connect() -> None:
 
     task_started.connect(on_started, dispatch_uid="tests_task_started")
     task_finished.connect(on_finished, dispatch_uid="tests_task_finished")
+
+
+def disconnect() -> None:
+    from tempotask_django.djtasks.compat import task_finished, task_started
+
+    task_started.disconnect(dispatch_uid="tests_task_started")
+    task_finished.disconnect(dispatch_uid="tests_task_finished")
