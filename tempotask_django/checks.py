@@ -1,7 +1,8 @@
 """System checks (``manage.py check``) for the TEMPOTASK setting and task definitions.
 
 Ids: E001 not a dict, E002 unknown key, E003 wrong value, E004 bad REDIS_URL, E005 bad QUEUES,
-E006 CONTEXT not importable. Checks never connect to Redis.
+E006 CONTEXT not importable, E106 TASKS names TempotaskBackend without Django's Tasks framework.
+TempotaskBackend.check() reports E101-E105 and W101 (see backends.py). Checks never connect to Redis.
 """
 
 from __future__ import annotations
@@ -38,3 +39,36 @@ def check_context() -> list[Error]:
             )
         ]
     return []
+
+
+BACKEND_PATH = "tempotask_django.backends.TempotaskBackend"
+
+
+def uses_tasks_backend() -> bool:
+    """True when the TASKS setting names TempotaskBackend."""
+    from django.conf import settings
+
+    backends = getattr(settings, "TASKS", None)
+    if not isinstance(backends, dict):
+        return False
+    return any(isinstance(params, dict) and params.get("BACKEND") == BACKEND_PATH for params in backends.values())
+
+
+def tasks_framework_available() -> bool:
+    from tempotask_django.djtasks import framework_available
+
+    return framework_available()
+
+
+@register(Tags.compatibility, "tempotask")
+def check_tasks_framework(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """TASKS names our backend, but neither django.tasks nor the backport can be imported."""
+    if not uses_tasks_backend() or tasks_framework_available():
+        return []
+    return [
+        Error(
+            "TASKS uses TempotaskBackend, but Django's Tasks framework is not installed.",
+            hint='Use Django 6 or later, or install the backport on Django 5.2: pip install "tempotask-django[tasks]".',
+            id="tempotask.E106",
+        )
+    ]

@@ -25,3 +25,10 @@ class InvalidJobState(TempotaskError):
 
 class DuplicateJob(TempotaskError):
     """Raised internally when a job id is already active; enqueue returns the id instead."""
+
+
+class WorkerLost(TempotaskError):
+    """An attempt ended because its worker stopped renewing its lease (it died or hung).
+
+    Never raised: it names such attempts in the errors of a Django ``TaskResult``.
+    """

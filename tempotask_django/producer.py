@@ -79,7 +79,8 @@ def _wants_on_commit(on_commit: bool | None, settings: Settings) -> bool:
 
 
 def submit(specs: Sequence[JobSpec]) -> list[tuple[bool, str]]:
-    """Add already-built jobs now; returns (added, status) per job (not added: the id is active)."""
+    """Add already-built jobs now (one round trip), send ``job_enqueued`` for each one added, and
+    return (added, status) per job (not added: a job with that id is active)."""
     store = get_default_store()
     results = [store.enqueue(specs[0])] if len(specs) == 1 else store.enqueue_many(specs)
     for spec, (added, status) in zip(specs, results, strict=True):

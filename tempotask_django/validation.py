@@ -73,9 +73,15 @@ def run_at(value: Any) -> datetime.datetime:
     return value
 
 
+# Names of the app's internal tasks (e.g. "tempotask.django_task") start with this.
+RESERVED_NAME_PREFIX = "tempotask."
+
+
 def _check_name(value: Any) -> str:
     if not isinstance(value, str) or not 1 <= len(value) <= 200 or any(c.isspace() for c in value):
         raise ValueError(f"task name {value!r} must be 1-200 characters without spaces")
+    if value.startswith(RESERVED_NAME_PREFIX):
+        raise ValueError(f"task name {value!r} starts with {RESERVED_NAME_PREFIX!r}, which is reserved for tempotask")
     return value
 
 

@@ -70,10 +70,18 @@ class WorkerProcesses:
         self.processes: list[subprocess.Popen[str]] = []
         self.log_dir = log_dir
 
-    def start(self, *args: str, overrides: dict | None = None, log_level: str = "INFO") -> subprocess.Popen[str]:
+    def start(
+        self,
+        *args: str,
+        overrides: dict | None = None,
+        log_level: str = "INFO",
+        settings_module: str = "tests.settings",
+        env: dict | None = None,
+    ) -> subprocess.Popen[str]:
         env = {
             **os.environ,
-            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            **(env or {}),
+            "DJANGO_SETTINGS_MODULE": settings_module,
             "PYTHONPATH": str(ROOT),
             "TEMPOTASK_TEST_REDIS_URL": _test_url(),
             "TEMPOTASK_TEST_OVERRIDES": json.dumps(overrides or {}),

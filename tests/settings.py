@@ -78,3 +78,13 @@ LOGGING = {
     "handlers": {"stderr": {"class": "logging.StreamHandler"}},
     "loggers": {"tempotask": {"handlers": ["stderr"], "level": os.environ.get("TEMPOTASK_TEST_LOG_LEVEL", "WARNING")}},
 }
+
+# Django's Tasks framework runs on tempotask (tests/testapp/dtasks.py). The backport needs no
+# INSTALLED_APPS entry for that; tests/djtasks_project shows the usual setup with it.
+TASKS = {
+    "default": {
+        "BACKEND": "tempotask_django.backends.TempotaskBackend",
+        "QUEUES": ["default", "slow", "other", "prio"],
+        "OPTIONS": {"PER_TASK": {"tests.testapp.dtasks.flaky": {"ATTEMPTS": 3, "RETRY_DELAY": 0}}},
+    }
+}

@@ -6,7 +6,7 @@ from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from demo import tasks
+from demo import exports, tasks
 
 ACTIONS = {
     "notify": ("Notification with a child email", lambda n: tasks.send_notification.enqueue({"user_id": n})),
@@ -16,6 +16,10 @@ ACTIONS = {
     "priority": (
         "Urgent notification (priority 10)",
         lambda n: tasks.send_notification.enqueue({"user_id": n}, priority=10),
+    ),
+    "django": (
+        "Orders export, a Django Tasks framework task",
+        lambda n: exports.export_orders.enqueue(f"2026-{n % 12 + 1:02}").id,
     ),
 }
 

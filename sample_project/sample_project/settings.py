@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import django
 import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -27,6 +28,8 @@ INSTALLED_APPS = [
     "tempotask_django",
     "demo",
 ]
+if django.VERSION < (6, 0):
+    INSTALLED_APPS.append("django_tasks")  # Django's Tasks framework, backported to 5.2
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -69,6 +72,15 @@ TEMPOTASK = {
     "RETRY_DELAY": 2,
     "STALLED_TIMEOUT": 15,
     "MAX_JOBS_PER_STATUS": 300,
+}
+
+# Django's Tasks framework runs on tempotask too (demo/exports.py is written that way).
+TASKS = {
+    "default": {
+        "BACKEND": "tempotask_django.backends.TempotaskBackend",
+        "QUEUES": ["default", "notifications"],
+        "OPTIONS": {"ATTEMPTS": 3, "RETRY_DELAY": 2},
+    }
 }
 
 LOGGING = {

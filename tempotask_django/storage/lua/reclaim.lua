@@ -30,7 +30,7 @@ for _, entry in ipairs(reply[2]) do
     local job = start_entry(group, consumer, eid, fields, now, max_failed)
     if job then
       local attempt = tonumber(redis.call('HGET', jk, 'attempt'))
-      local err = {attempt = attempt - 1, type = 'Stalled', t = now, traceback = '',
+      local err = {attempt = attempt - 1, type = 'Stalled', t = now, traceback = '', worker = previous,
         message = 'worker ' .. previous .. ' stopped renewing its lease; delivery ' .. deliveries}
       if deliveries > max_deliveries then
         err.type = 'PoisonPill'

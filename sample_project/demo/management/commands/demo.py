@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command, get_commands
 from django.core.management.base import BaseCommand
 
-from demo import tasks
+from demo import exports, tasks
 
 
 class Command(BaseCommand):
@@ -66,7 +66,8 @@ class Command(BaseCommand):
         tasks.charge_card.enqueue({"amount": 42}, on_commit=False)
         tasks.build_report.enqueue({}, delay=20, on_commit=False)
         tasks.fetch_weather.enqueue({"city": "Paris"}, on_commit=False)
+        exports.export_orders.enqueue("2026-01")
         self.stdout.write(
             "Enqueued example jobs: a notification (with a child email), a failing payment, "
-            "a delayed report and an async fetch."
+            "a delayed report, an async fetch and an orders export (a Django Tasks framework task)."
         )
