@@ -117,6 +117,9 @@ def figures(raw: dict, bench: Bench) -> list[Figure]:
         )
         out.append(Figure("start-up: process start to first job", "s", [r["p1"]["startup"] for r in d],
                           [r["ceiling"]["startup"] for r in d]))  # fmt: skip
+        for key, what in (("consumer_us", "S2 CPU per job, consumer process"), ("redis_us", "S2 CPU per job, Redis")):
+            if all(key in r["p1"] and key in r["ceiling"] for r in d):
+                out.append(Figure(what, "µs", [r["p1"][key] for r in d], [r["ceiling"][key] for r in d]))
     if raw.get("latency"):
         lat = raw["latency"]
         for cut, target in (("p50", "<= 1.4x"), ("p95", ""), ("p99", "<= 2x")):

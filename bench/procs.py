@@ -37,16 +37,28 @@ class Finished:
     cpu_seconds: float  # of the process and its waited-for children
 
 
-def _peak_rss_kib(pid: int) -> int:
-    """VmHWM of ``pid`` and of its direct children (the supervisor's workers), the largest."""
-    pids = [pid]
+def _children(pid: int) -> list[int]:
+    children: list[int] = []
     try:
         for task in Path(f"/proc/{pid}/task").iterdir():
-            pids += [int(child) for child in (task / "children").read_text().split()]
+            children += [int(child) for child in (task / "children").read_text().split()]
     except OSError:
         pass
+    return children
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def _peak_rss_kib(pid: int) -> int:
+    """VmHWM of ``pid`` and of its direct children (the supervisor's workers), the largest."""
     peak = 0
-    for one in pids:
+    for one in [pid, *_children(pid)]:
         try:
             status = Path(f"/proc/{one}/status").read_text()
         except OSError:
@@ -77,9 +89,8 @@ class Process:
             time.sleep(RSS_POLL)
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time used so far (this process only, not its children)."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        """User + system CPU time used so far by the process and its direct children (--processes)."""
+        return sum(_cpu_seconds(pid) for pid in [self.pid, *_children(self.pid)])
 
     def stop(self) -> None:
         # Not popen.poll(): it would reap the process, and wait() needs to reap it with os.wait4.

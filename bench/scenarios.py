@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,11 +87,13 @@ def drain_ceiling(bench: Bench, total: int) -> dict[str, float]:
     ceiling.prepare(r)
     ceiling.enqueue_pipelined(r, total)
     consumer = procs.ceiling_consumer(bench.url, bench.log("ceiling-drain"), "drain", total)
+    cpu = CpuMeter(r, consumer)
     r.blpop([body.DONE], timeout=600)
     end = body.now()
+    costs = cpu.per_job(total)
     finished = consumer.wait()
     first = float(r.get(body.FIRST))
-    return {"rate": total / (end - first), "startup": first - consumer.started, "rss": finished.peak_rss_mib}
+    return {"rate": total / (end - first), "startup": first - consumer.started, "rss": finished.peak_rss_mib, **costs}
 
 
 def drain_ours(bench: Bench, total: int, processes: int = 1) -> dict[str, float]:
@@ -98,6 +101,7 @@ def drain_ours(bench: Bench, total: int, processes: int = 1) -> dict[str, float]
     _enqueue_bulk(total)
     options = ["--concurrency", str(bench.concurrency), "--processes", str(processes), "--burst"]
     worker = procs.runworkers(bench.url, bench.log(f"drain-p{processes}"), *options, tempotask=_json(bench))
+    cpu = CpuMeter(r, worker)
     if not r.blpop([body.DONE], timeout=600):
         worker.stop()
         raise RuntimeError(f"the drain did not finish; see {bench.log(f'drain-p{processes}')}")
@@ -105,10 +109,44 @@ def drain_ours(bench: Bench, total: int, processes: int = 1) -> dict[str, float]
     while r.zcard(processing):  # the last job to start is not always the last to be recorded
         time.sleep(FINISH_POLL)
     end = body.now()
+    costs = cpu.per_job(total)
     finished = worker.wait()
     first = float(r.get(body.FIRST))
     _check_all_completed(r, total)
-    return {"rate": total / (end - first), "startup": first - worker.started, "rss": finished.peak_rss_mib}
+    return {"rate": total / (end - first), "startup": first - worker.started, "rss": finished.peak_rss_mib, **costs}
+
+
+class CpuMeter:
+    """CPU time of the consumer process(es) and of redis-server from the first job's start on.
+
+    A thread waits for the first job's timestamp (polling every 5 ms), then reads both clocks;
+    ``per_job`` reads them again and divides by the jobs run: microseconds of CPU per job.
+    """
+
+    def __init__(self, r: redis.Redis, process: procs.Process) -> None:
+        self.r, self.process = r, process
+        self.start: tuple[float, float] | None = None
+        self._thread = threading.Thread(target=self._wait_for_first, daemon=True)
+        self._thread.start()
+
+    def _clocks(self) -> tuple[float, float]:
+        info = self.r.info("cpu")
+        return self.process.cpu_seconds(), info["used_cpu_user"] + info["used_cpu_sys"]
+
+    def _wait_for_first(self) -> None:
+        while not self.r.exists(body.FIRST):
+            time.sleep(0.005)
+        self.start = self._clocks()
+
+    def per_job(self, total: int) -> dict[str, float]:
+        self._thread.join(timeout=10)
+        if self.start is None:
+            return {}
+        consumer, server = self._clocks()
+        return {
+            "consumer_us": (consumer - self.start[0]) / total * 1e6,
+            "redis_us": (server - self.start[1]) / total * 1e6,
+        }
 
 
 def _check_all_completed(r: redis.Redis, total: int) -> None:
