@@ -92,6 +92,14 @@ class Process:
         """User + system CPU time used so far by the process and its direct children (--processes)."""
         return sum(_cpu_seconds(pid) for pid in [self.pid, *_children(self.pid)])
 
+    def alive(self) -> bool:
+        """True until the process exits (read from /proc: a zombie counts as exited)."""
+        try:
+            state = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return False
+        return state != "Z"
+
     def stop(self) -> None:
         # Not popen.poll(): it would reap the process, and wait() needs to reap it with os.wait4.
         if self.popen.returncode is None:

@@ -31,7 +31,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=3, help="runs of each scenario (medians are reported)")
     parser.add_argument("--jobs", type=int, default=10_000, help="jobs in S1, S1b and S2")
     parser.add_argument("--scale-jobs", type=int, default=100_000, help="jobs in the scale drain (0 skips it)")
-    parser.add_argument("--concurrency", type=int, default=8, help="runworkers --concurrency for S2 and S3")
+    parser.add_argument("--concurrency", type=int, default=16, help="runworkers --concurrency for S2 and S3")
     parser.add_argument("--idle-seconds", type=float, default=30.0, help="idle CPU window")
     parser.add_argument("--only", nargs="+", choices=SCENARIOS, help="run only these scenarios")
     parser.add_argument("--quick", action="store_true", help="--runs 1 --scale-jobs 0 --idle-seconds 6")

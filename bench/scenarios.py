@@ -88,7 +88,7 @@ def drain_ceiling(bench: Bench, total: int) -> dict[str, float]:
     ceiling.enqueue_pipelined(r, total)
     consumer = procs.ceiling_consumer(bench.url, bench.log("ceiling-drain"), "drain", total)
     cpu = CpuMeter(r, consumer)
-    r.blpop([body.DONE], timeout=600)
+    _wait_done(r, consumer, bench.log("ceiling-drain"))
     end = body.now()
     costs = cpu.per_job(total)
     finished = consumer.wait()
@@ -102,9 +102,7 @@ def drain_ours(bench: Bench, total: int, processes: int = 1) -> dict[str, float]
     options = ["--concurrency", str(bench.concurrency), "--processes", str(processes), "--burst"]
     worker = procs.runworkers(bench.url, bench.log(f"drain-p{processes}"), *options, tempotask=_json(bench))
     cpu = CpuMeter(r, worker)
-    if not r.blpop([body.DONE], timeout=600):
-        worker.stop()
-        raise RuntimeError(f"the drain did not finish; see {bench.log(f'drain-p{processes}')}")
+    _wait_done(r, worker, bench.log(f"drain-p{processes}"))
     processing = get_default_store().keys("bench").processing
     while r.zcard(processing):  # the last job to start is not always the last to be recorded
         time.sleep(FINISH_POLL)
@@ -147,6 +145,15 @@ class CpuMeter:
             "consumer_us": (consumer - self.start[0]) / total * 1e6,
             "redis_us": (server - self.start[1]) / total * 1e6,
         }
+
+
+def _wait_done(r: redis.Redis, process: procs.Process, log: Path, timeout: float = 600.0) -> None:
+    """Block until the last job rings DONE (in short BLPOPs: redis-py's default socket timeout is 5 s)."""
+    deadline = time.monotonic() + timeout
+    while not r.blpop([body.DONE], timeout=2):
+        if time.monotonic() > deadline or not process.alive():
+            process.stop()
+            raise RuntimeError(f"the drain did not finish; see {log}")
 
 
 def _check_all_completed(r: redis.Redis, total: int) -> None:

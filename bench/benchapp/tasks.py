@@ -14,8 +14,3 @@ def incr(job, ctx):
 def stamp(job, ctx):
     """One INCR, and the enqueue-to-start latency of this job pushed to a list."""
     body.latency(ctx.redis, job.data["t"], started=body.now())
-
-
-@task(queue="bench")
-def noop(job, ctx):
-    """No body at all: what is left is tempotask's own cost per job."""
