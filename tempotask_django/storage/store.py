@@ -188,7 +188,7 @@ class RedisStore(QueueInspector):
                 results[i] = (bool(added), status)
         return results
 
-    def _pipeline(self, calls: Sequence[tuple[str, str, Sequence[Any]]]) -> list[Any]:
+    def _pipeline(self, calls: Sequence[tuple[str, str, Sequence[Any]]], raise_errors: bool = True) -> list[Any]:
         """Run several scripts in one round trip (EVALSHA; scripts loaded once on NOSCRIPT).
 
         Only the calls refused with NOSCRIPT run again: the others already ran, and running a
@@ -201,7 +201,7 @@ class RedisStore(QueueInspector):
             for i, result in zip(missing, self._send_pipeline([calls[i] for i in missing]), strict=True):
                 results[i] = result
         for result in results:
-            if isinstance(result, Exception):
+            if raise_errors and isinstance(result, Exception):
                 raise result
         return results
 
@@ -256,7 +256,10 @@ class RedisStore(QueueInspector):
         calls, positions = self._finish_calls(consumer, finishes)
         if queue is not None and count > 0:
             calls.append(("claim", queue, self._claim_args(queue, consumer, count)))
-        replies = self._pipeline(calls)
+        replies = self._pipeline(calls, raise_errors=False)
+        for reply in replies[: len(positions)]:
+            if isinstance(reply, Exception):
+                raise reply
         outcomes = [FinishOutcome(False)] * len(finishes)
         for chunk, reply in zip(positions, replies, strict=False):
             if len(chunk) == 1 and not finishes[chunk[0]].succeeded:  # a fail call: {1, status} or {0, reason}
@@ -265,7 +268,12 @@ class RedisStore(QueueInspector):
                 continue
             for i, one in zip(chunk, reply, strict=True):  # a complete call: 1 or the reason, per job
                 outcomes[i] = _COMPLETED if one == 1 else FinishOutcome(False, reason=one)
-        claimed = self._claim_result(replies[-1]) if len(replies) > len(positions) else None
+        claimed = None
+        if len(replies) > len(positions):
+            if isinstance(replies[-1], Exception):  # the finishes are recorded: report them, skip the claim
+                logger.warning("claiming jobs of %s failed after recording finished jobs: %s", queue, replies[-1])
+            else:
+                claimed = self._claim_result(replies[-1])
         return outcomes, claimed
 
     def _finish_calls(self, consumer: str, finishes: Sequence[Finish]) -> tuple[list, list[list[int]]]:

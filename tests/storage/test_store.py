@@ -353,3 +353,13 @@ def test_a_lost_group_is_created_by_the_claim_that_needs_it(store):
     store.client.delete(store.keys(Q).stream)
     assert [j["id"] for j in store.claim(Q, "w1", 1).jobs] == ["a"]
     assert store.client.xinfo_groups(store.keys(Q).stream)[0]["name"] == CONSUMER_GROUP
+
+
+def test_a_failing_claim_does_not_hide_recorded_finishes(store):
+    store.enqueue(spec("a"))
+    (job,) = store.claim(Q, "w1", 1).jobs
+    store.client.delete(store.keys(Q).waiting)
+    store.client.set(store.keys(Q).waiting, "not a sorted set")  # the claim's ZPOPMIN fails
+    outcomes, claimed = store.finish_and_claim("w1", [Finish(Q, job["entry"], "a", True, "1")], Q, 1)
+    assert outcomes[0].accepted and claimed is None
+    assert store.get_job(Q, "a").status == JobStatus.COMPLETED
