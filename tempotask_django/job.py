@@ -36,6 +36,19 @@ def ms_to_datetime(value: str | int | None) -> datetime.datetime | None:
     return datetime.datetime.fromtimestamp(int(value) / 1000, tz=datetime.UTC)
 
 
+_STATUSES = {status.value: status for status in JobStatus}
+
+
+def _decoded(text: str | None) -> Any:
+    """JSON text decoded, or the text itself when it is not JSON (a record is shown as it is)."""
+    if not text:
+        return None
+    try:
+        return serialization.decode(text)
+    except ValueError:
+        return text
+
+
 def _int(value: Any, default: int = 0) -> int:
     try:
         return int(value)
@@ -99,20 +112,18 @@ class Job:
         return None
 
     @classmethod
-    def from_fields(cls, fields: dict[str, str]) -> Job:
-        """Build a Job from a Redis hash; tolerant of missing or malformed fields."""
+    def from_fields(cls, fields: dict[str, str], *, decode_data: bool = True) -> Job:
+        """Build a Job from a Redis hash; tolerant of missing or malformed fields.
+
+        With ``decode_data=False`` the data stays unset, for a caller that decodes it (and reports
+        bad JSON) itself.
+        """
         try:
-            status = JobStatus(fields.get("status", "waiting"))
-        except ValueError:
+            status = _STATUSES[fields.get("status", "waiting")]
+        except KeyError:
             status = JobStatus.FAILED
-        try:
-            data = serialization.decode(fields.get("data"))
-        except ValueError:
-            data = fields.get("data")
-        try:
-            result = serialization.decode(fields.get("result"))
-        except ValueError:
-            result = fields.get("result")
+        data = _decoded(fields.get("data")) if decode_data else None
+        result = _decoded(fields.get("result"))
         return cls(
             id=fields.get("id", ""),
             name=fields.get("name", ""),

@@ -76,7 +76,7 @@ class JobRunner:
 
     def prepare(self, fields: dict[str, str]) -> tuple[Job, Task]:
         """The Job and Task of a claimed hash; raises BadJob when it cannot run."""
-        job = Job.from_fields(fields)
+        job = Job.from_fields(fields, decode_data=False)
         job._log_sink = self.log_sink
         if not job.name:
             raise BadJob("the job record has no task name")
@@ -135,7 +135,8 @@ class JobRunner:
         return name in self.registry and self.registry.get(name).is_async
 
     def _started(self, job: Job) -> None:
-        logger.info("job %s %s started (attempt %d/%d)", job.id, job.name, job.attempt, job.max_attempts)
+        # DEBUG, not INFO: at thousands of jobs a second, a second line per job costs more than the job.
+        logger.debug("job %s %s started (attempt %d/%d)", job.id, job.name, job.attempt, job.max_attempts)
         signals.send(signals.job_started, job=job)
 
     def _failed(self, job: Job, exc: BaseException, duration: float) -> Outcome:

@@ -18,6 +18,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.utils.functional import Promise
 
 _ENCODER = DjangoJSONEncoder()
+# Built once: json.dumps with non-default options builds a new encoder on every call.
+_DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 _SPECIAL_TYPES = (
     datetime.datetime,
     datetime.date,
@@ -63,7 +65,7 @@ def normalize(value: Any, path: str = "data") -> Any:
 
 def dumps(value: Any) -> str:
     """Compact JSON text of an already-normalized value."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _DUMPS(value)
 
 
 def encode(value: Any, *, max_bytes: int | None = None, what: str = "job data") -> str:

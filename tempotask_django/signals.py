@@ -26,7 +26,7 @@ job_failed = Signal()
 
 def send(signal: Signal, **kwargs: Any) -> None:
     """Send ``signal`` robustly: a failing receiver is logged with its traceback, not raised."""
-    if not signal.has_listeners(None):
+    if not signal.receivers or not signal.has_listeners(None):  # the first test is the cheap one
         return
     for receiver, response in signal.send_robust(sender=None, **kwargs):
         if isinstance(response, Exception):

@@ -29,8 +29,9 @@ from tempotask_django.context import load_app_context
 from tempotask_django.job import Job
 from tempotask_django.registry import TaskRegistry, registry
 from tempotask_django.runner import JobRunner, Outcome, error_json
+from tempotask_django.slots import Slots
 from tempotask_django.storage.connection import get_default_store
-from tempotask_django.storage.store import Finish, FinishOutcome, RedisStore
+from tempotask_django.storage.store import ClaimResult, Finish, FinishOutcome, RedisStore
 
 logger = logging.getLogger("tempotask")
 
@@ -133,8 +134,14 @@ class Worker:
         self._slot_freed = threading.Event()
         self._stopping = threading.Event()
         self._done: queue_module.SimpleQueue[tuple[RunningJob, Outcome] | None] = queue_module.SimpleQueue()
+        limits = {q: self.settings.for_queue(q).concurrency if q in self.settings.queues else self.concurrency
+                  for q in self.queues}  # fmt: skip
+        self._slots = Slots(self.concurrency, limits, max_jobs)
         self._wake_ids = dict.fromkeys(self.queues, "0-0")
         self._next_due = dict.fromkeys(self.queues, -1)
+        # Per queue: did the last claim get every job it asked for (so more may be waiting)? The
+        # finisher only refills from a queue that may have more; otherwise it wakes the loop.
+        self._more_waiting = dict.fromkeys(self.queues, False)
         self._chores_due: dict[str, float] = {}
         self._throttle = ErrorThrottle()
         self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="tempotask-job")
@@ -185,8 +192,10 @@ class Worker:
             if block and not self.stopping:
                 self._slot_freed.wait(timeout=self._seconds_to_next_chore())
             return 0
-        started = self._claim_and_start(free)
-        if started == 0 and block and not self.stopping:
+        started, drained = self._claim_and_start(free)
+        # A claim that got fewer jobs than it asked for emptied its queue: wait for the doorbell
+        # (any later enqueue rings it) instead of claiming again for nothing.
+        if (started == 0 or drained) and block and not self.stopping:
             self._wait_for_work()
         return started
 
@@ -234,36 +243,45 @@ class Worker:
 
     # -- claiming -----------------------------------------------------------------------------
     def _free_slots(self) -> int:
-        free = self.concurrency - self.running_count
-        if self.max_jobs is not None:
-            free = min(free, self.max_jobs - self.jobs_started)
-            if free <= 0 and self.running_count == 0:
-                self.request_stop()
+        free = self._slots.free()
+        if self.max_jobs is not None and free <= 0 and self.running_count == 0:
+            self.request_stop()
         return free
 
-    def _queue_free(self, queue: str) -> int:
-        limit = self.settings.for_queue(queue).concurrency if queue in self.settings.queues else self.concurrency
-        with self._lock:
-            in_queue = sum(1 for job in self._running.values() if job.queue == queue)
-        return limit - in_queue
-
-    def _claim_and_start(self, free: int) -> int:
-        started = 0
+    def _claim_and_start(self, free: int) -> tuple[int, bool]:
+        """Claim up to ``free`` jobs, first listed queue first. Returns (started, every queue drained)."""
+        started, drained = 0, True
         for queue in self.queues:
-            count = min(free - started, self._queue_free(queue))
+            count = self._slots.reserve(queue, free - started)
             if count <= 0:
                 continue
-            result = self.store.claim(queue, self.name, count)
+            result = self._claim(queue, count)
             self._wake_ids[queue] = result.wake_id
-            self._next_due[queue] = result.next_due_ms
-            for fields in result.jobs:
-                self._start(queue, fields)
             started += len(result.jobs)
+            drained = drained and len(result.jobs) < count
             if started >= free:
                 break
-        return started
+        return started, drained
+
+    def _claim(self, queue: str, count: int) -> ClaimResult:
+        """Claim ``count`` reserved slots' worth of jobs of ``queue`` and start them."""
+        jobs: list[dict[str, str]] = []
+        try:
+            result = self.store.claim(queue, self.name, count)
+            jobs = result.jobs
+            self._claimed(queue, result, count)
+        finally:
+            self._slots.settle(queue, count, len(jobs))
+        return result
+
+    def _claimed(self, queue: str, result: ClaimResult, count: int) -> None:
+        self._next_due[queue] = result.next_due_ms
+        self._more_waiting[queue] = len(result.jobs) >= count and not result.paused
+        for fields in result.jobs:
+            self._start(queue, fields)
 
     def _start(self, queue: str, fields: dict[str, str]) -> None:
+        """Run a claimed job (its slot is already reserved)."""
         running = RunningJob(queue, fields.get("id", ""), fields.get("entry", ""))
         with self._lock:
             self._running[running.entry_id] = running
@@ -319,22 +337,52 @@ class Worker:
                 return
 
     def _record(self, batch: list[tuple[RunningJob, Outcome]]) -> None:
+        """Record a batch of finished attempts and, in the same round trip, claim jobs for the slots it frees."""
         finishes = [self._finish_for(running, outcome) for running, outcome in batch]
+        for running, _ in batch:
+            self._slots.finished(running.queue)
+        queue, count = self._refill_target()
+        claimed: ClaimResult | None = None
+        try:
+            results, claimed = self._send_finishes(finishes, queue, count)
+            if claimed is not None and queue is not None:
+                self._claimed(queue, claimed, count)  # new jobs start before the bookkeeping below
+        finally:
+            if queue is not None:
+                self._slots.settle(queue, count, len(claimed.jobs) if claimed else 0)
+        for (running, outcome), finish, result in zip(batch, finishes, results, strict=True):
+            self._after_finish(running, outcome, finish, result)
+        if self._slots.free() > 0 or self.stopping:
+            self._slot_freed.set()  # room left that this refill did not fill: the loop claims or waits
+
+    def _refill_target(self) -> tuple[str | None, int]:
+        """The queue to refill from with the finish round trip, with its slots reserved; or (None, 0)."""
+        if self.stopping:
+            return None, 0
+        for queue in self.queues:
+            if self._slots.free_in(queue) <= 0:
+                continue
+            # First listed first: if the first queue with room may be empty, let the loop decide.
+            if not self._more_waiting[queue]:
+                return None, 0
+            return queue, self._slots.reserve(queue, self.concurrency)
+        return None, 0
+
+    def _send_finishes(
+        self, finishes: list[Finish], queue: str | None, count: int
+    ) -> tuple[list[FinishOutcome], ClaimResult | None]:
         throttle = ErrorThrottle()
         while True:
             try:
-                results = self.store.finish(self.name, finishes)
-                break
+                return self.store.finish_and_claim(self.name, finishes, queue, count)
             except REDIS_ERRORS as exc:
                 # The jobs stay pending (leased to us); keep trying. If we never get through,
-                # another worker takes them over after STALLED_TIMEOUT.
+                # another worker takes them over after STALLED_TIMEOUT. The claim is not repeated.
                 time.sleep(throttle.failed("recording finished jobs", exc))
+                queue, count = None, 0
             except Exception:
                 logger.exception("worker %s: could not record %d finished jobs", self.name, len(finishes))
-                results = [FinishOutcome(False, reason="recording failed")] * len(finishes)
-                break
-        for (running, outcome), finish, result in zip(batch, finishes, results, strict=True):
-            self._after_finish(running, outcome, finish, result)
+                return [FinishOutcome(False, reason="recording failed")] * len(finishes), None
 
     def _finish_for(self, running: RunningJob, outcome: Outcome) -> Finish:
         job = outcome.job
@@ -352,7 +400,6 @@ class Worker:
         with self._lock:
             self._running.pop(running.entry_id, None)
         self.jobs_done += 1
-        self._slot_freed.set()
         job = outcome.job
         if not result.accepted:
             logger.warning("job %s %s: result discarded: %s", job.id, job.name, result.reason)
@@ -415,13 +462,22 @@ class Worker:
         for queue in self.queues:
             cursor, budget_end = "0-0", time.monotonic() + 0.2
             while time.monotonic() < budget_end:
-                free = min(self._free_slots(), self._queue_free(queue))
-                if free <= 0 or self.stopping:
+                if self.stopping:
                     return
-                result = self.store.reclaim(queue, self.name, free, cursor)
-                for fields in result.jobs:
-                    logger.warning("job %s %s taken over from a stalled worker", fields.get("id"), fields.get("name"))
-                    self._start(queue, fields)
+                free = self._slots.reserve(queue, self.concurrency)
+                if free <= 0:
+                    break
+                jobs: list[dict[str, str]] = []
+                try:
+                    result = self.store.reclaim(queue, self.name, free, cursor)
+                    jobs = result.jobs
+                    for fields in jobs:
+                        logger.warning(
+                            "job %s %s taken over from a stalled worker", fields.get("id"), fields.get("name")
+                        )
+                        self._start(queue, fields)
+                finally:
+                    self._slots.settle(queue, free, len(jobs))
                 if result.poisoned:
                     logger.error("%d job(s) on %s failed as poison pills (MAX_DELIVERIES)", result.poisoned, queue)
                 cursor = result.cursor

@@ -125,6 +125,20 @@ def test_higher_priority_starts_first_with_one_thread(store, ledger):
     assert order == [high, *low]
 
 
+def test_a_freed_slot_takes_the_best_waiting_job_not_one_claimed_earlier(store, ledger):
+    """Slots are refilled as they free, never ahead: a later high-priority job overtakes queued ones."""
+    low = [tasks.slow.enqueue({"seconds": 0.3}) for _ in range(3)]
+    worker = Worker(["slow"], concurrency=1)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    wait_until(lambda: ledger.entries("start"), message="the first job to start")
+    high = tasks.slow.enqueue({"seconds": 0}, priority=10)
+    wait_until(lambda: len(ledger.entries("end")) == 4, message="every job to run")
+    worker.request_stop()
+    thread.join(timeout=10)
+    assert [entry["job"] for entry in ledger.entries("start")] == [low[0], high, low[1], low[2]]
+
+
 def test_signals_fire_for_each_transition(store):
     seen = []
 

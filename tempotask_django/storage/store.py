@@ -8,7 +8,7 @@ Read-only views for the API and the admin live in ``inspect.py`` (QueueInspector
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +21,11 @@ from tempotask_django.storage.keys import CONSUMER_GROUP, GlobalKeys, QueueKeys
 from tempotask_django.storage.scripts import Scripts
 
 logger = logging.getLogger("tempotask")
+
+# Jobs per script call when enqueueing or finishing in bulk: one call amortizes the script's fixed
+# cost over many jobs, and 100 keeps each call well under a millisecond (a script blocks Redis).
+ENQUEUE_CHUNK = 100
+FINISH_CHUNK = 100
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,7 @@ class JobSpec:
             fields += ["parent_id", self.parent_id]
         if self.origin:
             fields += ["origin", self.origin]
-        return [self.id, self.priority, self.delay_ms, self.run_at_ms, *fields]
+        return [self.id, self.priority, self.delay_ms, self.run_at_ms, len(fields), *fields]
 
 
 @dataclass
@@ -88,6 +93,9 @@ class FinishOutcome:
     reason: str = ""
 
 
+_COMPLETED = FinishOutcome(True, status="completed")
+
+
 @dataclass
 class _QueueCall:
     keys: list[str]
@@ -95,7 +103,20 @@ class _QueueCall:
 
 
 def _pairs(flat: Sequence[str]) -> dict[str, str]:
-    return dict(zip(flat[0::2], flat[1::2], strict=False))
+    it = iter(flat)
+    return dict(zip(it, it, strict=False))
+
+
+def _chunks_by_queue(
+    indexes: Iterable[int], queue_of: Callable[[int], str], size: int
+) -> Iterator[tuple[str, list[int]]]:
+    """Group ``indexes`` by queue (first-seen order), in chunks of at most ``size``."""
+    by_queue: dict[str, list[int]] = {}
+    for i in indexes:
+        by_queue.setdefault(queue_of(i), []).append(i)
+    for queue, members in by_queue.items():
+        for start in range(0, len(members), size):
+            yield queue, members[start : start + size]
 
 
 class RedisStore(QueueInspector):
@@ -125,10 +146,15 @@ class RedisStore(QueueInspector):
             call = self._queue_calls[queue] = _QueueCall(keys, f"{k.base}:")
         return call
 
-    def _run(self, script_name: str, queue: str, *args: Any, client: Any = None) -> Any:
+    def _run(self, script_name: str, queue: str, *args: Any) -> Any:
+        """Run one script on ``queue`` (EVALSHA; the script is loaded again after NOSCRIPT)."""
         call = self._call(queue)
         script = getattr(self.scripts, script_name)
-        return script(keys=call.keys, args=[call.base, *args], client=client or self.client)
+        try:
+            return self.client.execute_command("EVALSHA", script.sha, len(call.keys), *call.keys, call.base, *args)
+        except NoScriptError:
+            self._load_scripts([script_name])
+            return self.client.execute_command("EVALSHA", script.sha, len(call.keys), *call.keys, call.base, *args)
 
     def _history_size(self, queue: str) -> int:
         return self.settings.for_queue(queue).max_jobs_per_status
@@ -142,33 +168,50 @@ class RedisStore(QueueInspector):
     def enqueue(self, spec: JobSpec) -> tuple[bool, str]:
         """Add a job unless one with its id is active. Returns (added, status)."""
         self._register_queue(spec.queue)
-        added, status = self._run("enqueue", spec.queue, *spec.script_args())
+        ((added, status),) = self._run("enqueue", spec.queue, *spec.script_args())
         return bool(added), status
 
     def enqueue_many(self, specs: Sequence[JobSpec]) -> list[tuple[bool, str]]:
-        """Enqueue a batch in one round trip; each job is still atomic and deduplicated."""
+        """Enqueue a batch in one round trip; each job is still deduplicated on its own.
+
+        Jobs of one queue go ENQUEUE_CHUNK at a time into one script call (short scripts, few commands).
+        """
         for queue in {spec.queue for spec in specs}:
             self._register_queue(queue)
-        calls = [("enqueue", spec.queue, spec.script_args()) for spec in specs]
-        return [(bool(added), status) for added, status in self._pipeline(calls)]
+        calls, positions = [], []
+        for queue, chunk in _chunks_by_queue(range(len(specs)), lambda i: specs[i].queue, ENQUEUE_CHUNK):
+            calls.append(("enqueue", queue, [arg for i in chunk for arg in specs[i].script_args()]))
+            positions.append(chunk)
+        results: list[tuple[bool, str]] = [(False, "")] * len(specs)
+        for chunk, replies in zip(positions, self._pipeline(calls), strict=True):
+            for i, (added, status) in zip(chunk, replies, strict=True):
+                results[i] = (bool(added), status)
+        return results
 
-    def _pipeline(self, calls: Sequence[tuple[str, str, Sequence[Any]]]) -> list[Any]:
-        """Run several scripts in one round trip (EVALSHA; scripts loaded once on NOSCRIPT)."""
-        for attempt in range(2):
-            pipe = self.client.pipeline(transaction=False)
-            for name, queue, args in calls:
-                call = self._call(queue)
-                sha = getattr(self.scripts, name).sha
-                pipe.evalsha(sha, len(call.keys), *call.keys, call.base, *args)
-            results = pipe.execute(raise_on_error=False)
-            if attempt == 0 and any(isinstance(r, NoScriptError) for r in results):
-                self._load_scripts({name for name, _, _ in calls})
-                continue
-            for result in results:
-                if isinstance(result, Exception):
-                    raise result
-            return results
-        raise AssertionError("unreachable")
+    def _pipeline(self, calls: Sequence[tuple[str, str, Sequence[Any]]], raise_errors: bool = True) -> list[Any]:
+        """Run several scripts in one round trip (EVALSHA; scripts loaded once on NOSCRIPT).
+
+        Only the calls refused with NOSCRIPT run again: the others already ran, and running a
+        claim twice would lease jobs nobody starts.
+        """
+        results = self._send_pipeline(calls)
+        missing = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
+        if missing:
+            self._load_scripts({calls[i][0] for i in missing})
+            for i, result in zip(missing, self._send_pipeline([calls[i] for i in missing]), strict=True):
+                results[i] = result
+        for result in results:
+            if raise_errors and isinstance(result, Exception):
+                raise result
+        return results
+
+    def _send_pipeline(self, calls: Sequence[tuple[str, str, Sequence[Any]]]) -> list[Any]:
+        pipe = self.client.pipeline(transaction=False)
+        for name, queue, args in calls:
+            call = self._call(queue)
+            sha = getattr(self.scripts, name).sha
+            pipe.execute_command("EVALSHA", sha, len(call.keys), *call.keys, call.base, *args)
+        return pipe.execute(raise_on_error=False)
 
     def _load_scripts(self, names: Iterable[str]) -> None:
         for name in names:
@@ -178,9 +221,14 @@ class RedisStore(QueueInspector):
     # -- workers ----------------------------------------------------------------------------
     def claim(self, queue: str, consumer: str, count: int) -> ClaimResult:
         """Start up to ``count`` jobs of ``queue`` for ``consumer`` (promotes due delayed jobs first)."""
-        jobs, next_due, wake_id, paused = self._run(
-            "claim", queue, CONSUMER_GROUP, consumer, count, self._history_size(queue)
-        )
+        return self._claim_result(self._run("claim", queue, *self._claim_args(queue, consumer, count)))
+
+    def _claim_args(self, queue: str, consumer: str, count: int) -> list[Any]:
+        return [CONSUMER_GROUP, consumer, count, self._history_size(queue)]
+
+    @staticmethod
+    def _claim_result(reply: Sequence[Any]) -> ClaimResult:
+        jobs, next_due, wake_id, paused = reply
         return ClaimResult([_pairs(job) for job in jobs], int(next_due), wake_id, bool(paused))
 
     def reclaim(self, queue: str, consumer: str, count: int, cursor: str = "0-0") -> ReclaimResult:
@@ -194,23 +242,57 @@ class RedisStore(QueueInspector):
 
     def finish(self, consumer: str, finishes: Sequence[Finish]) -> list[FinishOutcome]:
         """Record finished attempts in one round trip; each is refused if ``consumer`` lost the job."""
-        calls = []
-        for item in finishes:
-            size = self._history_size(item.queue)
-            if item.succeeded:
-                args = [CONSUMER_GROUP, consumer, item.entry_id, item.job_id, item.payload, size]
-                calls.append(("complete", item.queue, args))
-            else:
-                args = [CONSUMER_GROUP, consumer, item.entry_id, item.job_id, item.payload, item.retry_delay_ms, size]
-                calls.append(("fail", item.queue, args))
-        outcomes = []
-        for item, reply in zip(finishes, self._pipeline(calls), strict=True):
-            if int(reply[0]) == 1:
-                status = "completed" if item.succeeded else reply[1]
-                outcomes.append(FinishOutcome(True, status=status))
-            else:
-                outcomes.append(FinishOutcome(False, reason=reply[1]))
+        outcomes, _ = self.finish_and_claim(consumer, finishes)
         return outcomes
+
+    def finish_and_claim(
+        self, consumer: str, finishes: Sequence[Finish], queue: str | None = None, count: int = 0
+    ) -> tuple[list[FinishOutcome], ClaimResult | None]:
+        """Record finished attempts and, in the same round trip, claim up to ``count`` jobs of ``queue``.
+
+        Successes of one queue are recorded by one script call (FINISH_CHUNK at most), failures one
+        by one; every job's ownership is still checked on its own. The claim runs after the finishes.
+        """
+        calls, positions = self._finish_calls(consumer, finishes)
+        if queue is not None and count > 0:
+            calls.append(("claim", queue, self._claim_args(queue, consumer, count)))
+        replies = self._pipeline(calls, raise_errors=False)
+        for reply in replies[: len(positions)]:
+            if isinstance(reply, Exception):
+                raise reply
+        outcomes = [FinishOutcome(False)] * len(finishes)
+        for chunk, reply in zip(positions, replies, strict=False):
+            if len(chunk) == 1 and not finishes[chunk[0]].succeeded:  # a fail call: {1, status} or {0, reason}
+                accepted, detail = int(reply[0]) == 1, reply[1]
+                outcomes[chunk[0]] = FinishOutcome(accepted, **{"status" if accepted else "reason": detail})
+                continue
+            for i, one in zip(chunk, reply, strict=True):  # a complete call: 1 or the reason, per job
+                outcomes[i] = _COMPLETED if one == 1 else FinishOutcome(False, reason=one)
+        claimed = None
+        if len(replies) > len(positions):
+            if isinstance(replies[-1], Exception):  # the finishes are recorded: report them, skip the claim
+                logger.warning("claiming jobs of %s failed after recording finished jobs: %s", queue, replies[-1])
+            else:
+                claimed = self._claim_result(replies[-1])
+        return outcomes, claimed
+
+    def _finish_calls(self, consumer: str, finishes: Sequence[Finish]) -> tuple[list, list[list[int]]]:
+        calls: list[tuple[str, str, list[Any]]] = []
+        positions: list[list[int]] = []
+        succeeded = [i for i, item in enumerate(finishes) if item.succeeded]
+        for queue, chunk in _chunks_by_queue(succeeded, lambda i: finishes[i].queue, FINISH_CHUNK):
+            args: list[Any] = [CONSUMER_GROUP, consumer, self._history_size(queue)]
+            for i in chunk:
+                args += [finishes[i].entry_id, finishes[i].job_id, finishes[i].payload]
+            calls.append(("complete", queue, args))
+            positions.append(chunk)
+        for i, item in enumerate(finishes):
+            if not item.succeeded:
+                args = [CONSUMER_GROUP, consumer, item.entry_id, item.job_id, item.payload, item.retry_delay_ms,
+                        self._history_size(item.queue)]  # fmt: skip
+                calls.append(("fail", item.queue, args))
+                positions.append([i])
+        return calls, positions
 
     def renew(self, queue: str, consumer: str, entry_ids: Sequence[str]) -> list[str]:
         """Renew leases; returns the entry ids this consumer no longer owns."""

@@ -280,3 +280,86 @@ def test_scripts_reload_after_script_flush(store):
     assert store.enqueue(spec("a")) == (True, "waiting")
     store.client.script_flush()
     assert store.enqueue_many([spec("b")]) == [(True, "waiting")]
+
+
+def test_a_finished_batch_checks_each_job_on_its_own(store):
+    store.enqueue_many([spec("a"), spec("b"), spec("c")])
+    jobs = {job["id"]: job for job in store.claim(Q, "w1", 3).jobs}
+    store.delete_job(Q, "b")  # its lease is released: w1's finish of b must be refused, not the others
+    finishes = [Finish(Q, jobs[i]["entry"], i, True, f'"{i}"') for i in ("a", "b", "c")]
+    outcomes = store.finish("w1", finishes)
+    assert [o.accepted for o in outcomes] == [True, False, True]
+    assert "no longer pending" in outcomes[1].reason
+    assert [statuses(store, i) for i in ("a", "c")] == [["completed"], ["completed"]]
+    assert store.get_job(Q, "b") is None
+    assert store.get_job(Q, "c").result == "c" and store.get_job(Q, "c").entry_id is None
+    assert store.queue_stats(Q).processing == 0 and store.client.xlen(store.keys(Q).stream) == 0
+    assert store.minute_stats(Q, minutes=1)[-1]["completed"] == 2
+
+
+def test_minute_counter_gets_its_ttl_once_and_keeps_it(store):
+    store.enqueue_many([spec("a"), spec("b")])
+    for job in store.claim(Q, "w1", 2).jobs:
+        complete(store, "w1", job)
+    (key,) = store.client.keys(store.keys(Q).stats_prefix + "*")
+    assert store.client.hget(key, "completed") == "2"
+    assert 7000 < store.client.ttl(key) <= 7200
+
+
+def test_a_batch_of_finishes_trims_history_once_to_the_limit(store, settings):
+    settings.TEMPOTASK = {**settings.TEMPOTASK, "MAX_JOBS_PER_STATUS": 2}
+    from tempotask_django.storage.connection import get_default_store
+
+    store = get_default_store()
+    store.enqueue_many([spec(str(n)) for n in range(5)])
+    jobs = store.claim(Q, "w1", 5).jobs
+    assert all(o.accepted for o in store.finish("w1", [Finish(Q, j["entry"], j["id"], True, "1") for j in jobs]))
+    assert store.queue_stats(Q).completed == 2
+    kept = store.list_job_ids(Q, "completed", 0, 10)
+    assert all(store.client.exists(store.keys(Q).job(i)) == (i in kept) for i in map(str, range(5)))
+
+
+def test_finish_and_claim_records_then_claims_in_one_round_trip(store):
+    store.enqueue_many([spec("a"), spec("b"), spec("c")])
+    (job,) = store.claim(Q, "w1", 1).jobs
+    outcomes, claimed = store.finish_and_claim("w1", [Finish(Q, job["entry"], "a", True, "1")], Q, 5)
+    assert outcomes[0].accepted
+    assert [j["id"] for j in claimed.jobs] == ["b", "c"]
+    assert all(j["status"] == "processing" and j["worker"] == "w1" and j["attempt"] == "1" for j in claimed.jobs)
+
+
+def test_after_noscript_only_the_refused_calls_run_again(store):
+    """A claim that ran must not run twice: it would lease jobs that nobody starts."""
+    store.enqueue_many([spec("a"), spec("b"), spec("c")])
+    (job,) = store.claim(Q, "w1", 1).jobs
+    store.client.script_flush()
+    store.client.script_load(store.scripts.claim.script)  # claim is loaded, complete is not
+    outcomes, claimed = store.finish_and_claim("w1", [Finish(Q, job["entry"], "a", True, "1")], Q, 1)
+    assert outcomes[0].accepted and [j["id"] for j in claimed.jobs] == ["b"]
+    assert store.queue_stats(Q).processing == 1 and store.queue_stats(Q).waiting == 1
+
+
+def test_enqueue_many_across_queues_keeps_order_and_dedups_each_job(store):
+    specs = [spec("a"), spec("x", queue="other"), spec("b"), spec("a"), spec("y", queue="other", delay_ms=60_000)]
+    assert store.enqueue_many(specs) == [
+        (True, "waiting"), (True, "waiting"), (True, "waiting"), (False, "waiting"), (True, "delayed"),
+    ]  # fmt: skip
+    assert [j["id"] for j in store.claim(Q, "w1", 5).jobs] == ["a", "b"]
+    assert store.queue_stats("other").delayed == 1
+
+
+def test_a_lost_group_is_created_by_the_claim_that_needs_it(store):
+    store.enqueue(spec("a"))
+    store.client.delete(store.keys(Q).stream)
+    assert [j["id"] for j in store.claim(Q, "w1", 1).jobs] == ["a"]
+    assert store.client.xinfo_groups(store.keys(Q).stream)[0]["name"] == CONSUMER_GROUP
+
+
+def test_a_failing_claim_does_not_hide_recorded_finishes(store):
+    store.enqueue(spec("a"))
+    (job,) = store.claim(Q, "w1", 1).jobs
+    store.client.delete(store.keys(Q).waiting)
+    store.client.set(store.keys(Q).waiting, "not a sorted set")  # the claim's ZPOPMIN fails
+    outcomes, claimed = store.finish_and_claim("w1", [Finish(Q, job["entry"], "a", True, "1")], Q, 1)
+    assert outcomes[0].accepted and claimed is None
+    assert store.get_job(Q, "a").status == JobStatus.COMPLETED

@@ -14,8 +14,6 @@ local wake_id = last_wake_id()
 if redis.call('EXISTS', K.paused) == 1 then
   return {{}, next_due_in(now), wake_id, 1}
 end
--- Group first (created at 0 so entries orphaned by a lost group are delivered again, not lost).
-redis.pcall('XGROUP', 'CREATE', K.stream, group, '0', 'MKSTREAM')
 local popped = redis.call('ZPOPMIN', K.waiting, count)
 local fresh = 0
 for i = 1, #popped, 2 do
@@ -31,10 +29,7 @@ local jobs = {}
 -- Usually one read delivers exactly the fresh entries; older undelivered ones (foreign writers, a
 -- recreated group) come first and are handled too, so loop a bounded number of times.
 for _ = 1, 10 do
-  local reply = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', math.max(count, 1),
-    'STREAMS', K.stream, '>')
-  if not reply or #reply == 0 then break end
-  local entries = reply[1][2]
+  local entries = read_new_entries(group, consumer, math.max(count, 1))
   if #entries == 0 then break end
   for _, entry in ipairs(entries) do
     local job = start_entry(group, consumer, entry[1], entry[2], now, max_failed)

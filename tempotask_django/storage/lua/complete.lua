@@ -1,18 +1,33 @@
--- Finish a running job successfully, if the calling worker still owns it.
+-- Finish running jobs successfully, each only if the calling worker still owns it.
 -- ARGV[2] consumer group
 -- ARGV[3] consumer (worker) name
--- ARGV[4] stream entry id
--- ARGV[5] job id
--- ARGV[6] result (JSON)
--- ARGV[7] history size (completed jobs kept)
--- Returns {1} when done, {0, reason} when the worker no longer owns the job (nothing written).
-local group, consumer, eid, id = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local problem = ownership_problem(group, consumer, eid, id)
-if problem then return {0, problem} end
+-- ARGV[4] history size (completed jobs kept)
+-- ARGV[5..] three values per job: stream entry id, job id, result (JSON)
+-- Returns one reply per job, in order: 1 when done, else the reason it was refused (nothing written
+-- for that job). Every ownership is checked before the first write.
+local group, consumer, max_kept = ARGV[2], ARGV[3], tonumber(ARGV[4])
+local replies, owned = {}, {}
+for i = 5, #ARGV, 3 do
+  local problem = ownership_problem(group, consumer, ARGV[i], ARGV[i + 1])
+  replies[#replies + 1] = problem or 1
+  if not problem then owned[#owned + 1] = i end
+end
+if #owned == 0 then return replies end
 local now = now_ms()
-release(group, eid, id)
-redis.call('HSET', job_key(id), 'status', 'completed', 'result', ARGV[6], 'finished_at', now)
-redis.call('ZADD', K.completed, now, id)
-count_stat('completed', now)
-trim_history(K.completed, tonumber(ARGV[7]))
-return {1}
+-- The stream, processing and completed writes take every job at once (variadic commands).
+local eids, ids, scored = {}, {}, {}
+for _, i in ipairs(owned) do
+  local id = ARGV[i + 1]
+  eids[#eids + 1], ids[#ids + 1] = ARGV[i], id
+  scored[#scored + 1], scored[#scored + 2] = now, id
+  local jk = job_key(id)
+  redis.call('HDEL', jk, 'entry')
+  redis.call('HSET', jk, 'status', 'completed', 'result', ARGV[i + 2], 'finished_at', now)
+end
+redis.call('XACK', K.stream, group, unpack(eids))
+redis.call('XDEL', K.stream, unpack(eids))
+redis.call('ZREM', K.processing, unpack(ids))
+redis.call('ZADD', K.completed, unpack(scored))
+count_stat('completed', now, #owned)
+trim_history(K.completed, max_kept)
+return replies

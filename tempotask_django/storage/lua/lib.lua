@@ -58,18 +58,30 @@ local function delete_job_keys(id)
   redis.call('DEL', jk, jk .. ':logs', jk .. ':errors')
 end
 
-local function count_stat(field, now)
+-- Add n (default 1) to a per-minute counter. The TTL is set when the field is created, not on
+-- every increment (one EXPIRE per minute and field instead of one per job).
+local function count_stat(field, now, n)
+  n = n or 1
   local key = BASE .. 'stats:' .. math.floor(now / 60000)
-  redis.call('HINCRBY', key, field, 1)
-  redis.call('EXPIRE', key, STATS_TTL)
+  if redis.call('HINCRBY', key, field, n) == n then redis.call('EXPIRE', key, STATS_TTL) end
 end
 
 -- Keep at most max_kept members in a history ZSET, deleting everything stored for the oldest.
+-- Their keys go in one DEL per chunk of 100 jobs (all keys of a queue share one hash slot).
 local function trim_history(zkey, max_kept)
   local excess = redis.call('ZCARD', zkey) - max_kept
   if excess <= 0 then return end
   local old = redis.call('ZRANGE', zkey, 0, excess - 1)
-  for _, id in ipairs(old) do delete_job_keys(id) end
+  local keys = {}
+  for _, id in ipairs(old) do
+    local jk = job_key(id)
+    keys[#keys + 1], keys[#keys + 2], keys[#keys + 3] = jk, jk .. ':logs', jk .. ':errors'
+    if #keys >= 300 then
+      redis.call('DEL', unpack(keys))
+      keys = {}
+    end
+  end
+  if #keys > 0 then redis.call('DEL', unpack(keys)) end
   redis.call('ZREMRANGEBYRANK', zkey, 0, excess - 1)
 end
 
@@ -122,6 +134,7 @@ local function drop_entry(group, eid)
 end
 
 -- Add a job (fields: flat list of name, value) unless a job with its id is active.
+-- Does not ring the doorbell: the caller rings once for all the jobs it added.
 -- Returns {1, status} when added, {0, status} when an active job with that id exists.
 local function enqueue_job(id, fields, priority, due, now)
   local jk = job_key(id)
@@ -135,17 +148,37 @@ local function enqueue_job(id, fields, priority, due, now)
     if old then redis.call('ZREM', old, id) end
     delete_job_keys(id)
   end
+  local delayed = due > now
+  -- One HSET for the whole record; these come last so they win over same-named fields.
+  local n = #fields
+  fields[n + 1], fields[n + 2], fields[n + 3], fields[n + 4] = 'id', id, 'enqueued_at', now
+  fields[n + 5], fields[n + 6], fields[n + 7], fields[n + 8] = 'attempt', 0, 'priority', priority
+  fields[n + 9], fields[n + 10] = 'status', delayed and 'delayed' or 'waiting'
+  if delayed then fields[n + 11], fields[n + 12] = 'run_at', due end
   redis.call('HSET', jk, unpack(fields))
-  redis.call('HSET', jk, 'id', id, 'enqueued_at', now, 'attempt', 0, 'priority', priority)
   local parent = entry_field(fields, 'parent_id')
   if parent and parent ~= '' then redis.call('SADD', children_key(parent), id) end
-  if due > now then
-    redis.call('HSET', jk, 'status', 'delayed', 'run_at', due)
+  if delayed then
     redis.call('ZADD', K.delayed, due, id)
     return {1, 'delayed'}
   end
-  make_waiting(id, priority)
+  local seq = redis.call('INCR', K.seq)
+  redis.call('ZADD', K.waiting, -priority * PRIORITY_BAND + seq, id)
   return {1, 'waiting'}
+end
+
+-- Deliver new stream entries to the consumer (XREADGROUP ... >). A missing group (Redis restarted
+-- without persistence, or a new queue) is created at 0, so entries orphaned by a lost group are
+-- delivered again, not lost; creating it only on NOGROUP spares an XGROUP CREATE per claim.
+local function read_new_entries(group, consumer, count)
+  local reply = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count, 'STREAMS', K.stream, '>')
+  if type(reply) == 'table' and reply.err then
+    if not string.find(reply.err, 'NOGROUP', 1, true) then error(reply) end
+    redis.call('XGROUP', 'CREATE', K.stream, group, '0', 'MKSTREAM')
+    reply = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count, 'STREAMS', K.stream, '>')
+  end
+  if not reply or #reply == 0 then return {} end
+  return reply[1][2]
 end
 
 -- A delivered stream entry becomes a running attempt, or is dropped when it is stale.
@@ -168,16 +201,26 @@ local function start_entry(group, consumer, eid, fields, now, max_failed)
     return nil
   end
   local jk = job_key(id)
-  local current = redis.call('HMGET', jk, 'status', 'entry')
-  if current[1] ~= 'processing' or current[2] ~= eid then
+  -- One HGETALL both checks the entry and gives the fields to return (patched below).
+  local job = redis.call('HGETALL', jk)
+  local at = {}
+  for i = 1, #job, 2 do at[job[i]] = i + 1 end
+  if job[at.status or 0] ~= 'processing' or job[at.entry or 0] ~= eid then
     -- Stale: the job was deleted, finished or re-queued under another entry.
     drop_entry(group, eid)
     return nil
   end
-  redis.call('HSET', jk, 'worker', consumer, 'started_at', now)
-  redis.call('HINCRBY', jk, 'attempt', 1)
+  local attempt = (tonumber(job[at.attempt or 0]) or 0) + 1
+  redis.call('HSET', jk, 'worker', consumer, 'started_at', now, 'attempt', attempt)
   redis.call('ZADD', K.processing, now, id)
-  return redis.call('HGETALL', jk)
+  for name, value in pairs({worker = consumer, started_at = tostring(now), attempt = tostring(attempt)}) do
+    if at[name] then
+      job[at[name]] = value
+    else
+      job[#job + 1], job[#job + 2] = name, value
+    end
+  end
+  return job
 end
 
 -- nil when consumer owns entry eid of job id and the job still points at it; else the reason.
