@@ -1,7 +1,8 @@
 """System checks (``manage.py check``) for the TEMPOTASK setting and task definitions.
 
 Ids: E001 not a dict, E002 unknown key, E003 wrong value, E004 bad REDIS_URL, E005 bad QUEUES,
-E006 CONTEXT not importable. Checks never connect to Redis.
+E006 CONTEXT not importable, E007 malformed cron schedule (TEMPOTASK["CRONS"]), E008 a schedule
+names an unknown task, E009 invalid cron expression or timezone. Checks never connect to Redis.
 """
 
 from __future__ import annotations
@@ -38,3 +39,10 @@ def check_context() -> list[Error]:
             )
         ]
     return []
+
+
+@register(Tags.compatibility, "tempotask")
+def check_crons(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    from tempotask_django.schedules import schedule_problems
+
+    return [Error(message, hint=hint, id=check_id) for check_id, message, hint in schedule_problems()]

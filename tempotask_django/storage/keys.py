@@ -16,12 +16,16 @@ Per queue ``Q`` (all under the hash tag ``{Q}`` so one queue's scripts run on Re
     P:{Q}:seq               STRING  counter giving FIFO order within one priority
     P:{Q}:paused            STRING  present while the queue is paused
     P:{Q}:stats:<minute>    HASH    completed/failed counts for one minute (expire after 2 h)
+    P:{Q}:cron:<name>       HASH    one cron schedule whose jobs go to Q: its definition (task,
+                                    expression, timezone, data...) and state (since, last_tick,
+                                    last_run, next_run, last_job_id, paused...); see storage/crons.py
 
 Global::
 
     P:queues                SET     every queue that has ever had a job
     P:workers               ZSET    worker id -> last heartbeat, ms
     P:worker:<id>           HASH    worker info (host, pid, queues, ...), expires with its heartbeat
+    P:crons                 HASH    cron schedule name -> the queue holding its P:{Q}:cron:<name> hash
 """
 
 from __future__ import annotations
@@ -103,6 +107,9 @@ class QueueKeys:
     def stats(self, minute: int) -> str:
         return f"{self.stats_prefix}{minute}"
 
+    def cron(self, name: str) -> str:
+        return f"{self.base}:cron:{name}"
+
 
 @dataclass(frozen=True)
 class GlobalKeys:
@@ -118,3 +125,7 @@ class GlobalKeys:
 
     def worker(self, worker_id: str) -> str:
         return f"{self.prefix}:worker:{worker_id}"
+
+    @property
+    def crons(self) -> str:
+        return f"{self.prefix}:crons"

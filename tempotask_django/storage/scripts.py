@@ -24,6 +24,9 @@ SCRIPT_NAMES = (
     "log",
     "purge",
     "forget_consumers",
+    "cron_register",
+    "cron_fire",
+    "cron_control",
 )
 
 
@@ -52,3 +55,6 @@ class Scripts:
     log: Script
     purge: Script
     forget_consumers: Script
+    cron_register: Script
+    cron_fire: Script
+    cron_control: Script
