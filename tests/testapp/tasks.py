@@ -82,3 +82,13 @@ def kills_worker(job, ctx):
 @task
 def noop(job, ctx):
     return None
+
+
+@task(queue="crons", cron="0 3 * * *", timezone="Europe/Paris", data={"kind": "digest"}, attempts=2, priority=5)
+def nightly_digest(job, ctx):
+    ctx.ledger.record("ran", job.id, data=job.data)
+
+
+@task(cron="@hourly")
+def hourly_sweep(job, ctx):
+    return None
