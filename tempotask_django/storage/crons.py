@@ -66,7 +66,9 @@ class CronInfo:
             last_run=ms_to_datetime(fields.get("last_run")),
             last_enqueued_at=ms_to_datetime(fields.get("last_enqueued_at")),
             last_job_id=fields.get("last_job_id") or None,
-            last_job_status=JobStatus(job_status) if job_status in JobStatus._value2member_map_ else None,
+            last_job_status=JobStatus(job_status)
+            if job_status and job_status in JobStatus._value2member_map_
+            else None,
             paused=bool(fields.get("paused")),
             runs=_int_or_none(fields.get("runs")) or 0,
         )
@@ -114,7 +116,7 @@ class CronStore:
 
     def registered(self) -> dict[str, str]:
         """Schedule name -> queue of every schedule in Redis."""
-        return dict(self.client.hgetall(self.index))
+        return {str(name): str(queue) for name, queue in self.client.hgetall(self.index).items()}
 
     def register(
         self, name: str, queue: str, definition: dict[str, str], next_run_ms: int, carried_tick_ms: int = 0,
@@ -158,19 +160,24 @@ class CronStore:
         replies = self.store._pipeline(calls)
         return [FireOutcome(outcome, status or "", int(now)) for outcome, status, now in replies]
 
+    def queue_of(self, name: str) -> str | None:
+        queue = self.client.hget(self.index, name)
+        return None if queue is None else str(queue)
+
     def control(self, name: str, action: str, now_ms: int = 0) -> bool:
         """Pause or resume; False when no such schedule is registered."""
-        queue = self.client.hget(self.index, name)
+        queue = self.queue_of(name)
         if queue is None:
             return False
         return bool(self.store._run("cron_control", queue, name, action, now_ms))
 
     def get(self, name: str) -> dict[str, str] | None:
         """The schedule's hash, or None when it is not registered."""
-        queue = self.client.hget(self.index, name)
+        queue = self.queue_of(name)
         if queue is None:
             return None
-        return self.client.hgetall(self.store.keys(queue).cron(name)) or None
+        fields = self.client.hgetall(self.store.keys(queue).cron(name))
+        return {str(key): str(value) for key, value in fields.items()} or None
 
     def list(self) -> list[CronInfo]:
         """Every registered schedule with its last job's status, sorted by name (two round trips)."""
