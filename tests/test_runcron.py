@@ -48,8 +48,8 @@ def start_beats(workers, count: int, overrides=EVERY_SECOND, **options) -> list[
     return [workers.start(command="runcron", overrides=overrides, **options) for _ in range(count)]
 
 
-def stop(process: subprocess.Popen[str], timeout: float = 10) -> int:
-    process.send_signal(signal.SIGTERM)
+def stop(process: subprocess.Popen[str], timeout: float = 10, signum: int = signal.SIGTERM) -> int:
+    process.send_signal(signum)
     return process.wait(timeout=timeout)
 
 
@@ -136,7 +136,8 @@ def test_a_schedule_removed_from_settings_disappears_when_the_beat_next_starts(w
     second = workers.start(command="runcron", overrides=only_a)
     wait_until(lambda: "b" not in {c.name for c in list_crons()}, timeout=30, message="b to disappear")
     assert "a" in {c.name for c in list_crons()}
-    assert stop(second) == 0
+    assert stop(second, signum=signal.SIGINT) == 0  # Ctrl-C stops it as cleanly as SIGTERM
+    assert "cron beat stopped" in workers.output(second)
 
 
 def test_the_demo_starts_a_beat_that_registers_the_sample_cron(redis_client, tmp_path):
