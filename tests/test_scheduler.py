@@ -21,7 +21,8 @@ from tempotask_django import (
 from tempotask_django.exceptions import CronNotFound
 from tempotask_django.scheduler import MAX_SLEEP_MS, CronScheduler
 from tempotask_django.schedules import collect_schedules
-from tests.helpers import drain
+from tempotask_django.storage.crons import CronStore
+from tests.helpers import drain, wait_until
 
 pytestmark = pytest.mark.redis
 
@@ -249,3 +250,32 @@ def test_the_host_clock_plays_no_part(redis_client, monkeypatch):
     result = scheduler.tick()
     assert abs(result.now_ms - server_now) < 5000
     assert result.next_due_ms <= server_now + 60_000
+
+
+@pytest.mark.slow
+def test_the_beat_rides_out_a_redis_restart_that_lost_everything(tmp_path):
+    from tempotask_django.conf import build_settings
+    from tempotask_django.embedded import EmbeddedRedis
+    from tempotask_django.storage.connection import make_client
+    from tempotask_django.storage.store import RedisStore
+
+    with EmbeddedRedis(directory=str(tmp_path)) as server:
+        settings = build_settings({"REDIS_URL": server.url, "KEY_PREFIX": "tempotask-test"})
+        store = RedisStore(make_client(settings, socket_timeout=2, socket_connect_timeout=1), settings)
+        scheduler = CronScheduler(
+            schedules(every_second={"task": "noop", "cron": "* * * * * *"}), store=store, settings=settings
+        )
+        thread = threading.Thread(target=scheduler.run)
+        thread.start()
+        try:
+            waiting = "tempotask-test:{default}:waiting"
+            wait_until(lambda: store.client.zcard(waiting) >= 2, timeout=15, message="ticks before the restart")
+            server.kill()
+            time.sleep(1.5)  # the beat meets connection errors meanwhile, and keeps going
+            server.start()  # without persistence: the schedule's state is gone
+            wait_until(lambda: store.client.zcard(waiting) >= 2, timeout=15, message="ticks after the restart")
+            assert [c.name for c in CronStore(store).list()] == ["every_second"]
+        finally:
+            scheduler.request_stop()
+            thread.join(timeout=5)
+        assert not thread.is_alive()
