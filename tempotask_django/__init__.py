@@ -2,7 +2,7 @@
 
 Public API (everything else is internal)::
 
-    from tempotask_django import task, add_job, get_job
+    from tempotask_django import task, add_job, get_job, list_crons, pause_cron
 
 Nothing here reads settings or touches Redis at import time.
 """
@@ -16,6 +16,7 @@ from tempotask_django.api import (
     queue_stats,
     retry_job,
 )
+from tempotask_django.cron_api import list_crons, pause_cron, resume_cron, run_cron_now
 from tempotask_django.decorators import task
 from tempotask_django.job import Job, JobStatus
 
@@ -29,8 +30,12 @@ __all__ = [
     "add_jobs",
     "delete_job",
     "get_job",
+    "list_crons",
     "list_jobs",
+    "pause_cron",
     "queue_stats",
+    "resume_cron",
     "retry_job",
+    "run_cron_now",
     "task",
 ]

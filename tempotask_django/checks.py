@@ -1,8 +1,10 @@
 """System checks (``manage.py check``) for the TEMPOTASK setting and task definitions.
 
 Ids: E001 not a dict, E002 unknown key, E003 wrong value, E004 bad REDIS_URL, E005 bad QUEUES,
-E006 CONTEXT not importable, E106 TASKS names TempotaskBackend without Django's Tasks framework.
-TempotaskBackend.check() reports E101-E105 and W101 (see backends.py). Checks never connect to Redis.
+E006 CONTEXT not importable, E007 malformed cron schedule (TEMPOTASK["CRONS"]), E008 a schedule
+names an unknown task, E009 invalid cron expression or timezone, E106 TASKS names TempotaskBackend
+without Django's Tasks framework. TempotaskBackend.check() reports E101-E105 and W101 (see backends.py).
+Checks never connect to Redis.
 """
 
 from __future__ import annotations
@@ -72,3 +74,10 @@ def check_tasks_framework(app_configs: Any = None, **kwargs: Any) -> list[Error]
             id="tempotask.E106",
         )
     ]
+
+
+@register(Tags.compatibility, "tempotask")
+def check_crons(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    from tempotask_django.schedules import schedule_problems
+
+    return [Error(message, hint=hint, id=check_id) for check_id, message, hint in schedule_problems()]

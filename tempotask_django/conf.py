@@ -51,6 +51,9 @@ DEFAULTS: dict[str, Any] = {
     "MAX_PAYLOAD_BYTES": 1_048_576,
     # Inside a transaction, enqueue when it commits (and not at all if it rolls back).
     "ENQUEUE_ON_COMMIT": True,
+    # Seconds a cron tick may be late and still fire. After downtime longer than this, the missed
+    # ticks are skipped; within it, only the most recent missed tick fires (never the backlog).
+    "CRON_CATCHUP_WINDOW": 3600,
 }
 
 QUEUE_OVERRIDE_KEYS = {"CONCURRENCY", "MAX_JOBS_PER_STATUS"}
@@ -90,6 +93,7 @@ class Settings:
     max_retry_delay: float
     max_payload_bytes: int
     enqueue_on_commit: bool
+    cron_catchup_window: float = float(DEFAULTS["CRON_CATCHUP_WINDOW"])
     queues: dict[str, QueueSettings] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -154,10 +158,11 @@ _SIMPLE_RULES: dict[str, tuple[Any, str]] = {
     "MAX_RETRY_DELAY": (lambda v: _is_number(v) and v >= 0, "a number of seconds >= 0"),
     "MAX_PAYLOAD_BYTES": (lambda v: _is_int(v) and v >= 64, "an integer >= 64"),
     "ENQUEUE_ON_COMMIT": (lambda v: isinstance(v, bool), "True or False"),
+    "CRON_CATCHUP_WINDOW": (lambda v: _is_number(v) and v >= 1, "a number of seconds >= 1"),
 }
 
 # Keys other features own (validated by their own modules); accepted here so they are not "unknown".
-EXTENSION_KEYS: set[str] = {"CRONS", "CRON_CATCHUP_WINDOW"}
+EXTENSION_KEYS: set[str] = {"CRONS"}
 
 
 def _check_queues(queues: Any) -> list[Problem]:
@@ -234,6 +239,7 @@ def build_settings(raw: dict[str, Any]) -> Settings:
         max_retry_delay=float(merged["MAX_RETRY_DELAY"]),
         max_payload_bytes=merged["MAX_PAYLOAD_BYTES"],
         enqueue_on_commit=merged["ENQUEUE_ON_COMMIT"],
+        cron_catchup_window=float(merged["CRON_CATCHUP_WINDOW"]),
         queues=queues,
         raw=dict(raw),
     )

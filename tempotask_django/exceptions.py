@@ -19,6 +19,10 @@ class JobNotFound(TempotaskError, LookupError):
     """No job with that id exists (it may have been trimmed from history)."""
 
 
+class CronNotFound(TempotaskError, LookupError):
+    """No cron schedule with that name is registered in Redis (a beat registers them when it starts)."""
+
+
 class InvalidJobState(TempotaskError):
     """The job is not in a state that allows the requested operation."""
 

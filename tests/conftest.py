@@ -64,7 +64,7 @@ def ledger(redis_client) -> Ledger:
 
 
 class WorkerProcesses:
-    """Starts ``manage.py runworkers`` subprocesses and cleans them up."""
+    """Starts ``manage.py runworkers`` (or another command: ``runcron``) subprocesses and cleans them up."""
 
     def __init__(self, log_dir: Path) -> None:
         self.processes: list[subprocess.Popen[str]] = []
@@ -76,21 +76,22 @@ class WorkerProcesses:
         overrides: dict | None = None,
         log_level: str = "INFO",
         settings_module: str = "tests.settings",
+        command: str = "runworkers",
         env: dict | None = None,
     ) -> subprocess.Popen[str]:
         env = {
             **os.environ,
-            **(env or {}),
             "DJANGO_SETTINGS_MODULE": settings_module,
             "PYTHONPATH": str(ROOT),
             "TEMPOTASK_TEST_REDIS_URL": _test_url(),
             "TEMPOTASK_TEST_OVERRIDES": json.dumps(overrides or {}),
             "TEMPOTASK_TEST_LOG_LEVEL": log_level,
+            **(env or {}),
         }
-        log_path = self.log_dir / f"worker-{len(self.processes)}.log"
+        log_path = self.log_dir / f"{command}-{len(self.processes)}.log"
         with open(log_path, "w") as log:  # a file, not a pipe: a full pipe would block the worker
             process = subprocess.Popen(
-                [sys.executable, "-m", "django", "runworkers", *args],
+                [sys.executable, "-m", "django", command, *args],
                 env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True,
             )  # fmt: skip
         process.log_path = log_path  # type: ignore[attr-defined]

@@ -15,6 +15,11 @@ def _test_redis_url() -> str:
     return urlunsplit(parts._replace(path="/15"))
 
 
+if os.environ.get("TEMPOTASK_TEST_CLOCK_SKEW"):  # subprocess tests: a host whose clock is off
+    from tests.clock_skew import skew_host_clock
+
+    skew_host_clock(float(os.environ["TEMPOTASK_TEST_CLOCK_SKEW"]))
+
 SECRET_KEY = "tests-only-not-secret"
 DEBUG = False
 USE_TZ = True

@@ -18,12 +18,16 @@ Per queue ``Q`` (all under the hash tag ``{Q}`` so one queue's scripts run on Re
     P:{Q}:children:<id>     SET     ids of the child jobs of job <id> that are in queue Q (the
                                     parent may live in another queue); a child leaves it when deleted
     P:{Q}:stats:<minute>    HASH    completed/failed counts for one minute (expire after 2 h)
+    P:{Q}:cron:<name>       HASH    one cron schedule whose jobs go to Q: its definition (task,
+                                    expression, timezone, data...) and state (since, last_tick,
+                                    last_run, next_run, last_job_id, paused...); see storage/crons.py
 
 Global::
 
     P:queues                SET     every queue that has ever had a job
     P:workers               ZSET    worker id -> last heartbeat, ms
     P:worker:<id>           HASH    worker info (host, pid, queues, ...), expires with its heartbeat
+    P:crons                 HASH    cron schedule name -> the queue holding its P:{Q}:cron:<name> hash
 """
 
 from __future__ import annotations
@@ -108,6 +112,9 @@ class QueueKeys:
     def children(self, parent_id: str) -> str:
         return f"{self.base}:children:{parent_id}"
 
+    def cron(self, name: str) -> str:
+        return f"{self.base}:cron:{name}"
+
 
 @dataclass(frozen=True)
 class GlobalKeys:
@@ -123,3 +130,7 @@ class GlobalKeys:
 
     def worker(self, worker_id: str) -> str:
         return f"{self.prefix}:worker:{worker_id}"
+
+    @property
+    def crons(self) -> str:
+        return f"{self.prefix}:crons"

@@ -25,6 +25,9 @@ SCRIPT_NAMES = (
     "purge",
     "forget_consumers",
     "stats",
+    "cron_register",
+    "cron_fire",
+    "cron_control",
 )
 
 
@@ -54,3 +57,6 @@ class Scripts:
     purge: Script
     forget_consumers: Script
     stats: Script
+    cron_register: Script
+    cron_fire: Script
+    cron_control: Script

@@ -45,7 +45,8 @@ class JobSpec:
     delay_ms: int = 0
     run_at_ms: int = 0
 
-    def script_args(self) -> list[Any]:
+    def fields(self) -> list[Any]:
+        """The job hash's fields as a flat name, value list."""
         fields = [
             "name", self.name, "queue", self.queue, "data", self.data,
             "max_attempts", self.max_attempts, "retry_delay", self.retry_delay, "backoff", self.backoff,
@@ -54,6 +55,11 @@ class JobSpec:
             fields += ["parent_id", self.parent_id]
         if self.origin:
             fields += ["origin", self.origin]
+        return fields
+
+    def script_args(self) -> list[Any]:
+        """enqueue.lua's arguments for this job: id, priority, delay, due, field count, fields."""
+        fields = self.fields()
         return [self.id, self.priority, self.delay_ms, self.run_at_ms, len(fields), *fields]
 
 

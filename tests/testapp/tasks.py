@@ -92,3 +92,13 @@ def fails_first_time(job, ctx):
     if not earlier:
         raise ConnectionError("the gateway timed out")
     return {"charged": job.data["amount"]}
+
+
+@task(queue="crons", cron="0 3 * * *", timezone="Europe/Paris", data={"kind": "digest"}, attempts=2, priority=5)
+def nightly_digest(job, ctx):
+    ctx.ledger.record("ran", job.id, data=job.data)
+
+
+@task(cron="@hourly")
+def hourly_sweep(job, ctx):
+    return None

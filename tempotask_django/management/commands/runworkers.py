@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from typing import Any
 
 from django.core.management.base import BaseCommand
@@ -63,6 +64,11 @@ class Command(BaseCommand):
             "--burst", action="store_true", help="Exit 0 once the queues have nothing waiting, due or in progress."
         )
         parser.add_argument("--max-jobs", type=positive_int, help="Exit after this many jobs (per process).")
+        parser.add_argument(
+            "--with-cron",
+            action="store_true",
+            help="Also run the cron beat in each worker process (one command for small deployments).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         configure_logging(options["verbosity"])
@@ -72,7 +78,9 @@ class Command(BaseCommand):
         queues = options["queues"] or [settings.default_queue]
 
         def child_main() -> int:
-            return run_worker(queues, options["concurrency"], options["burst"], options["max_jobs"])
+            return run_worker(
+                queues, options["concurrency"], options["burst"], options["max_jobs"], with_cron=options["with_cron"]
+            )
 
         if options["processes"] == 1:
             code = child_main()
@@ -86,10 +94,14 @@ class Command(BaseCommand):
         os._exit(code)
 
 
-def run_worker(queues: list[str], concurrency: int | None, burst: bool, max_jobs: int | None) -> int:
-    """Run one Worker in this process with signal handling; returns the exit code."""
+def run_worker(
+    queues: list[str], concurrency: int | None, burst: bool, max_jobs: int | None, *, with_cron: bool = False
+) -> int:
+    """Run one Worker (and a cron beat thread when ``with_cron``) with signal handling; returns the exit code."""
+    from tempotask_django.scheduler import CronScheduler
     from tempotask_django.worker import Worker
 
+    beat = CronScheduler() if with_cron else None
     worker = Worker(queues, concurrency=concurrency, burst=burst, max_jobs=max_jobs)
 
     def on_signal(signum: int, frame: object) -> None:
@@ -97,9 +109,18 @@ def run_worker(queues: list[str], concurrency: int | None, burst: bool, max_jobs
             logging.getLogger("tempotask").warning("second stop signal: exiting now")
             logging.shutdown()
             os._exit(1)
+        if beat is not None:
+            beat.request_stop()
         worker.request_stop()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    beat_thread = None
+    if beat is not None:
+        beat_thread = threading.Thread(target=beat.run, name="tempotask-cron", daemon=True)
+        beat_thread.start()
     worker.run()
+    if beat is not None and beat_thread is not None:
+        beat.request_stop()
+        beat_thread.join(timeout=5)
     return 0

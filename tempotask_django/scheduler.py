@@ -1,0 +1,205 @@
+"""The cron beat: turns schedules into jobs, each tick exactly once however many beats run.
+
+``CronScheduler.tick(now)`` is one step: find the schedules whose tick has come and ask Redis to fire
+them (cron_fire.lua decides, atomically, whether this tick still has to fire). ``run()`` registers
+the schedules, then repeats ``tick()`` and sleeps until the next tick is due. "Now" is always the
+Redis server's clock, so beats on hosts with skewed clocks agree on which tick is due; the host
+clock only measures how long to sleep.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from tempotask_django import signals
+from tempotask_django.conf import Settings, get_settings
+from tempotask_django.producer import build_spec
+from tempotask_django.registry import TaskRegistry, registry
+from tempotask_django.schedules import CronSchedule, collect_schedules
+from tempotask_django.storage.connection import get_default_store
+from tempotask_django.storage.crons import CronStore, Fire, FireOutcome
+from tempotask_django.storage.store import RedisStore
+from tempotask_django.worker import REDIS_ERRORS, ErrorThrottle
+
+logger = logging.getLogger("tempotask")
+
+# Longest sleep between two looks at the server clock, ms: bounds how far the host's clock may drift
+# from the server's during a long wait (a daily schedule), at the cost of one TIME call per period.
+MAX_SLEEP_MS = 30_000
+
+
+@dataclass
+class TickResult:
+    """What one ``tick()`` did."""
+
+    now_ms: int  # the server time the tick used
+    next_due_ms: int | None  # the earliest upcoming tick of any schedule (None: nothing will fire)
+    outcomes: dict[str, FireOutcome] = field(default_factory=dict)  # schedule name -> what happened
+
+    @property
+    def fired(self) -> list[str]:
+        return [name for name, outcome in self.outcomes.items() if outcome.outcome == "fired"]
+
+    def sleep_ms(self) -> int:
+        """How long to wait before the next tick."""
+        if self.next_due_ms is None:
+            return MAX_SLEEP_MS
+        return max(0, min(MAX_SLEEP_MS, self.next_due_ms - self.now_ms))
+
+
+class CronScheduler:
+    """A beat for ``schedules`` (default: every schedule the code defines).
+
+    Example (what ``manage.py runcron`` does)::
+
+        CronScheduler().run()   # until request_stop() (SIGTERM/SIGINT in the command)
+    """
+
+    def __init__(
+        self,
+        schedules: Sequence[CronSchedule] | None = None,
+        *,
+        store: RedisStore | None = None,
+        settings: Settings | None = None,
+        tasks: TaskRegistry = registry,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self.tasks = tasks
+        self.schedules = list(collect_schedules(tasks) if schedules is None else schedules)
+        self.store = store or get_default_store()
+        self.crons = CronStore(self.store)
+        self.catchup_ms = int(self.settings.cron_catchup_window * 1000)
+        self._upcoming: dict[str, int | None] = {}  # name -> next tick (epoch s) this beat will offer
+        self._synced = False
+        self._stopping = threading.Event()
+        self._throttle = ErrorThrottle()
+
+    # -- registration ---------------------------------------------------------------------------
+    def sync(self, now_ms: int | None = None) -> None:
+        """Register every schedule in Redis and forget the ones the code no longer defines."""
+        now_ms = self.store.server_time_ms() if now_ms is None else now_ms
+        known = self.crons.registered()
+        wanted = {schedule.name for schedule in self.schedules}
+        for name, queue in sorted(known.items()):
+            if name not in wanted:
+                self.crons.unregister(name, queue)
+                logger.info("cron %s: no longer defined; removed from Redis", name)
+        for schedule in self.schedules:
+            self._register(schedule, known.get(schedule.name), now_ms)
+        self._synced = True
+
+    def _register(self, schedule: CronSchedule, old_queue: str | None, now_ms: int) -> None:
+        carried = 0
+        if old_queue is not None and old_queue != schedule.queue:
+            # Moved to another queue: keep its last tick so the move does not fire a tick again.
+            carried = self.crons.last_tick_ms(schedule.name, old_queue)
+        upcoming = schedule.cron.next_after(now_ms // 1000)
+        next_ms = upcoming * 1000 if upcoming is not None else 0
+        fresh = self.crons.register(
+            schedule.name, schedule.queue, schedule.definition(), next_ms, carried, now_ms=now_ms
+        )
+        if old_queue is not None and old_queue != schedule.queue:
+            self.crons.delete_state(schedule.name, old_queue)
+        logger.info(
+            "cron %s: %s %r (%s) -> task %s on queue %s",
+            schedule.name, "registered" if fresh else "loaded", schedule.expression, schedule.timezone,
+            schedule.task, schedule.queue,
+        )  # fmt: skip
+
+    # -- one step -------------------------------------------------------------------------------
+    def tick(self, now_ms: int | None = None) -> TickResult:
+        """Fire every schedule whose tick has come (by the server clock, or ``now_ms`` in tests).
+
+        A schedule more than one tick behind (after downtime) offers only its most recent tick;
+        the script fires it if it is within CRON_CATCHUP_WINDOW and no beat fired it yet.
+        """
+        fake_now = now_ms is not None
+        now_ms = now_ms if now_ms is not None else self.store.server_time_ms()
+        now = now_ms // 1000
+        fires: list[Fire] = []
+        for schedule in self.schedules:
+            due = self._due(schedule, now)
+            if due is None:
+                continue
+            following = schedule.cron.next_after(due)
+            self._upcoming[schedule.name] = following
+            spec = build_spec(
+                self.tasks.get(schedule.task), schedule.data, settings=self.settings,
+                job_id=schedule.job_id(due), queue=schedule.queue, attempts=schedule.attempts,
+                priority=schedule.priority, origin=f"cron:{schedule.name}",
+            )  # fmt: skip
+            fires.append(Fire(schedule.name, spec, due * 1000, (following or 0) * 1000))
+        replies = self.crons.fire(fires, catchup_ms=self.catchup_ms, now_ms=now_ms if fake_now else 0)
+        result = TickResult(now_ms, self._next_due_ms())
+        for fire, reply in zip(fires, replies, strict=True):
+            result.outcomes[fire.name] = reply
+            self._report(fire, reply)
+        return result
+
+    def _due(self, schedule: CronSchedule, now: int) -> int | None:
+        """The tick to offer now (epoch s), or None when the next one has not come yet."""
+        if schedule.name not in self._upcoming:  # first look: the most recent tick may be a missed one
+            self._upcoming[schedule.name] = schedule.cron.last_at_or_before(now) or schedule.cron.next_after(now)
+        due = self._upcoming[schedule.name]
+        if due is None or due > now:
+            return None
+        following = schedule.cron.next_after(due)
+        if following is not None and following <= now:  # behind by several ticks: only the latest counts
+            due = schedule.cron.last_at_or_before(now)
+        return due
+
+    def _next_due_ms(self) -> int | None:
+        upcoming = [tick for tick in self._upcoming.values() if tick is not None]
+        return min(upcoming) * 1000 if upcoming else None
+
+    def _report(self, fire: Fire, reply: FireOutcome) -> None:
+        lag = reply.now_ms - fire.tick_ms
+        if reply.outcome == "fired":
+            logger.info("cron %s: enqueued job %s (%d ms after its tick)", fire.name, fire.spec.id, lag)
+            if reply.job_status:
+                signals.send(
+                    signals.job_enqueued, job_id=fire.spec.id, name=fire.spec.name, queue=fire.spec.queue,
+                    status=reply.job_status,
+                )  # fmt: skip
+        elif reply.outcome == "missed":
+            logger.warning(
+                "cron %s: tick %s skipped: %.0f s late, beyond CRON_CATCHUP_WINDOW (%.0f s)",
+                fire.name, fire.spec.id, lag / 1000, self.catchup_ms / 1000,
+            )  # fmt: skip
+        elif reply.outcome == "paused":
+            logger.debug("cron %s: paused; tick %s skipped", fire.name, fire.spec.id)
+        elif reply.outcome == "unknown":
+            # Redis lost the schedule (restarted without persistence, or flushed): register it again.
+            logger.warning("cron %s: missing from Redis; registering it again", fire.name)
+            self._synced = False
+        else:
+            logger.debug("cron %s: tick %s %s", fire.name, fire.spec.id, reply.outcome)
+
+    # -- the loop -------------------------------------------------------------------------------
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def request_stop(self) -> None:
+        """Make ``run()`` return (at once: the beat holds no work in progress)."""
+        self._stopping.set()
+
+    def run(self) -> None:
+        """Register the schedules, then fire ticks on time until ``request_stop()``."""
+        logger.info("cron beat started: %d schedule(s), redis %s", len(self.schedules), self.settings.safe_redis_url)
+        while not self.stopping:
+            try:
+                if not self._synced:
+                    self.sync()
+                wait_ms = self.tick().sleep_ms()
+                self._throttle.succeeded()
+            except REDIS_ERRORS as exc:
+                wait_ms = int(self._throttle.failed("cron beat talking to Redis", exc) * 1000)
+            except Exception:
+                logger.exception("cron beat: unexpected error; continuing")
+                wait_ms = 1000
+            self._stopping.wait(wait_ms / 1000)
+        logger.info("cron beat stopped")

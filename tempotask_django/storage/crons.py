@@ -1,0 +1,192 @@
+"""Cron schedules in Redis: registration, firing ticks, pause/resume, and the records the admin reads.
+
+Each schedule keeps one hash under its queue's hash tag, ``P:{Q}:cron:<name>``, so firing a tick and
+enqueueing its job is one script (cron_fire.lua). The global hash ``P:crons`` maps each name to its
+queue, for listing. Fields of the schedule hash:
+
+    name, task, expression, timezone, description, queue, data (JSON), attempts, priority, source
+                     the definition, as the beat that registered it last had it
+    since            ms; ticks at or before it never fire (set when created, changed or resumed)
+    last_tick        ms; the last tick decided (fired, missed or skipped while paused)
+    last_run         ms; the last tick that enqueued a job
+    last_missed      ms; the last tick skipped for being older than the catch-up window
+    next_run         ms; the next tick, as the beats computed it
+    last_job_id, last_enqueued_at (ms), runs (jobs enqueued), paused (ms, present while paused),
+    updated_at (ms)
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tempotask_django import serialization
+from tempotask_django.job import JobStatus, ms_to_datetime
+
+if TYPE_CHECKING:
+    from tempotask_django.storage.store import JobSpec, RedisStore
+
+
+@dataclass(frozen=True)
+class CronInfo:
+    """A cron schedule as Redis knows it: what ``list_crons()`` returns and the admin shows."""
+
+    name: str
+    task: str
+    expression: str
+    description: str  # the expression in words ("Every 5 minutes"), or the expression itself
+    timezone: str
+    queue: str
+    data: Any
+    attempts: int | None
+    priority: int | None
+    next_run: datetime.datetime | None
+    last_run: datetime.datetime | None  # the scheduled time of the last tick that enqueued a job
+    last_enqueued_at: datetime.datetime | None  # when the last job (tick or run now) was enqueued
+    last_job_id: str | None
+    last_job_status: JobStatus | None  # None when no job ran yet or it left the history
+    paused: bool
+    runs: int
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, str], job_status: str | None) -> CronInfo:
+        return cls(
+            name=fields.get("name", ""),
+            task=fields.get("task", ""),
+            expression=fields.get("expression", ""),
+            description=fields.get("description") or fields.get("expression", ""),
+            timezone=fields.get("timezone", ""),
+            queue=fields.get("queue", ""),
+            data=serialization.decode(fields.get("data"), default=None),
+            attempts=_int_or_none(fields.get("attempts")),
+            priority=_int_or_none(fields.get("priority")),
+            next_run=ms_to_datetime(fields.get("next_run")),
+            last_run=ms_to_datetime(fields.get("last_run")),
+            last_enqueued_at=ms_to_datetime(fields.get("last_enqueued_at")),
+            last_job_id=fields.get("last_job_id") or None,
+            last_job_status=JobStatus(job_status)
+            if job_status and job_status in JobStatus._value2member_map_
+            else None,
+            paused=bool(fields.get("paused")),
+            runs=_int_or_none(fields.get("runs")) or 0,
+        )
+
+
+def _int_or_none(value: str | None) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class Fire:
+    """One request to the fire script: a beat's tick (``tick_ms``) or a run now (``tick_ms`` = 0)."""
+
+    name: str
+    spec: JobSpec
+    tick_ms: int = 0
+    next_run_ms: int = 0
+
+    @property
+    def mode(self) -> str:
+        return "tick" if self.tick_ms else "now"
+
+
+@dataclass(frozen=True)
+class FireOutcome:
+    outcome: str  # fired, ran, not-due, done, paused, missed, unknown
+    job_status: str
+    now_ms: int
+
+    @property
+    def enqueued(self) -> bool:
+        return self.outcome in ("fired", "ran")
+
+
+class CronStore:
+    """The cron side of a RedisStore."""
+
+    def __init__(self, store: RedisStore) -> None:
+        self.store = store
+        self.client = store.client
+        self.index = store.global_keys.crons
+
+    def registered(self) -> dict[str, str]:
+        """Schedule name -> queue of every schedule in Redis."""
+        return {str(name): str(queue) for name, queue in self.client.hgetall(self.index).items()}
+
+    def register(
+        self, name: str, queue: str, definition: dict[str, str], next_run_ms: int, carried_tick_ms: int = 0,
+        now_ms: int = 0,
+    ) -> bool:  # fmt: skip
+        """Create or update a schedule's definition (its state survives). True when new or changed."""
+        args: list[Any] = [name, now_ms, next_run_ms, carried_tick_ms]
+        for field, value in definition.items():
+            args += [field, value]
+        fresh = self.store._run("cron_register", queue, *args)
+        self.client.hset(self.index, name, queue)
+        return bool(fresh)
+
+    def last_tick_ms(self, name: str, queue: str) -> int:
+        return int(self.client.hget(self.store.keys(queue).cron(name), "last_tick") or 0)
+
+    def unregister(self, name: str, queue: str) -> None:
+        """Forget a schedule: its state and its index entry."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.delete(self.store.keys(queue).cron(name))
+        pipe.hdel(self.index, name)
+        pipe.execute()
+
+    def delete_state(self, name: str, queue: str) -> None:
+        """Delete a schedule's hash in ``queue`` (after it moved to another queue)."""
+        self.client.delete(self.store.keys(queue).cron(name))
+
+    def fire(self, fires: Sequence[Fire], *, catchup_ms: int, now_ms: int = 0) -> list[FireOutcome]:
+        """Fire ticks (or runs now) in one round trip; each is decided atomically by cron_fire.lua."""
+        if not fires:
+            return []
+        for queue in {fire.spec.queue for fire in fires}:
+            self.store._register_queue(queue)
+        calls = []
+        for fire in fires:
+            spec = fire.spec
+            args = [fire.name, fire.mode, fire.tick_ms, fire.next_run_ms, now_ms, catchup_ms, spec.id, spec.priority,
+                    *spec.fields()]  # fmt: skip
+            calls.append(("cron_fire", spec.queue, args))
+        replies = self.store._pipeline(calls)
+        return [FireOutcome(outcome, status or "", int(now)) for outcome, status, now in replies]
+
+    def queue_of(self, name: str) -> str | None:
+        queue = self.client.hget(self.index, name)
+        return None if queue is None else str(queue)
+
+    def control(self, name: str, action: str, now_ms: int = 0) -> bool:
+        """Pause or resume; False when no such schedule is registered."""
+        queue = self.queue_of(name)
+        if queue is None:
+            return False
+        return bool(self.store._run("cron_control", queue, name, action, now_ms))
+
+    def get(self, name: str) -> dict[str, str] | None:
+        """The schedule's hash, or None when it is not registered."""
+        queue = self.queue_of(name)
+        if queue is None:
+            return None
+        fields = self.client.hgetall(self.store.keys(queue).cron(name))
+        return {str(key): str(value) for key, value in fields.items()} or None
+
+    def list(self) -> list[CronInfo]:
+        """Every registered schedule with its last job's status, sorted by name (two round trips)."""
+        index = sorted(self.registered().items())
+        pipe = self.client.pipeline(transaction=False)
+        for name, queue in index:
+            pipe.hgetall(self.store.keys(queue).cron(name))
+        states = [(queue, fields) for (_, queue), fields in zip(index, pipe.execute(), strict=True) if fields]
+        pipe = self.client.pipeline(transaction=False)
+        for queue, fields in states:
+            pipe.hget(self.store.keys(queue).job(fields.get("last_job_id") or "-"), "status")
+        statuses = pipe.execute() if states else []
+        return [CronInfo.from_fields(fields, status) for (_, fields), status in zip(states, statuses, strict=True)]
