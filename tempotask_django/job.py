@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import enum
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,9 +32,13 @@ class JobStatus(enum.StrEnum):
 
 
 def ms_to_datetime(value: str | int | None) -> datetime.datetime | None:
+    """A timestamp field (epoch ms) as a datetime; None when missing or not a representable time."""
     if value in (None, "", b""):
         return None
-    return datetime.datetime.fromtimestamp(int(value) / 1000, tz=datetime.UTC)
+    try:
+        return datetime.datetime.fromtimestamp(int(value) / 1000, tz=datetime.UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
 
 
 def _int(value: Any, default: int = 0) -> int:
@@ -45,9 +50,10 @@ def _int(value: Any, default: int = 0) -> int:
 
 def _float(value: Any, default: float = 0.0) -> float:
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
         return default
+    return number if math.isfinite(number) else default
 
 
 @dataclass
@@ -107,11 +113,11 @@ class Job:
             status = JobStatus.FAILED
         try:
             data = serialization.decode(fields.get("data"))
-        except ValueError:
+        except (ValueError, RecursionError):
             data = fields.get("data")
         try:
             result = serialization.decode(fields.get("result"))
-        except ValueError:
+        except (ValueError, RecursionError):
             result = fields.get("result")
         return cls(
             id=fields.get("id", ""),

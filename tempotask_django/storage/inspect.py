@@ -57,6 +57,14 @@ def _decode_list(items: Iterable[str]) -> list[dict[str, Any]]:
     return decoded
 
 
+def _int(value: str | None) -> int | None:
+    """An integer field of a record, None when missing or damaged (records may be written by others)."""
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
 class QueueInspector:
     """Mixin of RedisStore: the read side."""
 
@@ -130,9 +138,9 @@ class QueueInspector:
         consumers = self._consumer_count(k.stream)
         age = None
         if head:
-            enqueued = self.client.hget(k.job(head[0]), "enqueued_at")
-            if enqueued:
-                age = max(0.0, (int(seconds) * 1000 + int(micros) // 1000 - int(enqueued)) / 1000)
+            enqueued = _int(self.client.hget(k.job(head[0]), "enqueued_at"))
+            if enqueued is not None:
+                age = max(0.0, (int(seconds) * 1000 + int(micros) // 1000 - enqueued) / 1000)
         by_status = dict(zip(STATUS_KEYS, (int(c) for c in counts), strict=True))
         return QueueStats(queue=queue, consumers=consumers, paused=bool(paused), next_job_age=age, **by_status)
 

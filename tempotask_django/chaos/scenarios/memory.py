@@ -19,7 +19,7 @@ FLAT = 0.05
     "memory",
     "{total:,} jobs ({fail_percent}% failing) with MAX_JOBS_PER_STATUS={history}: Redis memory and keys "
     "after {first:,} and after {total:,}",
-    short={"first": 2000, "total": 20_000, "history": 300, "fail_percent": 10},
+    short={"first": 5000, "total": 25_000, "history": 300, "fail_percent": 10},
     long={"first": 10_000, "total": 100_000, "history": 300, "fail_percent": 10},
 )
 def memory(lab: Lab, params: dict[str, Any], rng: random.Random) -> Result:

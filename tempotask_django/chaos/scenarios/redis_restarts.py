@@ -15,6 +15,7 @@ from tempotask_django.chaos.workload import crashed_children, enqueue_work, outc
 
 STALLED_TIMEOUT = 2
 NOISY_LEVELS = ("WARNING", "ERROR", "CRITICAL")
+RECONNECTED = "Redis is reachable again"
 # Seconds after the workers are back that still count as part of an outage's log lines.
 SETTLE = 2.0
 
@@ -24,7 +25,7 @@ class Outage:
     down: float  # epoch seconds
     up: float
     empty: bool
-    back: float | None = None  # first job started after it by every worker process
+    back: float | None = None  # when every worker process had talked to Redis again
 
 
 @scenario(
@@ -79,23 +80,25 @@ def _restart(lab: Lab, down_for: float, *, empty: bool) -> Outage:
 
 
 def _outage_figures(result: Result, outages: list[Outage], runs: list[Run], workers: Command) -> None:
-    starts = sorted((run for run in runs if run.event == "start"), key=lambda run: run.t)
+    starts = sorted(run.t for run in runs if run.event == "start")
+    lines = workers.log_lines()
     pids = set(workers.children())  # the worker processes (none may have exited)
-    lines = [line for line in workers.log_lines() if line.level in NOISY_LEVELS]
     for number, outage in enumerate(outages, start=1):
         kind = "empty" if outage.empty else "AOF"
-        first_by_pid: dict[int, float] = {}
-        for run in starts:
-            if run.t >= outage.up and run.pid not in first_by_pid:
-                first_by_pid[run.pid] = run.t
-        # Back when every worker process has started a job again.
-        back = [first_by_pid.get(pid) for pid in pids]
-        outage.back = None if None in back or not back else max(back)  # type: ignore[type-var]
-        reconnect = outage.back - outage.up if outage.back else None
-        result.figure(f"restart {number} ({kind}): reconnect time, s", reconnect)
-    result.figure("error/warning log lines per second of outage", _lines_per_second(lines, outages))
-    result.figure("error/warning log lines in the busiest second", _busiest_second(lines))
-    result.figure("error/warning log lines in all", len(lines))
+        # Each worker process says when a call to Redis went through again after failing.
+        back = {line.pid: line.t for line in reversed(lines) if line.t >= outage.up and RECONNECTED in line.message}
+        outage.back = max(back.values()) if back and set(back) >= pids else None
+        first_job = next((t for t in starts if t >= outage.up), None)
+        result.figure(f"restart {number} ({kind}): every worker reconnected after, s", _since(outage.up, outage.back))
+        result.figure(f"restart {number} ({kind}): first job started after, s", _since(outage.up, first_job))
+    noisy = [line for line in lines if line.level in NOISY_LEVELS]
+    result.figure("error/warning log lines per second of outage", _lines_per_second(noisy, outages))
+    result.figure("error/warning log lines in the busiest second", _busiest_second(noisy))
+    result.figure("error/warning log lines in all", len(noisy))
+
+
+def _since(start: float, end: float | None) -> float | None:
+    return None if end is None else end - start
 
 
 def _lines_per_second(lines: list[LogLine], outages: list[Outage]) -> float:
