@@ -453,10 +453,10 @@ class Worker:
         for queue, entries in by_queue.items():
             for lost in self.store.renew(queue, self.name, entries):
                 with self._lock:
-                    running = self._running.get(lost)
-                    if running is None or running.finishing:
+                    job = self._running.get(lost)
+                    if job is None or job.finishing:
                         continue  # finished meanwhile: not a loss
-                    running.lost = True
+                    job.lost = True
                 logger.warning(
                     "worker %s lost the lease of entry %s on %s (taken over, or Redis lost it); its result "
                     "will be discarded", self.name, lost, queue,
@@ -490,7 +490,7 @@ class Worker:
                 for fields in result.jobs:
                     logger.warning("job %s %s taken over from a stalled worker", fields.get("id"), fields.get("name"))
                     if result.alone:
-                        self._alone = fields.get("entry", "")
+                        self._alone, self._draining = fields.get("entry", ""), False
                     self._start(queue, fields)
                 if result.poisoned:
                     logger.error("%d job(s) on %s failed as poison pills (MAX_DELIVERIES)", result.poisoned, queue)

@@ -222,3 +222,20 @@ def test_a_suspect_job_runs_alone_after_running_jobs_finish(store, ledger, setti
     assert events[("end", running)] <= events[("start", suspect)]  # nothing ran beside the suspect
     assert events[("end", suspect)] <= events[("start", later)]
     assert get_job(suspect).status == JobStatus.COMPLETED
+
+
+def test_a_worker_leaving_with_a_job_still_running_keeps_its_lease(store, ledger, settings):
+    """Deleting a consumer drops its pending entries silently: a worker that exits past
+    SHUTDOWN_TIMEOUT must leave its consumer (and so the job's lease) for another to take over."""
+    settings.TEMPOTASK = {**settings.TEMPOTASK, "SHUTDOWN_TIMEOUT": 0}
+    store = get_default_store()
+    job_id = tasks.slow.enqueue({"seconds": 0.5})
+    worker = Worker(["slow"])
+    worker.run_once(block=False)
+    wait_until(lambda: ledger.entries("start"), message="the job to start")
+    worker.request_stop()
+    assert worker.shutdown() is False
+    consumers = store.client.xinfo_consumers(store.keys("slow").stream, "workers")
+    assert [(c["name"], c["pending"]) for c in consumers] == [(worker.name, 1)]
+    assert get_job(job_id).status == JobStatus.PROCESSING
+    wait_until(lambda: ledger.entries("end"), message="the abandoned handler to return")  # before the next test
