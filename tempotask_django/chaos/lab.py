@@ -121,6 +121,7 @@ class Lab:
         *,
         redis_binary: str | None = None,
         appendonly: bool = False,
+        redis_args: list[str] | None = None,
         overrides: dict[str, Any] | None = None,
     ) -> None:
         self.name = name
@@ -128,7 +129,7 @@ class Lab:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.ledger_url = ledger_url
         self.ledger = Ledger(ledger_url)
-        self.server = EmbeddedRedis(binary=redis_binary, appendonly=appendonly)
+        self.server = EmbeddedRedis(binary=redis_binary, appendonly=appendonly, extra_args=redis_args)
         self.overrides = dict(overrides or {})
         self.commands: list[Command] = []
         self._settings: override_settings | None = None

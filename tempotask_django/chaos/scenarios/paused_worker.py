@@ -39,6 +39,8 @@ def paused_worker(lab: Lab, params: dict[str, Any], rng: random.Random) -> Resul
     stopped = time.monotonic()
     other = lab.workers(1, jobs)
     time.sleep(max(0.0, 2 * lease - (time.monotonic() - stopped)))
+    # On a loaded machine the other worker may take longer to start: resume only once it took over.
+    lab.wait_ledger(2 * jobs, timeout=60)
     frozen.signal(signal.SIGCONT)
     result.figure("seconds frozen", time.monotonic() - stopped)
     lab.wait_drained(timeout=60)
