@@ -128,9 +128,10 @@ class EmbeddedRedis:
         """Stop abruptly (SIGKILL), as a crash would."""
         self.stop(signal.SIGKILL)
 
-    def restart(self, *, empty: bool = False) -> None:
-        """Kill and start again on the same port; ``empty`` deletes the AOF first."""
+    def restart(self, *, empty: bool = False, down_for: float = 0.0) -> None:
+        """Kill and start again on the same port after ``down_for`` seconds; ``empty`` deletes the AOF first."""
         self.kill()
+        time.sleep(down_for)
         if empty:
             for path in Path(self.directory).glob("appendonly*"):
                 shutil.rmtree(path) if path.is_dir() else path.unlink()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import enum
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,9 +32,13 @@ class JobStatus(enum.StrEnum):
 
 
 def ms_to_datetime(value: str | int | None) -> datetime.datetime | None:
+    """A timestamp field (epoch ms) as a datetime; None when missing or not a representable time."""
     if value in (None, "", b""):
         return None
-    return datetime.datetime.fromtimestamp(int(value) / 1000, tz=datetime.UTC)
+    try:
+        return datetime.datetime.fromtimestamp(int(value) / 1000, tz=datetime.UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
 
 
 _STATUSES = {status.value: status for status in JobStatus}
@@ -45,7 +50,7 @@ def _decoded(text: str | None) -> Any:
         return None
     try:
         return serialization.decode(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to decode
         return text
 
 
@@ -58,9 +63,10 @@ def _int(value: Any, default: int = 0) -> int:
 
 def _float(value: Any, default: float = 0.0) -> float:
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
         return default
+    return number if math.isfinite(number) else default
 
 
 @dataclass

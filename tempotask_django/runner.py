@@ -86,7 +86,7 @@ class JobRunner:
             raise BadJob(f"{exc} (worker {self.worker_name})") from None
         try:
             job.data = serialization.decode(fields.get("data"))
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise BadJob(f"the job's data is not valid JSON: {exc}") from None
         return job, task
 

@@ -64,13 +64,28 @@ def normalize(value: Any, path: str = "data") -> Any:
 
 
 def dumps(value: Any) -> str:
-    """Compact JSON text of an already-normalized value."""
-    return _DUMPS(value)
+    """Compact JSON text of an already-normalized value, always encodable as UTF-8.
+
+    Text stays as it is, except when a string holds a lone surrogate (such as U+D800, which
+    ``json.loads`` happily returns but UTF-8 cannot encode): then the JSON uses escapes,
+    so the value still round-trips exactly instead of failing when it is sent to Redis.
+    """
+    text = _DUMPS(value)
+    if text.isascii():  # constant time in CPython: the common case costs nothing more
+        return text
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return text
 
 
 def encode(value: Any, *, max_bytes: int | None = None, what: str = "job data") -> str:
     """Normalize and serialize ``value``; enforce ``max_bytes`` (ValueError when larger)."""
-    text = dumps(normalize(value))
+    try:
+        text = dumps(normalize(value))
+    except RecursionError:
+        raise ValueError(f"{what} is nested too deeply to be stored as JSON") from None
     if max_bytes is not None:
         size = len(text.encode())
         if size > max_bytes:
@@ -85,7 +100,7 @@ def encode_result(value: Any) -> str:
     """Serialize a handler's return value; a value JSON cannot hold is stored as its repr."""
     try:
         return dumps(normalize(value, "result"))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return dumps({"repr": repr(value)[:10_000], "note": "the return value was not JSON-serializable"})
 
 

@@ -14,6 +14,8 @@ from tempotask_django.exceptions import ConfigurationError
 JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:@+=\-]{1,200}$")
 # Priorities beyond this would lose FIFO order within a priority (see lua/lib.lua PRIORITY_BAND).
 MAX_PRIORITY = 1000
+# Longest delay or retry delay, seconds (ten years): keeps due times exact integers of milliseconds.
+MAX_SECONDS = 10 * 365 * 86400
 
 
 def _is_int(value: Any) -> bool:
@@ -54,8 +56,10 @@ def seconds(value: Any, what: str) -> float:
     """A non-negative number of seconds, from a number or a timedelta."""
     if isinstance(value, datetime.timedelta):
         value = value.total_seconds()
-    if not _is_number(value) or value < 0 or value != value:
-        raise ValueError(f"{what} must be a number of seconds >= 0 or a timedelta, not {value!r}")
+    if not _is_number(value) or not 0 <= value <= MAX_SECONDS:
+        raise ValueError(
+            f"{what} must be a number of seconds from 0 to {MAX_SECONDS} (ten years) or a timedelta, not {value!r}"
+        )
     return float(value)
 
 

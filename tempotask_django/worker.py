@@ -8,6 +8,7 @@ stopped. A separate finisher thread records finished attempts, batching them und
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import queue as queue_module
@@ -43,6 +44,9 @@ FINISH_BATCH = 100
 CONSUMER_MAX_IDLE = 3600
 # Errors talking to Redis: first retry delay and the cap, seconds.
 BACKOFF_START, BACKOFF_CAP = 0.1, 5.0
+# Cap of the finisher's retry delay, seconds: finished jobs hold their slots until recorded, so they
+# are recorded soon after Redis is back (a refused connection costs nothing).
+FINISH_RETRY_CAP = 1.0
 # At most one log line per this many seconds while Redis keeps failing.
 ERROR_LOG_INTERVAL = 30.0
 
@@ -55,13 +59,16 @@ class RunningJob:
     job_id: str
     entry_id: str
     started: float = field(default_factory=time.monotonic)
+    finishing: bool = False  # handed to the finisher: its lease may be gone any moment, no news
+    lost: bool = False  # another worker took it over (or Redis lost it): warned once, not renewed
 
 
 class ErrorThrottle:
     """Logs the first error of a streak, then at most one summary line per interval."""
 
-    def __init__(self, interval: float = ERROR_LOG_INTERVAL) -> None:
+    def __init__(self, interval: float = ERROR_LOG_INTERVAL, cap: float = BACKOFF_CAP) -> None:
         self.interval = interval
+        self.cap = cap
         self.streak = 0
         self.last_logged = 0.0
         self.delay = BACKOFF_START
@@ -73,7 +80,7 @@ class ErrorThrottle:
         if self.streak == 1 or now - self.last_logged >= self.interval:
             logger.error("%s failed (%d in a row, retrying with backoff): %s", what, self.streak, exc)
             self.last_logged = now
-        delay, self.delay = self.delay, min(BACKOFF_CAP, self.delay * 2)
+        delay, self.delay = self.delay, min(self.cap, self.delay * 2)
         return delay
 
     def succeeded(self) -> None:
@@ -143,6 +150,9 @@ class Worker:
         # finisher only refills from a queue that may have more; otherwise it wakes the loop.
         self._more_waiting = dict.fromkeys(self.queues, False)
         self._chores_due: dict[str, float] = {}
+        # A suspect job (taken over twice) runs alone: its entry id, and whether one waits for us.
+        self._alone: str | None = None
+        self._draining = False
         self._throttle = ErrorThrottle()
         self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="tempotask-job")
         self._async: AsyncLoopThread | None = None
@@ -175,7 +185,6 @@ class Worker:
         while not self.stopping:
             try:
                 self.run_once()
-                self._throttle.succeeded()
             except REDIS_ERRORS as exc:
                 self._stopping.wait(self._throttle.failed("talking to Redis", exc))
             except Exception:
@@ -186,6 +195,8 @@ class Worker:
     def run_once(self, block: bool = True) -> int:
         """One iteration: housekeeping, then claim and start jobs, or wait for work. Returns jobs started."""
         self._do_chores()
+        if self._draining and not self.running_count and not self.stopping:
+            self._reclaim()  # running nothing now: take the suspect that waits for such a worker
         self._slot_freed.clear()
         free = self._free_slots()
         if free <= 0:
@@ -242,7 +253,11 @@ class Worker:
             logger.warning("worker %s could not unregister cleanly: %s", self.name, exc)
 
     # -- claiming -----------------------------------------------------------------------------
-    def _free_slots(self) -> int:
+    def _free_slots(self, reclaiming: bool = False) -> int:
+        """Jobs this worker can start now: none beside a suspect, and none while it drains to take one
+        (until it runs nothing; then only the reclaim that takes the suspect)."""
+        if self._alone is not None or (self._draining and (not reclaiming or self.running_count)):
+            return 0
         free = self._slots.free()
         if self.max_jobs is not None and free <= 0 and self.running_count == 0:
             self.request_stop()
@@ -268,6 +283,7 @@ class Worker:
         jobs: list[dict[str, str]] = []
         try:
             result = self.store.claim(queue, self.name, count)
+            self._throttle.succeeded()  # Redis answered
             jobs = result.jobs
             self._claimed(queue, result, count)
         finally:
@@ -290,12 +306,29 @@ class Worker:
             if self._async is None:
                 self._async = AsyncLoopThread()
             future = asyncio.run_coroutine_threadsafe(self.runner.run_async(fields), self._async.loop)
-            future.add_done_callback(lambda f: self._done.put((running, f.result())))
+            future.add_done_callback(lambda f: self._done.put((running, self._outcome_of(f, fields))))
         else:
             self._executor.submit(self._run_sync, running, fields)
 
     def _run_sync(self, running: RunningJob, fields: dict[str, str]) -> None:
-        self._done.put((running, self.runner.run_sync(fields)))
+        try:
+            outcome = self.runner.run_sync(fields)
+        except BaseException as exc:  # every started job must reach the finisher, or its slot leaks
+            outcome = self._broken(fields, exc)
+        self._done.put((running, outcome))
+
+    def _outcome_of(self, future: Any, fields: dict[str, str]) -> Outcome:
+        try:
+            return future.result()
+        except BaseException as exc:
+            return self._broken(fields, exc)
+
+    def _broken(self, fields: dict[str, str], exc: BaseException) -> Outcome:
+        """The outcome of a job the runner could not even describe (a damaged record): failed for good."""
+        logger.exception("worker %s: job %s could not be run", self.name, fields.get("id"))
+        job = Job(id=fields.get("id", ""), name=fields.get("name", ""), queue=fields.get("queue", ""))
+        info = {"attempt": 0, "type": type(exc).__name__, "message": repr(exc)[:10_000], "traceback": ""}
+        return Outcome(job, False, 0.0, error=exc, error_info=info, permanent=True)
 
     def _wait_for_work(self) -> None:
         if self.burst and self.running_count == 0 and self._queues_idle():
@@ -338,7 +371,10 @@ class Worker:
 
     def _record(self, batch: list[tuple[RunningJob, Outcome]]) -> None:
         """Record a batch of finished attempts and, in the same round trip, claim jobs for the slots it frees."""
-        finishes = [self._finish_for(running, outcome) for running, outcome in batch]
+        with self._lock:
+            for running, _ in batch:
+                running.finishing = True
+        finishes = [self._safe_finish_for(running, outcome) for running, outcome in batch]
         for running, _ in batch:
             self._slots.finished(running.queue)
         queue, count = self._refill_target()
@@ -357,7 +393,7 @@ class Worker:
 
     def _refill_target(self) -> tuple[str | None, int]:
         """The queue to refill from with the finish round trip, with its slots reserved; or (None, 0)."""
-        if self.stopping:
+        if self.stopping or self._alone is not None or self._draining:
             return None, 0
         for queue in self.queues:
             if self._slots.free_in(queue) <= 0:
@@ -371,7 +407,7 @@ class Worker:
     def _send_finishes(
         self, finishes: list[Finish], queue: str | None, count: int
     ) -> tuple[list[FinishOutcome], ClaimResult | None]:
-        throttle = ErrorThrottle()
+        throttle = ErrorThrottle(cap=FINISH_RETRY_CAP)
         while True:
             try:
                 return self.store.finish_and_claim(self.name, finishes, queue, count)
@@ -383,6 +419,15 @@ class Worker:
             except Exception:
                 logger.exception("worker %s: could not record %d finished jobs", self.name, len(finishes))
                 return [FinishOutcome(False, reason="recording failed")] * len(finishes), None
+
+    def _safe_finish_for(self, running: RunningJob, outcome: Outcome) -> Finish:
+        """The finish to record; a record too damaged to compute one fails the job (the finisher must live)."""
+        try:
+            return self._finish_for(running, outcome)
+        except Exception as exc:
+            logger.exception("worker %s: job %s: cannot record how it ended", self.name, running.job_id)
+            error = {"attempt": outcome.job.attempt, "type": type(exc).__name__, "message": repr(exc)[:10_000]}
+            return Finish(running.queue, running.entry_id, running.job_id, False, json.dumps(error), -1)
 
     def _finish_for(self, running: RunningJob, outcome: Outcome) -> Finish:
         job = outcome.job
@@ -399,6 +444,8 @@ class Worker:
     def _after_finish(self, running: RunningJob, outcome: Outcome, finish: Finish, result: FinishOutcome) -> None:
         with self._lock:
             self._running.pop(running.entry_id, None)
+            if self._alone == running.entry_id:
+                self._alone = None
         self.jobs_done += 1
         job = outcome.job
         if not result.accepted:
@@ -440,14 +487,27 @@ class Worker:
 
     def _heartbeat(self) -> None:
         """Renew the leases of running jobs and publish this worker's info."""
+        self._renew_leases()
+        self.store.register_worker(self.name, self.info(), ttl=max(3.0, self.settings.stalled_timeout))
+        self._throttle.succeeded()  # Redis answered
+
+    def _renew_leases(self) -> None:
         with self._lock:
             by_queue: dict[str, list[str]] = {}
             for running in self._running.values():
-                by_queue.setdefault(running.queue, []).append(running.entry_id)
+                if not running.lost:
+                    by_queue.setdefault(running.queue, []).append(running.entry_id)
         for queue, entries in by_queue.items():
             for lost in self.store.renew(queue, self.name, entries):
-                logger.warning("worker %s lost the lease of entry %s on %s (taken over)", self.name, lost, queue)
-        self.store.register_worker(self.name, self.info(), ttl=max(3.0, self.settings.stalled_timeout))
+                with self._lock:
+                    job = self._running.get(lost)
+                    if job is None or job.finishing:
+                        continue  # finished meanwhile: not a loss
+                    job.lost = True
+                logger.warning(
+                    "worker %s lost the lease of entry %s on %s (taken over, or Redis lost it); its result "
+                    "will be discarded", self.name, lost, queue,
+                )  # fmt: skip
 
     def info(self) -> dict[str, Any]:
         """What the admin shows about this worker."""
@@ -458,31 +518,42 @@ class Worker:
         }  # fmt: skip
 
     def _reclaim(self) -> None:
-        """Take over jobs of dead workers, as far as free slots allow."""
+        """Take over jobs of dead workers, as far as free slots allow.
+
+        A suspect (a job taken over twice) is only taken when this worker runs nothing, and then
+        runs alone; when one waits, the worker stops claiming until it runs nothing (draining).
+        """
+        suspects = 0
+        if self.running_count and self._free_slots(reclaiming=True) > 0:
+            self._renew_leases()  # after an outage our own running jobs look stalled too: not to us
         for queue in self.queues:
             cursor, budget_end = "0-0", time.monotonic() + 0.2
             while time.monotonic() < budget_end:
-                if self.stopping:
+                if self.stopping or self._free_slots(reclaiming=True) <= 0:
                     return
                 free = self._slots.reserve(queue, self.concurrency)
                 if free <= 0:
                     break
                 jobs: list[dict[str, str]] = []
                 try:
-                    result = self.store.reclaim(queue, self.name, free, cursor)
+                    result = self.store.reclaim(queue, self.name, free, cursor, idle=self.running_count == 0)
                     jobs = result.jobs
                     for fields in jobs:
                         logger.warning(
                             "job %s %s taken over from a stalled worker", fields.get("id"), fields.get("name")
                         )
+                        if result.alone:
+                            self._alone, self._draining = fields.get("entry", ""), False
                         self._start(queue, fields)
                 finally:
                     self._slots.settle(queue, free, len(jobs))
                 if result.poisoned:
                     logger.error("%d job(s) on %s failed as poison pills (MAX_DELIVERIES)", result.poisoned, queue)
+                suspects += result.suspects
                 cursor = result.cursor
-                if cursor == "0-0":
+                if cursor == "0-0" or result.alone:
                     break
+        self._draining = suspects > 0 and self._alone is None
 
     def _forget_idle_consumers(self) -> None:
         for queue in self.queues:

@@ -50,6 +50,18 @@ def test_job_of_a_killed_worker_is_finished_by_another(workers, ledger):
     assert survivor.poll() is None
 
 
+def test_a_long_job_of_a_live_worker_is_never_taken_over(workers, ledger):
+    """Running three times longer than STALLED_TIMEOUT is fine while the worker renews its lease."""
+    overrides = {"STALLED_TIMEOUT": 1}
+    job_id = tasks.slow.enqueue({"seconds": 3.5})
+    workers.start("--queues", "slow", overrides=overrides)
+    wait_until(lambda: ledger.entries("start"), message="the job to start")
+    workers.start("--queues", "slow", overrides=overrides)  # idle, reclaiming every 0.5 s
+    wait_until(lambda: get_job(job_id).status == JobStatus.COMPLETED, timeout=20, message="the job to complete")
+    assert len(ledger.entries("start")) == 1
+    assert get_job(job_id).errors == []
+
+
 def test_several_processes_share_the_queue(workers, ledger):
     for n in range(40):
         tasks.slow.enqueue({"seconds": 0.05, "n": n})

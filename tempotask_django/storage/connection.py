@@ -17,8 +17,14 @@ _default_store: RedisStore | None = None
 
 
 def make_client(settings: Settings, **overrides) -> redis.Redis:
-    """A client for the queue's database (N+1 when OPTIMISE is on). Responses are decoded to str."""
-    options = {"decode_responses": True, "health_check_interval": 30, "socket_keepalive": True}
+    """A client for the queue's database (N+1 when OPTIMISE is on). Responses are decoded to str.
+
+    Bytes that are not UTF-8 (written by another program) decode to U+FFFD instead of raising:
+    a damaged record must not make every read of the queue fail.
+    """
+    options = {
+        "decode_responses": True, "encoding_errors": "replace", "health_check_interval": 30, "socket_keepalive": True,
+    }  # fmt: skip
     options.update(overrides)
     pool = redis.ConnectionPool.from_url(settings.redis_url, **options)
     if settings.optimise:

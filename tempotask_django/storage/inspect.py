@@ -70,6 +70,14 @@ def _decode_list(items: Iterable[str]) -> list[dict[str, Any]]:
     return decoded
 
 
+def _int(value: Any) -> int | None:
+    """An integer field of a record, None when missing or damaged (records may be written by others)."""
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
 class QueueInspector:
     """Mixin of RedisStore: the read side."""
 

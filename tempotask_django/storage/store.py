@@ -78,6 +78,8 @@ class ReclaimResult:
     jobs: list[dict[str, str]]
     cursor: str
     poisoned: int
+    alone: bool = False  # the one job returned is a suspect: run nothing else beside it
+    suspects: int = 0  # suspects left for a worker running nothing
 
 
 @dataclass(frozen=True)
@@ -237,14 +239,20 @@ class RedisStore(QueueInspector):
         jobs, next_due, wake_id, paused = reply
         return ClaimResult([_pairs(job) for job in jobs], int(next_due), wake_id, bool(paused))
 
-    def reclaim(self, queue: str, consumer: str, count: int, cursor: str = "0-0") -> ReclaimResult:
-        """Take over up to ``count`` jobs whose workers stopped renewing their leases."""
+    def reclaim(
+        self, queue: str, consumer: str, count: int, cursor: str = "0-0", *, idle: bool = False
+    ) -> ReclaimResult:
+        """Take over up to ``count`` jobs whose workers stopped renewing their leases.
+
+        A job taken over twice already (a suspect) is only taken by an ``idle`` worker (running
+        nothing), and then alone: ``alone`` tells the worker to start nothing else beside it.
+        """
         min_idle_ms = int(self.settings.stalled_timeout * 1000)
-        jobs, next_cursor, poisoned = self._run(
+        jobs, next_cursor, poisoned, alone, suspects = self._run(
             "reclaim", queue, CONSUMER_GROUP, consumer, min_idle_ms, cursor, count,
-            self.settings.max_deliveries, self._history_size(queue),
+            self.settings.max_deliveries, self._history_size(queue), 1 if idle else 0,
         )  # fmt: skip
-        return ReclaimResult([_pairs(job) for job in jobs], next_cursor, int(poisoned))
+        return ReclaimResult([_pairs(job) for job in jobs], next_cursor, int(poisoned), bool(alone), int(suspects))
 
     def finish(self, consumer: str, finishes: Sequence[Finish]) -> list[FinishOutcome]:
         """Record finished attempts in one round trip; each is refused if ``consumer`` lost the job."""

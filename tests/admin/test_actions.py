@@ -149,7 +149,7 @@ def enqueue(client, **fields):
         ({"priority": "5000"}, "priority", "priority must be an integer from -1000 to 1000"),
         ({"queue": "bad queue"}, "queue", "is not a valid queue name"),
         ({"job_id": "has space"}, "job_id", "must be 1-200 characters"),
-        ({"delay": "-1"}, "delay", "delay must be a number of seconds >= 0"),
+        ({"delay": "-1"}, "delay", "delay must be a number of seconds from 0"),
         ({"attempts": "0"}, "attempts", "attempts must be an integer from 1 to 1000"),
         ({"json_data": json.dumps({"blob": "x" * 2_000_000})}, "json_data", "more than MAX_PAYLOAD_BYTES"),
     ],

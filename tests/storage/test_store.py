@@ -131,8 +131,8 @@ def test_poison_pill_fails_after_max_deliveries(store):
     store.settings = type(store.settings)(**{**store.settings.__dict__, "stalled_timeout": 0.0, "max_deliveries": 2})
     store.enqueue(spec("pill"))
     store.claim(Q, "w0", 1)
-    assert len(store.reclaim(Q, "w1", 1).jobs) == 1  # delivery 2
-    result = store.reclaim(Q, "w2", 1)  # delivery 3 > 2
+    assert len(store.reclaim(Q, "w1", 1, idle=True).jobs) == 1  # delivery 2
+    result = store.reclaim(Q, "w2", 1, idle=True)  # delivery 3 > 2
     assert result.jobs == [] and result.poisoned == 1
     job = store.get_job(Q, "pill")
     assert job.status == JobStatus.FAILED and job.errors[-1]["type"] == "PoisonPill"
@@ -363,3 +363,52 @@ def test_a_failing_claim_does_not_hide_recorded_finishes(store):
     outcomes, claimed = store.finish_and_claim("w1", [Finish(Q, job["entry"], "a", True, "1")], Q, 1)
     assert outcomes[0].accepted and claimed is None
     assert store.get_job(Q, "a").status == JobStatus.COMPLETED
+
+
+def _stalled_now(store, **changes):
+    store.settings = type(store.settings)(**{**store.settings.__dict__, "stalled_timeout": 0.0, **changes})
+
+
+def test_a_job_dying_with_a_poison_pill_is_not_failed_with_it(store):
+    """Jobs killed together are taken over together; from the second death on, each runs alone, so
+    the pill's deaths stop counting against the innocent job (before, both were failed)."""
+    lease = 0.2
+    _stalled_now(store, max_deliveries=3, stalled_timeout=lease)
+    store.enqueue(spec("pill"))
+    store.enqueue(spec("innocent"))
+    assert len(store.claim(Q, "w0", 2).jobs) == 2  # w0 dies with both
+    time.sleep(lease)
+    assert len(store.reclaim(Q, "w1", 2).jobs) == 2  # delivery 2: taken over together; w1 dies too
+    time.sleep(lease)
+    busy = store.reclaim(Q, "w2", 2)  # delivery 3: suspects, not for a worker running anything
+    assert (busy.jobs, busy.suspects) == ([], 2)
+    first = store.reclaim(Q, "w2", 2, idle=True)
+    assert first.alone and len(first.jobs) == 1 and first.suspects == 0
+    second = store.reclaim(Q, "w3", 2, idle=True)
+    assert second.alone and len(second.jobs) == 1
+    by_id = {job["id"]: (worker, job) for worker, job in (("w2", first.jobs[0]), ("w3", second.jobs[0]))}
+    worker, innocent = by_id["innocent"]
+    assert complete(store, worker, innocent).accepted
+    time.sleep(lease)  # the pill's worker died alone
+    assert store.reclaim(Q, "w4", 2, idle=True).poisoned == 1  # delivery 4 > 3
+    assert store.get_job(Q, "innocent").status == JobStatus.COMPLETED
+    assert store.get_job(Q, "pill").errors[-1]["type"] == "PoisonPill"
+
+
+def test_reclaim_pages_through_many_deleted_entries(store):
+    """Entries deleted while pending are acked page by page (cursor), on Redis 6.2 and 7."""
+    _stalled_now(store)
+    for n in range(25):
+        store.enqueue(spec(f"j{n}"))
+    for job in store.claim(Q, "dead", 25).jobs:
+        store.client.xdel(store.keys(Q).stream, job["entry"])
+    cursor, calls = "0-0", 0
+    while True:
+        result = store.reclaim(Q, "w1", 1, cursor)
+        calls += 1
+        assert result.jobs == []
+        cursor = result.cursor
+        if cursor == "0-0":
+            break
+    assert calls == 3  # pages of COUNT x 10
+    assert store.client.xpending(store.keys(Q).stream, CONSUMER_GROUP)["pending"] == 0

@@ -102,3 +102,18 @@ def nightly_digest(job, ctx):
 @task(cron="@hourly")
 def hourly_sweep(job, ctx):
     return None
+
+
+@task
+def returns_cycle(job, ctx):
+    """Returns a list that contains itself: JSON cannot hold it."""
+    cycle: list = []
+    cycle.append(cycle)
+    return cycle
+
+
+@task
+def naps(job, ctx):
+    """Sleeps without touching Redis (the ledger lives there), so an outage cannot fail it."""
+    time.sleep(job.data["seconds"])
+    return "rested"

@@ -26,7 +26,7 @@ if delay < 0 then
 end
 count_stat('retried', now)
 if delay == 0 then
-  make_waiting(id, tonumber(redis.call('HGET', jk, 'priority') or '0'))
+  make_waiting(id, priority_of(redis.call('HGET', jk, 'priority')))
   return {1, 'waiting'}
 end
 redis.call('HSET', jk, 'status', 'delayed', 'run_at', now + delay)

@@ -33,6 +33,18 @@ local MAX_LOG_LINES = 1000
 
 local function job_key(id) return BASE .. 'job:' .. id end
 
+-- Job records can be damaged by other programs: numbers read from them fall back to a default
+-- instead of failing the script (a failing script would fail it for every job of the queue).
+local function finite(value, default)
+  local n = tonumber(value)
+  if n == nil or n ~= n or n == math.huge or n == -math.huge then return default end
+  return n
+end
+
+local function priority_of(value)
+  return math.max(-1000, math.min(1000, math.floor(finite(value, 0))))
+end
+
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -102,7 +114,7 @@ local function promote_due(now, limit)
   for _, id in ipairs(due) do
     redis.call('ZREM', K.delayed, id)
     local priority = redis.call('HGET', job_key(id), 'priority')
-    if priority then make_waiting(id, tonumber(priority)) end
+    if priority or redis.call('EXISTS', job_key(id)) == 1 then make_waiting(id, priority_of(priority)) end
   end
   return #due
 end
@@ -181,23 +193,28 @@ local function read_new_entries(group, consumer, count)
   return reply[1][2]
 end
 
+-- Record a stream entry that is not a tempotask job as a failed job saying what was wrong, and drop it.
+local function fail_invalid_entry(group, eid, fields, now, max_failed, problem)
+  local fid = 'invalid-entry-' .. eid
+  local raw = cjson.encode(fields or {})
+  redis.call('HSET', job_key(fid), 'id', fid, 'name', '', 'queue', QUEUE, 'status', 'failed',
+    'data', raw, 'enqueued_at', now, 'finished_at', now, 'attempt', 0, 'max_attempts', 1)
+  redis.call('RPUSH', job_key(fid) .. ':errors', cjson.encode({
+    attempt = 0, type = 'InvalidStreamEntry', t = now, traceback = '',
+    message = 'stream entry ' .. eid .. ' ' .. problem .. ': ' .. string.sub(raw, 1, 500)}))
+  redis.call('ZADD', K.failed, now, fid)
+  count_stat('failed', now)
+  trim_history(K.failed, max_failed)
+  drop_entry(group, eid)
+end
+
 -- A delivered stream entry becomes a running attempt, or is dropped when it is stale.
 -- Entries that are not ours (foreign writers) become failed jobs that say what was wrong.
 -- Returns the job's fields (HGETALL) when the entry is a job to run, else nil.
 local function start_entry(group, consumer, eid, fields, now, max_failed)
   local id = entry_field(fields, 'job')
   if not id then
-    local fid = 'invalid-entry-' .. eid
-    local raw = cjson.encode(fields or {})
-    redis.call('HSET', job_key(fid), 'id', fid, 'name', '', 'queue', QUEUE, 'status', 'failed',
-      'data', raw, 'enqueued_at', now, 'finished_at', now, 'attempt', 0, 'max_attempts', 1)
-    redis.call('RPUSH', job_key(fid) .. ':errors', cjson.encode({
-      attempt = 0, type = 'InvalidStreamEntry', t = now, traceback = '',
-      message = 'stream entry ' .. eid .. ' is not a tempotask job (no "job" field): ' .. string.sub(raw, 1, 500)}))
-    redis.call('ZADD', K.failed, now, fid)
-    count_stat('failed', now)
-    trim_history(K.failed, max_failed)
-    drop_entry(group, eid)
+    fail_invalid_entry(group, eid, fields, now, max_failed, 'is not a tempotask job (no "job" field)')
     return nil
   end
   local jk = job_key(id)
@@ -206,14 +223,21 @@ local function start_entry(group, consumer, eid, fields, now, max_failed)
   local at = {}
   for i = 1, #job, 2 do at[job[i]] = i + 1 end
   if job[at.status or 0] ~= 'processing' or job[at.entry or 0] ~= eid then
-    -- Stale: the job was deleted, finished or re-queued under another entry.
-    drop_entry(group, eid)
+    if #job == 0 then
+      fail_invalid_entry(group, eid, fields, now, max_failed, 'names a job that does not exist')
+    else
+      -- Stale: the job was finished or re-queued under another entry.
+      drop_entry(group, eid)
+    end
     return nil
   end
-  local attempt = (tonumber(job[at.attempt or 0]) or 0) + 1
-  redis.call('HSET', jk, 'worker', consumer, 'started_at', now, 'attempt', attempt)
+  -- A damaged attempt counter restarts at 0; the id is restated from the key the entry names.
+  local attempt = finite(job[at.attempt or 0], 0)
+  if attempt < 0 or attempt > 1e9 then attempt = 0 end
+  attempt = math.floor(attempt) + 1
+  redis.call('HSET', jk, 'id', id, 'worker', consumer, 'started_at', now, 'attempt', attempt)
   redis.call('ZADD', K.processing, now, id)
-  for name, value in pairs({worker = consumer, started_at = tostring(now), attempt = tostring(attempt)}) do
+  for name, value in pairs({id = id, worker = consumer, started_at = tostring(now), attempt = tostring(attempt)}) do
     if at[name] then
       job[at[name]] = value
     else

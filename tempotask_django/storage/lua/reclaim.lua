@@ -1,61 +1,74 @@
 -- Take over jobs whose worker stopped renewing its lease (idle longer than the stalled timeout).
+-- A job whose workers stopped more than once in a row (a suspect) may be what kills them: it is
+-- taken only by a worker running nothing else, and then alone, so the next death it causes cannot
+-- take innocent jobs with it, and the poison-pill cap (MAX_DELIVERIES) counts its own deaths only.
 -- ARGV[2] consumer group
 -- ARGV[3] consumer (worker) name taking them over
 -- ARGV[4] minimum idle time in ms (the stalled timeout)
--- ARGV[5] cursor to start from ('0-0' for a fresh pass)
+-- ARGV[5] cursor: first entry id to look at ('0-0' for a fresh pass)
 -- ARGV[6] COUNT: how many jobs the worker can start now
 -- ARGV[7] MAX_DELIVERIES: more deliveries than this fails the job as a poison pill
 -- ARGV[8] history size (failed jobs kept)
--- Returns {jobs, next_cursor, poisoned}; jobs as in claim.lua.
-local group, consumer, min_idle = ARGV[2], ARGV[3], ARGV[4]
-local max_deliveries, max_failed = tonumber(ARGV[7]), tonumber(ARGV[8])
-local reply = redis.pcall('XAUTOCLAIM', K.stream, group, consumer, min_idle, ARGV[5], 'COUNT', ARGV[6])
-if type(reply) ~= 'table' or reply.err then return {{}, '0-0', 0} end
+-- ARGV[9] '1' when the worker runs nothing now, so it may take a suspect
+-- Returns {jobs, next_cursor, poisoned, alone, suspects}: jobs as in claim.lua; next_cursor '0-0'
+-- when the pass is complete; alone 1 when the (single) job returned must run alone; suspects is
+-- how many suspects were left for a worker running nothing.
+local group, consumer, min_idle = ARGV[2], ARGV[3], tonumber(ARGV[4])
+local count, max_deliveries, max_failed = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local may_take_suspect = ARGV[9] == '1'
+-- Deliveries from which a job is a suspect: it was taken over twice (or at once when the cap is lower).
+local suspect_from = math.min(3, max_deliveries)
+local page = count * 10
+local stalled = redis.pcall('XPENDING', K.stream, group, 'IDLE', min_idle, ARGV[5], '+', page)
+if type(stalled) ~= 'table' or stalled.err then return {{}, '0-0', 0, 0, 0} end
 local now = now_ms()
-local jobs, poisoned = {}, 0
-local tombstones = false
-for _, entry in ipairs(reply[2]) do
-  local eid = type(entry) == 'table' and entry[1] or nil
-  local fields = type(entry) == 'table' and entry[2] or nil
-  if not eid then
-    tombstones = true
-  elseif type(fields) ~= 'table' or #fields == 0 then
-    redis.call('XACK', K.stream, group, eid)
+local jobs, poisoned, alone, suspects = {}, 0, 0, 0
+local cursor = #stalled == page and ('(' .. stalled[#stalled][1]) or '0-0'
+for _, p in ipairs(stalled) do
+  if #jobs >= count or alone == 1 then
+    cursor = p[1]
+    break
+  end
+  local eid, deliveries = p[1], tonumber(p[4]) + 1
+  local suspect = deliveries >= suspect_from and deliveries <= max_deliveries
+  if suspect and not (may_take_suspect and #jobs == 0) then
+    suspects = suspects + 1
   else
-    local id = entry_field(fields, 'job')
-    local jk = id and job_key(id)
-    local previous = jk and redis.call('HGET', jk, 'worker') or '?'
-    local info = redis.call('XPENDING', K.stream, group, eid, eid, 1)
-    local deliveries = (#info > 0) and tonumber(info[1][4]) or 1
-    local job = start_entry(group, consumer, eid, fields, now, max_failed)
-    if job then
-      local attempt = tonumber(redis.call('HGET', jk, 'attempt'))
-      local err = {attempt = attempt - 1, type = 'Stalled', t = now, traceback = '', worker = previous,
-        message = 'worker ' .. previous .. ' stopped renewing its lease; delivery ' .. deliveries}
-      if deliveries > max_deliveries then
-        err.type = 'PoisonPill'
-        err.message = 'delivered ' .. deliveries .. ' times without finishing (its worker died each time); ' ..
-          'failed instead of retried (MAX_DELIVERIES=' .. max_deliveries .. ')'
-        release(group, eid, id)
-        redis.call('RPUSH', jk .. ':errors', cjson.encode(err))
-        redis.call('HSET', jk, 'status', 'failed', 'finished_at', now, 'attempt', attempt - 1)
-        redis.call('ZADD', K.failed, now, id)
-        count_stat('failed', now)
-        trim_history(K.failed, max_failed)
-        poisoned = poisoned + 1
-      else
-        redis.call('RPUSH', jk .. ':errors', cjson.encode(err))
-        jobs[#jobs + 1] = redis.call('HGETALL', jk)
+    local claimed = redis.call('XCLAIM', K.stream, group, consumer, min_idle, eid)
+    local entry = claimed[1]
+    if type(entry) ~= 'table' then
+      -- Deleted while pending: 7.x drops it from the pending list itself, 6.2 keeps it (ack it).
+      redis.call('XACK', K.stream, group, eid)
+    else
+      local id = entry_field(entry[2], 'job')
+      local jk = id and job_key(id)
+      local previous = jk and redis.call('HGET', jk, 'worker') or '?'
+      local job = start_entry(group, consumer, eid, entry[2], now, max_failed)
+      if job then
+        local attempt = tonumber(redis.call('HGET', jk, 'attempt'))
+        local err = {attempt = attempt - 1, type = 'Stalled', t = now, traceback = '', worker = previous,
+          message = 'worker ' .. previous .. ' stopped renewing its lease; delivery ' .. deliveries}
+        if deliveries > max_deliveries then
+          err.type = 'PoisonPill'
+          err.message = 'delivered ' .. deliveries .. ' times without finishing (its worker died each time); ' ..
+            'failed instead of retried (MAX_DELIVERIES=' .. max_deliveries .. ')'
+          release(group, eid, id)
+          redis.call('RPUSH', jk .. ':errors', cjson.encode(err))
+          redis.call('HSET', jk, 'status', 'failed', 'finished_at', now, 'attempt', attempt - 1)
+          redis.call('ZADD', K.failed, now, id)
+          count_stat('failed', now)
+          trim_history(K.failed, max_failed)
+          poisoned = poisoned + 1
+        else
+          if suspect then
+            alone = 1
+            err.message = err.message .. '; runs alone on its worker in case it is what kills them'
+          end
+          redis.call('RPUSH', jk .. ':errors', cjson.encode(err))
+          jobs[#jobs + 1] = redis.call('HGETALL', jk)
+        end
       end
     end
   end
 end
-if tombstones then
-  -- Redis 6.2 returns entries deleted while pending as nil, without their ids, and keeps them
-  -- pending (7.x drops them itself). Find them in the scanned range and ack them.
-  local last = reply[1] == '0-0' and '+' or reply[1]
-  for _, p in ipairs(redis.call('XPENDING', K.stream, group, ARGV[5], last, tonumber(ARGV[6]) * 10)) do
-    if #redis.call('XRANGE', K.stream, p[1], p[1]) == 0 then redis.call('XACK', K.stream, group, p[1]) end
-  end
-end
-return {jobs, reply[1], poisoned}
+return {jobs, cursor, poisoned, alone, suspects}

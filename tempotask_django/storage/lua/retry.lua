@@ -9,5 +9,5 @@ if current[1] ~= 'failed' and current[1] ~= 'delayed' then return current[1] end
 redis.call('ZREM', status_key(current[1]), id)
 redis.call('HSET', jk, 'attempt', 0)
 redis.call('HDEL', jk, 'finished_at', 'run_at', 'result')
-make_waiting(id, tonumber(current[2] or '0'))
+make_waiting(id, priority_of(current[2]))
 return current[1]

@@ -1,0 +1,72 @@
+"""Memory stays flat however many jobs run: history is bounded by MAX_JOBS_PER_STATUS."""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any
+
+from tempotask_django.chaos.lab import Lab
+from tempotask_django.chaos.report import Result
+from tempotask_django.chaos.scenarios import scenario
+from tempotask_django.chaos.workload import enqueue_work, run_figures, stop_figures
+
+# Allowed growth of memory and key count between the two measurements.
+FLAT = 0.05
+
+
+@scenario(
+    "memory",
+    "{total:,} jobs ({fail_percent}% failing) with MAX_JOBS_PER_STATUS={history}: Redis memory and keys "
+    "after {first:,} and after {total:,}",
+    short={"first": 5000, "total": 25_000, "history": 300, "fail_percent": 10},
+    long={"first": 10_000, "total": 100_000, "history": 300, "fail_percent": 10},
+)
+def memory(lab: Lab, params: dict[str, Any], rng: random.Random) -> Result:
+    result = Result()
+    first, total = params["first"], params["total"]
+    ratio = params["fail_percent"] / 100
+    lab.configure(MAX_JOBS_PER_STATUS=params["history"], STALLED_TIMEOUT=10)
+    workers = lab.workers(2, 4)
+    started = time.monotonic()
+
+    enqueue_work(first, rng, fail_ratio=ratio)
+    lab.wait_drained(timeout=60 + first * 0.02)
+    small = _measure(lab)
+    enqueue_work(total - first, rng, fail_ratio=ratio)
+    lab.wait_drained(timeout=60 + total * 0.02)
+    large = _measure(lab)
+    result.figure("jobs per second", total / (time.monotonic() - started))
+
+    for name in small:
+        result.figure(f"{name} after {first:,}", small[name])
+        result.figure(f"{name} after {total:,}", large[name])
+    for name in ("used_memory", "keys", "bytes in keys"):
+        growth = large[name] / small[name] - 1
+        result.figure(f"{name} growth", f"{growth:+.2%}")
+        result.must_equal(f"{name} flat within {FLAT:.0%}", abs(growth) <= FLAT, True)
+
+    counts = lab.finished_counts()
+    stats = lab.store.queue_stats("chaos")
+    result.figure("completed / failed (counted)", f"{counts['completed']:,} / {counts['failed']:,}")
+    result.figure("completed / failed (kept)", f"{stats.completed} / {stats.failed}")
+    result.must_equal("lost (enqueued - completed - failed)", total - counts["completed"] - counts["failed"], 0)
+    run_figures(result, lab.ledger.entries())
+    stop_figures(result, workers)
+    return result
+
+
+def _measure(lab: Lab) -> dict[str, int]:
+    """INFO memory, the key count, and the exact bytes of every key (MEMORY USAGE, all samples)."""
+    time.sleep(1.0)  # let the last finishes and client buffers settle
+    info = lab.client.info("memory")
+    keys = list(lab.client.scan_iter(count=1000))
+    pipe = lab.client.pipeline(transaction=False)
+    for key in keys:
+        pipe.memory_usage(key, samples=0)
+    return {
+        "used_memory": int(info["used_memory"]),
+        "used_memory_lua": int(info["used_memory_lua"]),  # the scripts' heap: garbage collected lazily
+        "keys": len(keys),
+        "bytes in keys": sum(size or 0 for size in pipe.execute()),
+    }

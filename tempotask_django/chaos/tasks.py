@@ -1,0 +1,39 @@
+"""The tasks the chaos suite runs. Each records its runs in the ledger (a Redis apart from the queue's)."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from django.conf import settings
+
+from tempotask_django import task
+from tempotask_django.chaos.ledger import Ledger
+
+
+def context() -> dict[str, Any]:
+    """TEMPOTASK["CONTEXT"]: one ledger client per worker process (built after the fork)."""
+    return {"ledger": Ledger(settings.CHAOS_LEDGER_URL)}
+
+
+class ChaosFailure(Exception):
+    """The failure a ``work`` job asked for."""
+
+
+@task(name="chaos.work")
+def work(job, ctx):
+    """Sleep ``data["ms"]`` milliseconds; raise when ``data["fail"]``. Returns the pid that ran it."""
+    ctx.ledger.record("start", job.id, job.attempt)
+    time.sleep((job.data or {}).get("ms", 0) / 1000)
+    ctx.ledger.record("end", job.id, job.attempt)
+    if (job.data or {}).get("fail"):
+        raise ChaosFailure("failing on purpose")
+    return {"pid": os.getpid()}
+
+
+@task(name="chaos.crash")
+def crash(job, ctx):
+    """A poison pill: takes its whole worker process down, every time it runs."""
+    ctx.ledger.record("start", job.id, job.attempt)
+    os._exit(9)

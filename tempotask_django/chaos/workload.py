@@ -1,0 +1,102 @@
+"""Building the jobs a scenario runs, and reading the figures common to several scenarios."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import time
+from collections.abc import Sequence
+
+from tempotask_django.chaos.lab import Command, Lab
+from tempotask_django.chaos.ledger import Run, by_job, percentile
+from tempotask_django.chaos.report import Result
+
+# Jobs enqueued per round trip.
+ENQUEUE_BATCH = 1000
+
+
+def enqueue_work(count: int, rng: random.Random, max_ms: int = 0, fail_ratio: float = 0.0) -> list[str]:
+    """Enqueue ``count`` chaos.work jobs sleeping 0..max_ms ms, ``fail_ratio`` of them failing."""
+    from tempotask_django.chaos import tasks
+
+    ids: list[str] = []
+    for start in range(0, count, ENQUEUE_BATCH):
+        batch = []
+        for _ in range(min(ENQUEUE_BATCH, count - start)):
+            data: dict[str, object] = {"ms": rng.randint(0, max_ms) if max_ms else 0}
+            if fail_ratio and rng.random() < fail_ratio:
+                data["fail"] = True
+            batch.append(data)
+        ids += tasks.work.enqueue_many(batch)
+    return ids
+
+
+def outcome_figures(lab: Lab, result: Result, ids: Sequence[str], *, expect_failed: int | None = 0) -> dict:
+    """Lost (must be 0), completed, failed and the statuses of ``ids``, from their records in Redis."""
+    statuses = lab.statuses(ids)
+    completed = sum(1 for status in statuses.values() if status == "completed")
+    failed = sum(1 for status in statuses.values() if status == "failed")
+    result.figure("jobs enqueued", len(ids))
+    result.figure("jobs completed", completed)
+    if expect_failed is None:
+        result.figure("jobs failed", failed)
+    else:
+        result.must_equal("jobs failed", failed, expect_failed)
+    result.must_equal("lost (enqueued - completed - failed)", len(ids) - completed - failed, 0)
+    return statuses
+
+
+def run_figures(result: Result, runs: Sequence[Run]) -> None:
+    """Duplicates: handler runs beyond the first per job, and runs that reached their end twice."""
+    starts, ends = by_job(runs, "start"), by_job(runs, "end")
+    result.figure("handler runs", sum(len(items) for items in starts.values()))
+    result.figure("duplicates (runs - distinct jobs)", sum(len(v) for v in starts.values()) - len(starts))
+    result.figure("jobs whose handler ended twice", sum(1 for items in ends.values() if len(items) > 1))
+
+
+def reclaim_delays(runs: Sequence[Run], kills: Sequence[tuple[float, int]]) -> list[float]:
+    """For each run cut short by a SIGKILL: seconds from the kill to the job's next start elsewhere."""
+    delays = []
+    kill_times: dict[int, list[float]] = {}
+    for t, pid in kills:
+        kill_times.setdefault(pid, []).append(t)
+    for job_runs in by_job(runs, "start").values():
+        for first, second in itertools.pairwise(job_runs):
+            killed = [t for t in kill_times.get(first.pid, []) if first.t <= t <= second.t]
+            if killed:
+                delays.append(second.t - killed[0])
+    return delays
+
+
+def delay_figures(result: Result, prefix: str, delays: list[float]) -> None:
+    result.figure(f"{prefix} count", len(delays))
+    result.figure(f"{prefix} p50, s", percentile(delays, 50))
+    result.figure(f"{prefix} p99, s", percentile(delays, 99))
+    result.figure(f"{prefix} max, s", max(delays) if delays else None)
+
+
+def wait_children(command: Command, count: int, timeout: float = 30.0) -> list[int]:
+    """Wait until a supervisor has ``count`` worker processes; returns their pids."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        children = command.children()
+        if len(children) >= count:
+            return sorted(children)
+        time.sleep(0.02)
+    return sorted(command.children())
+
+
+def stop_figures(result: Result, command: Command, timeout: float = 60.0) -> None:
+    """SIGTERM ``command``; its exit code must be 0."""
+    code, seconds = command.stop(timeout)
+    result.must_equal("exit code after SIGTERM", code, 0)
+    result.figure("seconds to exit after SIGTERM", seconds)
+
+
+def crashed_children(command: Command) -> list[int]:
+    """Worker processes the supervisor saw die (and replaced), from its log."""
+    pids = []
+    for line in command.log_lines():
+        if line.message.startswith("worker process ") and " exited with " in line.message:
+            pids.append(int(line.message.split()[2]))
+    return pids

@@ -1,0 +1,75 @@
+"""The chaos suite's own machinery: figures, reports, the scenario registry and the exit status."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tempotask_django.chaos.ledger import Run, duplicates, percentile
+from tempotask_django.chaos.report import Result, ScenarioReport, write_reports
+from tempotask_django.chaos.scenarios import PROFILES, Scenario, load_all
+from tempotask_django.chaos.workload import reclaim_delays
+from tests.conftest import ROOT
+
+
+def test_percentile_is_nearest_rank():
+    values = [float(n) for n in range(1, 101)]
+    assert (percentile(values, 50), percentile(values, 99), percentile(values, 100)) == (50.0, 99.0, 100.0)
+    assert percentile([], 99) is None
+
+
+def test_duplicates_and_reclaim_delays_from_the_ledger():
+    runs = [
+        Run("start", "a", 1, 10, 1.0), Run("start", "b", 1, 10, 1.5), Run("end", "b", 1, 10, 1.6),
+        Run("start", "a", 2, 11, 4.5), Run("end", "a", 2, 11, 4.6),
+    ]  # fmt: skip
+    assert duplicates(runs) == 1
+    assert reclaim_delays(runs, kills=[(2.0, 10)]) == [2.5]  # killed at 2.0, restarted elsewhere at 4.5
+    assert reclaim_delays(runs, kills=[(2.0, 99)]) == []
+
+
+def test_a_failed_check_fails_the_report(tmp_path):
+    result = Result()
+    result.figure("duplicates", 3)
+    result.must_equal("lost", 1, 0)
+    report = ScenarioReport("kills", "title", {"jobs": 1}, 1.0, result)
+    text = write_reports(tmp_path, {"profile": "short", "seed": 1, "redis_version": "7", "seconds": 1.0}, [report])
+    data = json.loads((tmp_path / "report.json").read_text())
+    assert data["passed"] is False and data["scenarios"][0]["checks"][0]["ok"] is False
+    assert "lost" in text and "<-- FAILED" in text and "SOME CHECKS FAILED" in text
+
+
+def test_every_scenario_has_both_profiles_and_a_title():
+    scenarios = load_all()
+    assert {"kills", "redis_restarts", "sigterm", "bad_input", "memory", "paused_worker"} <= set(scenarios)
+    for scenario in scenarios.values():
+        assert set(scenario.params) == set(PROFILES)
+        for profile in PROFILES:
+            assert scenario.title_for(profile)
+
+
+def test_list_runs_without_redis():
+    listing = subprocess.run(
+        [sys.executable, "-m", "tempotask_django.chaos", "--list"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert "kills" in listing.stdout and "paused_worker" in listing.stdout
+
+
+@pytest.mark.redis
+def test_the_run_exits_1_when_a_check_fails(tmp_path):
+    """The exit status CI relies on, with a scenario whose check fails (its own Redis servers)."""
+    from tempotask_django.chaos.cli import run
+
+    def broken(lab, params, rng):
+        result = Result()
+        result.must_equal("lost", lab.store.client.dbsize() + 1, 0)
+        return result
+
+    fake = Scenario("fake", "a failing scenario", broken, {"short": {}, "long": {}})
+    args = argparse.Namespace(profile="short", seed=1, out=tmp_path, redis_server=None, prefer="system")
+    assert run(args, [fake]) == 1
+    assert json.loads((tmp_path / "report.json").read_text())["passed"] is False
