@@ -388,8 +388,10 @@ class Worker:
                 self._slots.settle(queue, count, len(claimed.jobs) if claimed else 0)
         for (running, outcome), finish, result in zip(batch, finishes, results, strict=True):
             self._after_finish(running, outcome, finish, result)
-        if self._slots.free() > 0 or self.stopping:
-            self._slot_freed.set()  # room left that this refill did not fill: the loop claims or waits
+        if self._slots.free() > 0 or self.stopping or (self.max_jobs is not None and not self.running_count):
+            # Room left that this refill did not fill (the loop claims or waits), or --max-jobs
+            # reached with nothing running (the loop stops).
+            self._slot_freed.set()
 
     def _refill_target(self) -> tuple[str | None, int]:
         """The queue to refill from with the finish round trip, with its slots reserved; or (None, 0)."""
