@@ -16,6 +16,6 @@ def retry_delay_seconds(attempt: int, base: float, backoff: str, cap: float, rng
     """
     if backoff != "exponential" or base <= 0:
         return max(0.0, base)
-    rng = rng or random
+    uniform = rng.uniform if rng is not None else random.uniform
     raw = base * 2 ** max(0, attempt - 1)
-    return min(cap, raw * rng.uniform(1 - JITTER, 1 + JITTER))
+    return min(cap, raw * uniform(1 - JITTER, 1 + JITTER))

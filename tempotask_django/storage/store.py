@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import redis
 from redis.exceptions import NoScriptError, ResponseError
@@ -319,7 +319,7 @@ class RedisStore(QueueInspector):
         if timeout_ms <= 0:
             return False
         streams = {self.keys(queue).wake: last for queue, last in wake_ids.items()}
-        reply = self.client.xread(streams, count=1, block=max(1, int(timeout_ms)))
+        reply = self.client.xread(cast(Any, streams), count=1, block=max(1, int(timeout_ms)))
         return bool(reply)
 
     def forget_consumers(self, queue: str, min_idle_ms: int, only: str = "") -> list[str]:
