@@ -133,7 +133,8 @@ def test_overview_json_has_numbers_and_fragments(seeded, superuser):
     default = next(q for q in data["queues"] if q["queue"] == "default")
     assert default["failed"] == 1 and default["oldest_job_age"] is not None
     assert data["chart"]["failed"] == 1 and data["workers"] == 0
-    assert set(data["html"]) == {"attention", "queues", "chart", "workers"}
+    assert set(data["html"]) == {"attention", "queues", "chart", "workers", "beats"}
+    assert data["beats"] == 0 and data["crons"] == 0
     assert "<table" in data["html"]["queues"]
 
 
