@@ -66,7 +66,7 @@ def test_the_page_shows_every_schedule(schedules, superuser, redis_client):
     assert html.index(">Workers</a>") < html.index(">Cron schedules</a>")
     rows = {row["cron"].name: row for row in response.context["crons"]}
     assert list(rows) == ["hourly_sweep", "nightly_digest"]
-    for text in ("Every hour", "<code class=\"tt-expression\">@hourly</code>", "0 3 * * *", "Europe/Paris",
+    for text in ("Every hour", '<code class="tt-expression">@hourly</code>', "0 3 * * *", "Europe/Paris",
                  "hourly_sweep", "nightly_digest", "never", ">Paused</span>", ">Active</span>"):  # fmt: skip
         assert text in html, text
     assert reverse("admin:tempotask_job_list", args=["crons", "waiting"]) in html
@@ -78,8 +78,8 @@ def test_the_last_run_links_to_its_job_and_shows_its_status(schedules, superuser
     job_id = run_cron_now("hourly_sweep")
     drain(["default"])
     html = client_for(superuser).get(crons_url()).content.decode()
-    assert reverse("admin:tempotask_job", args=["default", job_id]) in html
-    assert '<span class="tt-badge tt-completed">completed</span>' in html
+    link = reverse("admin:tempotask_job", args=["default", job_id])
+    assert f'<a href="{link}" title="job {job_id}" class="tt-badge tt-completed">completed</a>' in html
     get_default_store().delete_job("default", job_id)  # trimmed from the history meanwhile
     assert "job no longer kept" in client_for(superuser).get(crons_url()).content.decode()
 
