@@ -195,7 +195,7 @@ class CronScheduler:
         """What the admin shows about this beat."""
         host, pid, _ = self.name.rsplit(":", 2)
         return {
-            "host": host, "pid": pid, "kind": self.kind, "started": self._started_ms or last_tick_ms,
+            "host": host, "pid": pid, "kind": self.kind, "started": self._started_ms,
             "last_tick": last_tick_ms, "schedules": len(self.schedules),
         }  # fmt: skip
 
