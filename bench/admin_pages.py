@@ -1,9 +1,10 @@
 """How long the admin dashboard's pages take with large queues.
 
 Starts its own Redis (EmbeddedRedis), fills it through the store's real paths with HISTORY finished
-jobs (90% completed, 10% failed, two task names) and WAITING waiting jobs, then times each page with
-Django's test client as a logged-in superuser: median and 90th percentile of RUNS requests, after a
-warm-up. Run from the repository root:
+jobs (90% completed, 10% failed, two task names), WAITING waiting jobs, a live worker, 20 cron
+schedules that ran once and a live beat, then times each page with Django's test client as a
+logged-in superuser: median and 90th percentile of RUNS requests, after a warm-up. Run from the
+repository root:
 
     .venv/bin/python bench/admin_pages.py [--history 100000] [--waiting 10000] [--runs 30]
 """
@@ -20,6 +21,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BATCH = 1000
+# Cron schedules registered (the test app adds its own two).
+CRONS = 20
 
 
 def fill(history: int, waiting: int) -> dict[str, float]:
@@ -50,7 +53,22 @@ def fill(history: int, waiting: int) -> dict[str, float]:
         api.add_jobs([{"name": "noop", "data": n} for n in range(offset, offset + count)], on_commit=False)
     took["waiting"] = time.perf_counter() - start
     store.register_worker("bench:1:abc", {"host": "bench", "pid": 1, "queues": "default", "concurrency": 4}, 600)
+    add_crons(store)
     return took
+
+
+def add_crons(store, count: int = CRONS) -> None:
+    """``count`` cron schedules, each run once, and a live beat: what the overview and the cron page read."""
+    from tempotask_django import run_cron_now
+    from tempotask_django.scheduler import CronScheduler
+    from tempotask_django.schedules import collect_schedules
+
+    crons = {f"every-{n}-minutes": {"task": "noop", "cron": f"*/{n} * * * *"} for n in range(1, count + 1)}
+    beat = CronScheduler(collect_schedules(raw={"CRONS": crons}), kind="runcron")
+    beat.sync()
+    for name in crons:
+        run_cron_now(name)
+    beat.heartbeat(store.server_time_ms())
 
 
 def time_pages(runs: int) -> dict[str, dict[str, float]]:
@@ -76,6 +94,7 @@ def time_pages(runs: int) -> dict[str, dict[str, float]]:
         "search by id": reverse(lists, args=["default", "waiting"]) + f"?q={failed_id}",
         "job detail": reverse("admin:tempotask_job", args=["default", failed_id]),
         "workers": reverse("admin:tempotask_workers"),
+        "cron schedules": reverse("admin:tempotask_crons"),
     }
     results = {}
     for name, url in pages.items():

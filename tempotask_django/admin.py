@@ -13,7 +13,7 @@ from django.http import HttpRequest
 from django.urls import URLPattern, path, re_path
 
 from tempotask_django.models import VIEW, Dashboard
-from tempotask_django.views import actions, enqueue, jobs, overview, workers
+from tempotask_django.views import actions, crons, enqueue, jobs, overview, workers
 from tempotask_django.views.base import has_permission
 
 STATUS_PATTERN = r"(?P<status>waiting|processing|delayed|completed|failed)"
@@ -46,7 +46,11 @@ class DashboardAdmin(admin.ModelAdmin):
             path("workers/", view(workers.WorkersView), name="tempotask_workers"),
             path("enqueue/", view(enqueue.EnqueueView), name="tempotask_enqueue"),
             path("jobs/", view(jobs.JobsHomeView), name="tempotask_jobs"),
-            # Cron schedules mount here: crons/, crons/<name>/run/, crons/<name>/pause/, .../resume/.
+            path("crons/", view(crons.CronsView), name="tempotask_crons"),
+            # Schedule names may hold "/" (a task name can): <path:> takes them whole.
+            path("crons/<path:name>/run/", view(crons.RunCronView), name="tempotask_cron_run"),
+            path("crons/<path:name>/pause/", view(crons.PauseCronView), name="tempotask_cron_pause"),
+            path("crons/<path:name>/resume/", view(crons.ResumeCronView), name="tempotask_cron_resume"),
             re_path(rf"^queues/(?P<queue>[^/]+)/{STATUS_PATTERN}/$", view(jobs.JobListView), name="tempotask_job_list"),
             path(f"{queue}jobs/<str:job_id>/", view(jobs.JobDetailView), name="tempotask_job"),
             path(f"{queue}jobs/<str:job_id>/retry/", view(actions.RetryJobView), name="tempotask_job_retry"),

@@ -54,6 +54,9 @@ DEFAULTS: dict[str, Any] = {
     # Seconds a cron tick may be late and still fire. After downtime longer than this, the missed
     # ticks are skipped; within it, only the most recent missed tick fires (never the backlog).
     "CRON_CATCHUP_WINDOW": 3600,
+    # Seconds between two heartbeats of a cron beat. The admin lists a beat while it is alive and
+    # drops it after three missed heartbeats (a beat killed outright is gone within 3x this).
+    "CRON_BEAT_HEARTBEAT": 10,
 }
 
 QUEUE_OVERRIDE_KEYS = {"CONCURRENCY", "MAX_JOBS_PER_STATUS"}
@@ -94,12 +97,18 @@ class Settings:
     max_payload_bytes: int
     enqueue_on_commit: bool
     cron_catchup_window: float = float(DEFAULTS["CRON_CATCHUP_WINDOW"])
+    cron_beat_heartbeat: float = float(DEFAULTS["CRON_BEAT_HEARTBEAT"])
     queues: dict[str, QueueSettings] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def for_queue(self, queue: str) -> QueueSettings:
         """Concurrency and history size of one queue, with its overrides applied."""
         return self.queues.get(queue) or QueueSettings(self.concurrency, self.max_jobs_per_status)
+
+    @property
+    def cron_beat_ttl(self) -> float:
+        """Seconds a beat stays listed after its last heartbeat: three heartbeats."""
+        return 3 * self.cron_beat_heartbeat
 
     @property
     def safe_redis_url(self) -> str:
@@ -159,6 +168,7 @@ _SIMPLE_RULES: dict[str, tuple[Any, str]] = {
     "MAX_PAYLOAD_BYTES": (lambda v: _is_int(v) and v >= 64, "an integer >= 64"),
     "ENQUEUE_ON_COMMIT": (lambda v: isinstance(v, bool), "True or False"),
     "CRON_CATCHUP_WINDOW": (lambda v: _is_number(v) and v >= 1, "a number of seconds >= 1"),
+    "CRON_BEAT_HEARTBEAT": (lambda v: _is_number(v) and 0.5 <= v <= 3600, "a number of seconds from 0.5 to 3600"),
 }
 
 # Keys other features own (validated by their own modules); accepted here so they are not "unknown".
@@ -240,6 +250,7 @@ def build_settings(raw: dict[str, Any]) -> Settings:
         max_payload_bytes=merged["MAX_PAYLOAD_BYTES"],
         enqueue_on_commit=merged["ENQUEUE_ON_COMMIT"],
         cron_catchup_window=float(merged["CRON_CATCHUP_WINDOW"]),
+        cron_beat_heartbeat=float(merged["CRON_BEAT_HEARTBEAT"]),
         queues=queues,
         raw=dict(raw),
     )

@@ -1,4 +1,5 @@
-"""Managing cron schedules from any process (the admin, the shell): list, pause, resume, run now.
+"""Managing cron schedules from any process (the admin, the shell): list, pause, resume, run now;
+and the live beats.
 
 Schedules are registered in Redis by the beat (``manage.py runcron`` or ``runworkers --with-cron``)
 when it starts; these functions act on what Redis holds, so every process sees the same state.
@@ -15,7 +16,7 @@ from tempotask_django.producer import build_spec
 from tempotask_django.registry import registry
 from tempotask_django.schedules import id_part
 from tempotask_django.storage.connection import get_default_store
-from tempotask_django.storage.crons import CronInfo, CronStore, Fire
+from tempotask_django.storage.crons import BeatInfo, CronInfo, CronStore, Fire
 
 
 def _crons() -> CronStore:
@@ -36,6 +37,15 @@ def list_crons() -> list[CronInfo]:
     Example: ``[c.name for c in list_crons() if c.paused]``
     """
     return _crons().list()
+
+
+def list_beats() -> list[BeatInfo]:
+    """The cron beats alive now (``runcron``, ``runworkers --with-cron``), most recent heartbeat first.
+
+    Each beat renews its entry every CRON_BEAT_HEARTBEAT seconds; one that stops (or is killed) is
+    gone after three missed heartbeats. Example, a health check: ``assert list_beats(), "no beat"``
+    """
+    return _crons().beats()
 
 
 def pause_cron(name: str) -> None:

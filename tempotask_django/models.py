@@ -15,7 +15,8 @@ PERMISSIONS = {
     "enqueue_job": "Can enqueue jobs from the admin",
     "pause_queue": "Can pause and resume queues",
     "purge_queue": "Can purge the history of a queue",
-    "run_cron": "Can run cron schedules now and pause them",
+    "run_cron": "Can run cron schedules now",
+    "pause_cron": "Can pause and resume cron schedules",
 }
 
 

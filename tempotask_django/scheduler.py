@@ -2,16 +2,21 @@
 
 ``CronScheduler.tick(now)`` is one step: find the schedules whose tick has come and ask Redis to fire
 them (cron_fire.lua decides, atomically, whether this tick still has to fire). ``run()`` registers
-the schedules, then repeats ``tick()`` and sleeps until the next tick is due. "Now" is always the
-Redis server's clock, so beats on hosts with skewed clocks agree on which tick is due; the host
-clock only measures how long to sleep.
+the schedules, then repeats ``tick()`` and sleeps until the next tick is due, or until its next
+heartbeat (every CRON_BEAT_HEARTBEAT seconds: one pipelined write that lets the admin tell whether a
+beat is alive). "Now" is always the Redis server's clock, so beats on hosts with skewed clocks agree
+on which tick is due; the host clock only measures how long to sleep.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import socket
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from tempotask_django import signals
@@ -65,6 +70,8 @@ class CronScheduler:
         store: RedisStore | None = None,
         settings: Settings | None = None,
         tasks: TaskRegistry = registry,
+        kind: str = "beat",
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings or get_settings()
         self.tasks = tasks
@@ -76,6 +83,11 @@ class CronScheduler:
         self._synced = False
         self._stopping = threading.Event()
         self._throttle = ErrorThrottle()
+        self.kind = kind  # how it runs, for the admin: "runcron" or "runworkers --with-cron"
+        self.name = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self._clock = clock  # measures the heartbeat interval (tests pass a fake one)
+        self._started_ms = 0
+        self._heartbeat_due = 0.0  # on self._clock; 0: at the first chance
 
     # -- registration ---------------------------------------------------------------------------
     def sync(self, now_ms: int | None = None) -> None:
@@ -178,6 +190,30 @@ class CronScheduler:
         else:
             logger.debug("cron %s: tick %s %s", fire.name, fire.spec.id, reply.outcome)
 
+    # -- heartbeat ------------------------------------------------------------------------------
+    def info(self, last_tick_ms: int) -> dict[str, object]:
+        """What the admin shows about this beat."""
+        host, pid, _ = self.name.rsplit(":", 2)
+        return {
+            "host": host, "pid": pid, "kind": self.kind, "started": self._started_ms,
+            "last_tick": last_tick_ms, "schedules": len(self.schedules),
+        }  # fmt: skip
+
+    def heartbeat(self, now_ms: int) -> None:
+        """Publish this beat's info, stamped with the server time ``now_ms``."""
+        self._started_ms = self._started_ms or now_ms
+        self.crons.publish_beat(self.name, self.info(now_ms), self.settings.cron_beat_ttl, now_ms)
+        self._heartbeat_due = self._clock() + self.settings.cron_beat_heartbeat
+
+    def _heartbeat_if_due(self, now_ms: int) -> None:
+        if self._clock() >= self._heartbeat_due:
+            self.heartbeat(now_ms)
+
+    def wait_ms(self, result: TickResult) -> int:
+        """How long to sleep after ``result``: until the next tick, or the next heartbeat if sooner."""
+        until_heartbeat = max(0, int((self._heartbeat_due - self._clock()) * 1000))
+        return min(result.sleep_ms(), until_heartbeat)
+
     # -- the loop -------------------------------------------------------------------------------
     @property
     def stopping(self) -> bool:
@@ -194,7 +230,9 @@ class CronScheduler:
             try:
                 if not self._synced:
                     self.sync()
-                wait_ms = self.tick().sleep_ms()
+                result = self.tick()
+                self._heartbeat_if_due(result.now_ms)
+                wait_ms = self.wait_ms(result)
                 self._throttle.succeeded()
             except REDIS_ERRORS as exc:
                 wait_ms = int(self._throttle.failed("cron beat talking to Redis", exc) * 1000)
@@ -202,4 +240,12 @@ class CronScheduler:
                 logger.exception("cron beat: unexpected error; continuing")
                 wait_ms = 1000
             self._stopping.wait(wait_ms / 1000)
+        self._withdraw()
         logger.info("cron beat stopped")
+
+    def _withdraw(self) -> None:
+        """Leave the list of live beats at once (best effort: otherwise the heartbeat expires)."""
+        try:
+            self.crons.withdraw_beat(self.name)
+        except REDIS_ERRORS as exc:
+            logger.debug("cron beat %s: could not withdraw its heartbeat: %s", self.name, exc)

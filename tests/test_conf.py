@@ -20,6 +20,8 @@ def test_every_key_is_optional():
     assert settings.redis_url == DEFAULTS["REDIS_URL"] == "redis://localhost:6379/0"
     assert settings.max_jobs_per_status == 300
     assert settings.enqueue_on_commit is True
+    assert (settings.cron_beat_heartbeat, settings.cron_beat_ttl) == (10.0, 30.0)
+    assert build_settings({"CRON_BEAT_HEARTBEAT": 0.5}).cron_beat_ttl == 1.5
 
 
 @pytest.mark.parametrize(
@@ -38,6 +40,8 @@ def test_every_key_is_optional():
         ({"QUEUES": {"emails": {"THREADS": 2}}}, ["tempotask.E005"]),
         ({"QUEUES": {"bad name": {}}}, ["tempotask.E005"]),
         ({"QUEUES": {"emails": {"CONCURRENCY": 0}}}, ["tempotask.E005"]),
+        ({"CRON_BEAT_HEARTBEAT": 0.1}, ["tempotask.E003"]),
+        ({"CRON_BEAT_HEARTBEAT": "10"}, ["tempotask.E003"]),
     ],
 )
 def test_validation_reports_each_problem_with_an_id(raw, expected):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tempotask_django import list_crons
+from tempotask_django import list_beats, list_crons
 from tempotask_django.embedded import free_port
 from tests.conftest import ROOT, _test_url
 from tests.helpers import wait_until
@@ -113,11 +113,32 @@ def test_sigterm_stops_the_beat_at_once_and_an_idle_beat_uses_no_cpu(workers):
     assert "cron beat stopped" in workers.output(beat)
 
 
+def test_a_beat_is_listed_while_alive_and_disappears_after_sigkill_and_its_ttl(workers):
+    # A heartbeat every 0.5 s (so gone 1.5 s after the last one): the beat still sleeps between them.
+    beat = workers.start(command="runcron", overrides={"CRON_BEAT_HEARTBEAT": 0.5})
+    wait_until(lambda: [b for b in list_beats() if b.pid == beat.pid], timeout=30, message="the beat to appear")
+    [info] = list_beats()
+    assert (info.kind, info.schedules) == ("runcron", 2)  # the test app's hourly and nightly schedules
+    cpu_start = _cpu_seconds(beat.pid)
+    time.sleep(3.0)
+    used = _cpu_seconds(beat.pid) - cpu_start
+    assert used < 0.3, f"an idle beat heartbeating every 0.5 s used {used:.2f}s CPU in 3s"
+    assert list_beats()[0].heartbeat > info.heartbeat
+    beat.send_signal(signal.SIGKILL)
+    beat.wait(timeout=10)
+    killed = time.monotonic()
+    assert [b.pid for b in list_beats()] == [beat.pid]  # nobody withdrew it: it stays until its TTL
+    wait_until(lambda: list_beats() == [], timeout=10, message="the dead beat to disappear")
+    assert time.monotonic() - killed < 3
+
+
 def test_runworkers_with_cron_runs_the_jobs_of_its_own_beat(workers, ledger):
     overrides = {"CRONS": {"every-second": {"task": "record", "cron": "* * * * * *", "data": {"from": "beat"}}}}
     process = workers.start("--with-cron", overrides=overrides)
     wait_until(lambda: len(ledger.entries("ran")) >= 3, timeout=30, message="three cron jobs to run")
+    assert [(b.kind, b.pid) for b in list_beats()] == [("runworkers --with-cron", process.pid)]
     assert stop(process) == 0
+    assert list_beats() == []  # a clean stop withdraws the beat at once
     output = workers.output(process)
     assert "cron beat started" in output and "cron beat stopped" in output
     runs = ledger.entries("ran")

@@ -13,10 +13,13 @@ queue, for listing. Fields of the schedule hash:
     next_run         ms; the next tick, as the beats computed it
     last_job_id, last_enqueued_at (ms), runs (jobs enqueued), paused (ms, present while paused),
     updated_at (ms)
+
+Live beats announce themselves like workers (storage/presence.py): ``P:beats`` and ``P:beat:<id>``.
 """
 
 from __future__ import annotations
 
+import builtins
 import datetime
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from tempotask_django import serialization
 from tempotask_django.job import JobStatus, ms_to_datetime
+from tempotask_django.storage import presence
 
 if TYPE_CHECKING:
     from tempotask_django.storage.store import JobSpec, RedisStore
@@ -71,6 +75,33 @@ class CronInfo:
             else None,
             paused=bool(fields.get("paused")),
             runs=_int_or_none(fields.get("runs")) or 0,
+        )
+
+
+@dataclass(frozen=True)
+class BeatInfo:
+    """A live cron beat, as its last heartbeat described it: what ``list_beats()`` returns."""
+
+    id: str
+    host: str
+    pid: int | None
+    kind: str  # "runcron" or "runworkers --with-cron"
+    schedules: int  # schedules this beat fires
+    started: datetime.datetime | None
+    last_tick: datetime.datetime | None  # when it last looked for due ticks (server clock)
+    heartbeat: datetime.datetime | None  # its last heartbeat (server clock)
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, str]) -> BeatInfo:
+        return cls(
+            id=fields.get("id", ""),
+            host=fields.get("host", ""),
+            pid=_int_or_none(fields.get("pid")),
+            kind=fields.get("kind", ""),
+            schedules=_int_or_none(fields.get("schedules")) or 0,
+            started=ms_to_datetime(fields.get("started")),
+            last_tick=ms_to_datetime(fields.get("last_tick")),
+            heartbeat=ms_to_datetime(fields.get("heartbeat")),
         )
 
 
@@ -178,15 +209,35 @@ class CronStore:
         fields = self.client.hgetall(self.store.keys(queue).cron(name))
         return {str(key): str(value) for key, value in fields.items()} or None
 
-    def list(self) -> list[CronInfo]:
-        """Every registered schedule with its last job's status, sorted by name (two round trips)."""
+    def list(self, *, with_job_status: bool = True) -> list[CronInfo]:
+        """Every registered schedule, sorted by name, with its last job's status unless
+        ``with_job_status`` is False (three round trips, or two, however many schedules)."""
         index = sorted(self.registered().items())
+        if not index:
+            return []
         pipe = self.client.pipeline(transaction=False)
         for name, queue in index:
             pipe.hgetall(self.store.keys(queue).cron(name))
         states = [(queue, fields) for (_, queue), fields in zip(index, pipe.execute(), strict=True) if fields]
-        pipe = self.client.pipeline(transaction=False)
-        for queue, fields in states:
-            pipe.hget(self.store.keys(queue).job(fields.get("last_job_id") or "-"), "status")
-        statuses = pipe.execute() if states else []
+        statuses: list[str | None] = [None] * len(states)
+        if with_job_status and states:
+            pipe = self.client.pipeline(transaction=False)
+            for queue, fields in states:
+                pipe.hget(self.store.keys(queue).job(fields.get("last_job_id") or "-"), "status")
+            statuses = pipe.execute()
         return [CronInfo.from_fields(fields, status) for (_, fields), status in zip(states, statuses, strict=True)]
+
+    # -- live beats -----------------------------------------------------------------------------
+    def publish_beat(self, beat_id: str, info: dict[str, Any], ttl: float, now_ms: int) -> None:
+        """A beat's heartbeat (one round trip): its info stays visible for ``ttl`` seconds."""
+        keys = self.store.global_keys
+        presence.publish(self.client, keys.beats, keys.beat(beat_id), beat_id, info, ttl, now_ms)
+
+    def withdraw_beat(self, beat_id: str) -> None:
+        keys = self.store.global_keys
+        presence.withdraw(self.client, keys.beats, keys.beat(beat_id), beat_id)
+
+    def beats(self) -> builtins.list[BeatInfo]:  # builtins: ``list`` here is the method above
+        """Live beats (their heartbeat has not expired), most recent heartbeat first."""
+        keys = self.store.global_keys
+        return [BeatInfo.from_fields(fields) for fields in presence.live(self.client, keys.beats, keys.beat)]

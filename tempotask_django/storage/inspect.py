@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from tempotask_django.job import Job, JobStatus
+from tempotask_django.storage import presence
 from tempotask_django.storage.keys import CONSUMER_GROUP, STATUS_KEYS
 
 # Order of the counts in stats.lua's reply.
@@ -243,11 +244,7 @@ class QueueInspector:
 
     def list_workers(self) -> list[dict[str, str]]:
         """Live workers (their heartbeat key has not expired), most recent heartbeat first."""
-        ids = cast(list[str], self.client.zrevrange(self.global_keys.workers, 0, -1))
-        pipe = self.client.pipeline(transaction=False)
-        for worker_id in ids:
-            pipe.hgetall(self.global_keys.worker(worker_id))
-        return [{"id": wid, **info} for wid, info in zip(ids, pipe.execute(), strict=True) if info]
+        return presence.live(self.client, self.global_keys.workers, self.global_keys.worker)
 
     def get_worker(self, worker_id: str) -> dict[str, str] | None:
         """A live worker's info, or None once its heartbeat expired."""

@@ -28,6 +28,9 @@ Global::
     P:workers               ZSET    worker id -> last heartbeat, ms
     P:worker:<id>           HASH    worker info (host, pid, queues, ...), expires with its heartbeat
     P:crons                 HASH    cron schedule name -> the queue holding its P:{Q}:cron:<name> hash
+    P:beats                 ZSET    cron beat id -> last heartbeat, ms
+    P:beat:<id>             HASH    cron beat info (host, pid, started, last tick, schedules), expires
+                                    with its heartbeat
 """
 
 from __future__ import annotations
@@ -134,3 +137,10 @@ class GlobalKeys:
     @property
     def crons(self) -> str:
         return f"{self.prefix}:crons"
+
+    @property
+    def beats(self) -> str:
+        return f"{self.prefix}:beats"
+
+    def beat(self, beat_id: str) -> str:
+        return f"{self.prefix}:beat:{beat_id}"

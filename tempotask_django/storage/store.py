@@ -16,6 +16,7 @@ import redis
 from redis.exceptions import NoScriptError, ResponseError
 
 from tempotask_django.conf import Settings
+from tempotask_django.storage import presence
 from tempotask_django.storage.inspect import QueueInspector
 from tempotask_django.storage.keys import CONSUMER_GROUP, GlobalKeys, QueueKeys
 from tempotask_django.storage.scripts import Scripts
@@ -375,20 +376,11 @@ class RedisStore(QueueInspector):
 
     def register_worker(self, worker_id: str, info: dict[str, Any], ttl: float) -> None:
         """Publish a worker's heartbeat and info; both vanish if it stops renewing them."""
-        key = self.global_keys.worker(worker_id)
-        now = self.server_time_ms()
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hset(key, mapping={**{k: str(v) for k, v in info.items()}, "heartbeat": now})
-        pipe.pexpire(key, int(ttl * 1000))
-        pipe.zadd(self.global_keys.workers, {worker_id: now})
-        pipe.zremrangebyscore(self.global_keys.workers, "-inf", now - int(ttl * 1000))
-        pipe.execute()
+        keys = self.global_keys
+        presence.publish(self.client, keys.workers, keys.worker(worker_id), worker_id, info, ttl, self.server_time_ms())
 
     def unregister_worker(self, worker_id: str) -> None:
-        pipe = self.client.pipeline(transaction=False)
-        pipe.delete(self.global_keys.worker(worker_id))
-        pipe.zrem(self.global_keys.workers, worker_id)
-        pipe.execute()
+        presence.withdraw(self.client, self.global_keys.workers, self.global_keys.worker(worker_id), worker_id)
 
     def server_time_ms(self) -> int:
         seconds, micros = self.client.time()

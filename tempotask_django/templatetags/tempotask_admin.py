@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from django import template
 
+from tempotask_django.djtasks.results import TASK_NAMES as DJANGO_TASK_NAMES
+from tempotask_django.job import Job
+
 register = template.Library()
 
 
@@ -23,3 +26,12 @@ def age(seconds: float | None) -> str:
         return f"{hours} h {minutes} min" if minutes else f"{hours} h"
     days, hours = divmod(hours, 24)
     return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+@register.filter
+def task_label(job: Job) -> str:
+    """The task a job runs: a Django task's own path ("shop.tasks.send (Django task)"), else the job's name."""
+    data = job.data
+    if job.name in DJANGO_TASK_NAMES and isinstance(data, dict) and isinstance(data.get("task"), str):
+        return f"{data['task']} (Django task)"
+    return job.name

@@ -27,11 +27,11 @@ if TYPE_CHECKING:
 APP = Dashboard._meta.app_label
 
 # The dashboard's tabs: (url name, label, permission needed to see the tab).
-# The cron schedules page ("tempotask_crons", "Cron schedules", VIEW) goes after "Workers".
 NAVIGATION = (
     ("tempotask_overview", "Overview", VIEW),
     ("tempotask_jobs", "Jobs", VIEW),
     ("tempotask_workers", "Workers", VIEW),
+    ("tempotask_crons", "Cron schedules", VIEW),
     ("tempotask_enqueue", "Enqueue a job", "enqueue_job"),
 )
 
@@ -43,6 +43,7 @@ ACTION_PERMISSIONS = {
     "pause": "pause_queue",
     "purge": "purge_queue",
     "run_cron": "run_cron",
+    "pause_cron": "pause_cron",
 }
 
 

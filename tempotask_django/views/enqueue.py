@@ -16,9 +16,15 @@ from tempotask_django.conf import get_settings
 from tempotask_django.exceptions import TaskNotRegistered
 from tempotask_django.models import VIEW
 from tempotask_django.producer import build_spec, submit
-from tempotask_django.registry import registry
+from tempotask_django.registry import Task, registry
 from tempotask_django.storage.store import JobSpec
+from tempotask_django.validation import RESERVED_NAME_PREFIX
 from tempotask_django.views.base import DashboardAction, admin_url
+
+
+def offered_tasks() -> list[Task]:
+    """The tasks the form offers, by name: not the internal ones (Django tasks are enqueued through Django)."""
+    return sorted((task for task in registry if not task.name.startswith(RESERVED_NAME_PREFIX)), key=lambda t: t.name)
 
 
 def _checked(check: Any, value: Any) -> Any:
@@ -46,7 +52,7 @@ class EnqueueForm(forms.Form):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         task_field = cast(forms.ChoiceField, self.fields["task"])
-        task_field.choices = [(task.name, task.name) for task in sorted(registry, key=lambda t: t.name)]
+        task_field.choices = [(task.name, task.name) for task in offered_tasks()]
         self.spec: JobSpec | None = None
 
     def clean_json_data(self) -> Any:
@@ -120,5 +126,5 @@ class EnqueueView(DashboardAction):
         return HttpResponseRedirect(link)
 
     def render(self, form: EnqueueForm, status: int = 200) -> TemplateResponse:
-        context = self.dashboard_context(form=form, tasks={task.name: task for task in registry})
+        context = self.dashboard_context(form=form, tasks={task.name: task for task in offered_tasks()})
         return TemplateResponse(self.request, self.template_name, context, status=status)

@@ -12,7 +12,9 @@ from tempotask_django.conf import get_settings
 from tempotask_django.job import Job
 from tempotask_django.registry import registry
 from tempotask_django.storage.keys import STATUS_KEYS
+from tempotask_django.validation import RESERVED_NAME_PREFIX
 from tempotask_django.views.base import DashboardPage, admin_url
+from tempotask_django.views.crons import LOG_PREFIX as CRON_LOG_PREFIX
 from tempotask_django.views.timeline import pretty_json, timeline, when
 
 # Jobs per page of the list.
@@ -47,10 +49,14 @@ class JobsHomeView(DashboardPage):
 
 
 class LoggedObjectView(DashboardPage):
-    """Where the admin's log links an action's object: "queue/job id" to the job, "queue" to the queue."""
+    """Where the admin's log links an action's object: "queue/job id" to the job, "queue" to the queue,
+    "cron:<name>" to the cron schedules."""
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        queue, _, job_id = unquote(kwargs["object_id"]).partition("/")
+        object_id = unquote(kwargs["object_id"])
+        if object_id.startswith(CRON_LOG_PREFIX):
+            return HttpResponseRedirect(admin_url("tempotask_crons"))
+        queue, _, job_id = object_id.partition("/")
         if job_id:
             return HttpResponseRedirect(admin_url("tempotask_job", queue, job_id))
         return HttpResponseRedirect(admin_url("tempotask_job_list", queue, "waiting"))
@@ -124,4 +130,5 @@ class JobDetailView(DashboardPage):
             errors=list(reversed(job.errors)), parent_queue=parent_queue,
             children=children, children_total=children_total, worker=worker,
             can_retry_now=job.status in ("failed", "delayed"),
+            internal_task=job.name.startswith(RESERVED_NAME_PREFIX),
         )  # fmt: skip

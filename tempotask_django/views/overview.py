@@ -1,4 +1,5 @@
-"""Overview: one row per queue, totals, live workers, the last hour's chart and what needs attention.
+"""Overview: one row per queue, totals, live workers and cron beats, the last hour's chart and what
+needs attention.
 
 The page renders completely on the server (and refreshes itself by a meta refresh without
 JavaScript); with JavaScript a few lines poll ``overview.json`` and swap the page's fragments.
@@ -13,10 +14,12 @@ from django.template.loader import render_to_string
 from django.views import View
 
 from tempotask_django.job import ms_to_datetime
+from tempotask_django.storage.crons import CronStore
 from tempotask_django.storage.inspect import QueueStats
 from tempotask_django.templatetags.tempotask_admin import age
 from tempotask_django.views.base import DashboardMixin, DashboardPage
 from tempotask_django.views.chart import build_chart
+from tempotask_django.views.crons import beat_rows, cron_attention
 
 # Seconds between refreshes of the overview (JavaScript polling, or the meta refresh without it).
 REFRESH_SECONDS = 5
@@ -30,6 +33,7 @@ FRAGMENTS = {
     "queues": "admin/tempotask_django/includes/queues_table.html",
     "chart": "admin/tempotask_django/includes/chart.html",
     "workers": "admin/tempotask_django/includes/workers_summary.html",
+    "beats": "admin/tempotask_django/includes/beats_summary.html",
 }
 COUNTED = ("waiting", "processing", "delayed", "completed", "failed", "consumers")
 
@@ -92,16 +96,23 @@ class OverviewMixin(DashboardMixin):
         queues = self.all_queues()
         store = self.store
         stats = store.queue_stats_many(queues)
-        workers = worker_rows(store.list_workers(), store.server_time_ms())
+        now_ms = store.server_time_ms()
+        workers = worker_rows(store.list_workers(), now_ms)
         chart = build_chart(store.minute_totals(queues, CHART_MINUTES))
+        cron_store = CronStore(store)
+        crons, beats = cron_store.list(with_job_status=False), cron_store.beats()
         totals = {name: sum(getattr(queue, name) for queue in stats) for name in COUNTED}
+        problems = attention(stats, workers, chart) + cron_attention(crons, beats, now_ms)
+        problems.sort(key=lambda item: item["level"] != "error")
         return {
             "queues": stats,
             "totals": totals,
             "workers": workers,
             "served": served_queues(workers),
             "chart": chart,
-            "attention": attention(stats, workers, chart),
+            "beats": beat_rows(beats, now_ms),
+            "schedule_count": len(crons),
+            "attention": problems,
             "refresh_seconds": REFRESH_SECONDS,
         }
 
@@ -126,6 +137,8 @@ class OverviewDataView(OverviewMixin, View):
             "queues": [queue.as_dict() for queue in overview["queues"]],
             "totals": overview["totals"],
             "workers": len(overview["workers"]),
+            "beats": len(overview["beats"]),
+            "crons": overview["schedule_count"],
             "chart": {key: overview["chart"][key] for key in ("minutes", "completed", "failed", "retried")},
             "attention": [item["text"] for item in overview["attention"]],
             "html": html,

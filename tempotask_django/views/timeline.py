@@ -24,24 +24,28 @@ def pretty_json(value: Any, indent: int | None = 2) -> str:
 
 def timeline(job: Job) -> list[dict[str, Any]]:
     """Events oldest first: enqueued, each failed attempt, the last start, the end or what comes next."""
+    # Events within one millisecond keep their logical order (a retry without delay starts in the
+    # millisecond its previous attempt failed): enqueued, earlier attempts' failures, the last start,
+    # the last attempt's failure, the end.
     events: list[tuple[datetime.datetime | None, int, str, str]] = [(job.enqueued_at, 0, "enqueued", "Enqueued")]
     for error in job.errors:
         where = f" on {error['worker']}" if error.get("worker") else ""
         text = f"Attempt {error.get('attempt', '?')} failed{where}: {error.get('type', 'error')}"
-        events.append((when(error.get("t")), 2, "failed", text))
+        rank = 3 if str(error.get("attempt")) == str(job.attempt) else 1
+        events.append((when(error.get("t")), rank, "failed", text))
     if job.started_at:
         where = f" on {job.worker}" if job.worker else ""
-        events.append((job.started_at, 1, "started", f"Attempt {job.attempt} started{where}"))
+        events.append((job.started_at, 2, "started", f"Attempt {job.attempt} started{where}"))
     if job.status == JobStatus.COMPLETED and job.finished_at:
-        events.append((job.finished_at, 3, "completed", "Completed"))
+        events.append((job.finished_at, 4, "completed", "Completed"))
     elif job.status == JobStatus.FAILED and job.finished_at:
-        events.append((job.finished_at, 3, "failed", "Failed for good (no attempts left)"))
+        events.append((job.finished_at, 4, "failed", "Failed for good (no attempts left)"))
     elif job.status == JobStatus.DELAYED and job.run_at:
-        events.append((job.run_at, 3, "delayed", "Due (waits until then)"))
+        events.append((job.run_at, 4, "delayed", "Due (waits until then)"))
     elif job.status == JobStatus.WAITING:
-        events.append((None, 3, "waiting", "Waiting for a worker"))
+        events.append((None, 4, "waiting", "Waiting for a worker"))
     elif job.status == JobStatus.PROCESSING:
-        events.append((None, 3, "processing", "Running now"))
+        events.append((None, 4, "processing", "Running now"))
     far_future = datetime.datetime.max.replace(tzinfo=datetime.UTC)
     events.sort(key=lambda event: (event[0] or far_future, event[1]))
     return [{"at": at, "kind": kind, "text": text} for at, _, kind, text in events]

@@ -7,6 +7,7 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 
 from tempotask_django import api
+from tempotask_django.models import PERMISSIONS
 from tests.helpers import drain
 
 XSS = "<script>alert('x')</script>"
@@ -33,7 +34,7 @@ def viewer(django_user_model):
 def outsider(django_user_model):
     """Not staff, although given every dashboard permission: the admin stays closed to them."""
     user = django_user_model.objects.create_user("outsider", password="pw")
-    return grant(user, "view_dashboard", "retry_job", "delete_job", "enqueue_job", "pause_queue", "purge_queue")
+    return grant(user, *PERMISSIONS)
 
 
 def client_for(user) -> Client:

@@ -11,7 +11,9 @@ from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
 
+from tempotask_django import list_crons, pause_cron
 from tempotask_django.models import PERMISSIONS
+from tempotask_django.scheduler import CronScheduler
 from tempotask_django.storage.connection import get_default_store
 from tests.admin.conftest import client_for, grant, redis_state
 
@@ -24,6 +26,10 @@ def _status(job_id):
 
 def _paused():
     return get_default_store().is_paused("default")
+
+
+def _cron(name):
+    return next(cron for cron in list_crons() if cron.name == name)
 
 
 # name -> (url name, url args, POST data, permission, LogEntry flag, check that it happened)
@@ -40,6 +46,12 @@ ACTIONS = {
               lambda: get_default_store().count_jobs("default", "completed") == 0),
     "enqueue": ("tempotask_enqueue", [], {"task": "add", "json_data": '{"a": 1, "b": 2}', "job_id": "from-admin"},
                 "enqueue_job", ADDITION, lambda: _status("from-admin") == "waiting"),
+    "run_cron": ("tempotask_cron_run", ["hourly_sweep"], {}, "run_cron", ADDITION,
+                 lambda: _cron("hourly_sweep").runs == 1 and _status(_cron("hourly_sweep").last_job_id) == "waiting"),
+    "pause_cron": ("tempotask_cron_pause", ["hourly_sweep"], {}, "pause_cron", CHANGE,
+                   lambda: _cron("hourly_sweep").paused),
+    "resume_cron": ("tempotask_cron_resume", ["nightly_digest"], {}, "pause_cron", CHANGE,
+                    lambda: not _cron("nightly_digest").paused),
 }  # fmt: skip
 
 
@@ -52,6 +64,8 @@ def action_url(name: str) -> str:
 def prepared(seeded):
     get_default_store().pause_queue("slow")  # something for every action to change, "resume" included
     get_default_store().pause_queue("default")
+    CronScheduler().sync()  # the test app's schedules: hourly_sweep and nightly_digest
+    pause_cron("nightly_digest")
     return seeded
 
 
@@ -89,7 +103,7 @@ def test_action_denied_to_view_only_staff_and_outsiders(prepared, viewer, outsid
     assert redis_state(redis_client) == before and not LogEntry.objects.exists()
 
 
-@pytest.mark.parametrize("name", ["retry_job", "pause", "resume"])
+@pytest.mark.parametrize("name", ["retry_job", "pause", "resume", "run_cron", "pause_cron", "resume_cron"])
 def test_get_never_acts(prepared, superuser, redis_client, name):
     before = redis_state(redis_client)
     assert client_for(superuser).get(action_url(name)).status_code == 405

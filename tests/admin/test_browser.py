@@ -1,6 +1,8 @@
-"""A real browser (headless Chromium) logs into the admin, opens the overview and a failed job, retries it.
+"""A real browser (headless Chromium) logs into the admin, opens the overview and a failed job, retries it;
+on the cron schedules page it runs a schedule now.
 
-Screenshots of the overview and the job's page are saved to artifacts/browser/ ($TEMPOTASK_ARTIFACTS).
+Screenshots of the overview, the job's page and the cron page are saved to artifacts/browser/
+($TEMPOTASK_ARTIFACTS); the README's pictures in docs/ are these.
 Needs Debian's chromium and chromium-driver (.ci/run installs them); under CI a missing browser fails.
 """
 
@@ -13,7 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from tempotask_django import api
+from tempotask_django import api, list_crons, pause_cron, run_cron_now
+from tempotask_django.scheduler import CronScheduler
+from tempotask_django.schedules import collect_schedules
+from tempotask_django.storage.crons import CronStore
 from tests.helpers import drain
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -101,20 +106,54 @@ def busy_queues(store, ledger):
     started = store.server_time_ms() - 600_000
     info = {"host": "web-1", "pid": 4242, "queues": "default", "concurrency": 4, "started": started, "jobs_done": 31}
     store.register_worker("web-1:4242:a1b2c3", {**info, "running": 0}, ttl=60)
+    cron_schedules(store, started)
     return payment
+
+
+# Schedules beside the test app's own (hourly_sweep, nightly_digest), as a project would define them.
+CRONS = {
+    "cleanup-sessions": {"task": "noop", "cron": "*/15 * * * *"},
+    "report-paris": {"task": "record", "cron": "*/10 9-17 * * 1-5", "timezone": "Europe/Paris", "queue": "reports"},
+    "sync-inventory": {"task": "always_fails", "cron": "0 */6 * * *", "data": {"source": "erp"}, "queue": "inventory"},
+}
+
+
+def cron_schedules(store, started: int) -> None:
+    """Registered schedules, a few runs (one failed), a paused one, and a live beat's heartbeat."""
+    CronScheduler(collect_schedules(raw={"CRONS": CRONS})).sync()
+    for name in ("report-paris", "sync-inventory", "hourly_sweep"):
+        run_cron_now(name)
+    drain(["default", "reports", "inventory"])
+    pause_cron("nightly_digest")
+    now = store.server_time_ms()
+    info = {
+        "host": "web-1",
+        "pid": 4243,
+        "kind": "runcron",
+        "started": started,
+        "last_tick": now - 2000,
+        "schedules": 5,
+    }
+    CronStore(store).publish_beat("web-1:4243:d4e5f6", info, ttl=60, now_ms=now - 2000)
+
+
+def log_in(browser, live_server, django_user_model, path: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    django_user_model.objects.create_superuser("operator", "op@example.com", "a-long-password")
+    browser.get(f"{live_server.url}/admin/login/?next={path}")
+    browser.find_element(By.NAME, "username").send_keys("operator")
+    browser.find_element(By.NAME, "password").send_keys("a-long-password")
+    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
 
 
 def test_operator_retries_a_failed_job_from_the_browser(browser, live_server, django_user_model, busy_queues, store):
     from selenium.webdriver.common.by import By
 
-    django_user_model.objects.create_superuser("operator", "op@example.com", "a-long-password")
-    browser.get(f"{live_server.url}/admin/login/?next=/admin/tempotask_django/dashboard/")
-    browser.find_element(By.NAME, "username").send_keys("operator")
-    browser.find_element(By.NAME, "password").send_keys("a-long-password")
-    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-
+    log_in(browser, live_server, django_user_model, "/admin/tempotask_django/dashboard/")
     wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "table.tt-queues"))
     assert "Tempotask" in browser.title
+    assert "web-1:4243" in browser.find_element(By.ID, "beats-summary").text  # the live beat
     assert browser.find_element(By.CSS_SELECTOR, 'tr[data-queue="default"] .tt-bad').text == "2"
     # The page keeps itself up to date: the script polls overview.json and swaps the fragments.
     wait_for(browser, lambda d: d.find_element(By.CSS_SELECTOR, "[data-refresh-url]").get_attribute("data-refreshed"))
@@ -144,3 +183,23 @@ def test_operator_retries_a_failed_job_from_the_browser(browser, live_server, dj
     wait_for(browser, lambda d: d.find_element(By.ID, "job-status").text == "completed")
     assert '"charged": 42' in browser.find_element(By.ID, "job-result").text
     screenshot(browser, "job-detail-after-retry.png")
+
+
+def test_operator_runs_a_cron_schedule_now_from_the_browser(browser, live_server, django_user_model, busy_queues):
+    from selenium.webdriver.common.by import By
+
+    log_in(browser, live_server, django_user_model, "/admin/tempotask_django/dashboard/crons/")
+    wait_for(browser, lambda d: d.find_elements(By.ID, "crons"))
+    row = 'tr[data-cron="cleanup-sessions"]'
+    assert "Every 15 minutes" in browser.find_element(By.CSS_SELECTOR, row).text
+    assert "failed" in browser.find_element(By.CSS_SELECTOR, 'tr[data-cron="sync-inventory"]').text
+    browser.find_element(By.CSS_SELECTOR, f'{row} button[name="run"]').click()
+    wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".messagelist .success"))
+    assert "Cron schedule cleanup-sessions ran now" in browser.find_element(By.CSS_SELECTOR, ".messagelist").text
+    assert "waiting" in browser.find_element(By.CSS_SELECTOR, row).text  # its last run: the job just added
+    assert next(cron for cron in list_crons() if cron.name == "cleanup-sessions").runs == 1
+    screenshot(browser, "crons.png")
+    browser.execute_script("localStorage.setItem('theme', 'dark')")
+    browser.refresh()
+    wait_for(browser, lambda d: d.find_element(By.TAG_NAME, "html").get_attribute("data-theme") == "dark")
+    screenshot(browser, "crons-dark.png")

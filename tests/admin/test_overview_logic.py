@@ -1,13 +1,15 @@
-"""The overview's pure parts: problem detection, the chart's scale, readable ages, the timeline."""
+"""The overview's pure parts: problem detection (queues and crons), the chart's scale, readable ages, the timeline."""
 
 from __future__ import annotations
 
 import datetime
 
-from tempotask_django.job import Job, JobStatus
+from tempotask_django.job import Job, JobStatus, ms_to_datetime
+from tempotask_django.storage.crons import BeatInfo, CronInfo
 from tempotask_django.storage.inspect import QueueStats
 from tempotask_django.templatetags.tempotask_admin import age
 from tempotask_django.views.chart import build_chart, nice_ceiling
+from tempotask_django.views.crons import LATE_AFTER, LATE_SHOWN, cron_attention
 from tempotask_django.views.overview import STUCK_AFTER, attention
 from tempotask_django.views.timeline import timeline, when
 
@@ -79,3 +81,44 @@ def test_malformed_timestamps_do_not_break_the_page():
     assert when("soon") is None and when(None) is None
     job = Job(id="j", name="n", queue="q", status=JobStatus.WAITING, errors=[{"t": "garbage"}])
     assert [event["kind"] for event in timeline(job)] == ["enqueued", "failed", "waiting"]
+
+
+def test_a_retry_in_the_millisecond_its_attempt_failed_keeps_the_logical_order():
+    t0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    ms = int(t0.timestamp() * 1000)
+    same = t0 + datetime.timedelta(seconds=1)
+    job = Job(id="j", name="n", queue="q", status=JobStatus.FAILED, attempt=2, enqueued_at=t0, started_at=same,
+              finished_at=same, errors=[{"attempt": 1, "type": "A", "t": ms + 1000},
+                                        {"attempt": 2, "type": "B", "t": ms + 1000}])  # fmt: skip
+    assert [event["text"] for event in timeline(job)] == [
+        "Enqueued", "Attempt 1 failed: A", "Attempt 2 started", "Attempt 2 failed: B",
+        "Failed for good (no attempts left)",
+    ]  # fmt: skip
+
+
+NOW_MS = 1_900_000_000_000
+
+
+def cron(name: str, next_in_s: float | None, paused: bool = False) -> CronInfo:
+    next_run = None if next_in_s is None else ms_to_datetime(NOW_MS + int(next_in_s * 1000))
+    return CronInfo(name=name, task="t", expression="* * * * *", description="", timezone="UTC", queue="q",
+                    data=None, attempts=None, priority=None, next_run=next_run, last_run=None,
+                    last_enqueued_at=None, last_job_id=None, last_job_status=None, paused=paused, runs=0)  # fmt: skip
+
+
+BEAT = BeatInfo(id="h:1:x", host="h", pid=1, kind="runcron", schedules=1, started=None, last_tick=None, heartbeat=None)
+
+
+def test_cron_attention_without_a_beat_is_one_error(db):
+    [problem] = cron_attention([cron("a", -3600), cron("b", 60)], [], NOW_MS)
+    assert problem["level"] == "error" and problem["text"].startswith("No cron beat is running: 2 cron schedule(s)")
+    assert cron_attention([], [], NOW_MS) == []
+
+
+def test_cron_attention_names_late_schedules_but_not_paused_or_barely_late_ones(db):
+    crons = [cron(f"late{n}", -LATE_AFTER - 60 * (n + 1)) for n in range(7)]
+    crons += [cron("paused", -86_400, paused=True), cron("just-due", -LATE_AFTER + 5), cron("ended", None)]
+    texts = [problem["text"] for problem in cron_attention(crons, [BEAT], NOW_MS)]
+    assert texts[0] == "Cron schedule late0 was due 3 min ago and has not fired: no live beat fires it."
+    assert len(texts) == LATE_SHOWN + 1 and texts[-1] == "2 more cron schedule(s) are late."
+    assert not any("paused" in text or "just-due" in text or "ended" in text for text in texts)

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import importlib
+from types import SimpleNamespace
+
 import pytest
+from django.apps import apps as django_apps
 from django.contrib.auth.models import Group, Permission
 from django.core.management import call_command
+from django.db import connection
 from django.test import override_settings
 from django.urls import reverse
 
 from tempotask_django import api
+from tempotask_django.models import PERMISSIONS
 from tempotask_django.storage.connection import get_default_store
 from tests.admin.conftest import XSS, client_for, redis_state
 
@@ -133,7 +139,8 @@ def test_overview_json_has_numbers_and_fragments(seeded, superuser):
     default = next(q for q in data["queues"] if q["queue"] == "default")
     assert default["failed"] == 1 and default["oldest_job_age"] is not None
     assert data["chart"]["failed"] == 1 and data["workers"] == 0
-    assert set(data["html"]) == {"attention", "queues", "chart", "workers"}
+    assert set(data["html"]) == {"attention", "queues", "chart", "workers", "beats"}
+    assert data["beats"] == 0 and data["crons"] == 0
     assert "<table" in data["html"]["queues"]
 
 
@@ -230,3 +237,15 @@ def test_the_redis_password_is_masked(seeded, superuser, settings):
 
 def test_permissions_have_a_migration():
     call_command("makemigrations", "tempotask_django", "--check", "--dry-run", verbosity=0)
+
+
+def test_every_permission_exists_with_its_description(db):
+    stored = dict(Permission.objects.filter(content_type__app_label="tempotask_django").values_list("codename", "name"))
+    assert stored == PERMISSIONS
+
+
+def test_the_migration_renames_run_cron_of_an_older_database(db):
+    Permission.objects.filter(codename="run_cron").update(name="Can run cron schedules now and pause them")
+    migration = importlib.import_module("tempotask_django.migrations.0002_cron_permissions")
+    migration.rename_run_cron(django_apps, SimpleNamespace(connection=connection))
+    assert Permission.objects.get(codename="run_cron").name == "Can run cron schedules now"

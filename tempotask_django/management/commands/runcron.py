@@ -22,7 +22,7 @@ class Command(BaseCommand):
         configure_logging(options["verbosity"])
         from tempotask_django.scheduler import CronScheduler
 
-        beat = CronScheduler()  # bad schedules fail here, clearly (manage.py check reports them too)
+        beat = CronScheduler(kind="runcron")  # bad schedules fail here, clearly (manage.py check reports them too)
 
         def on_signal(signum: int, frame: object) -> None:
             if beat.stopping:

@@ -101,7 +101,7 @@ def run_worker(
     from tempotask_django.scheduler import CronScheduler
     from tempotask_django.worker import Worker
 
-    beat = CronScheduler() if with_cron else None
+    beat = CronScheduler(kind="runworkers --with-cron") if with_cron else None
     worker = Worker(queues, concurrency=concurrency, burst=burst, max_jobs=max_jobs)
 
     def on_signal(signum: int, frame: object) -> None:
