@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import redis
 from redis.exceptions import NoScriptError, ResponseError
 
 from tempotask_django.conf import Settings
 from tempotask_django.storage import presence
+from tempotask_django.storage.direct import DirectCalls
 from tempotask_django.storage.inspect import QueueInspector
 from tempotask_django.storage.keys import CONSUMER_GROUP, GlobalKeys, QueueKeys
 from tempotask_django.storage.scripts import Scripts
@@ -137,10 +138,12 @@ class RedisStore(QueueInspector):
         self.prefix = settings.key_prefix
         self.global_keys = GlobalKeys(self.prefix)
         self.scripts = Scripts(client)
+        self.direct = DirectCalls(client.connection_pool)  # the hot paths' round trips
         self._queue_calls: dict[str, _QueueCall] = {}
         self._registered_queues: set[str] = set()
 
     def close(self) -> None:
+        self.direct.close()
         self.client.close()
 
     # -- keys -------------------------------------------------------------------------------
@@ -151,8 +154,8 @@ class RedisStore(QueueInspector):
         call = self._queue_calls.get(queue)
         if call is None:
             k = self.keys(queue)
-            keys = [k.waiting, k.delayed, k.processing, k.completed, k.failed, k.stream, k.wake, k.seq, k.paused]
-            call = self._queue_calls[queue] = _QueueCall(keys, f"{k.base}:")
+            # One key names the queue's hash slot; the scripts build the others from the base (lib.lua).
+            call = self._queue_calls[queue] = _QueueCall([k.waiting], f"{k.base}:")
         return call
 
     def _run(self, script_name: str, queue: str, *args: Any) -> Any:
@@ -160,10 +163,10 @@ class RedisStore(QueueInspector):
         call = self._call(queue)
         script = getattr(self.scripts, script_name)
         try:
-            return self.client.execute_command("EVALSHA", script.sha, len(call.keys), *call.keys, call.base, *args)
+            return self.direct.call("EVALSHA", script.sha, len(call.keys), *call.keys, call.base, *args)
         except NoScriptError:
             self._load_scripts([script_name])
-            return self.client.execute_command("EVALSHA", script.sha, len(call.keys), *call.keys, call.base, *args)
+            return self.direct.call("EVALSHA", script.sha, len(call.keys), *call.keys, call.base, *args)
 
     def _history_size(self, queue: str) -> int:
         return self.settings.for_queue(queue).max_jobs_per_status
@@ -215,12 +218,11 @@ class RedisStore(QueueInspector):
         return results
 
     def _send_pipeline(self, calls: Sequence[tuple[str, str, Sequence[Any]]]) -> list[Any]:
-        pipe = self.client.pipeline(transaction=False)
+        commands = []
         for name, queue, args in calls:
             call = self._call(queue)
-            sha = getattr(self.scripts, name).sha
-            pipe.execute_command("EVALSHA", sha, len(call.keys), *call.keys, call.base, *args)
-        return pipe.execute(raise_on_error=False)
+            commands.append(("EVALSHA", getattr(self.scripts, name).sha, len(call.keys), *call.keys, call.base, *args))
+        return self.direct.pipeline(commands)
 
     def _load_scripts(self, names: Iterable[str]) -> None:
         for name in names:
@@ -319,8 +321,9 @@ class RedisStore(QueueInspector):
         """Block until a job is enqueued in one of the queues (after ``wake_ids``) or the timeout."""
         if timeout_ms <= 0:
             return False
-        streams = {self.keys(queue).wake: last for queue, last in wake_ids.items()}
-        reply = self.client.xread(cast(Any, streams), count=1, block=max(1, int(timeout_ms)))
+        keys = [self.keys(queue).wake for queue in wake_ids]
+        block = max(1, int(timeout_ms))
+        reply = self.direct.call("XREAD", "COUNT", 1, "BLOCK", block, "STREAMS", *keys, *wake_ids.values())
         return bool(reply)
 
     def forget_consumers(self, queue: str, min_idle_ms: int, only: str = "") -> list[str]:

@@ -1,26 +1,29 @@
 -- Shared prelude, prepended to every queue script by scripts.py.
 --
--- Every queue script takes the same KEYS (all under the queue's hash tag):
---   KEYS[1] waiting     ZSET  id -> priority-then-FIFO score
---   KEYS[2] delayed     ZSET  id -> due ms
---   KEYS[3] processing  ZSET  id -> start ms
---   KEYS[4] completed   ZSET  id -> finish ms
---   KEYS[5] failed      ZSET  id -> finish ms
---   KEYS[6] stream      STREAM running jobs, consumer group holds the leases
---   KEYS[7] wake        STREAM doorbell for blocked workers
---   KEYS[8] seq         STRING FIFO counter
---   KEYS[9] paused      STRING present while paused
--- ARGV[1] is the queue's key base "P:{Q}:"; job, log, error and stats keys are built from it.
+-- Every queue script is called with one key, KEYS[1] = the queue's waiting set (it names the
+-- queue's hash slot, so the call goes to the right Redis Cluster node), and ARGV[1] = the queue's
+-- key base "P:{Q}:". Its keys are built from that base, all under the queue's hash tag:
+--   waiting     ZSET  id -> priority-then-FIFO score        (KEYS[1])
+--   delayed     ZSET  id -> due ms
+--   processing  ZSET  id -> start ms
+--   completed   ZSET  id -> finish ms
+--   failed      ZSET  id -> finish ms
+--   stream      STREAM running jobs, consumer group holds the leases
+--   wake        STREAM doorbell for blocked workers
+--   seq         STRING FIFO counter
+--   paused      STRING present while paused
+-- and job, log, error, children and stats keys (see storage/keys.py).
 -- A script's own arguments start at ARGV[2].
 --
 -- Rule for every script: validate and read first, write after, so a failure cannot leave a job
 -- in two statuses or in none (Redis scripts do not roll back).
 
-local K = {
-  waiting = KEYS[1], delayed = KEYS[2], processing = KEYS[3], completed = KEYS[4],
-  failed = KEYS[5], stream = KEYS[6], wake = KEYS[7], seq = KEYS[8], paused = KEYS[9],
-}
 local BASE = ARGV[1]
+local K = {
+  waiting = KEYS[1], delayed = BASE .. 'delayed', processing = BASE .. 'processing',
+  completed = BASE .. 'completed', failed = BASE .. 'failed', stream = BASE .. 'stream',
+  wake = BASE .. 'wake', seq = BASE .. 'seq', paused = BASE .. 'paused',
+}
 local QUEUE = string.match(BASE, '{(.-)}:$') or BASE
 -- Priority bands are 2^42 apart so -priority * BAND + seq stays an exact double for |priority| <= 1000.
 local PRIORITY_BAND = 4398046511104
