@@ -12,12 +12,11 @@ class TempotaskConfig(AppConfig):
         from django.core.signals import setting_changed
         from django.utils.module_loading import autodiscover_modules
 
-        from tempotask_django import checks, receivers, signals  # checks: imported to register them
+        from tempotask_django import checks, signals  # checks: imported to register them
         from tempotask_django.conf import reset_on_setting_changed
         from tempotask_django.djtasks import handlers  # registers the tasks that run Django tasks
 
         setting_changed.connect(reset_on_setting_changed, dispatch_uid="tempotask_settings_reset")
-        signals.job_enqueued.connect(receivers.log_enqueued, dispatch_uid="tempotask_log_enqueued")
         signals.job_completed.connect(handlers.on_job_completed, dispatch_uid="tempotask_django_task_completed")
         signals.job_failed.connect(handlers.on_job_failed, dispatch_uid="tempotask_django_task_failed")
         if checks.uses_tasks_backend() and checks.tasks_framework_available():

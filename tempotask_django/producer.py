@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime
 import logging
-import uuid
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -45,23 +45,32 @@ def build_spec(
     parent_id: str | None = None,
     origin: str | None = None,
 ) -> JobSpec:
-    """Validate everything about one job and return what the store needs."""
+    """Validate everything about one job and return what the store needs.
+
+    The task's own options were checked when the task was built, and the settings' when they were
+    loaded: only the options given here are checked (enqueueing is a hot path).
+    """
     if delay is not None and run_at is not None:
         raise ValueError("give either delay or run_at, not both")
     run_at_ms = 0
     if run_at is not None:
         run_at_ms = int(validation.run_at(run_at).timestamp() * 1000)
     delay_ms = int(validation.seconds(delay, "delay") * 1000) if delay is not None else 0
-    what = f"data of task {task.name!r}"
+    if retry_delay is not None:
+        retry_delay = validation.seconds(retry_delay, "retry_delay")
+    elif task.retry_delay is not None:
+        retry_delay = task.retry_delay
+    else:
+        retry_delay = settings.retry_delay
     return JobSpec(
-        id=validation.job_id(job_id) if job_id is not None else uuid.uuid4().hex,
+        id=new_job_id() if job_id is None else validation.job_id(job_id),
         name=task.name,
-        queue=validation.queue_name(queue or task.queue or settings.default_queue),
-        data=serialization.encode(data, max_bytes=settings.max_payload_bytes, what=what),
-        priority=validation.priority(task.priority if priority is None else priority),
-        max_attempts=validation.attempts(_first(attempts, task.attempts, settings.attempts)),
-        retry_delay=validation.seconds(_first(retry_delay, task.retry_delay, settings.retry_delay), "retry_delay"),
-        backoff=validation.backoff(_first(backoff, task.backoff, settings.backoff)),
+        queue=(task.queue or settings.default_queue) if queue is None else validation.queue_name(queue),
+        data=serialization.encode(data, max_bytes=settings.max_payload_bytes, what=f"data of task {task.name!r}"),
+        priority=task.priority if priority is None else validation.priority(priority),
+        max_attempts=(task.attempts or settings.attempts) if attempts is None else validation.attempts(attempts),
+        retry_delay=retry_delay,
+        backoff=(task.backoff or settings.backoff) if backoff is None else validation.backoff(backoff),
         parent_id=parent_id or "",
         origin=origin or "",
         delay_ms=delay_ms,
@@ -69,8 +78,9 @@ def build_spec(
     )
 
 
-def _first(*values: Any) -> Any:
-    return next(value for value in values if value is not None)
+def new_job_id() -> str:
+    """A random job id: 32 hex digits (128 random bits, as many as a UUID4 has, at a fifth of its cost)."""
+    return os.urandom(16).hex()
 
 
 def _wants_on_commit(on_commit: bool | None, settings: Settings) -> bool:
@@ -83,10 +93,13 @@ def submit(specs: Sequence[JobSpec]) -> list[tuple[bool, str]]:
     return (added, status) per job (not added: a job with that id is active)."""
     store = get_default_store()
     results = [store.enqueue(specs[0])] if len(specs) == 1 else store.enqueue_many(specs)
+    debug = logger.isEnabledFor(logging.DEBUG)
     for spec, (added, status) in zip(specs, results, strict=True):
         if added:
+            if debug:
+                logger.debug("enqueued %s %s on %s (%s)", spec.name, spec.id, spec.queue, status)
             signals.send(signals.job_enqueued, job_id=spec.id, name=spec.name, queue=spec.queue, status=status)
-        else:
+        elif debug:
             logger.debug("job %s (%s) is already %s; not added again", spec.id, spec.name, status)
     return results
 

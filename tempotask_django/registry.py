@@ -40,6 +40,17 @@ class Task:
     is_async: bool = field(default=False)
 
     def __post_init__(self) -> None:
+        # Checked here, so copies made by using() are checked too, and enqueue() trusts them.
+        from tempotask_django import validation
+
+        validation.task_options(
+            f"task {self.name!r}", queue=self.queue, attempts=self.attempts, retry_delay=self.retry_delay,
+            backoff=self.backoff, priority=self.priority,
+        )  # fmt: skip
+        if self.retry_delay is not None:
+            object.__setattr__(self, "retry_delay", validation.seconds(self.retry_delay, "retry_delay"))
+        if self.priority is None:
+            object.__setattr__(self, "priority", 0)
         object.__setattr__(self, "is_async", asyncio.iscoroutinefunction(self.func))
 
     def __call__(self, job: Job, ctx: Any) -> Any:

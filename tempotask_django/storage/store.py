@@ -30,7 +30,7 @@ ENQUEUE_CHUNK = 100
 FINISH_CHUNK = 100
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class JobSpec:
     """Everything needed to enqueue one job (already validated and serialized)."""
 
