@@ -17,7 +17,6 @@ import socket
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tempotask_django import serialization
@@ -32,6 +31,7 @@ from tempotask_django.storage.store import ClaimResult, RedisStore
 from tempotask_django.worker.chores import ChoresMixin
 from tempotask_django.worker.finishing import FinishingMixin
 from tempotask_django.worker.support import IDLE_BLOCK_MS, REDIS_ERRORS, AsyncLoopThread, ErrorThrottle, RunningJob
+from tempotask_django.worker.threads import JobThreads
 
 logger = logging.getLogger("tempotask")
 
@@ -88,7 +88,7 @@ class Worker(FinishingMixin, ChoresMixin):
         self._alone: str | None = None
         self._draining = False
         self._throttle = ErrorThrottle()
-        self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="tempotask-job")
+        self._job_threads = JobThreads(self.concurrency, self._run_sync)
         self._async: AsyncLoopThread | None = None
         self._finisher = threading.Thread(target=self._finish_loop, name="tempotask-finisher", daemon=True)
         self._finisher.start()
@@ -153,7 +153,7 @@ class Worker(FinishingMixin, ChoresMixin):
         left = self.running_count
         self._done.put(None)
         self._finisher.join(timeout=10)
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._job_threads.stop()
         if self._async is not None:
             self._async.stop()
         if left:
@@ -242,7 +242,7 @@ class Worker(FinishingMixin, ChoresMixin):
             future = asyncio.run_coroutine_threadsafe(self.runner.run_async(fields), self._async.loop)
             future.add_done_callback(lambda f: self._done.put((running, self._outcome_of(f, fields))))
         else:
-            self._executor.submit(self._run_sync, running, fields)
+            self._job_threads.submit(running, fields)
 
     def _run_sync(self, running: RunningJob, fields: dict[str, str]) -> None:
         try:

@@ -1,0 +1,61 @@
+"""The threads that run a worker's sync jobs.
+
+A job thread takes the next job from one queue and runs it; nothing else. The worker reserves a
+slot before it hands a job over, so the queue never holds more jobs than there are threads, and
+a job starts as soon as a thread is free. This is a thread pool without futures: a claimed job
+reports how it ended itself (to the finisher), so creating and settling a Future per job would
+only add work to the hot path.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+logger = logging.getLogger("tempotask")
+
+
+class JobThreads:
+    """Runs ``run(*args)`` for each submitted job on one of ``size`` threads (started on first use)."""
+
+    def __init__(self, size: int, run: Callable[..., None], name_prefix: str = "tempotask-job") -> None:
+        self.size = size
+        self._run = run
+        self._name_prefix = name_prefix
+        self._jobs: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._start_lock = threading.Lock()  # the main loop and the finisher both submit
+
+    def submit(self, *args: Any) -> None:
+        """Queue a job; a free thread runs it (the caller has reserved a slot for it)."""
+        if not self._threads:
+            self._start_threads()
+        self._jobs.put(args)
+
+    def stop(self) -> None:
+        """Let every thread exit once it finishes its job. Threads are daemons: a job still running
+        past the shutdown timeout does not keep the process alive."""
+        for _ in self._threads:
+            self._jobs.put(None)
+
+    def _start_threads(self) -> None:
+        with self._start_lock:
+            if self._threads:
+                return
+            for i in range(self.size):
+                thread = threading.Thread(target=self._loop, name=f"{self._name_prefix}_{i}", daemon=True)
+                thread.start()
+                self._threads.append(thread)
+
+    def _loop(self) -> None:
+        while True:
+            args = self._jobs.get()
+            if args is None:
+                return
+            try:
+                self._run(*args)
+            except BaseException:  # run() reports outcomes itself; this thread must survive anything
+                logger.exception("a job thread caught an error its job did not report")
