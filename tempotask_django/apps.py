@@ -17,8 +17,9 @@ class TempotaskConfig(AppConfig):
         from tempotask_django.djtasks import handlers  # registers the tasks that run Django tasks
 
         setting_changed.connect(reset_on_setting_changed, dispatch_uid="tempotask_settings_reset")
-        signals.job_completed.connect(handlers.on_job_completed, dispatch_uid="tempotask_django_task_completed")
-        signals.job_failed.connect(handlers.on_job_failed, dispatch_uid="tempotask_django_task_failed")
+        for task in (handlers.SYNC_TASK, handlers.ASYNC_TASK):  # only jobs of Django tasks pay for these
+            signals.job_completed.connect(handlers.on_job_completed, sender=task, dispatch_uid=f"{task.name}_completed")
+            signals.job_failed.connect(handlers.on_job_failed, sender=task, dispatch_uid=f"{task.name}_failed")
         if checks.uses_tasks_backend() and checks.tasks_framework_available():
             # Importing the Tasks framework registers its system check, which calls our backend's.
             from tempotask_django.djtasks import compat  # noqa: F401

@@ -82,5 +82,8 @@ def run_cron_now(name: str) -> str:
     [reply] = crons.fire([Fire(name, spec)], catchup_ms=0)
     if reply.outcome == "unknown":
         raise _not_found(name)
-    signals.send(signals.job_enqueued, job_id=spec.id, name=spec.name, queue=spec.queue, status=reply.job_status)
+    signals.send(
+        signals.job_enqueued, sender=registry.find(spec.name), job_id=spec.id, name=spec.name, queue=spec.queue,
+        status=reply.job_status,
+    )  # fmt: skip
     return spec.id

@@ -16,6 +16,7 @@ from django.db import DEFAULT_DB_ALIAS, transaction
 
 from tempotask_django import serialization, signals, validation
 from tempotask_django.conf import Settings, get_settings
+from tempotask_django.registry import registry
 from tempotask_django.storage.connection import get_default_store
 from tempotask_django.storage.store import JobSpec
 
@@ -98,7 +99,10 @@ def submit(specs: Sequence[JobSpec]) -> list[tuple[bool, str]]:
         if added:
             if debug:
                 logger.debug("enqueued %s %s on %s (%s)", spec.name, spec.id, spec.queue, status)
-            signals.send(signals.job_enqueued, job_id=spec.id, name=spec.name, queue=spec.queue, status=status)
+            signals.send(
+                signals.job_enqueued, sender=registry.find(spec.name), job_id=spec.id, name=spec.name,
+                queue=spec.queue, status=status,
+            )  # fmt: skip
         elif debug:
             logger.debug("job %s (%s) is already %s; not added again", spec.id, spec.name, status)
     return results

@@ -130,6 +130,10 @@ class TaskRegistry:
                 "and the function decorated with @task in the app's tasks.py?"
             ) from None
 
+    def find(self, name: str) -> Task | None:
+        """The task registered as ``name``, or None."""
+        return self._tasks.get(name)
+
     def __contains__(self, name: object) -> bool:
         return name in self._tasks
 

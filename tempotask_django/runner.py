@@ -55,6 +55,7 @@ class Outcome:
     error: BaseException | None = None
     error_info: dict[str, Any] | None = None
     permanent: bool = False  # no retry whatever the attempts left
+    task: Task | None = None  # None when the job's task could not be found
 
 
 class BadJob(Exception):
@@ -123,16 +124,16 @@ class JobRunner:
             job, task = self.prepare(fields)
         except BadJob as exc:
             return self.failed_to_prepare(fields, exc)
-        self._started(job)
+        self._started(job, task)
         _close_old_connections_before_job()
         start = time.monotonic()
         try:
             result = task.func(job, self.context_for(job))
         except BaseException as exc:  # a handler must never take its worker down (SystemExit too)
-            return self._failed(job, exc, time.monotonic() - start)
+            return self._failed(job, task, exc, time.monotonic() - start)
         finally:
             _close_old_connections_after_job()
-        return Outcome(job, True, time.monotonic() - start, result=result)
+        return Outcome(job, True, time.monotonic() - start, result=result, task=task)
 
     async def run_async(self, fields: dict[str, str]) -> Outcome:
         """Run an async handler on the worker's event loop."""
@@ -140,25 +141,26 @@ class JobRunner:
             job, task = self.prepare(fields)
         except BadJob as exc:
             return self.failed_to_prepare(fields, exc)
-        self._started(job)
+        self._started(job, task)
         start = time.monotonic()
         try:
             result = await task.func(job, self.context_for(job))
         except BaseException as exc:
-            return self._failed(job, exc, time.monotonic() - start)
-        return Outcome(job, True, time.monotonic() - start, result=result)
+            return self._failed(job, task, exc, time.monotonic() - start)
+        return Outcome(job, True, time.monotonic() - start, result=result, task=task)
 
     def is_async(self, fields: dict[str, str]) -> bool:
         name = fields.get("name", "")
         return name in self.registry and self.registry.get(name).is_async
 
-    def _started(self, job: Job) -> None:
+    def _started(self, job: Job, task: Task) -> None:
         # DEBUG, not INFO: at thousands of jobs a second, a second line per job costs more than the job.
         logger.debug("job %s %s started (attempt %d/%d)", job.id, job.name, job.attempt, job.max_attempts)
-        signals.send(signals.job_started, job=job)
+        signals.send(signals.job_started, sender=task, job=job)
 
-    def _failed(self, job: Job, exc: BaseException, duration: float) -> Outcome:
-        return Outcome(job, False, duration, error=exc, error_info=error_info(exc, job.attempt, self.worker_name))
+    def _failed(self, job: Job, task: Task, exc: BaseException, duration: float) -> Outcome:
+        info = error_info(exc, job.attempt, self.worker_name)
+        return Outcome(job, False, duration, error=exc, error_info=info, task=task)
 
 
 def error_json(outcome: Outcome) -> str:

@@ -173,8 +173,8 @@ class CronScheduler:
             logger.info("cron %s: enqueued job %s (%d ms after its tick)", fire.name, fire.spec.id, lag)
             if reply.job_status:
                 signals.send(
-                    signals.job_enqueued, job_id=fire.spec.id, name=fire.spec.name, queue=fire.spec.queue,
-                    status=reply.job_status,
+                    signals.job_enqueued, sender=self.tasks.find(fire.spec.name), job_id=fire.spec.id,
+                    name=fire.spec.name, queue=fire.spec.queue, status=reply.job_status,
                 )  # fmt: skip
         elif reply.outcome == "missed":
             logger.warning(

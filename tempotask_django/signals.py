@@ -1,6 +1,8 @@
 """Django signals for the job lifecycle.
 
-Receivers get keyword arguments:
+The sender is the job's Task (None for a job whose task is not registered), so a receiver can
+listen to one task: ``job_completed.connect(on_sent, sender=send_email)``. Receivers get keyword
+arguments:
 - ``job_enqueued``: job_id, name, queue, status ("waiting" or "delayed")
 - ``job_started``: job (a Job)
 - ``job_completed``: job, result, duration (seconds)
@@ -24,11 +26,11 @@ job_completed = Signal()
 job_failed = Signal()
 
 
-def send(signal: Signal, **kwargs: Any) -> None:
+def send(signal: Signal, sender: Any = None, **kwargs: Any) -> None:
     """Send ``signal`` robustly: a failing receiver is logged with its traceback, not raised."""
-    if not signal.receivers or not signal.has_listeners(None):  # the first test is the cheap one
+    if not signal.receivers or not signal.has_listeners(sender):  # the first test is the cheap one
         return
-    for receiver, response in signal.send_robust(sender=None, **kwargs):
+    for receiver, response in signal.send_robust(sender=sender, **kwargs):
         if isinstance(response, Exception):
             logger.error(
                 "signal receiver %r failed: %s",

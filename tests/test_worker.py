@@ -160,6 +160,27 @@ def test_signals_fire_for_each_transition(store):
     assert counts == {"started": 3, "completed": 1, "failed": 2}
 
 
+def test_a_receiver_can_listen_to_one_task(store):
+    heard = []
+    lifecycle = {signals.job_enqueued: "enqueued", signals.job_started: "started",
+                 signals.job_completed: "completed", signals.job_failed: "failed"}  # fmt: skip
+
+    def receiver(sender, signal, **kwargs):
+        name = kwargs["name"] if signal is signals.job_enqueued else kwargs["job"].name
+        heard.append((lifecycle[signal], sender, name))
+
+    for signal in lifecycle:
+        signal.connect(receiver, sender=tasks.add)
+    try:
+        tasks.always_fails.enqueue({})
+        tasks.add.enqueue({"a": 1, "b": 2})
+        drain()
+    finally:
+        for signal in lifecycle:
+            signal.disconnect(receiver, sender=tasks.add)
+    assert heard == [("enqueued", tasks.add, "add"), ("started", tasks.add, "add"), ("completed", tasks.add, "add")]
+
+
 def test_a_failing_signal_receiver_is_logged_and_ignored(store, caplog):
     def broken(**kwargs):
         raise RuntimeError("receiver bug")

@@ -132,7 +132,9 @@ class FinishingMixin(WorkerParts):
             return
         if outcome.succeeded:
             logger.info("job %s %s completed in %.3fs (attempt %d)", job.id, job.name, outcome.duration, job.attempt)
-            signals.send(signals.job_completed, job=job, result=outcome.result, duration=outcome.duration)
+            signals.send(
+                signals.job_completed, sender=outcome.task, job=job, result=outcome.result, duration=outcome.duration
+            )
             return
         will_retry = result.status != "failed"
         logger.log(
@@ -141,4 +143,7 @@ class FinishingMixin(WorkerParts):
             job.attempt, job.max_attempts, type(outcome.error).__name__, outcome.error,
             f"; retry in {finish.retry_delay_ms / 1000:.1f}s" if will_retry else "",
         )  # fmt: skip
-        signals.send(signals.job_failed, job=job, error=outcome.error, will_retry=will_retry, duration=outcome.duration)
+        signals.send(
+            signals.job_failed, sender=outcome.task, job=job, error=outcome.error, will_retry=will_retry,
+            duration=outcome.duration,
+        )  # fmt: skip

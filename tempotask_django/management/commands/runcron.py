@@ -9,7 +9,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from tempotask_django.management.commands.runworkers import configure_logging
+from tempotask_django.log_output import configure_logging
 
 
 class Command(BaseCommand):

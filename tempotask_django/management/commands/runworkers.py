@@ -12,9 +12,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
+from tempotask_django.log_output import configure_logging
 from tempotask_django.validation import queue_name
-
-VERBOSITY_LEVELS = {0: logging.ERROR, 1: logging.INFO, 2: logging.DEBUG, 3: logging.DEBUG}
 
 
 def positive_int(text: str) -> int:
@@ -29,21 +28,6 @@ def positive_int(text: str) -> int:
 
 def queue_arg(text: str) -> str:
     return queue_name(text, error=argparse.ArgumentTypeError)
-
-
-def configure_logging(verbosity: int) -> None:
-    """Send the ``tempotask`` logger to stderr unless the project configured logging for it.
-
-    A project's LOGGING wins; ``--verbosity`` other than the default 1 overrides its level.
-    """
-    log = logging.getLogger("tempotask")
-    configured = bool(log.handlers or logging.getLogger().handlers)
-    if not configured:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(process)d] %(message)s"))
-        log.addHandler(handler)
-    if not configured or verbosity != 1:
-        log.setLevel(VERBOSITY_LEVELS.get(verbosity, logging.INFO))
 
 
 class Command(BaseCommand):
