@@ -158,15 +158,18 @@ class RedisStore(QueueInspector):
             call = self._queue_calls[queue] = _QueueCall([k.waiting], f"{k.base}:")
         return call
 
+    def _command(self, script_name: str, queue: str, args: Sequence[Any]) -> tuple[Any, ...]:
+        """The EVALSHA command running script ``script_name`` on ``queue`` with ``args``."""
+        call = self._call(queue)
+        return ("EVALSHA", getattr(self.scripts, script_name).sha, len(call.keys), *call.keys, call.base, *args)
+
     def _run(self, script_name: str, queue: str, *args: Any) -> Any:
         """Run one script on ``queue`` (EVALSHA; the script is loaded again after NOSCRIPT)."""
-        call = self._call(queue)
-        script = getattr(self.scripts, script_name)
         try:
-            return self.direct.call("EVALSHA", script.sha, len(call.keys), *call.keys, call.base, *args)
+            return self.direct.call(*self._command(script_name, queue, args))
         except NoScriptError:
             self._load_scripts([script_name])
-            return self.direct.call("EVALSHA", script.sha, len(call.keys), *call.keys, call.base, *args)
+            return self.direct.call(*self._command(script_name, queue, args))
 
     def _history_size(self, queue: str) -> int:
         return self.settings.for_queue(queue).max_jobs_per_status
@@ -218,11 +221,7 @@ class RedisStore(QueueInspector):
         return results
 
     def _send_pipeline(self, calls: Sequence[tuple[str, str, Sequence[Any]]]) -> list[Any]:
-        commands = []
-        for name, queue, args in calls:
-            call = self._call(queue)
-            commands.append(("EVALSHA", getattr(self.scripts, name).sha, len(call.keys), *call.keys, call.base, *args))
-        return self.direct.pipeline(commands)
+        return self.direct.pipeline([self._command(name, queue, args) for name, queue, args in calls])
 
     def _load_scripts(self, names: Iterable[str]) -> None:
         for name in names:
@@ -321,10 +320,30 @@ class RedisStore(QueueInspector):
         """Block until a job is enqueued in one of the queues (after ``wake_ids``) or the timeout."""
         if timeout_ms <= 0:
             return False
+        return bool(self.direct.call(*self._wait_command(wake_ids, timeout_ms)))
+
+    def wait_then_claim(
+        self, wake_ids: dict[str, str], timeout_ms: int, queue: str, consumer: str, count: int
+    ) -> ClaimResult:
+        """Block as ``wait_for_jobs`` does, then claim up to ``count`` jobs of ``queue``: one round trip.
+
+        The two commands go in one pipeline: Redis runs the claim as soon as the blocking read
+        returns (a client's commands run in order), so a job enqueued for an idle worker is claimed
+        without a second round trip. The claim runs after a timeout too.
+        """
+        claim = self._command("claim", queue, self._claim_args(queue, consumer, count))
+        woken, claimed = self.direct.pipeline([self._wait_command(wake_ids, timeout_ms), claim])
+        if isinstance(woken, Exception):
+            raise woken
+        if isinstance(claimed, NoScriptError):
+            return self.claim(queue, consumer, count)  # loads the script, then claims
+        if isinstance(claimed, Exception):
+            raise claimed
+        return self._claim_result(claimed)
+
+    def _wait_command(self, wake_ids: dict[str, str], timeout_ms: int) -> tuple[Any, ...]:
         keys = [self.keys(queue).wake for queue in wake_ids]
-        block = max(1, int(timeout_ms))
-        reply = self.direct.call("XREAD", "COUNT", 1, "BLOCK", block, "STREAMS", *keys, *wake_ids.values())
-        return bool(reply)
+        return ("XREAD", "COUNT", 1, "BLOCK", max(1, int(timeout_ms)), "STREAMS", *keys, *wake_ids.values())
 
     def forget_consumers(self, queue: str, min_idle_ms: int, only: str = "") -> list[str]:
         """Delete idle consumers without pending entries (checked atomically)."""

@@ -141,7 +141,7 @@ class Worker(FinishingMixin, ChoresMixin):
         # A claim that got fewer jobs than it asked for emptied its queue: wait for the doorbell
         # (any later enqueue rings it) instead of claiming again for nothing.
         if (started == 0 or drained) and block and not self.stopping:
-            self._wait_for_work()
+            started += self._wait_for_work()
         return started
 
     def shutdown(self) -> bool:
@@ -264,15 +264,36 @@ class Worker(FinishingMixin, ChoresMixin):
         info = {"attempt": 0, "type": type(exc).__name__, "message": repr(exc)[:10_000], "traceback": ""}
         return Outcome(job, False, 0.0, error=exc, error_info=info, permanent=True)
 
-    def _wait_for_work(self) -> None:
+    def _wait_for_work(self) -> int:
+        """Block until a job is enqueued (or a chore or a delayed job is due); returns jobs started.
+
+        The wait and a claim of the first queue with room go in one round trip (see
+        ``RedisStore.wait_then_claim``): the job that ends the wait usually starts at once. Jobs of
+        the other queues are claimed by the next iteration.
+        """
         if self.burst and self.running_count == 0 and self._queues_idle():
             logger.info("worker %s: queues are idle, burst mode exits", self.name)
             self.request_stop()
-            return
+            return 0
         timeout = min([IDLE_BLOCK_MS, *(due for due in self._next_due.values() if due >= 0)])
         timeout = min(timeout, int(self._seconds_to_next_chore() * 1000))
-        if timeout > 0:
+        if timeout <= 0:
+            return 0
+        queue = next((q for q in self.queues if self._slots.free_in(q) > 0), None)
+        count = self._slots.reserve(queue, self._free_slots()) if queue is not None else 0
+        if queue is None or count <= 0:
             self.store.wait_for_jobs(self._wake_ids, timeout)
+            return 0
+        jobs: list[dict[str, str]] = []
+        try:
+            result = self.store.wait_then_claim(self._wake_ids, timeout, queue, self.name, count)
+            self._throttle.succeeded()
+            jobs = result.jobs
+            self._wake_ids[queue] = result.wake_id
+            self._claimed(queue, result, count)
+        finally:
+            self._slots.settle(queue, count, len(jobs))
+        return len(jobs)
 
     def _queues_idle(self) -> bool:
         """Nothing waiting, due or in progress in any of this worker's queues."""
