@@ -7,13 +7,7 @@ on the test database.
 
 from __future__ import annotations
 
-import re
-import uuid
-from collections.abc import Callable
-from typing import TypeVar
-
 import pytest
-import redis
 from django.urls import reverse
 
 from tempotask_django import api
@@ -21,44 +15,13 @@ from tempotask_django.storage.connection import get_default_store
 from tempotask_django.storage.keys import STATUS_KEYS
 from tests.admin.conftest import client_for
 from tests.conftest import _test_url
-from tests.helpers import drain
+from tests.helpers import CommandLog, drain
 
 pytestmark = [pytest.mark.django_db, pytest.mark.redis, pytest.mark.slow]
 
-T = TypeVar("T")
-MONITOR_LINE = re.compile(r"^\S+ \[(\d+) ([^\]]*)\] (.*)$", re.DOTALL)
-ARGUMENT = re.compile(r'"((?:[^"\\]|\\.)*)"')
-# Sent by redis-py itself when it opens a connection or checks an idle one: not the page's doing.
-CONNECTION_CHORES = {"client", "hello", "select", "auth", "ping"}
 # Largest slice of a status set or stream one command may read (a list page reads 50).
 MOST_READ_AT_ONCE = 1000
 ZSET_RANGES = {"zrange", "zrevrange", "zrangebyscore", "zrevrangebyscore", "zrangebylex", "zrevrangebylex"}
-
-
-class CommandLog:
-    """The commands Redis runs on the test database while an action runs (MONITOR)."""
-
-    def __init__(self, url: str) -> None:
-        self.client = redis.Redis.from_url(url, decode_responses=True)
-        self.db = int(self.client.connection_pool.connection_kwargs.get("db") or 0)
-
-    def during(self, action: Callable[[], T]) -> tuple[T, list[list[str]]]:
-        """What ``action()`` returned, and the commands Redis ran meanwhile."""
-        marker = f"tempotask-test-end-{uuid.uuid4().hex}"
-        commands: list[list[str]] = []
-        with self.client.monitor() as monitor:
-            result = action()
-            self.client.echo(marker)  # MONITOR lists commands in order: everything before it is the action's
-            while True:
-                line = monitor.connection.read_response()
-                found = MONITOR_LINE.match(line.decode() if isinstance(line, bytes) else line)
-                assert found, line
-                db, _, rest = found.groups()
-                args = [arg.replace('\\"', '"') for arg in ARGUMENT.findall(rest)]
-                if args == ["ECHO", marker] or args == ["echo", marker]:
-                    return result, commands
-                if int(db) == self.db and args and args[0].lower() not in CONNECTION_CHORES:
-                    commands.append(args)
 
 
 def fill(total: int) -> None:
