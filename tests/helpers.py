@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import re
 import time
+import uuid
+from collections.abc import Callable
+from typing import TypeVar
 
 import pytest
+import redis
 
 from tempotask_django.worker import Worker
+
+T = TypeVar("T")
+MONITOR_LINE = re.compile(r"^\S+ \[(\d+) ([^\]]*)\] (.*)$", re.DOTALL)
+MONITOR_ARGUMENT = re.compile(r'"((?:[^"\\]|\\.)*)"')
+# Sent by redis-py itself when it opens a connection or checks an idle one.
+CONNECTION_CHORES = {"client", "hello", "select", "auth", "ping"}
 
 
 def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02, message: str = "condition"):
@@ -25,3 +36,35 @@ def drain(queues=None, **options) -> Worker:
     worker = Worker(queues, burst=True, **options)
     worker.run()
     return worker
+
+
+class CommandLog:
+    """The commands Redis runs on the test database while an action runs, read with MONITOR.
+
+    ``scripts=True`` includes the commands Lua scripts run; otherwise only what clients send.
+    """
+
+    def __init__(self, url: str, scripts: bool = True) -> None:
+        self.client = redis.Redis.from_url(url, decode_responses=True)
+        self.db = int(self.client.connection_pool.connection_kwargs.get("db") or 0)
+        self.scripts = scripts
+
+    def during(self, action: Callable[[], T]) -> tuple[T, list[list[str]]]:
+        """What ``action()`` returned, and the commands Redis ran meanwhile (each as its arguments)."""
+        marker = f"tempotask-test-end-{uuid.uuid4().hex}"
+        commands: list[list[str]] = []
+        with self.client.monitor() as monitor:
+            result = action()
+            self.client.echo(marker)  # MONITOR lists commands in order: everything before it is the action's
+            while True:
+                line = monitor.connection.read_response()
+                found = MONITOR_LINE.match(line.decode() if isinstance(line, bytes) else line)
+                assert found, line
+                db, client, rest = found.groups()
+                args = [arg.replace('\\"', '"') for arg in MONITOR_ARGUMENT.findall(rest)]
+                if [arg.lower() for arg in args] == ["echo", marker]:
+                    return result, commands
+                if int(db) != self.db or not args or args[0].lower() in CONNECTION_CHORES:
+                    continue
+                if self.scripts or client != "lua":
+                    commands.append(args)

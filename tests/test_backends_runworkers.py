@@ -213,3 +213,19 @@ def test_a_task_of_a_killed_worker_is_finished_by_another(workers, ledger):
     assert result.attempts == 2 and result.worker_ids[0].split(":")[1] == str(doomed.pid)
     assert [error.exception_class_path for error in result.errors] == ["tempotask_django.exceptions.WorkerLost"]
     assert [entry["attempt"] for entry in ledger.entries("start")] == [1, 2]  # TaskContext.attempt
+
+
+def test_get_result_in_another_process_sees_the_task_running(workers, ledger):
+    result = dtasks.sleep_then_return.using(queue_name="slow").enqueue(3)
+    process = workers.start("--queues", "slow")
+    wait_until(lambda: ledger.entries("start"), timeout=20, message="the task to start")
+    running = default_task_backend.get_result(result.id)  # this process is not the worker's
+    assert running.status == TaskResultStatus.RUNNING and not running.is_finished
+    assert running.started_at is not None and running.finished_at is None
+    assert running.last_attempted_at == running.started_at and running.attempts == 1
+    assert [worker_id.split(":")[1] for worker_id in running.worker_ids] == [str(process.pid)]
+    result.refresh()
+    assert result.status == TaskResultStatus.RUNNING
+    assert ledger.entries("end") == []  # all of that was read while it ran
+    finished(result)
+    assert result.status == TaskResultStatus.SUCCESSFUL and result.return_value == process.pid

@@ -8,9 +8,10 @@ import time
 
 import pytest
 
-from tempotask_django import JobStatus, get_job
+from tempotask_django import JobStatus, add_job, get_job
 from tempotask_django.storage.connection import get_default_store
-from tests.helpers import wait_until
+from tests.conftest import _test_url
+from tests.helpers import CommandLog, wait_until
 from tests.testapp import tasks
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -86,6 +87,47 @@ def test_poison_pill_is_failed_after_max_deliveries(workers, ledger):
     assert process.wait(timeout=30) == 0
 
 
+def test_per_queue_concurrency_and_history_size_in_a_real_worker(workers, ledger, store):
+    overrides = {"CONCURRENCY": 6, "QUEUES": {"slow": {"CONCURRENCY": 2, "MAX_JOBS_PER_STATUS": 5}}}
+    slow = [tasks.slow.enqueue({"seconds": 0.3, "n": n}) for n in range(8)]
+    failing = [add_job("always_fails", queue="slow") for _ in range(7)]
+    others = [tasks.add.enqueue({"a": n, "b": 0}) for n in range(8)]
+    process = workers.start("--queues", "slow", "default", "--burst", overrides=overrides)
+    assert process.wait(timeout=60) == 0, workers.output(process)
+    events = sorted((entry["t"], +1 if entry["event"] == "start" else -1) for entry in ledger.entries()
+                    if entry["event"] in ("start", "end"))  # fmt: skip
+    running = [sum(step for _, step in events[: i + 1]) for i in range(len(events))]
+    assert len(events) == 16 and max(running) == 2  # two at once, never more, although 6 threads idled
+    stats = store.queue_stats("slow")
+    assert (stats.completed, stats.failed) == (5, 5)
+    assert set(store.list_job_ids("slow", "completed", 0, 100)) <= set(slow)
+    assert set(store.list_job_ids("slow", "failed", 0, 100)) <= set(failing)
+    kept = [job_id for job_id in slow + failing if store.client.exists(store.keys("slow").job(job_id))]
+    assert len(kept) == 10  # the trimmed ones are gone with their records
+    assert store.queue_stats("default").completed == len(others)  # other queues keep the global size
+
+
+def test_context_may_be_a_plain_mapping(workers):
+    job_id = tasks.uses_context.enqueue()
+    process = workers.start("--burst", overrides={"CONTEXT": "tests.testapp.context.PLAIN_CONTEXT"})
+    assert process.wait(timeout=30) == 0, workers.output(process)
+    assert get_job(job_id).result == {"greeting": "from a plain mapping", "item": "from a plain mapping",
+                                      "has_ledger": False}  # fmt: skip
+
+
+def test_a_context_callable_is_called_once_per_worker_process(workers, ledger):
+    for n in range(12):
+        tasks.add.enqueue({"a": n, "b": 0})
+    overrides = {"CONTEXT": "tests.testapp.context.counted_context"}
+    process = workers.start("--burst", "--processes", "2", "--concurrency", "2", overrides=overrides)
+    assert process.wait(timeout=60) == 0, workers.output(process)
+    builds = [entry["pid"] for entry in ledger.entries("context_built")]
+    ran = [entry["pid"] for entry in ledger.entries("ran")]
+    assert len(ran) == 12
+    assert len(builds) == len(set(builds)) == 2 and process.pid not in builds  # once in each worker process
+    assert set(ran) <= set(builds)
+
+
 def _our_memory(client) -> tuple[int, int]:
     keys = list(client.scan_iter(count=1000))
     return len(keys), sum(client.memory_usage(key) or 0 for key in keys)
@@ -110,15 +152,30 @@ def test_memory_is_flat_with_max_jobs_per_status(workers, redis_client):
     assert bytes_large <= bytes_small * 1.05 + 4096, (bytes_small, bytes_large)
 
 
-def test_idle_worker_sleeps_in_a_blocking_read(workers):
+def test_idle_worker_blocks_on_redis_and_starts_a_new_job_at_once(workers, ledger):
     process = workers.start()
+    wait_until(lambda: get_default_store().list_workers(), timeout=30, message="the worker's first heartbeat")
     time.sleep(1.0)
-    before = os.times()
     cpu_start = _cpu_seconds(process.pid)
-    time.sleep(3.0)
+    # What the idle worker sends Redis (its scripts' own commands aside) over four seconds: blocking
+    # reads of the doorbell, and the odd heartbeat or take-over look, not a polling loop.
+    _, commands = CommandLog(_test_url(), scripts=False).during(lambda: time.sleep(4.0))
     used = _cpu_seconds(process.pid) - cpu_start
-    assert used < 0.3, f"idle worker used {used:.2f}s CPU in 3s"
-    assert before is not None
+    assert used < 0.4, f"idle worker used {used:.2f}s CPU in 4s"
+    assert len(commands) < 20, [" ".join(args) for args in commands]  # under 5 a second
+    blocks = [_option(args, "BLOCK") for args in commands if args[0].upper() == "XREAD"]
+    assert blocks and all(ms is not None and int(ms) >= 1000 for ms in blocks), blocks  # each waits 1 s or more
+    enqueued = time.time()
+    job_id = tasks.record.enqueue({"n": 1})
+    [ran] = wait_until(lambda: ledger.entries("ran"), timeout=10, message="the job to start")
+    assert ran["job"] == job_id and ran["pid"] == process.pid
+    assert ran["t"] - enqueued < 0.5, f"the job started {ran['t'] - enqueued:.3f}s after its enqueue"
+
+
+def _option(args: list[str], name: str) -> str | None:
+    """The value after option ``name`` in a command's arguments, or None."""
+    upper = [arg.upper() for arg in args]
+    return args[upper.index(name) + 1] if name in upper else None
 
 
 def _cpu_seconds(pid: int) -> float:

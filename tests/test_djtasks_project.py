@@ -2,7 +2,7 @@
 
 tests/djtasks_project is that project: its tasks import nothing of ours. With Django's
 ImmediateBackend its tasks run inline; with TempotaskBackend (the only change) they are queued,
-run by ``runworkers``, retried, and visible through the inspection API the admin pages read.
+run by ``runworkers``, retried, and shown by the inspection API and the admin's pages.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import subprocess
 import sys
 
 import pytest
+from django.test import Client
+from django.urls import reverse
 
 from tempotask_django import JobStatus, api
 from tests.conftest import ROOT
@@ -41,7 +43,8 @@ def test_with_djangos_immediate_backend_tasks_run_inline(redis_client):
     assert redis_client.dbsize() == 0
 
 
-def test_switched_to_tempotask_the_same_tasks_queue_run_retry_and_show(workers):
+@pytest.mark.django_db
+def test_switched_to_tempotask_the_same_tasks_queue_run_retry_and_show(workers, django_user_model):
     enqueued = manage("checkout", "8", backend="tempotask")
     assert {name: result["status"] for name, result in enqueued.items()} == dict.fromkeys(enqueued, "READY")
     ids = {name: result["id"] for name, result in enqueued.items()}
@@ -63,6 +66,24 @@ def test_switched_to_tempotask_the_same_tasks_queue_run_retry_and_show(workers):
     assert charge.attempt == 3 and [error["type"] for error in charge.errors] == ["ConnectionError"] * 2
     completed = {job.id for queue in ("default", "emails") for job in api.list_jobs(queue, "completed")}
     assert completed == set(ids.values())
+
+    # And in the admin (the suite's own project, on the same Redis and key prefix, as a superuser).
+    admin = Client()
+    admin.force_login(django_user_model.objects.create_superuser("root", "root@example.com", "pw"))
+    label = "tests.djtasks_project.shop.tasks.{} (Django task)".format
+    for queue, names in (("default", ["charge_card", "refresh_stock"]), ("emails", ["send_receipt"])):
+        listed = admin.get(reverse("admin:tempotask_job_list", args=[queue, "completed"]))
+        assert {job.id for job in listed.context["jobs"]} == {ids[name] for name in names}
+        html = listed.content.decode()
+        for name in names:
+            assert reverse("admin:tempotask_job", args=[queue, ids[name]]) in html and f"<td>{label(name)}</td>" in html
+    page = admin.get(reverse("admin:tempotask_job", args=["default", ids["charge_card"]]))
+    assert page.status_code == 200 and page.context["job"].status == JobStatus.COMPLETED
+    html = page.content.decode()
+    assert label("charge_card") in html and "3 / 3" in html and "Errors (2)" in html
+    assert "ConnectionError" in html and "gateway timeout (attempt 1)" in html
+    assert "Traceback (most recent call last)" in html
+    assert "&quot;charged&quot;: true" in html  # the return value, as the job's result
 
     # get_result() from yet another process of the project.
     status = manage("task_status", "charge_card", ids["charge_card"], backend="tempotask")

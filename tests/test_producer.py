@@ -8,7 +8,7 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from tempotask_django import JobStatus, add_job, add_jobs, get_job
+from tempotask_django import JobStatus, add_job, add_jobs, get_job, signals
 from tempotask_django.exceptions import TaskNotRegistered
 from tests.testapp import tasks
 
@@ -121,3 +121,24 @@ def test_enqueue_on_commit_setting_off(store, settings):
     with transaction.atomic():
         job_id = tasks.add.enqueue({"a": 1, "b": 2})
         assert get_job(job_id) is not None
+
+
+def test_job_enqueued_is_sent_for_each_job_added_and_not_for_a_duplicate(store):
+    seen = []
+
+    def receiver(signal, sender, **kwargs):
+        seen.append(kwargs)
+
+    signals.job_enqueued.connect(receiver)
+    try:
+        waiting = tasks.add.enqueue({"a": 1, "b": 2}, job_id="signalled")
+        tasks.add.enqueue({"a": 1, "b": 2}, job_id="signalled")  # deduplicated: nothing added, nothing sent
+        delayed = tasks.add.enqueue({"a": 1, "b": 2}, delay=60, queue="other")
+        many = add_jobs([{"name": "record", "data": n} for n in range(2)] + [{"name": "add", "job_id": "signalled"}])
+    finally:
+        signals.job_enqueued.disconnect(receiver)
+    assert seen == [
+        {"job_id": waiting, "name": "add", "queue": "default", "status": "waiting"},
+        {"job_id": delayed, "name": "add", "queue": "other", "status": "delayed"},
+        *({"job_id": job_id, "name": "record", "queue": "default", "status": "waiting"} for job_id in many[:2]),
+    ]

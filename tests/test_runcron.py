@@ -6,6 +6,7 @@ tick and its job's enqueue, both by the Redis server's clock.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -69,7 +70,10 @@ def test_three_beats_for_thirty_seconds_fire_each_tick_once(workers):
     assert duplicates == 0 and missing == []
     assert len(fires) >= 29
     assert [c.runs for c in list_crons() if c.name == "every-second"] == [len(fires)]
-    assert statistics.median(lags) < 1000  # "fires within one second of the scheduled time"
+    # "Fires within one second of the scheduled time": every tick, not just the typical one. A lag is
+    # the fire script's server time minus the tick, so host clocks and log delays do not count.
+    assert statistics.median(lags) < 1000
+    assert max(lags) < 1000, sorted(lags)[-5:]
 
 
 def test_a_beat_killed_mid_run_loses_no_tick_while_another_lives(workers):
@@ -132,12 +136,13 @@ def test_a_beat_is_listed_while_alive_and_disappears_after_sigkill_and_its_ttl(w
     assert time.monotonic() - killed < 3
 
 
-def test_runworkers_with_cron_runs_the_jobs_of_its_own_beat(workers, ledger):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_runworkers_with_cron_runs_the_jobs_of_its_own_beat_and_stops_cleanly(workers, ledger, signum):
     overrides = {"CRONS": {"every-second": {"task": "record", "cron": "* * * * * *", "data": {"from": "beat"}}}}
     process = workers.start("--with-cron", overrides=overrides)
     wait_until(lambda: len(ledger.entries("ran")) >= 3, timeout=30, message="three cron jobs to run")
     assert [(b.kind, b.pid) for b in list_beats()] == [("runworkers --with-cron", process.pid)]
-    assert stop(process) == 0
+    assert stop(process, signum=signum) == 0
     assert list_beats() == []  # a clean stop withdraws the beat at once
     output = workers.output(process)
     assert "cron beat started" in output and "cron beat stopped" in output
@@ -161,7 +166,19 @@ def test_a_schedule_removed_from_settings_disappears_when_the_beat_next_starts(w
     assert "cron beat stopped" in workers.output(second)
 
 
-def test_the_demo_starts_a_beat_that_registers_the_sample_cron(redis_client, tmp_path):
+def test_the_demo_beat_fires_the_sample_minutely_cron_and_its_workers_run_it(redis_client, tmp_path):
+    """``manage.py demo`` (what ./run-demo runs) fires minutely_cleanup through its beat and runs it.
+
+    Waiting for the next whole minute would cost up to a minute, so the schedule's state says it
+    has existed for five minutes with no beat running: a starting beat fires the minute that began
+    last (the catch-up rule), through the same code that fires every later minute.
+    """
+    cron_key, index = "tempotask-demo:{crons}:cron:minutely_cleanup", "tempotask-demo:crons"
+    seconds, _ = redis_client.time()
+    redis_client.hset(
+        cron_key, mapping={"expression": "* * * * *", "timezone": "Europe/Paris", "since": (int(seconds) - 300) * 1000}
+    )
+    redis_client.hset(index, "minutely_cleanup", "crons")
     env = {
         **os.environ, "REDIS_URL": _test_url(), "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}",
         "PYTHONPATH": str(ROOT),
@@ -175,10 +192,20 @@ def test_the_demo_starts_a_beat_that_registers_the_sample_cron(redis_client, tmp
             cwd=sample, env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
-        wait_until(
-            lambda: redis_client.hget("tempotask-demo:crons", "minutely_cleanup") == "crons",
-            timeout=60, message="the demo's beat to register minutely_cleanup",
-        )  # fmt: skip
+        job_id = wait_until(lambda: redis_client.hget(cron_key, "last_job_id"), timeout=60,
+                            message="the demo's beat to fire minutely_cleanup")  # fmt: skip
+        job_key = f"tempotask-demo:{{crons}}:job:{job_id}"
+        wait_until(lambda: redis_client.hget(job_key, "status") == "completed", timeout=30,
+                   message="the demo's workers to run the cron job")  # fmt: skip
+        tick = int(job_id.rsplit(":", 1)[1])
+        assert job_id == f"cron:minutely_cleanup:{tick}" and tick % 60 == 0 and int(seconds) - tick < 120
+        job = redis_client.hgetall(job_key)
+        assert (job["name"], json.loads(job["data"])) == ("minutely_cleanup", {"source": "cron"})
+        assert set(json.loads(job["result"])) == {"cleaned"}
+        logs = [json.loads(line)["message"] for line in redis_client.lrange(f"{job_key}:logs", 0, -1)]
+        assert logs == ["cleaning up expired sessions"]
+        next_run = int(redis_client.hget(cron_key, "next_run"))
+        assert next_run > tick * 1000 and next_run % 60_000 == 0  # and then the next whole minute
         assert "cron beat started" in log.read_text()
     finally:
         demo.send_signal(signal.SIGTERM)

@@ -66,6 +66,23 @@ def test_exponential_backoff_delays_each_retry_longer(store):
         assert base * 0.89 <= delay <= base * 1.11, delays
 
 
+def test_the_worker_caps_exponential_delays_at_max_retry_delay(store, settings):
+    settings.TEMPOTASK = {**settings.TEMPOTASK, "MAX_RETRY_DELAY": 1.5}
+    store = get_default_store()
+    job_id = tasks.fails_with_backoff.enqueue({})  # 1 s doubling: 1, 2, 4 s uncapped
+    worker = Worker(concurrency=1)
+    delays = []
+    for attempt in (1, 2, 3):
+        store.client.zadd(store.keys("default").delayed, {job_id: 0}, xx=True)
+        wait_until(lambda: worker.run_once(block=False) or worker.jobs_done, message="a start")
+        wait_until(lambda n=attempt: worker.jobs_done >= n, message="attempt recorded")
+        job = get_job(job_id)
+        delays.append((job.run_at - job.finished_at).total_seconds())
+    worker.request_stop()
+    worker.shutdown()
+    assert 0.89 <= delays[0] <= 1.11 and delays[1:] == [1.5, 1.5], delays
+
+
 def test_logs_child_jobs_and_parent_id(store, ledger):
     parent_id = tasks.parent.enqueue({"children": 3})
     drain()

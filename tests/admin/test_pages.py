@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -12,11 +13,14 @@ from django.core.management import call_command
 from django.db import connection
 from django.test import override_settings
 from django.urls import reverse
+from django.utils.html import escape
 
 from tempotask_django import api
+from tempotask_django.job import ms_to_datetime
 from tempotask_django.models import PERMISSIONS
 from tempotask_django.storage.connection import get_default_store
 from tests.admin.conftest import XSS, client_for, redis_state
+from tests.helpers import drain
 
 pytestmark = pytest.mark.django_db
 STATUSES = ("waiting", "processing", "delayed", "completed", "failed")
@@ -194,6 +198,67 @@ def test_job_detail_shows_everything_an_operator_needs(seeded, superuser):
 def test_job_data_is_escaped(seeded, superuser):
     html = client_for(superuser).get(reverse("admin:tempotask_job", args=["default", seeded["waiting"]])).content
     assert XSS.encode() not in html and b"&lt;script&gt;alert(" in html
+
+
+def section(html: str, start: str, end: str) -> str:
+    """The part of ``html`` from the first ``start`` to the next ``end`` (fails the test when missing)."""
+    assert start in html, start
+    return html.split(start, 1)[1].split(end, 1)[0]
+
+
+def test_result_logs_error_and_traceback_are_escaped(store, superuser, db):
+    done = api.add_job("echoes", {"text": XSS}, job_id="echo-ok", on_commit=False)
+    failed = api.add_job("echoes", {"text": XSS, "fail": True}, job_id="echo-fail", on_commit=False)
+    drain(["default"])
+    escaped = escape(XSS)
+    client = client_for(superuser)
+    ok_page = client.get(reverse("admin:tempotask_job", args=["default", done])).content.decode()
+    failed_page = client.get(reverse("admin:tempotask_job", args=["default", failed])).content.decode()
+    assert XSS not in ok_page and XSS not in failed_page
+    assert escaped in section(ok_page, 'id="job-result">', "</pre>")
+    logs = section(ok_page, 'class="tt-table tt-logs"', "</table>")
+    assert logs.count(escaped) == 2  # the line given as text and the one given as a dict
+    error = section(failed_page, '<details class="tt-error"', "</details>")
+    assert escaped in section(error, "<summary>", "</summary>")  # the error message
+    traceback = section(error, '<pre class="tt-traceback">', "</pre>")
+    assert "Traceback (most recent call last)" in traceback and f"ValueError: {escaped}" in traceback
+    lists = [
+        client.get(reverse("admin:tempotask_job_list", args=["default", status])).content.decode()
+        for status in ("completed", "failed")
+    ]
+    overview = client.get(reverse("admin:tempotask_overview")).content.decode()
+    fragments = json.dumps(client.get(reverse("admin:tempotask_overview_data")).json())
+    for html in (*lists, overview, fragments):
+        assert XSS not in html
+    assert all(done in html or failed in html for html in lists)
+
+
+def test_job_detail_shows_the_worker_that_ran_it_and_when_each_line_was_logged(seeded, superuser, store):
+    parent = store.get_job("default", seeded["parent"])
+    assert parent.worker and len(parent.logs) == 2
+    url = reverse("admin:tempotask_job", args=["default", seeded["parent"]])
+    client = client_for(superuser)
+    html = client.get(url).content.decode()
+    assert f'<th scope="row">Worker</th><td>{parent.worker} <span class="quiet">(no longer alive)</span>' in html
+    texts = ["spawned children", escape(json.dumps(parent.logs[1]["message"]))]  # a line given as text, as a dict
+    for line, text in zip(parent.logs, texts, strict=True):
+        stamp = ms_to_datetime(line["t"]).strftime("%Y-%m-%d %H:%M:%S")
+        assert f'<tr><td class="tt-when">{stamp}</td><td><pre>{text}</pre></td></tr>' in html
+    store.register_worker(parent.worker, {"host": "h", "pid": 1, "queues": "default"}, ttl=30)
+    alive = client.get(url).content.decode()
+    workers_link = reverse("admin:tempotask_workers")
+    assert f'<th scope="row">Worker</th><td>{parent.worker} <a href="{workers_link}">(alive)</a>' in alive
+    failed = client.get(reverse("admin:tempotask_job", args=["default", seeded["failed"]])).content.decode()
+    assert failed.count(f"Attempt 2 on {parent.worker}: ") == 1  # each attempt's error names its worker
+
+
+def test_purge_is_offered_to_a_superuser_only(seeded, superuser, viewer):
+    for status in ("completed", "failed"):
+        url = reverse("admin:tempotask_job_list", args=["default", status])
+        purge = reverse("admin:tempotask_queue_purge", args=["default", status])
+        assert f'href="{purge}"' in client_for(superuser).get(url).content.decode(), status
+        seen_by_viewer = client_for(viewer).get(url).content.decode()
+        assert f'href="{purge}"' not in seen_by_viewer and "Purge" not in seen_by_viewer, status
 
 
 def test_unknown_job_and_queue_are_404(seeded, superuser):

@@ -27,3 +27,14 @@ class Ledger:
 
 def build_context() -> dict:
     return {"ledger": Ledger(settings.TEMPOTASK["REDIS_URL"]), "greeting": "hello"}
+
+
+# TEMPOTASK["CONTEXT"] may name a plain mapping too.
+PLAIN_CONTEXT = {"greeting": "from a plain mapping"}
+
+
+def counted_context() -> dict:
+    """``build_context``, recording each call in the ledger (tests count the calls per process)."""
+    values = build_context()
+    values["ledger"].record("context_built", "")
+    return values

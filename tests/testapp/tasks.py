@@ -56,6 +56,16 @@ def parent(job, ctx):
 
 
 @task
+def echoes(job, ctx):
+    """Logs its data's "text" (as a line and inside a dict), then returns it, or raises with it when data["fail"]."""
+    job.log(job.data["text"])
+    job.log({"text": job.data["text"]})
+    if job.data.get("fail"):
+        raise ValueError(job.data["text"])
+    return {"text": job.data["text"]}
+
+
+@task
 def uses_context(job, ctx):
     return {"greeting": ctx.greeting, "item": ctx["greeting"], "has_ledger": "ledger" in ctx}
 
