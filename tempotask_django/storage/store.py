@@ -28,6 +28,8 @@ logger = logging.getLogger("tempotask")
 # cost over many jobs, and 100 keeps each call well under a millisecond (a script blocks Redis).
 ENQUEUE_CHUNK = 100
 FINISH_CHUNK = 100
+# Doorbell entries kept (approximately): only the newest matters (lib.lua rings with the same cap).
+WAKE_MAXLEN = 100
 
 
 @dataclass(slots=True)
@@ -394,7 +396,12 @@ class RedisStore(QueueInspector):
         self.client.set(self.keys(queue).paused, "1")
 
     def resume_queue(self, queue: str) -> None:
-        self.client.delete(self.keys(queue).paused)
+        """Workers start jobs from ``queue`` again; idle ones are woken at once (the doorbell rings)."""
+        keys = self.keys(queue)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.delete(keys.paused)
+        pipe.xadd(keys.wake, {"resumed": "1"}, maxlen=WAKE_MAXLEN, approximate=True)
+        pipe.execute()
 
     def register_worker(self, worker_id: str, info: dict[str, Any], ttl: float) -> None:
         """Publish a worker's heartbeat and info; both vanish if it stops renewing them."""

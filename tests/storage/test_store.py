@@ -239,6 +239,17 @@ def test_pause_stops_claims(store):
     assert len(store.claim(Q, "w1", 1).jobs) == 1
 
 
+def test_resuming_a_queue_wakes_its_idle_workers(store):
+    store.enqueue(spec("a"))
+    store.pause_queue(Q)
+    paused = store.claim(Q, "w1", 1)  # a worker of a paused queue waits on the doorbell after this
+    assert paused.paused
+    store.resume_queue(Q)
+    started = time.monotonic()
+    assert store.wait_for_jobs({Q: paused.wake_id}, 5000), "the doorbell rang"
+    assert time.monotonic() - started < 1.0
+
+
 def test_queue_stats_and_minute_counters(store):
     store.enqueue(spec("a"))
     store.enqueue(spec("b"))
