@@ -1,5 +1,7 @@
 -- Start up to COUNT jobs for one worker: promote due delayed jobs, pop the best waiting jobs,
 -- give each a stream entry and deliver the entries to the consumer (the lease).
+-- A fresh entry that a read did not deliver (bounded loop below) stays in the stream with its job
+-- already processing and its attempt counted; the next read of any worker delivers it (start_entry).
 -- ARGV[2] consumer group
 -- ARGV[3] consumer (worker) name
 -- ARGV[4] COUNT: how many jobs the worker can start now
@@ -15,26 +17,41 @@ if redis.call('EXISTS', K.paused) == 1 then
   return {{}, next_due_in(now), wake_id, 1}
 end
 local popped = redis.call('ZPOPMIN', K.waiting, count)
-local fresh = 0
+-- Each popped job becomes a running attempt of this consumer before the read that delivers its
+-- entry, so a job is never out of every status set: one HGETALL (which also tells an id without
+-- a record, skipped), one XADD, one HSET, and one ZADD for all.
+local fresh, n_fresh, scored = {}, 0, {}
 for i = 1, #popped, 2 do
   local id = popped[i]
   local jk = job_key(id)
-  if redis.call('EXISTS', jk) == 1 then
+  local job = redis.call('HGETALL', jk)
+  if #job > 0 then
     local eid = redis.call('XADD', K.stream, '*', 'job', id)
-    redis.call('HSET', jk, 'status', 'processing', 'entry', eid)
-    fresh = fresh + 1
+    local attempt = next_attempt(entry_field(job, 'attempt'))
+    redis.call('HSET', jk, 'status', 'processing', 'entry', eid, 'id', id, 'worker', consumer,
+      'started_at', now, 'attempt', attempt, 'counted', eid)
+    fresh[eid] = patch_fields(job, {status = 'processing', entry = eid, id = id, worker = consumer,
+      started_at = tostring(now), attempt = tostring(attempt), counted = eid})
+    n_fresh = n_fresh + 1
+    scored[#scored + 1], scored[#scored + 2] = now, id
   end
 end
-local jobs = {}
+if #scored > 0 then redis.call('ZADD', K.processing, unpack(scored)) end
+local jobs, delivered = {}, 0
 -- Usually one read delivers exactly the fresh entries; older undelivered ones (foreign writers, a
 -- recreated group) come first and are handled too, so loop a bounded number of times.
 for _ = 1, 10 do
   local entries = read_new_entries(group, consumer, math.max(count, 1))
   if #entries == 0 then break end
   for _, entry in ipairs(entries) do
-    local job = start_entry(group, consumer, entry[1], entry[2], now, max_failed)
+    local job = fresh[entry[1]]
+    if job then
+      delivered = delivered + 1
+    else
+      job = start_entry(group, consumer, entry[1], entry[2], now, max_failed, true)
+    end
     if job then jobs[#jobs + 1] = job end
   end
-  if #jobs >= fresh then break end
+  if delivered >= n_fresh then break end
 end
 return {jobs, next_due_in(now), wake_id, 0}

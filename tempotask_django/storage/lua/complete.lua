@@ -6,9 +6,11 @@
 -- Returns one reply per job, in order: 1 when done, else the reason it was refused (nothing written
 -- for that job). Every ownership is checked before the first write.
 local group, consumer, max_kept = ARGV[2], ARGV[3], tonumber(ARGV[4])
-local replies, owned = {}, {}
+local replies, owned, eids = {}, {}, {}
+for i = 5, #ARGV, 3 do eids[#eids + 1] = ARGV[i] end
+local held = #eids > 1 and held_by(group, consumer, eids) or nil
 for i = 5, #ARGV, 3 do
-  local problem = ownership_problem(group, consumer, ARGV[i], ARGV[i + 1])
+  local problem = ownership_problem(group, consumer, ARGV[i], ARGV[i + 1], held)
   replies[#replies + 1] = problem or 1
   if not problem then owned[#owned + 1] = i end
 end

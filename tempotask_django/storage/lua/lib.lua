@@ -211,10 +211,34 @@ local function fail_invalid_entry(group, eid, fields, now, max_failed, problem)
   drop_entry(group, eid)
 end
 
+-- Set fields of a flat HGETALL reply (name, value, ...) in place, adding the missing ones.
+local function patch_fields(job, updates)
+  local at = {}
+  for i = 1, #job, 2 do at[job[i]] = i + 1 end
+  for name, value in pairs(updates) do
+    if at[name] then
+      job[at[name]] = value
+    else
+      job[#job + 1], job[#job + 2] = name, value
+    end
+  end
+  return job
+end
+
+-- The next attempt number of a job record; a damaged counter restarts at 0.
+local function next_attempt(value)
+  local attempt = finite(value, 0)
+  if attempt < 0 or attempt > 1e9 then attempt = 0 end
+  return math.floor(attempt) + 1
+end
+
 -- A delivered stream entry becomes a running attempt, or is dropped when it is stale.
 -- Entries that are not ours (foreign writers) become failed jobs that say what was wrong.
+-- A claim counts the attempt of the entry it makes (field 'counted' = the entry id); a first
+-- delivery of such an entry (one a claim made but its read did not deliver) does not count it
+-- again. A take-over (reclaim) always counts a new attempt.
 -- Returns the job's fields (HGETALL) when the entry is a job to run, else nil.
-local function start_entry(group, consumer, eid, fields, now, max_failed)
+local function start_entry(group, consumer, eid, fields, now, max_failed, first_delivery)
   local id = entry_field(fields, 'job')
   if not id then
     fail_invalid_entry(group, eid, fields, now, max_failed, 'is not a tempotask job (no "job" field)')
@@ -234,36 +258,58 @@ local function start_entry(group, consumer, eid, fields, now, max_failed)
     end
     return nil
   end
-  -- A damaged attempt counter restarts at 0; the id is restated from the key the entry names.
-  local attempt = finite(job[at.attempt or 0], 0)
-  if attempt < 0 or attempt > 1e9 then attempt = 0 end
-  attempt = math.floor(attempt) + 1
-  redis.call('HSET', jk, 'id', id, 'worker', consumer, 'started_at', now, 'attempt', attempt)
+  -- The id is restated from the key the entry names.
+  local attempt = next_attempt(job[at.attempt or 0])
+  if first_delivery and job[at.counted or 0] == eid then attempt = attempt - 1 end
+  redis.call('HSET', jk, 'id', id, 'worker', consumer, 'started_at', now, 'attempt', attempt, 'counted', eid)
   redis.call('ZADD', K.processing, now, id)
-  for name, value in pairs({id = id, worker = consumer, started_at = tostring(now), attempt = tostring(attempt)}) do
-    if at[name] then
-      job[at[name]] = value
-    else
-      job[#job + 1], job[#job + 2] = name, value
-    end
-  end
-  return job
+  return patch_fields(job, {id = id, worker = consumer, started_at = tostring(now), attempt = tostring(attempt),
+    counted = eid})
 end
 
 -- nil when consumer owns entry eid of job id and the job still points at it; else the reason.
-local function ownership_problem(group, consumer, eid, id)
-  local pending = redis.pcall('XPENDING', K.stream, group, eid, eid, 1)
-  if type(pending) ~= 'table' or pending.err or #pending == 0 then
-    return 'the entry is no longer pending (taken over, deleted, or Redis lost it)'
-  end
-  if pending[1][2] ~= consumer then
-    return "the job is now owned by " .. pending[1][2]
+-- held: nil to look the entry up, or the result of held_by() for a batch (an entry missing from
+-- it is looked up on its own, to say who holds it now).
+local function ownership_problem(group, consumer, eid, id, held)
+  if not (held and held[eid]) then
+    local pending = redis.pcall('XPENDING', K.stream, group, eid, eid, 1)
+    if type(pending) ~= 'table' or pending.err or #pending == 0 then
+      return 'the entry is no longer pending (taken over, deleted, or Redis lost it)'
+    end
+    if pending[1][2] ~= consumer then
+      return "the job is now owned by " .. pending[1][2]
+    end
   end
   local current = redis.call('HMGET', job_key(id), 'status', 'entry')
   if current[1] ~= 'processing' or current[2] ~= eid then
     return 'the job moved on (status ' .. tostring(current[1]) .. ')'
   end
   return nil
+end
+
+-- Stream ids 'ms-seq' as two numbers (their string order is wrong: '9-0' sorts after '10-0').
+local function stream_id_parts(eid)
+  local ms, seq = string.match(eid, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(seq)
+end
+
+-- The set of entries among eids that consumer holds, in one XPENDING over their id range (a
+-- consumer holds about as many entries as it runs jobs, so the range is short). nil when an id
+-- is malformed: the caller then checks each entry on its own.
+local function held_by(group, consumer, eids)
+  local lo, hi, lo_ms, lo_seq, hi_ms, hi_seq
+  for _, eid in ipairs(eids) do
+    local ms, seq = stream_id_parts(eid)
+    if not ms then return nil end
+    if not lo or ms < lo_ms or (ms == lo_ms and seq < lo_seq) then lo, lo_ms, lo_seq = eid, ms, seq end
+    if not hi or ms > hi_ms or (ms == hi_ms and seq > hi_seq) then hi, hi_ms, hi_seq = eid, ms, seq end
+  end
+  local held = {}
+  local pending = redis.pcall('XPENDING', K.stream, group, lo, hi, 1000000, consumer)
+  if type(pending) == 'table' and not pending.err then
+    for _, p in ipairs(pending) do held[p[1]] = true end
+  end
+  return held
 end
 
 -- End the running attempt: release the lease and the stream entry.
