@@ -76,11 +76,13 @@ def beats(lab: Lab, params: dict[str, Any], rng: random.Random) -> Result:
     lab.wait_drained(timeout=SETTLE_TIMEOUT)
 
     jobs = tick_jobs(lab, names)
-    result.figure("schedules registered", len(window.since_ms))
+    result.must_equal("schedules registered", len(window.since_ms), len(names))
     tick_figures(result, window, {"Redis": jobs.seen, "ledger": ledger_ticks(lab.ledger.entries())})
     redis_fire_figures(result, jobs)
     lag_figures(result, jobs.lags_ms(window))
     result.figure("ticks fired by each beat (its log)", [_fired_lines(command) for command in beat_commands])
+    result.figure("beat SIGKILLed, beat SIGSTOPped (in start order)",
+                  [beat_commands.index(killed) + 1, beat_commands.index(stopped) + 1])  # fmt: skip
     stop_figures(result, workers)
     return result
 

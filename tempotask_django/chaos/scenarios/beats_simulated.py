@@ -76,7 +76,7 @@ def beats_simulated(lab: Lab, params: dict[str, Any], rng: random.Random) -> Res
     jobs = tick_jobs(lab, names)
     replies: Counter[Tick] = sum((beat.fired for beat in simulation.beats), Counter())
     consumer_runs = ledger_ticks(lab.ledger.entries())
-    result.figure("schedules registered", len(window.since_ms))
+    result.must_equal("schedules registered", len(window.since_ms), len(names))
     tick_figures(result, window, {"fire replies": replies, "Redis": jobs.seen, "ledger": consumer_runs})
     redis_fire_figures(result, jobs)
     lag_figures(result, jobs.lags_ms(window), prefix="simulated fire lag")
