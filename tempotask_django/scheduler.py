@@ -223,16 +223,22 @@ class CronScheduler:
         """Make ``run()`` return (at once: the beat holds no work in progress)."""
         self._stopping.set()
 
+    def step(self, now_ms: int | None = None) -> int:
+        """One turn of ``run()``: register the schedules if needed, fire what is due, heartbeat if
+        due. Returns how long to sleep, ms. ``now_ms`` stands for the server clock, as in ``tick()``
+        (the chaos suite's clock simulation drives beats this way)."""
+        if not self._synced:
+            self.sync(now_ms)
+        result = self.tick(now_ms)
+        self._heartbeat_if_due(result.now_ms)
+        return self.wait_ms(result)
+
     def run(self) -> None:
         """Register the schedules, then fire ticks on time until ``request_stop()``."""
         logger.info("cron beat started: %d schedule(s), redis %s", len(self.schedules), self.settings.safe_redis_url)
         while not self.stopping:
             try:
-                if not self._synced:
-                    self.sync()
-                result = self.tick()
-                self._heartbeat_if_due(result.now_ms)
-                wait_ms = self.wait_ms(result)
+                wait_ms = self.step()
                 self._throttle.succeeded()
             except REDIS_ERRORS as exc:
                 wait_ms = int(self._throttle.failed("cron beat talking to Redis", exc) * 1000)

@@ -80,7 +80,11 @@ def test_an_overflowing_retry_delay_fails_the_job_instead_of_the_finisher(store)
     job_id = tasks.always_fails.enqueue({})
     store.client.hset(store.keys(Q).job(job_id), "retry_delay", "1e308")
     worker = drain()
-    assert get_job(job_id).status == JobStatus.FAILED
+    job = get_job(job_id)
+    assert (job.status, job.attempt) == (JobStatus.FAILED, 1)
+    assert job.errors[-1]["type"] == "ValueError"  # the handler's own error, with why it was not retried
+    why = "not retried: retry_delay 1e+308 in its record is out of range"
+    assert job.errors[-1]["message"] == f"this task always fails ({why})"
     assert worker._finisher.is_alive() or worker.stopping
     later = tasks.add.enqueue({"a": 1, "b": 1})
     drain()

@@ -6,12 +6,14 @@ import argparse
 import json
 import subprocess
 import sys
+from collections import Counter
 
 import pytest
 
 from tempotask_django.chaos.ledger import Run, duplicates, percentile
 from tempotask_django.chaos.report import Result, ScenarioReport, write_reports
 from tempotask_django.chaos.scenarios import PROFILES, Scenario, load_all
+from tempotask_django.chaos.ticks import TickCounts, TickWindow, parse_tick_job, tick_figures
 from tempotask_django.chaos.workload import reclaim_delays
 from tests.conftest import ROOT
 
@@ -43,9 +45,40 @@ def test_a_failed_check_fails_the_report(tmp_path):
     assert "lost" in text and "<-- FAILED" in text and "SOME CHECKS FAILED" in text
 
 
+def test_tick_job_ids_name_their_schedule_and_tick():
+    assert parse_tick_job("cron:every5:1700000000") == ("every5", 1_700_000_000)
+    assert parse_tick_job("cron:h-0123abcd:60") == ("h-0123abcd", 60)
+    for other in ("cron:every5:", "cron::60", "cron:every5:1.5", "crons:a:60", "4f2a", "invalid-entry-1-0"):
+        assert parse_tick_job(other) is None, other
+
+
+def test_the_tick_window_starts_after_registration_and_ends_with_its_last_second():
+    # Registered at 120.000 s: the 120 s tick is not later than that, so it never fires; 300 is the end.
+    assert TickWindow(60, {"a": 120_000}, 300_000).expected() == {("a", 180), ("a", 240), ("a", 300)}
+    assert TickWindow(60, {"a": 119_999}, 299_999).expected() == {("a", 120), ("a", 180), ("a", 240)}
+    assert TickWindow(1, {"a": 1_500, "b": 3_000}, 4_200).expected() == {("a", 2), ("a", 3), ("a", 4), ("b", 4)}
+    assert TickWindow(60, {"a": 300_000}, 300_000).expected() == set()
+
+
+def test_tick_counts_tell_missed_doubled_early_and_late_ticks_apart():
+    window = TickWindow(60, {"a": 0, "b": 60_000}, 180_000)  # a: 60, 120, 180; b: 120, 180
+    seen = Counter({("a", 60): 1, ("a", 120): 3, ("b", 120): 1, ("b", 60): 1, ("a", 240): 2, ("z", 60): 1})
+    counts = TickCounts.of(window, seen)
+    assert counts == TickCounts(expected=5, exactly_once=2, missed=2, duplicates=3, before_registration=2,
+                                after_window=1)  # fmt: skip
+    result = Result()
+    tick_figures(result, window, {"Redis": seen, "ledger": Counter(window.expected())})
+    failed = {check.name for check in result.checks if not check.ok}
+    assert failed == {
+        "ticks fired exactly once (Redis)", "ticks missed (Redis)", "ticks fired twice or more (Redis)",
+        "ticks fired before registration (Redis)", "ticks fired exactly once (all sources)",
+    }  # fmt: skip
+
+
 def test_every_scenario_has_both_profiles_and_a_title():
     scenarios = load_all()
     assert {"kills", "redis_restarts", "sigterm", "bad_input", "memory", "paused_worker"} <= set(scenarios)
+    assert {"beats", "beats_simulated"} <= set(scenarios)
     for scenario in scenarios.values():
         assert set(scenario.params) == set(PROFILES)
         for profile in PROFILES:
@@ -56,7 +89,7 @@ def test_list_runs_without_redis():
     listing = subprocess.run(
         [sys.executable, "-m", "tempotask_django.chaos", "--list"], cwd=ROOT, capture_output=True, text=True, check=True
     )
-    assert "kills" in listing.stdout and "paused_worker" in listing.stdout
+    assert "kills" in listing.stdout and "paused_worker" in listing.stdout and "beats_simulated" in listing.stdout
 
 
 @pytest.mark.redis

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import functools
+import json
 import math
 import time
 import uuid
@@ -15,7 +16,7 @@ import pytest
 import redis
 from django.conf import settings as django_settings
 from django.core.serializers.json import DjangoJSONEncoder
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, multiple, rule, run_state_machine_as_test
 
@@ -96,23 +97,81 @@ def snapshot(client: redis.Redis) -> dict[str, Any]:
     return {key: client.dump(key) for key in client.scan_iter(count=1000)}
 
 
+# MAX_PAYLOAD_BYTES in the value tests: small, so that generated values fall on both sides of it.
+SMALL_PAYLOAD_BYTES = 250
+# Nesting every enqueue accepts; deeper than Python can walk is refused (see the test below).
+SHALLOW = 100
+SPECIAL_TYPES = (datetime.date, datetime.time, datetime.timedelta, decimal.Decimal, uuid.UUID)
+
+
+def problems(value: Any) -> set[type[Exception]]:
+    """The errors the README promises for what ``value`` holds that JSON cannot carry: TypeError for
+    a value of another type or a dict key that is not a string, ValueError for NaN or infinity."""
+    if value is None or isinstance(value, (bool, int, str, *SPECIAL_TYPES)):
+        return set()
+    if isinstance(value, float):
+        return set() if math.isfinite(value) else {ValueError}
+    if isinstance(value, list | tuple):
+        return set().union(*map(problems, value))
+    if isinstance(value, dict):
+        found = set().union(*map(problems, value.values()))
+        return found | ({TypeError} if any(not isinstance(key, str) for key in value) else set())
+    return {TypeError}
+
+
+def depth(value: Any) -> int:
+    if isinstance(value, list | tuple | dict):
+        items = value.values() if isinstance(value, dict) else value
+        return 1 + max(map(depth, items), default=0)
+    return 0
+
+
+def json_size_bounds(value: Any) -> tuple[int, int]:
+    """The fewest and the most bytes this JSON value takes as JSON text: compact UTF-8 (a lone
+    surrogate counted as its 3 bytes), and spaced with every non-ASCII character escaped."""
+    compact = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
+    return len(compact), len(json.dumps(value, ensure_ascii=True).encode())
+
+
+def check_enqueue(store, value: Any, stored_form: Any) -> None:
+    """Enqueue ``value``: a plain JSON value (``stored_form``: what it becomes) small and shallow
+    enough must round-trip exactly; a value JSON cannot carry must be refused with the promised
+    error; one larger than MAX_PAYLOAD_BYTES with a ValueError. A refusal leaves Redis as it was."""
+    before = snapshot(store.client)
+    refusals, must_refuse = problems(value), True
+    if not refusals:
+        smallest, largest = json_size_bounds(stored_form)
+        must_refuse = smallest > SMALL_PAYLOAD_BYTES
+        if largest > SMALL_PAYLOAD_BYTES or depth(value) > SHALLOW:
+            refusals = {ValueError}  # too large by some encodings only, or deep: then either outcome
+    event("must round-trip" if not refusals else "must be refused" if must_refuse else "either")
+    try:
+        job_id = tasks.record.enqueue(value)
+    except (TypeError, ValueError) as exc:
+        assert type(exc) in refusals, f"{type(exc).__name__}: {exc}"
+        assert snapshot(store.client) == before
+        return
+    assert not (refusals and must_refuse), f"enqueue accepted a value it must refuse with {refusals}"
+    assert same(get_job(job_id, Q).data, stored_form)
+
+
+@pytest.fixture
+def small_payloads(settings, store):
+    settings.TEMPOTASK = {**settings.TEMPOTASK, "MAX_PAYLOAD_BYTES": SMALL_PAYLOAD_BYTES}
+
+
 @PROPERTY_SETTINGS
 @given(value=json_values)
 @example(value="\ud800")  # a lone surrogate: UTF-8 cannot hold it, a JSON escape can
 @example(value=-0.0)
 @example(value=2**80)
 @example(value={"": [None, True, 1, 1.5, "é"]})
-def test_json_values_round_trip_exactly(store, value):
+@example(value="x" * SMALL_PAYLOAD_BYTES)  # larger than MAX_PAYLOAD_BYTES once quoted
+def test_json_values_round_trip_exactly(store, small_payloads, value):
     """Any JSON-native value (None, bool, int, finite float, str - lone surrogates included -,
-    lists and string-keyed dicts of them) comes back from get_job() equal and of the same types,
-    unless enqueue refuses it with a TypeError or ValueError (too large) and writes nothing."""
-    before = snapshot(store.client)
-    try:
-        job_id = tasks.record.enqueue(value)
-    except (TypeError, ValueError):
-        assert snapshot(store.client) == before
-        return
-    assert same(get_job(job_id, Q).data, value)
+    lists and string-keyed dicts of them) within MAX_PAYLOAD_BYTES comes back from get_job() equal
+    and of the same types; a larger one is refused with a ValueError and writes nothing."""
+    check_enqueue(store, value, value)
 
 
 @PROPERTY_SETTINGS
@@ -120,16 +179,14 @@ def test_json_values_round_trip_exactly(store, value):
 @example(value=functools.reduce(lambda inner, _: [inner], range(60), []))
 @example(value=decimal.Decimal("NaN"))
 @example(value={1: "a"})
-def test_any_value_is_stored_in_its_documented_form_or_refused_untouched(store, value):
-    """Any Python value either is stored as its documented JSON form (see documented_form) or is
-    refused with a TypeError or ValueError raised by enqueue, leaving Redis exactly as it was."""
-    before = snapshot(store.client)
-    try:
-        job_id = tasks.record.enqueue(value)
-    except (TypeError, ValueError):
-        assert snapshot(store.client) == before
-        return
-    assert same(get_job(job_id, Q).data, documented_form(value))
+@example(value={"x": [1.5, float("-inf")]})
+@example(value=(b"x",))
+@example(value=[float("nan"), b"x"])  # two problems: either error will do
+def test_any_value_is_stored_in_its_documented_form_or_refused_untouched(store, small_payloads, value):
+    """Any Python value either is stored as its documented JSON form (see documented_form) or, when
+    it holds something JSON cannot carry or is too large, is refused with the error the README
+    promises for that (TypeError or ValueError), leaving Redis exactly as it was."""
+    check_enqueue(store, value, documented_form(value) if not problems(value) else None)
 
 
 def test_nesting_deeper_than_python_can_walk_is_a_value_error(store):
@@ -185,20 +242,38 @@ def worker(store):
     worker.shutdown()
 
 
+GOOD_JOB = "good-job"
+# Field names and values of foreign stream entries: any bytes, and often the names a job's entry
+# uses, with the id of the good job (an entry naming an existing job) or of none.
+entry_names = nasty_bytes | st.sampled_from([b"job", b"name", b"data", b"id", b"entry", b"status"])
+entry_values = nasty_bytes | st.sampled_from([GOOD_JOB.encode(), b"no-such-job"])
+
+
 @PROPERTY_SETTINGS
-@given(fields=st.dictionaries(nasty_bytes, nasty_bytes, min_size=1, max_size=5))
+@given(fields=st.dictionaries(entry_names, entry_values, min_size=1, max_size=5))
 @example(fields={b"job": b""})
 @example(fields={b"": b""})
+@example(fields={b"job": GOOD_JOB.encode()})
+@example(fields={b"job": b"no-such-job", b"name": b"add", b"data": b"{}"})
 def test_no_stream_entry_makes_the_worker_loop_raise(store, worker, fields):
-    """Whatever bytes an entry of P:{queue}:stream holds, the worker loop goes on: the entry is
-    acknowledged and recorded as a failed job saying what was wrong, and good jobs still run."""
+    """Whatever bytes an entry of P:{queue}:stream holds, the worker loop goes on and the entry is
+    acknowledged. One naming an existing job is stale for it and dropped (that job runs once, under
+    its own entry); any other is recorded as a failed job saying what was wrong."""
     store.client.flushdb()
     raw = raw_client()
+    good = tasks.add.enqueue({"a": 1, "b": 2}, job_id=GOOD_JOB)
     entry = raw.xadd(store.keys(Q).stream, fields).decode()
-    good = tasks.add.enqueue({"a": 1, "b": 2})
     run_worker_until_quiet(worker, lambda: one_status(store, good) == "completed")
     assert store.client.xpending(store.keys(Q).stream, CONSUMER_GROUP)["pending"] == 0
-    assert one_status(store, f"invalid-entry-{entry}") == "failed"
+    job = get_job(good, Q)
+    assert (job.result, job.attempt) == (3, 1)
+    record = get_job(f"invalid-entry-{entry}", Q)
+    if fields.get(b"job") == GOOD_JOB.encode():
+        assert record is None
+    else:
+        assert one_status(store, record.id) == "failed"
+        reason = "names a job that does not exist" if b"job" in fields else 'no "job" field'
+        assert reason in record.errors[-1]["message"]
     raw.close()
 
 

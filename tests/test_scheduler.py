@@ -12,6 +12,7 @@ import pytest
 from tempotask_django import (
     JobStatus,
     get_job,
+    list_beats,
     list_crons,
     list_jobs,
     pause_cron,
@@ -80,6 +81,16 @@ def test_the_beat_sleeps_until_the_next_tick(redis_client):
     scheduler._upcoming.pop("every20s")
     assert scheduler.tick((T0 + 3600) * MS + 20).sleep_ms() == MAX_SLEEP_MS  # look at the clock again later
     assert CronScheduler([]).tick(T0 * MS).sleep_ms() == MAX_SLEEP_MS  # no schedules: idle, never spin
+
+
+def test_one_step_registers_fires_heartbeats_and_says_how_long_to_sleep(redis_client):
+    scheduler = CronScheduler(schedules(every5=EVERY_5), clock=lambda: 0.0)  # the heartbeat clock stands still
+    assert scheduler.step((T0 + 10) * MS) == 10 * MS  # registered; the next heartbeat comes before 10:05
+    assert [c.name for c in list_crons()] == ["every5"] and [b.id for b in list_beats()] == [scheduler.name]
+    scheduler._heartbeat_due = 1e9  # no heartbeat due: the wait is the tick's (capped: 10:10 is 5 min away)
+    assert scheduler.step((T0 + 300) * MS + 25) == MAX_SLEEP_MS
+    assert scheduler.step((T0 + 590) * MS) == 10 * MS
+    assert cron_jobs() == [f"cron:every5:{T0 + 300}"]
 
 
 def test_beats_racing_on_one_tick_enqueue_it_once(redis_client):

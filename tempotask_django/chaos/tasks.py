@@ -23,13 +23,24 @@ class ChaosFailure(Exception):
 
 @task(name="chaos.work")
 def work(job, ctx):
-    """Sleep ``data["ms"]`` milliseconds; raise when ``data["fail"]``. Returns the pid that ran it."""
+    """Sleep ``data["ms"]`` milliseconds; raise when ``data["fail"]``. Returns the pid that ran it.
+
+    Data that is not a dict (a record damaged by the bad_input scenario) runs as ``{}``.
+    """
+    data = job.data if isinstance(job.data, dict) else {}
     ctx.ledger.record("start", job.id, job.attempt)
-    time.sleep((job.data or {}).get("ms", 0) / 1000)
+    time.sleep(data.get("ms", 0) / 1000)
     ctx.ledger.record("end", job.id, job.attempt)
-    if (job.data or {}).get("fail"):
+    if data.get("fail"):
         raise ChaosFailure("failing on purpose")
     return {"pid": os.getpid()}
+
+
+@task(name="chaos.tick")
+def tick(job, ctx):
+    """The job of every cron tick in the beats scenarios: records its run (the job id names the tick)."""
+    ctx.ledger.record("start", job.id, job.attempt)
+    ctx.ledger.record("end", job.id, job.attempt)
 
 
 @task(name="chaos.crash")

@@ -13,6 +13,7 @@ from tempotask_django.chaos.report import Result
 
 # Jobs enqueued per round trip.
 ENQUEUE_BATCH = 1000
+FINISHED = ("completed", "failed")
 
 
 def enqueue_work(count: int, rng: random.Random, max_ms: int = 0, fail_ratio: float = 0.0) -> list[str]:
@@ -32,18 +33,32 @@ def enqueue_work(count: int, rng: random.Random, max_ms: int = 0, fail_ratio: fl
 
 
 def outcome_figures(lab: Lab, result: Result, ids: Sequence[str], *, expect_failed: int | None = 0) -> dict:
-    """Lost (must be 0), completed, failed and the statuses of ``ids``, from their records in Redis."""
+    """Lost (must be 0) from the ledger, cross-checked with the statuses of ``ids`` in Redis.
+
+    The ledger is the independent record: a job has run once its handler recorded its end (a job
+    failing on purpose records it before raising). Statuses alone would not notice a job marked
+    completed or failed whose handler never finished, so that count must be 0 too.
+    """
     statuses = lab.statuses(ids)
     completed = sum(1 for status in statuses.values() if status == "completed")
     failed = sum(1 for status in statuses.values() if status == "failed")
+    ended = ended_jobs(lab.ledger.entries())
     result.figure("jobs enqueued", len(ids))
     result.figure("jobs completed", completed)
     if expect_failed is None:
         result.figure("jobs failed", failed)
     else:
         result.must_equal("jobs failed", failed, expect_failed)
-    result.must_equal("lost (enqueued - completed - failed)", len(ids) - completed - failed, 0)
+    result.must_equal("lost (enqueued - ran), ledger", sum(1 for job_id in ids if job_id not in ended), 0)
+    result.must_equal("lost (enqueued - completed - failed), Redis", len(ids) - completed - failed, 0)
+    unrun = sum(1 for job_id, status in statuses.items() if status in FINISHED and job_id not in ended)
+    result.must_equal("finished in Redis, handler never ran to its end", unrun, 0)
     return statuses
+
+
+def ended_jobs(runs: Sequence[Run]) -> set[str]:
+    """Jobs whose handler ran to its end at least once, by the ledger."""
+    return {run.job for run in runs if run.event == "end"}
 
 
 def run_figures(result: Result, runs: Sequence[Run]) -> None:

@@ -11,6 +11,7 @@ from tempotask_django import serialization, signals
 from tempotask_django.backoff import retry_delay_seconds
 from tempotask_django.runner import Outcome, error_json
 from tempotask_django.storage.store import ClaimResult, Finish, FinishOutcome
+from tempotask_django.validation import MAX_SECONDS
 from tempotask_django.worker.support import (
     FINISH_BATCH,
     FINISH_RETRY_CAP,
@@ -115,10 +116,14 @@ class FinishingMixin(WorkerParts):
                 running.queue, running.entry_id, running.job_id, True, serialization.encode_result(outcome.result)
             )
         delay_ms = -1
+        error = error_json(outcome)
         if not outcome.permanent and job.attempt < job.max_attempts:
             delay = retry_delay_seconds(job.attempt, job.retry_delay, job.backoff, self.settings.max_retry_delay)
-            delay_ms = int(delay * 1000)
-        return Finish(running.queue, running.entry_id, running.job_id, False, error_json(outcome), delay_ms)
+            if 0 <= delay <= MAX_SECONDS:
+                delay_ms = int(delay * 1000)
+            else:  # only a record damaged by another program holds such a delay: fail for good, saying so
+                error = _not_retried(outcome, f"retry_delay {job.retry_delay!r} in its record is out of range")
+        return Finish(running.queue, running.entry_id, running.job_id, False, error, delay_ms)
 
     def _after_finish(self, running: RunningJob, outcome: Outcome, finish: Finish, result: FinishOutcome) -> None:
         with self._lock:
@@ -147,3 +152,10 @@ class FinishingMixin(WorkerParts):
             signals.job_failed, sender=outcome.task, job=job, error=outcome.error, will_retry=will_retry,
             duration=outcome.duration,
         )  # fmt: skip
+
+
+def _not_retried(outcome: Outcome, why: str) -> str:
+    """The attempt's error JSON, its message saying why the job is failed without a retry."""
+    info = dict(outcome.error_info or {})
+    info["message"] = f"{info.get('message', '')} (not retried: {why})".lstrip()
+    return json.dumps(info, default=str)

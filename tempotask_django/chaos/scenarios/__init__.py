@@ -4,8 +4,8 @@ A scenario is a function ``run(lab, params, rng) -> Result`` registered with ``@
 parameters per profile ("short" runs in CI, "long" by hand). The modules below register themselves
 on import; a new scenario is one new module listed in ``MODULES``. Example::
 
-    @scenario("beats", "3 runcron processes, one killed", short={"minutes": 2}, long={"minutes": 10})
-    def beats(lab: Lab, params: dict, rng: random.Random) -> Result:
+    @scenario("two_beats", "2 runcron processes, one killed", short={"minutes": 2}, long={"minutes": 10})
+    def two_beats(lab: Lab, params: dict, rng: random.Random) -> Result:
         result = Result()
         beat = lab.start("runcron")
         ...
@@ -14,6 +14,8 @@ on import; a new scenario is one new module listed in ``MODULES``. Example::
 
 ``lab`` (see lab.py) gives a fresh Redis, the ledger and ``lab.start(command, *args)``; whatever the
 scenario starts is killed when it returns. Seeded ``rng`` keeps the workload the same on every run.
+A scenario may also run in-process only, on the lab's Redis (beats_simulated.py drives cron beats on
+a simulated clock).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from tempotask_django.chaos.lab import Lab
 from tempotask_django.chaos.report import Result
 
 PROFILES = ("short", "long")
-MODULES = ("kills", "redis_restarts", "shutdown", "bad_input", "memory", "paused_worker")
+MODULES = ("kills", "redis_restarts", "shutdown", "bad_input", "memory", "paused_worker", "beats", "beats_simulated")
 
 Runner = Callable[[Lab, dict[str, Any], random.Random], Result]
 

@@ -11,7 +11,14 @@ from tempotask_django.chaos.lab import Command, Lab, LogLine
 from tempotask_django.chaos.ledger import Run
 from tempotask_django.chaos.report import Result
 from tempotask_django.chaos.scenarios import scenario
-from tempotask_django.chaos.workload import crashed_children, enqueue_work, outcome_figures, run_figures, stop_figures
+from tempotask_django.chaos.workload import (
+    crashed_children,
+    ended_jobs,
+    enqueue_work,
+    outcome_figures,
+    run_figures,
+    stop_figures,
+)
 
 STALLED_TIMEOUT = 2
 NOISY_LEVELS = ("WARNING", "ERROR", "CRITICAL")
@@ -64,11 +71,13 @@ def redis_restarts(lab: Lab, params: dict[str, Any], rng: random.Random) -> Resu
     after = enqueue_work(params["after_empty"], rng, params["max_ms"])
     lab.wait_drained(timeout=120 + params["after_empty"] * 0.03)
     statuses = lab.statuses(after)
-    result.must_equal("lost after the empty restart", sum(1 for s in statuses.values() if s != "completed"), 0)
+    ended = ended_jobs(lab.ledger.entries())
+    result.must_equal("lost after the empty restart, ledger", sum(1 for job in after if job not in ended), 0)
+    result.must_equal("lost after the empty restart, Redis", sum(1 for s in statuses.values() if s != "completed"), 0)
 
     _wait_reconnected(workers, outages[-1].up, timeout=30)  # idle processes may still be backing off
     runs = lab.ledger.entries()
-    ended = {run.job for run in runs if run.event == "end"}
+    ended = ended_jobs(runs)
     result.figure("jobs lost with the emptied Redis (expected)", sum(1 for job in doomed if job not in ended))
     run_figures(result, runs)
     _outage_figures(result, outages, runs, workers)
