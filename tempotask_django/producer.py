@@ -67,7 +67,7 @@ def build_spec(
         id=new_job_id() if job_id is None else validation.job_id(job_id),
         name=task.name,
         queue=(task.queue or settings.default_queue) if queue is None else validation.queue_name(queue),
-        data=serialization.encode(data, max_bytes=settings.max_payload_bytes, what=f"data of task {task.name!r}"),
+        data=_data_json(task, data, settings),
         priority=task.priority if priority is None else validation.priority(priority),
         max_attempts=(task.attempts or settings.attempts) if attempts is None else validation.attempts(attempts),
         retry_delay=retry_delay,
@@ -76,12 +76,35 @@ def build_spec(
         origin=origin or "",
         delay_ms=delay_ms,
         run_at_ms=run_at_ms,
+        checked=job_id is not None,
     )
+
+
+def _data_json(task: Task, data: Any, settings: Settings) -> str:
+    return serialization.encode(data, max_bytes=settings.max_payload_bytes, what=f"data of task {task.name!r}")
 
 
 def new_job_id() -> str:
     """A random job id: 32 hex digits (128 random bits, as many as a UUID4 has, at a fifth of its cost)."""
     return os.urandom(16).hex()
+
+
+def _build_specs(items: Sequence[tuple[Task, Any, dict[str, Any]]], settings: Settings) -> list[JobSpec]:
+    """The specs of ``items``; a run of items with the same task and options (``enqueue_many``) has
+    its options checked once: each further job only gets its own id and data."""
+    specs: list[JobSpec] = []
+    shared: tuple[Task, dict[str, Any]] | None = None
+    for task, data, options in items:
+        if shared is not None and shared[0] is task and shared[1] is options and "job_id" not in options:
+            first = specs[-1]
+            data_json = serialization.encode(
+                data, max_bytes=settings.max_payload_bytes, what=f"data of task {task.name!r}"
+            )
+            specs.append(first.another(new_job_id(), data_json))
+        else:
+            specs.append(build_spec(task, data, settings=settings, **options))
+            shared = (task, options)
+    return specs
 
 
 def _wants_on_commit(on_commit: bool | None, settings: Settings) -> bool:
@@ -125,7 +148,7 @@ def enqueue_many(items: Sequence[tuple[Task, Any, dict[str, Any]]], *, on_commit
     Every job is validated before any is added: one bad item adds none.
     """
     settings = get_settings()
-    specs = [build_spec(task, data, settings=settings, **options) for task, data, options in items]
+    specs = _build_specs(items, settings)
     if not specs:
         return []
     if _wants_on_commit(on_commit, settings):

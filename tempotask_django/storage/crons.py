@@ -185,7 +185,7 @@ class CronStore:
         for fire in fires:
             spec = fire.spec
             args = [fire.name, fire.mode, fire.tick_ms, fire.next_run_ms, now_ms, catchup_ms, spec.id, spec.priority,
-                    *spec.fields()]  # fmt: skip
+                    *spec.job_args()]  # fmt: skip
             calls.append(("cron_fire", spec.queue, args))
         replies = self.store._pipeline(calls)
         return [FireOutcome(outcome, status or "", int(now)) for outcome, status, now in replies]

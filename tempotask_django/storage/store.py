@@ -48,23 +48,24 @@ class JobSpec:
     origin: str = ""
     delay_ms: int = 0
     run_at_ms: int = 0
+    # The id came from the caller, so an active job may have it (a random id cannot): checked.
+    checked: bool = True
 
-    def fields(self) -> list[Any]:
-        """The job hash's fields as a flat name, value list."""
-        fields = [
-            "name", self.name, "queue", self.queue, "data", self.data,
-            "max_attempts", self.max_attempts, "retry_delay", self.retry_delay, "backoff", self.backoff,
-        ]  # fmt: skip
-        if self.parent_id:
-            fields += ["parent_id", self.parent_id]
-        if self.origin:
-            fields += ["origin", self.origin]
-        return fields
+    def another(self, job_id: str, data: str) -> JobSpec:
+        """The same job with another id and data (a bulk enqueue of one task with one set of options)."""
+        return JobSpec(
+            job_id, self.name, self.queue, data, self.priority, self.max_attempts, self.retry_delay, self.backoff,
+            self.parent_id, self.origin, self.delay_ms, self.run_at_ms, checked=False,
+        )  # fmt: skip
+
+    def job_args(self) -> list[Any]:
+        """The record's values, in the order lib.lua's JOB_FIELDS names them."""
+        return [self.name, self.queue, self.data, self.max_attempts, self.retry_delay, self.backoff,
+                self.parent_id, self.origin]  # fmt: skip
 
     def script_args(self) -> list[Any]:
-        """enqueue.lua's arguments for this job: id, priority, delay, due, field count, fields."""
-        fields = self.fields()
-        return [self.id, self.priority, self.delay_ms, self.run_at_ms, len(fields), *fields]
+        """enqueue.lua's arguments for this job: id, checked, priority, delay, due, the record's values."""
+        return [self.id, 1 if self.checked else 0, self.priority, self.delay_ms, self.run_at_ms, *self.job_args()]
 
 
 @dataclass

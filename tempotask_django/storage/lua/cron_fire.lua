@@ -11,7 +11,7 @@
 -- ARGV[7] catch-up window, ms: a tick later than this is missed, not fired
 -- ARGV[8] job id
 -- ARGV[9] job priority
--- ARGV[10..] job fields: name, value, ...
+-- ARGV[10..] the job record's values, in the order of JOB_FIELDS (lib.lua)
 -- Returns {outcome, job status, now}: outcome is 'fired', 'ran' (mode 'now'), 'not-due', 'done'
 -- (already decided, by this or another beat), 'paused', 'missed' or 'unknown' (no such schedule).
 local key = BASE .. 'cron:' .. ARGV[2]
@@ -32,9 +32,7 @@ if mode == 'tick' then
     return {'missed', '', now}
   end
 end
-local fields = {}
-for i = 10, #ARGV do fields[#fields + 1] = ARGV[i] end
-local added = enqueue_job(ARGV[8], fields, tonumber(ARGV[9]), 0, now)
+local added = enqueue_job(ARGV[8], 10, tonumber(ARGV[9]), 0, now)
 if added[1] == 1 and added[2] == 'waiting' then ring_doorbell(ARGV[8]) end
 if mode == 'tick' then redis.call('HSET', key, 'last_run', tick) end
 redis.call('HSET', key, 'last_job_id', ARGV[8], 'last_enqueued_at', now)

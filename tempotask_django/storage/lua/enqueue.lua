@@ -1,23 +1,39 @@
 -- Add jobs, each unless its id is active (each job is deduplicated on its own), and ring the
--- doorbell once for all of them.
--- ARGV[2..] per job: id, priority (integer, higher runs first), delay in ms from the server's now
---   (0 = none), absolute due time in ms (0 = none; wins over the delay), N = how many field values
---   follow, then the N values (name, value, name, value ...)
+-- doorbell once for all of them. The waiting ones get their FIFO numbers from one INCRBY and go
+-- into the waiting set with one ZADD; the delayed ones with another.
+-- ARGV[2..] per job: id; '1' when the id was given by the caller (checked against active jobs) or
+--   '0' when it is new (a random id); priority (integer, higher runs first); delay in ms from the
+--   server's now (0 = none); absolute due time in ms (0 = none; wins over the delay); then the
+--   record's values in the order of JOB_FIELDS (lib.lua)
 -- Returns one {added, status} per job, in order: {1, status} when added, {0, status} when an active
 -- job already has its id.
 local now = now_ms()
-local replies, rung_for = {}, nil
+local replies, waiting, delayed = {}, {}, {}
 local i = 2
 while i <= #ARGV do
-  local id, priority, delay, due = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
-  local n = tonumber(ARGV[i + 4])
-  local fields = {}
-  for j = i + 5, i + 4 + n do fields[#fields + 1] = ARGV[j] end
-  i = i + 5 + n
+  local id, checked = ARGV[i], ARGV[i + 1] == '1'
+  local priority, delay, due = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
   if due == 0 and delay > 0 then due = now + delay end
-  local reply = enqueue_job(id, fields, priority, due, now)
-  if reply[1] == 1 and reply[2] == 'waiting' then rung_for = id end
-  replies[#replies + 1] = reply
+  local active = checked and active_status(id) or nil
+  if active then
+    replies[#replies + 1] = {0, active}
+  elseif write_record(id, i + 5, priority, due, now) then
+    delayed[#delayed + 1], delayed[#delayed + 2] = due, id
+    replies[#replies + 1] = {1, 'delayed'}
+  else
+    waiting[#waiting + 1] = {id, priority}
+    replies[#replies + 1] = {1, 'waiting'}
+  end
+  i = i + 5 + #JOB_FIELDS
 end
-if rung_for then ring_doorbell(rung_for) end
+if #delayed > 0 then redis.call('ZADD', K.delayed, unpack(delayed)) end
+if #waiting > 0 then
+  local seq = redis.call('INCRBY', K.seq, #waiting) - #waiting
+  local scored = {}
+  for n, job in ipairs(waiting) do
+    scored[#scored + 1], scored[#scored + 2] = -job[2] * PRIORITY_BAND + seq + n, job[1]
+  end
+  redis.call('ZADD', K.waiting, unpack(scored))
+  ring_doorbell(waiting[#waiting][1])
+end
 return replies

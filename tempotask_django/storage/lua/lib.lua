@@ -148,32 +148,47 @@ local function drop_entry(group, eid)
   redis.call('XDEL', K.stream, eid)
 end
 
--- Add a job (fields: flat list of name, value) unless a job with its id is active.
--- Does not ring the doorbell: the caller rings once for all the jobs it added.
--- Returns {1, status} when added, {0, status} when an active job with that id exists.
-local function enqueue_job(id, fields, priority, due, now)
-  local jk = job_key(id)
-  local status = redis.call('HGET', jk, 'status')
-  if status == 'waiting' or status == 'delayed' or status == 'processing' then
-    return {0, status}
-  end
+-- The record values an enqueue passes, in this order, from ARGV[first] on (JobSpec.job_args in
+-- store.py); the last two are stored only when not empty.
+local JOB_FIELDS = {'name', 'queue', 'data', 'max_attempts', 'retry_delay', 'backoff', 'parent_id', 'origin'}
+
+-- Before adding a job with a given id: the status of the active job that has it (the new one is
+-- then not added), or nil; a finished job with the id is deleted (the new one replaces it).
+local function active_status(id)
+  local status = redis.call('HGET', job_key(id), 'status')
+  if status == 'waiting' or status == 'delayed' or status == 'processing' then return status end
   if status then
-    -- A finished job with the same id is replaced by the new one.
     local old = status_key(status)
     if old then redis.call('ZREM', old, id) end
     delete_job_keys(id)
   end
+  return nil
+end
+
+-- Write the record of a new job (its values at ARGV[first..]), waiting or delayed (due in the
+-- future, server clock), in one HSET. The caller adds it to its status set. Returns true when delayed.
+local function write_record(id, first, priority, due, now)
   local delayed = due > now
-  -- One HSET for the whole record; these come last so they win over same-named fields.
-  local n = #fields
-  fields[n + 1], fields[n + 2], fields[n + 3], fields[n + 4] = 'id', id, 'enqueued_at', now
-  fields[n + 5], fields[n + 6], fields[n + 7], fields[n + 8] = 'attempt', 0, 'priority', priority
-  fields[n + 9], fields[n + 10] = 'status', delayed and 'delayed' or 'waiting'
-  if delayed then fields[n + 11], fields[n + 12] = 'run_at', due end
-  redis.call('HSET', jk, unpack(fields))
-  local parent = entry_field(fields, 'parent_id')
-  if parent and parent ~= '' then redis.call('SADD', children_key(parent), id) end
-  if delayed then
+  local fields = {'id', id, 'enqueued_at', now, 'attempt', 0, 'priority', priority,
+    'status', delayed and 'delayed' or 'waiting'}
+  if delayed then fields[11], fields[12] = 'run_at', due end
+  for k = 1, #JOB_FIELDS do
+    local value = ARGV[first + k - 1]
+    if k <= 6 or value ~= '' then fields[#fields + 1], fields[#fields + 2] = JOB_FIELDS[k], value end
+  end
+  redis.call('HSET', job_key(id), unpack(fields))
+  local parent = ARGV[first + 6]
+  if parent ~= '' then redis.call('SADD', children_key(parent), id) end
+  return delayed
+end
+
+-- Add one job (its record values at ARGV[first..]) unless a job with its id is active.
+-- Does not ring the doorbell: the caller does.
+-- Returns {1, status} when added, {0, status} when an active job with that id exists.
+local function enqueue_job(id, first, priority, due, now)
+  local active = active_status(id)
+  if active then return {0, active} end
+  if write_record(id, first, priority, due, now) then
     redis.call('ZADD', K.delayed, due, id)
     return {1, 'delayed'}
   end
