@@ -207,6 +207,28 @@ def test_stop_request_lets_running_jobs_finish(store, ledger):
     assert get_settings().shutdown_timeout == 10
 
 
+def test_a_stopping_worker_renews_its_leases_and_starts_nothing_new(store, ledger, settings):
+    """While a stopped worker waits for its running job, the lease stays fresh (nobody can take the
+    job over past STALLED_TIMEOUT) and the job waiting behind it is left for other workers."""
+    settings.TEMPOTASK = {**settings.TEMPOTASK, "STALLED_TIMEOUT": 1}
+    store = get_default_store()
+    running = tasks.slow.enqueue({"seconds": 2.5})
+    behind = tasks.slow.enqueue({"seconds": 0.1})
+    worker = Worker(["slow"], concurrency=1)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    wait_until(lambda: ledger.entries("start"), message="the first job to start")
+    worker.request_stop()
+    time.sleep(1.5)  # past STALLED_TIMEOUT, still running
+    assert store.reclaim("slow", "another-worker", 5).jobs == []  # nothing looks stalled
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    job = get_job(running)
+    assert (job.status, job.attempt, job.worker, job.errors) == (JobStatus.COMPLETED, 1, worker.name, [])
+    assert get_job(behind).status == JobStatus.WAITING
+    assert [entry["job"] for entry in ledger.entries("start")] == [running]
+
+
 def _make_suspect(store, queue: str, lease: float) -> None:
     """Give the waiting job at the head of ``queue`` two dead workers in a row (delivered twice)."""
     store.claim(queue, "dead-1", 1)

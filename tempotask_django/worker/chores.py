@@ -6,7 +6,7 @@ import logging
 import time
 from typing import Any
 
-from tempotask_django.worker.support import CONSUMER_MAX_IDLE, WorkerParts
+from tempotask_django.worker.support import CONSUMER_MAX_IDLE, REDIS_ERRORS, WorkerParts
 
 logger = logging.getLogger("tempotask")
 
@@ -22,12 +22,23 @@ class ChoresMixin(WorkerParts):
             "forget_consumers": (300.0, self._forget_idle_consumers),
         }
 
-    def _do_chores(self) -> None:
+    def _do_chores(self, only: tuple[str, ...] | None = None) -> None:
         now = time.monotonic()
         for chore, (interval, action) in self._chores().items():
-            if now >= self._chores_due.get(chore, 0):
+            if (only is None or chore in only) and now >= self._chores_due.get(chore, 0):
                 self._chores_due[chore] = now + interval
                 action()
+
+    def _chores_while_stopping(self) -> None:
+        """What a stopping worker still does while it waits for its running jobs: renew their leases
+        (and its heartbeat). Without it another worker would take them over after STALLED_TIMEOUT and
+        run them a second time. Nothing here starts a job."""
+        try:
+            self._do_chores(only=("heartbeat",))
+        except REDIS_ERRORS as exc:
+            self._throttle.failed("renewing leases while stopping", exc)
+        except Exception:
+            logger.exception("worker %s: unexpected error renewing leases while stopping; continuing", self.name)
 
     def _seconds_to_next_chore(self) -> float:
         if not self._chores_due:
