@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
@@ -11,7 +12,7 @@ from tempotask_django import JobStatus, get_job, signals
 from tempotask_django.conf import get_settings
 from tempotask_django.storage.connection import get_default_store
 from tempotask_django.worker import Worker
-from tests.helpers import drain, wait_until
+from tests.helpers import drain, url_with_password, wait_until
 from tests.testapp import tasks
 
 pytestmark = pytest.mark.redis
@@ -275,3 +276,16 @@ def test_a_worker_leaving_with_a_job_still_running_keeps_its_lease(store, ledger
     assert [(c["name"], c["pending"]) for c in consumers] == [(worker.name, 1)]
     assert get_job(job_id).status == JobStatus.PROCESSING
     wait_until(lambda: ledger.entries("end"), message="the abandoned handler to return")  # before the next test
+
+
+@pytest.mark.parametrize("form", ["userinfo", "userinfo with @", "query"])
+def test_the_worker_start_line_masks_the_redis_password(redis_client, settings, caplog, form):
+    url = url_with_password(settings.TEMPOTASK["REDIS_URL"], form, "s3cret")
+    settings.TEMPOTASK = {**settings.TEMPOTASK, "REDIS_URL": url}
+    job_id = tasks.add.enqueue({"a": 1, "b": 1})  # through the URL with the password: it is used
+    with caplog.at_level(logging.INFO, logger="tempotask"):
+        drain()
+    assert get_job(job_id).status == JobStatus.COMPLETED
+    started = [record.getMessage() for record in caplog.records if " started: queues " in record.getMessage()]
+    assert len(started) == 1 and ("password=***" if form == "query" else "default:***@") in started[0]
+    assert "s3cret" not in caplog.text

@@ -17,6 +17,7 @@ from tempotask_django import api
 from tempotask_django.models import PERMISSIONS
 from tempotask_django.storage.connection import get_default_store
 from tests.admin.conftest import XSS, client_for, redis_state
+from tests.helpers import url_with_password
 
 pytestmark = pytest.mark.django_db
 STATUSES = ("waiting", "processing", "delayed", "completed", "failed")
@@ -225,14 +226,17 @@ def test_workers_page_lists_live_workers_only(store, superuser, db):
         assert text in html
 
 
-def test_the_redis_password_is_masked(seeded, superuser, settings):
-    url = settings.TEMPOTASK["REDIS_URL"].replace("redis://", "redis://default:s3cret-pw@")
+@pytest.mark.parametrize("form", ["userinfo", "userinfo with @", "query"])
+def test_the_redis_password_is_masked(seeded, superuser, settings, form):
+    url = url_with_password(settings.TEMPOTASK["REDIS_URL"], form, "s3cret-pw")
     with override_settings(TEMPOTASK={**settings.TEMPOTASK, "REDIS_URL": url}):
         client = client_for(superuser)
         for name, page in page_urls(seeded).items():
             response = client.get(page)
-            assert response.status_code == 200 and b"s3cret-pw" not in response.content, name
-        assert b"default:***@" in client.get(reverse("admin:tempotask_overview")).content
+            assert response.status_code == 200, name
+            assert b"s3cret-pw" not in response.content, name
+        shown = b"password=***" if form == "query" else b"default:***@"
+        assert shown in client.get(reverse("admin:tempotask_overview")).content
 
 
 def test_permissions_have_a_migration():
