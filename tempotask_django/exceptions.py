@@ -19,6 +19,10 @@ class JobNotFound(TempotaskError, LookupError):
     """No job with that id exists (it may have been trimmed from history)."""
 
 
+class AmbiguousJob(TempotaskError, LookupError):
+    """Jobs with that id exist in several queues (an id is unique within its queue only): name the queue."""
+
+
 class CronNotFound(TempotaskError, LookupError):
     """No cron schedule with that name is registered in Redis (a beat registers them when it starts)."""
 

@@ -160,6 +160,20 @@ def test_job_list_columns_filters_and_search(seeded, superuser):
     assert missing.context["jobs"] == [] and "No waiting jobs" in missing.content.decode()
 
 
+def test_search_by_id_lists_the_job_of_every_queue_holding_it(seeded, superuser):
+    api.add_job("add", {"a": 0, "b": 0}, job_id=seeded["failed"], queue="slow", on_commit=False)
+    search = client_for(superuser).get(
+        reverse("admin:tempotask_job_list", args=["slow", "waiting"]), {"q": seeded["failed"]}
+    )
+    assert [(job.queue, job.id) for job in search.context["jobs"]] == [
+        ("default", seeded["failed"]),
+        ("slow", seeded["failed"]),
+    ]
+    html = search.content.decode()
+    for queue in ("default", "slow"):
+        assert reverse("admin:tempotask_job", args=[queue, seeded["failed"]]) in html
+
+
 def test_jobs_tab_opens_the_default_queue(superuser, db):
     response = client_for(superuser).get(reverse("admin:tempotask_jobs"), {"q": "abc"})
     assert response.status_code == 302
