@@ -36,7 +36,8 @@ class DuplicateJob(TempotaskError):
 
 
 class WorkerLost(TempotaskError):
-    """An attempt ended because its worker stopped renewing its lease (it died or hung).
+    """An attempt ended because its worker stopped renewing its lease (it died or hung), or because
+    the lease itself was lost with the job's stream entry (deleted while pending, or lost by Redis).
 
     Never raised: it names such attempts in the errors of a Django ``TaskResult``.
     """

@@ -230,6 +230,55 @@ def test_a_stopping_worker_renews_its_leases_and_starts_nothing_new(store, ledge
     assert [entry["job"] for entry in ledger.entries("start")] == [running]
 
 
+def _run_in_thread(worker: Worker) -> threading.Thread:
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    return thread
+
+
+def test_a_job_whose_entry_was_deleted_under_a_dead_worker_runs_again(store, ledger, settings):
+    """XDEL (or XTRIM) of a running job's entry, then its worker dies: the take-over acks the
+    tombstone and the sweep queues the job again, where nothing re-queued it before."""
+    settings.TEMPOTASK = {**settings.TEMPOTASK, "STALLED_TIMEOUT": 1}
+    store = get_default_store()
+    job_id = tasks.add.enqueue({"a": 1, "b": 2})
+    (claimed,) = store.claim("default", "dead-worker", 1).jobs
+    store.client.xdel(store.keys("default").stream, claimed["entry"])
+    worker = Worker(burst=True)  # exits once nothing is waiting or processing
+    thread = _run_in_thread(worker)
+    thread.join(timeout=15)
+    if thread.is_alive():
+        worker.request_stop()
+        thread.join(timeout=10)
+        pytest.fail(f"the job never finished: {get_job(job_id)}")
+    job = get_job(job_id)
+    assert (job.status, job.result, job.attempt) == (JobStatus.COMPLETED, 3, 2)
+    assert [error["type"] for error in job.errors] == ["EntryLost"]
+    assert [entry["attempt"] for entry in ledger.entries("ran")] == [2]
+
+
+def test_a_job_whose_entry_was_deleted_under_a_live_worker_runs_again(store, ledger, settings, caplog):
+    """The live worker's renewal finds the entry gone: it treats the lease as lost (its result is
+    discarded, not refused forever), and the sweep queues the job again."""
+    settings.TEMPOTASK = {**settings.TEMPOTASK, "STALLED_TIMEOUT": 1}
+    store = get_default_store()
+    job_id = tasks.slow.enqueue({"seconds": 1})
+    worker = Worker(["slow"], concurrency=1)
+    with caplog.at_level(logging.WARNING, logger="tempotask"):
+        thread = _run_in_thread(worker)
+        try:
+            wait_until(lambda: ledger.entries("start"), message="the job to start")
+            store.client.xdel(store.keys("slow").stream, get_job(job_id).entry_id)
+            wait_until(lambda: get_job(job_id).status == JobStatus.COMPLETED, timeout=10, message="the job to end")
+        finally:
+            worker.request_stop()
+            thread.join(timeout=10)
+    job = get_job(job_id)
+    assert (job.attempt, job.worker, [error["type"] for error in job.errors]) == (2, worker.name, ["EntryLost"])
+    assert len(ledger.entries("start")) == len(ledger.entries("end")) == 2
+    assert "lost the lease of entry" in caplog.text and "result discarded" in caplog.text
+
+
 def _make_suspect(store, queue: str, lease: float) -> None:
     """Give the waiting job at the head of ``queue`` two dead workers in a row (delivered twice)."""
     store.claim(queue, "dead-1", 1)
