@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 
@@ -338,3 +339,40 @@ def test_the_worker_start_line_masks_the_redis_password(redis_client, settings, 
     started = [record.getMessage() for record in caplog.records if " started: queues " in record.getMessage()]
     assert len(started) == 1 and ("password=***" if form == "query" else "default:***@") in started[0]
     assert "s3cret" not in caplog.text
+
+
+def test_each_job_logs_its_start_at_debug_and_its_end_at_info(store, caplog):
+    done = tasks.add.enqueue({"a": 1, "b": 2})
+    broken = tasks.always_fails.enqueue({"why": "test"})  # 2 attempts, no retry delay
+    worker = Worker(concurrency=2)
+    try:
+        with caplog.at_level(logging.DEBUG, logger="tempotask"):
+
+            def settled() -> bool:
+                worker.run_once(block=False)
+                statuses = (get_job(done).status, get_job(broken).status)
+                return statuses == (JobStatus.COMPLETED, JobStatus.FAILED) and worker.running_count == 0
+
+            wait_until(settled, message="both jobs to end, recorded")
+    finally:
+        worker.request_stop()
+        worker.shutdown()
+    lines = [(record.levelno, record.getMessage()) for record in caplog.records if record.name == "tempotask"]
+
+    def one(level: int, pattern: str) -> None:
+        found = [text for levelno, text in lines if levelno == level and re.fullmatch(pattern, text)]
+        assert len(found) == 1, (pattern, lines)
+
+    one(logging.DEBUG, rf"job {done} add started \(attempt 1/1\)")
+    one(logging.INFO, rf"job {done} add completed in \d+\.\d{{3}}s \(attempt 1\)")
+    one(logging.DEBUG, rf"job {broken} always_fails started \(attempt 1/2\)")
+    one(logging.DEBUG, rf"job {broken} always_fails started \(attempt 2/2\)")
+    one(
+        logging.WARNING,
+        rf"job {broken} always_fails failed in \d+\.\d{{3}}s \(attempt 1/2\): ValueError: this task always fails; "
+        r"retry in 0\.0s",
+    )
+    one(
+        logging.ERROR,
+        rf"job {broken} always_fails failed in \d+\.\d{{3}}s \(attempt 2/2\): ValueError: this task always fails",
+    )
