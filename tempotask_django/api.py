@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from tempotask_django.conf import get_settings
-from tempotask_django.exceptions import JobNotFound
+from tempotask_django.exceptions import AmbiguousJob, InvalidJobState, JobNotFound
 from tempotask_django.job import Job, JobStatus
 from tempotask_django.producer import enqueue, enqueue_many
 from tempotask_django.registry import registry
@@ -52,43 +52,72 @@ def all_queues() -> list[str]:
     return get_default_store().known_queues(configured)
 
 
-def _locate(job_id: str, queue: str | None) -> str:
-    store = get_default_store()
-    found = queue if queue is not None else store.find_queue(job_id, all_queues())
-    if found is None:
+def lookup_order() -> list[str]:
+    """The queues a lookup by id without ``queue=`` searches, in order: DEFAULT_QUEUE first, then
+    every other known queue (see ``all_queues``) in alphabetical order."""
+    default = get_settings().default_queue
+    return [default, *(queue for queue in all_queues() if queue != default)]
+
+
+def _only_queue(job_id: str, queue: str | None) -> str:
+    """The queue to act on: ``queue``, or the only queue holding ``job_id``.
+
+    Raises JobNotFound when none holds it, AmbiguousJob when several do (a write never guesses).
+    """
+    if queue is not None:
+        return queue
+    found = get_default_store().find_queues(job_id, lookup_order())
+    if not found:
         raise JobNotFound(f"no job with id {job_id!r}")
-    return found
+    if len(found) > 1:
+        raise AmbiguousJob(f"jobs with id {job_id!r} exist in queues {', '.join(found)}; pass queue= to choose one")
+    return found[0]
 
 
 def get_job(job_id: str, queue: str | None = None) -> Job | None:
-    """The job with its status, data, result, attempts, errors, logs and timestamps, or None."""
+    """The job with its status, data, result, attempts, errors, logs and timestamps, or None.
+
+    A job id is unique within its queue only. With ``queue``, only that queue is looked in.
+    Without it, the queues are searched in ``lookup_order()`` (DEFAULT_QUEUE first, then the others
+    alphabetically) and the first job found is returned.
+
+    Example: ``get_job("notification-123")``, ``get_job("report-7", queue="reports")``
+    """
     store = get_default_store()
-    found = queue if queue is not None else store.find_queue(job_id, all_queues())
+    found = queue if queue is not None else store.find_queue(job_id, lookup_order())
     return store.get_job(found, job_id) if found else None
 
 
 def retry_job(job_id: str, queue: str | None = None) -> JobStatus:
     """Queue a failed (or delayed) job again now with fresh attempts. Returns its previous status.
 
+    With ``queue``, only the job of that queue is retried. Without it, the job must exist in one
+    queue only: AmbiguousJob when several queues hold a job with that id.
     Raises JobNotFound when there is no such job, InvalidJobState when it is not failed or delayed.
-    """
-    from tempotask_django.exceptions import InvalidJobState
 
-    found = _locate(job_id, queue)
+    Example: ``retry_job("report-7", queue="reports")``
+    """
+    found = _only_queue(job_id, queue)
     previous = get_default_store().retry_job(found, job_id)
     if previous is None:
-        raise JobNotFound(f"no job with id {job_id!r}")
+        raise JobNotFound(f"no job with id {job_id!r} in queue {found!r}")
     if previous not in (JobStatus.FAILED, JobStatus.DELAYED):
         raise InvalidJobState(f"job {job_id!r} is {previous}; only failed or delayed jobs can be retried")
     return JobStatus(previous)
 
 
 def delete_job(job_id: str, queue: str | None = None) -> JobStatus:
-    """Delete a job in any status with its logs; returns the status it had. Raises JobNotFound."""
-    found = _locate(job_id, queue)
+    """Delete a job in any status with its logs and errors; returns the status it had.
+
+    With ``queue``, only the job of that queue is deleted. Without it, the job must exist in one
+    queue only: AmbiguousJob when several queues hold a job with that id. Raises JobNotFound.
+
+    Example: ``delete_job("report-7", queue="reports")``
+    """
+    found = _only_queue(job_id, queue)
     previous = get_default_store().delete_job(found, job_id)
     if previous is None:
-        raise JobNotFound(f"no job with id {job_id!r}")
+        raise JobNotFound(f"no job with id {job_id!r} in queue {found!r}")
     return JobStatus(previous)
 
 

@@ -11,7 +11,7 @@ import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote_plus, urlsplit
 
 from django.conf import settings as django_settings
 
@@ -63,8 +63,6 @@ QUEUE_OVERRIDE_KEYS = {"CONCURRENCY", "MAX_JOBS_PER_STATUS"}
 BACKOFF_CHOICES = ("fixed", "exponential")
 URL_SCHEMES = ("redis", "rediss", "unix")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
-# "scheme://user:password@": the password part, whatever else the URL gets wrong.
-_PASSWORD_IN_URL = re.compile(r"(^[a-z]+://[^:/@]*:)[^@]*@", re.IGNORECASE)
 PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9_.:\-]{1,60}$")
 
 Problem = tuple[str, str, str]  # (check id, message, hint)
@@ -116,8 +114,32 @@ class Settings:
 
 
 def mask_url(url: str) -> str:
-    """Return ``url`` with its password replaced by ``***`` (for logs, errors and pages)."""
-    return _PASSWORD_IN_URL.sub(r"\1***@", url) if isinstance(url, str) else url
+    """Return ``url`` with its password replaced by ``***`` (for logs, errors and pages).
+
+    The password of the userinfo is masked (``redis://user:***@host``, ``redis://:***@host``; a
+    username alone is kept) and so is a ``password`` query parameter (``?password=***``). The
+    userinfo ends at the last ``@`` before the query string, so a password holding ``@``, ``/`` or
+    ``#`` is masked whole. Works on any text, even one that is not a valid URL.
+    """
+    if not isinstance(url, str):
+        return url
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        scheme, rest = "", url
+    head, question, query = rest.partition("?")
+    userinfo, at, hostpart = head.rpartition("@")
+    if at and ":" in userinfo:
+        head = f"{userinfo.split(':', 1)[0]}:***@{hostpart}"
+    if question:
+        query, hash_sign, fragment = query.partition("#")
+        query = "&".join(_mask_password_param(item) for item in query.split("&")) + hash_sign + fragment
+    return f"{scheme}{separator}{head}{question}{query}"
+
+
+def _mask_password_param(item: str) -> str:
+    """``password=secret`` (however its name is spelled or encoded: redis-py decodes it) as ``password=***``."""
+    name, equals, _ = item.partition("=")
+    return f"{name}=***" if equals and unquote_plus(name).lower() == "password" else item
 
 
 def _is_int(value: Any) -> bool:

@@ -19,6 +19,10 @@ class JobNotFound(TempotaskError, LookupError):
     """No job with that id exists (it may have been trimmed from history)."""
 
 
+class AmbiguousJob(TempotaskError, LookupError):
+    """Jobs with that id exist in several queues (an id is unique within its queue only): name the queue."""
+
+
 class CronNotFound(TempotaskError, LookupError):
     """No cron schedule with that name is registered in Redis (a beat registers them when it starts)."""
 
@@ -32,7 +36,8 @@ class DuplicateJob(TempotaskError):
 
 
 class WorkerLost(TempotaskError):
-    """An attempt ended because its worker stopped renewing its lease (it died or hung).
+    """An attempt ended because its worker stopped renewing its lease (it died or hung), or because
+    the lease itself was lost with the job's stream entry (deleted while pending, or lost by Redis).
 
     Never raised: it names such attempts in the errors of a Django ``TaskResult``.
     """

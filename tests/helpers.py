@@ -68,3 +68,16 @@ class CommandLog:
                     continue
                 if self.scripts or client != "lua":
                     commands.append(args)
+
+
+def url_with_password(url: str, form: str, secret: str) -> str:
+    """The test Redis URL with a password in it, in one of the ways redis-py reads one: "userinfo"
+    (``redis://default:SECRET@``), "userinfo with @" (``default:SECRET@SECRET@``) or "query"
+    (``?username=default&password=SECRET``). The test server's default user has no password, so
+    it accepts any password given with the username."""
+    if form == "query":
+        return f"{url}{'&' if '?' in url else '?'}username=default&password={secret}"
+    if not url.startswith("redis://"):
+        pytest.skip("the test Redis is not reached through a redis:// URL")
+    password = f"{secret}@{secret}" if form == "userinfo with @" else secret
+    return url.replace("redis://", f"redis://default:{password}@", 1)

@@ -35,6 +35,27 @@ def test_sigterm_lets_the_running_job_finish_then_exits_zero(workers, ledger):
     assert "stopping" in workers.output(process)
 
 
+def test_a_stopping_worker_keeps_renewing_the_lease_of_its_running_job(workers, ledger):
+    """SIGTERM stops the claiming, not the lease renewal: a live worker beside it must not take the
+    running job over (and run it twice) while the stopping worker waits for it to finish."""
+    overrides = {"STALLED_TIMEOUT": 1, "SHUTDOWN_TIMEOUT": 15}
+    store = get_default_store()
+    job_id = tasks.slow.enqueue({"seconds": 4})
+    first = workers.start("--queues", "slow", overrides=overrides)
+    wait_until(lambda: ledger.entries("start"), message="the job to start")
+    second = workers.start("--queues", "slow", overrides=overrides)  # live, reclaiming every 0.5 s
+    wait_until(lambda: len(store.list_workers()) == 2, message="the second worker to be up")
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(timeout=20) == 0, workers.output(first)
+    job = get_job(job_id)
+    assert job.status == JobStatus.COMPLETED, (job, workers.output(first), workers.output(second))
+    assert job.attempt == 1 and job.errors == []
+    assert job.worker is not None and job.worker.split(":")[1] == str(first.pid)
+    assert [entry["pid"] for entry in ledger.entries("start")] == [first.pid]  # ran once, by the first
+    assert "result discarded" not in workers.output(first)
+    assert second.poll() is None
+
+
 def test_job_of_a_killed_worker_is_finished_by_another(workers, ledger):
     overrides = {"STALLED_TIMEOUT": 2}
     job_id = tasks.slow.enqueue({"seconds": 0.5})

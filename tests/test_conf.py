@@ -84,12 +84,47 @@ def test_get_settings_raises_configuration_error_and_is_reset_on_change():
     assert get_settings().attempts == 1
 
 
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("redis://:s3cret@host:6379/0", "redis://:***@host:6379/0"),
+        ("rediss://user:s3cret@host/1", "rediss://user:***@host/1"),
+        ("redis://host:6379/0", "redis://host:6379/0"),
+        # The userinfo ends at the last "@": a password may hold "@" (and ":", "/", "#").
+        ("redis://:p@ss@h", "redis://:***@h"),
+        ("redis://user:p@ss:w/o#rd@h:6379/2", "redis://user:***@h:6379/2"),
+        # A username alone is no secret.
+        ("redis://user@host/0", "redis://user@host/0"),
+        ("redis://user:@host/0", "redis://user:***@host/0"),
+        # redis-py reads a password from the query string too, with its name decoded.
+        ("redis://host/0?password=s3cret", "redis://host/0?password=***"),
+        (
+            "redis://host/0?db=1&password=s3cret&ssl_cert_reqs=none",
+            "redis://host/0?db=1&password=***&ssl_cert_reqs=none",
+        ),
+        ("redis://host/0?PASSWORD=s3cret#x", "redis://host/0?PASSWORD=***#x"),
+        ("redis://host/0?pass%77ord=s3cret", "redis://host/0?pass%77ord=***"),
+        ("redis://u:a@h/0?password=b&password=c", "redis://u:***@h/0?password=***&password=***"),
+        ("redis://host/0?not_password=1&passwords=2", "redis://host/0?not_password=1&passwords=2"),
+        ("unix://:s3cret@/run/redis.sock?db=0", "unix://:***@/run/redis.sock?db=0"),
+        ("unix:///run/redis.sock?db=0&password=s3cret", "unix:///run/redis.sock?db=0&password=***"),
+        ("unix:///run/user@1000/redis.sock", "unix:///run/user@1000/redis.sock"),
+        ("redis://[::1]:6379/0", "redis://[::1]:6379/0"),
+    ],
+)
+def test_mask_url(url, masked):
+    assert mask_url(url) == masked
+
+
 def test_password_is_masked_in_urls_and_errors():
-    assert mask_url("redis://:s3cret@host:6379/0") == "redis://:***@host:6379/0"
-    assert mask_url("rediss://user:s3cret@host/1") == "rediss://user:***@host/1"
-    assert mask_url("redis://host:6379/0") == "redis://host:6379/0"
-    problems = validate({"REDIS_URL": "redis://:s3cret@host:badport/0"})
-    assert problems and all("s3cret" not in message for _, message, _ in problems)
+    assert mask_url(None) is None  # type: ignore[arg-type]  - a bad setting is reported, not crashed on
+    for url in (
+        "redis://:s3cret@host:badport/0",
+        "redis://:s3cret@x@host:badport/0",
+        "redis://h:bad/0?password=s3cret",
+    ):
+        problems = validate({"REDIS_URL": url})
+        assert problems and all("s3cret" not in message for _, message, _ in problems), url
     assert "s3cret" not in build_settings({"REDIS_URL": "redis://:s3cret@h/0"}).safe_redis_url
 
 

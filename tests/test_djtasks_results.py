@@ -83,6 +83,8 @@ def test_errors_carry_an_importable_class_path():
     lost = task_error({"attempt": 1, "type": "Stalled", "message": "worker w stopped renewing its lease"})
     assert lost.exception_class is WorkerLost
     assert lost.traceback == "Stalled: worker w stopped renewing its lease\n"
+    entry_lost = task_error({"attempt": 1, "type": "EntryLost", "message": "its stream entry was lost"})
+    assert entry_lost.exception_class is WorkerLost
 
 
 def test_without_use_tz_datetimes_are_naive(settings):

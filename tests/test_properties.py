@@ -18,7 +18,15 @@ from django.conf import settings as django_settings
 from django.core.serializers.json import DjangoJSONEncoder
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, multiple, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    invariant,
+    multiple,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from tempotask_django import get_job
 from tempotask_django.storage.keys import CONSUMER_GROUP, STATUS_KEYS
@@ -316,9 +324,11 @@ WORKERS = st.sampled_from(["w1", "w2", "w3"])
 
 
 class JobLifecycle(RuleBasedStateMachine):
-    """Any sequence of enqueue / claim / complete / fail / retry / delete / reclaim / due keeps every
-    job in exactly one status, the leases (pending entries) equal to the running jobs, and refuses
-    every finish from a worker that does not hold the job's current lease."""
+    """Any sequence of enqueue / claim / complete / fail / retry / delete / reclaim / due, with
+    running jobs' stream entries deleted while pending (XDEL) and the leases renewed and swept, keeps
+    every job in exactly one status, the leases (pending entries) equal to the running jobs that
+    did not lose theirs, and refuses every finish from a worker that does not hold the job's
+    current lease; a sweep queues every job that lost its entry again (or fails it)."""
 
     store: Any = None  # set by the test below
     leases = Bundle("leases")
@@ -327,6 +337,8 @@ class JobLifecycle(RuleBasedStateMachine):
         super().__init__()
         self.store.client.flushdb()
         self.current: dict[str, tuple[str, str]] = {}  # job id -> (worker, entry) holding it now
+        self.deleted: set[str] = set()  # entries of running jobs deleted while pending (tombstones)
+        self.orphans: set[str] = set()  # running jobs whose entry nobody holds any more: for the sweep
 
     def _took(self, worker: str, jobs: list[dict[str, str]]) -> list[tuple[str, str, str]]:
         taken = []
@@ -338,7 +350,25 @@ class JobLifecycle(RuleBasedStateMachine):
     def _forget_unless_running(self) -> None:
         for job_id in list(self.current):
             if self.store.client.hget(self.store.keys(Q).job(job_id), "status") != "processing":
-                del self.current[job_id]
+                self.deleted.discard(self.current.pop(job_id)[1])
+
+    def _orphan(self, job_id: str) -> None:
+        self.deleted.discard(self.current.pop(job_id)[1])
+        self.orphans.add(job_id)
+
+    def _pending(self, entry: str) -> bool:
+        return bool(self.store.client.xpending_range(self.store.keys(Q).stream, CONSUMER_GROUP, entry, entry, 1))
+
+    def _running(self, job_id: str) -> str:
+        """``job_id`` when it runs, else the first running job (so these rules always act)."""
+        return job_id if job_id in self.current else min(self.current)
+
+    def _renew(self, worker: str) -> None:
+        held = {entry: job_id for job_id, (owner, entry) in self.current.items() if owner == worker}
+        lost = self.store.renew(Q, worker, list(held))
+        assert sorted(lost) == sorted(entry for entry in held if entry in self.deleted)
+        for entry in lost:
+            self._orphan(held[entry])
 
     @rule(job_id=JOB_IDS, delayed=st.booleans())
     def enqueue(self, job_id, delayed):
@@ -353,7 +383,41 @@ class JobLifecycle(RuleBasedStateMachine):
     def reclaim(self, worker, idle):
         result = self.store.reclaim(Q, worker, 2, idle=idle)
         self._forget_unless_running()  # poison pills went to failed
+        for job_id, (_, entry) in list(self.current.items()):
+            if entry in self.deleted and not self._pending(entry):
+                self._orphan(job_id)  # the take-over dropped the tombstone (if its page reached it)
+        assert not {job["entry"] for job in result.jobs} & self.deleted  # a tombstone never runs
         return multiple(*self._took(worker, result.jobs))
+
+    @precondition(lambda self: self.current)
+    @rule(job_id=JOB_IDS, then_renew=st.booleans())
+    def delete_entry(self, job_id, then_renew):
+        """Another program deletes a running job's stream entry (XDEL, XTRIM): it stays pending.
+        With ``then_renew`` its worker renews its leases next."""
+        worker, entry = self.current[self._running(job_id)]
+        self.store.client.xdel(self.store.keys(Q).stream, entry)
+        self.deleted.add(entry)
+        if then_renew:
+            self._renew(worker)
+
+    @precondition(lambda self: self.current)
+    @rule(job_id=JOB_IDS)
+    def renew(self, job_id):
+        """The worker running ``job_id`` renews all its leases."""
+        self._renew(self.current[self._running(job_id)][0])
+
+    @rule()
+    def sweep(self):
+        result = self.store.sweep_lost_entries(Q, page=2)
+        swept = result.requeued + result.failed
+        while result.offset:
+            result = self.store.sweep_lost_entries(Q, result.offset, page=2)
+            swept += result.requeued + result.failed
+        assert swept == len(self.orphans)
+        for job_id in self.orphans:
+            job = self.store.get_job(Q, job_id)
+            assert job.status in ("waiting", "failed") and job.errors[-1]["type"] in ("EntryLost", "PoisonPill")
+        self.orphans.clear()
 
     @rule(lease=leases, succeeded=st.booleans(), retry=st.booleans())
     def finish(self, lease, succeeded, retry):
@@ -364,6 +428,7 @@ class JobLifecycle(RuleBasedStateMachine):
         assert outcome.accepted == owns, (lease, self.current, outcome)
         if outcome.accepted:
             del self.current[job_id]
+            self.deleted.discard(entry)  # a tombstone's own worker may still finish it
 
     @rule(job_id=JOB_IDS)
     def retry(self, job_id):
@@ -372,7 +437,9 @@ class JobLifecycle(RuleBasedStateMachine):
     @rule(job_id=JOB_IDS)
     def delete(self, job_id):
         self.store.delete_job(Q, job_id)
-        self.current.pop(job_id, None)
+        if job_id in self.current:
+            self.deleted.discard(self.current.pop(job_id)[1])
+        self.orphans.discard(job_id)
 
     @rule()
     def everything_due(self):
@@ -389,14 +456,18 @@ class JobLifecycle(RuleBasedStateMachine):
 
     @invariant()
     def leases_are_the_running_jobs(self):
+        """Every running job holds a pending entry, except the orphans (waiting for the sweep); the
+        stream holds those entries, except the tombstones (deleted, still pending)."""
         keys = self.store.keys(Q)
         running = self.store.client.zcard(keys.processing)
         entries, pending = 0, 0
         if self.store.client.exists(keys.stream):
             entries = self.store.client.xlen(keys.stream)
             pending = self.store.client.xpending(keys.stream, CONSUMER_GROUP)["pending"]
-        assert entries == pending == running
-        assert sorted(self.current) == sorted(self.store.client.zrange(keys.processing, 0, -1))
+        assert pending == running - len(self.orphans)
+        assert entries == pending - len(self.deleted)
+        assert sorted([*self.current, *self.orphans]) == sorted(self.store.client.zrange(keys.processing, 0, -1))
+        assert self.deleted <= {entry for _, entry in self.current.values()}
 
 
 def test_every_job_is_in_exactly_one_status(store):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import threading
 import time
 
@@ -11,7 +13,7 @@ from tempotask_django import JobStatus, get_job, signals
 from tempotask_django.conf import get_settings
 from tempotask_django.storage.connection import get_default_store
 from tempotask_django.worker import Worker
-from tests.helpers import drain, wait_until
+from tests.helpers import drain, url_with_password, wait_until
 from tests.testapp import tasks
 
 pytestmark = pytest.mark.redis
@@ -245,6 +247,77 @@ def test_stop_request_lets_running_jobs_finish(store, ledger):
     assert get_settings().shutdown_timeout == 10
 
 
+def test_a_stopping_worker_renews_its_leases_and_starts_nothing_new(store, ledger, settings):
+    """While a stopped worker waits for its running job, the lease stays fresh (nobody can take the
+    job over past STALLED_TIMEOUT) and the job waiting behind it is left for other workers."""
+    settings.TEMPOTASK = {**settings.TEMPOTASK, "STALLED_TIMEOUT": 1}
+    store = get_default_store()
+    running = tasks.slow.enqueue({"seconds": 2.5})
+    behind = tasks.slow.enqueue({"seconds": 0.1})
+    worker = Worker(["slow"], concurrency=1)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    wait_until(lambda: ledger.entries("start"), message="the first job to start")
+    worker.request_stop()
+    time.sleep(1.5)  # past STALLED_TIMEOUT, still running
+    assert store.reclaim("slow", "another-worker", 5).jobs == []  # nothing looks stalled
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    job = get_job(running)
+    assert (job.status, job.attempt, job.worker, job.errors) == (JobStatus.COMPLETED, 1, worker.name, [])
+    assert get_job(behind).status == JobStatus.WAITING
+    assert [entry["job"] for entry in ledger.entries("start")] == [running]
+
+
+def _run_in_thread(worker: Worker) -> threading.Thread:
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    return thread
+
+
+def test_a_job_whose_entry_was_deleted_under_a_dead_worker_runs_again(store, ledger, settings):
+    """XDEL (or XTRIM) of a running job's entry, then its worker dies: the take-over acks the
+    tombstone and the sweep queues the job again, where nothing re-queued it before."""
+    settings.TEMPOTASK = {**settings.TEMPOTASK, "STALLED_TIMEOUT": 1}
+    store = get_default_store()
+    job_id = tasks.add.enqueue({"a": 1, "b": 2})
+    (claimed,) = store.claim("default", "dead-worker", 1).jobs
+    store.client.xdel(store.keys("default").stream, claimed["entry"])
+    worker = Worker(burst=True)  # exits once nothing is waiting or processing
+    thread = _run_in_thread(worker)
+    thread.join(timeout=15)
+    if thread.is_alive():
+        worker.request_stop()
+        thread.join(timeout=10)
+        pytest.fail(f"the job never finished: {get_job(job_id)}")
+    job = get_job(job_id)
+    assert (job.status, job.result, job.attempt) == (JobStatus.COMPLETED, 3, 2)
+    assert [error["type"] for error in job.errors] == ["EntryLost"]
+    assert [entry["attempt"] for entry in ledger.entries("ran")] == [2]
+
+
+def test_a_job_whose_entry_was_deleted_under_a_live_worker_runs_again(store, ledger, settings, caplog):
+    """The live worker's renewal finds the entry gone: it treats the lease as lost (its result is
+    discarded, not refused forever), and the sweep queues the job again."""
+    settings.TEMPOTASK = {**settings.TEMPOTASK, "STALLED_TIMEOUT": 1}
+    store = get_default_store()
+    job_id = tasks.slow.enqueue({"seconds": 1})
+    worker = Worker(["slow"], concurrency=1)
+    with caplog.at_level(logging.WARNING, logger="tempotask"):
+        thread = _run_in_thread(worker)
+        try:
+            wait_until(lambda: ledger.entries("start"), message="the job to start")
+            store.client.xdel(store.keys("slow").stream, get_job(job_id).entry_id)
+            wait_until(lambda: get_job(job_id).status == JobStatus.COMPLETED, timeout=10, message="the job to end")
+        finally:
+            worker.request_stop()
+            thread.join(timeout=10)
+    job = get_job(job_id)
+    assert (job.attempt, job.worker, [error["type"] for error in job.errors]) == (2, worker.name, ["EntryLost"])
+    assert len(ledger.entries("start")) == len(ledger.entries("end")) == 2
+    assert "lost the lease of entry" in caplog.text and "result discarded" in caplog.text
+
+
 def _make_suspect(store, queue: str, lease: float) -> None:
     """Give the waiting job at the head of ``queue`` two dead workers in a row (delivered twice)."""
     store.claim(queue, "dead-1", 1)
@@ -291,3 +364,53 @@ def test_a_worker_leaving_with_a_job_still_running_keeps_its_lease(store, ledger
     assert [(c["name"], c["pending"]) for c in consumers] == [(worker.name, 1)]
     assert get_job(job_id).status == JobStatus.PROCESSING
     wait_until(lambda: ledger.entries("end"), message="the abandoned handler to return")  # before the next test
+
+
+@pytest.mark.parametrize("form", ["userinfo", "userinfo with @", "query"])
+def test_the_worker_start_line_masks_the_redis_password(redis_client, settings, caplog, form):
+    url = url_with_password(settings.TEMPOTASK["REDIS_URL"], form, "s3cret")
+    settings.TEMPOTASK = {**settings.TEMPOTASK, "REDIS_URL": url}
+    job_id = tasks.add.enqueue({"a": 1, "b": 1})  # through the URL with the password: it is used
+    with caplog.at_level(logging.INFO, logger="tempotask"):
+        drain()
+    assert get_job(job_id).status == JobStatus.COMPLETED
+    started = [record.getMessage() for record in caplog.records if " started: queues " in record.getMessage()]
+    assert len(started) == 1 and ("password=***" if form == "query" else "default:***@") in started[0]
+    assert "s3cret" not in caplog.text
+
+
+def test_each_job_logs_its_start_at_debug_and_its_end_at_info(store, caplog):
+    done = tasks.add.enqueue({"a": 1, "b": 2})
+    broken = tasks.always_fails.enqueue({"why": "test"})  # 2 attempts, no retry delay
+    worker = Worker(concurrency=2)
+    try:
+        with caplog.at_level(logging.DEBUG, logger="tempotask"):
+
+            def settled() -> bool:
+                worker.run_once(block=False)
+                statuses = (get_job(done).status, get_job(broken).status)
+                return statuses == (JobStatus.COMPLETED, JobStatus.FAILED) and worker.running_count == 0
+
+            wait_until(settled, message="both jobs to end, recorded")
+    finally:
+        worker.request_stop()
+        worker.shutdown()
+    lines = [(record.levelno, record.getMessage()) for record in caplog.records if record.name == "tempotask"]
+
+    def one(level: int, pattern: str) -> None:
+        found = [text for levelno, text in lines if levelno == level and re.fullmatch(pattern, text)]
+        assert len(found) == 1, (pattern, lines)
+
+    one(logging.DEBUG, rf"job {done} add started \(attempt 1/1\)")
+    one(logging.INFO, rf"job {done} add completed in \d+\.\d{{3}}s \(attempt 1\)")
+    one(logging.DEBUG, rf"job {broken} always_fails started \(attempt 1/2\)")
+    one(logging.DEBUG, rf"job {broken} always_fails started \(attempt 2/2\)")
+    one(
+        logging.WARNING,
+        rf"job {broken} always_fails failed in \d+\.\d{{3}}s \(attempt 1/2\): ValueError: this task always fails; "
+        r"retry in 0\.0s",
+    )
+    one(
+        logging.ERROR,
+        rf"job {broken} always_fails failed in \d+\.\d{{3}}s \(attempt 2/2\): ValueError: this task always fails",
+    )

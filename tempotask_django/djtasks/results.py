@@ -25,10 +25,12 @@ SYNC_TASK_NAME = "tempotask.django_task"
 ASYNC_TASK_NAME = "tempotask.django_task_async"
 TASK_NAMES = frozenset({SYNC_TASK_NAME, ASYNC_TASK_NAME})
 
-# What a failed attempt's error says when the worker running it died (see storage/lua/reclaim.lua).
+# What a failed attempt's error says when the worker running it died (see storage/lua/reclaim.lua),
+# or the attempt's lease was lost with its stream entry (storage/lua/sweep.lua).
 WORKER_LOST_TYPES = {
     "Stalled": "tempotask_django.exceptions.WorkerLost",
     "PoisonPill": "tempotask_django.exceptions.WorkerLost",
+    "EntryLost": "tempotask_django.exceptions.WorkerLost",
 }
 
 

@@ -96,15 +96,20 @@ class QueueInspector:
         return sorted(set(cast(set[str], self.client.smembers(self.global_keys.queues))) | set(extra))
 
     def find_queue(self, job_id: str, queues: Iterable[str]) -> str | None:
-        """The queue holding ``job_id`` among ``queues`` (one round trip)."""
+        """The first of ``queues`` holding a job ``job_id`` (one round trip)."""
+        return next(iter(self.find_queues(job_id, queues)), None)
+
+    def find_queues(self, job_id: str, queues: Iterable[str]) -> list[str]:
+        """Every one of ``queues`` holding a job ``job_id``, in the order given (one round trip).
+
+        A job id is unique within its queue only: each queue's keys share one hash slot (Redis
+        Cluster), so no index spans queues.
+        """
         candidates = list(queues)
         pipe = self.client.pipeline(transaction=False)
         for queue in candidates:
             pipe.exists(self.keys(queue).job(job_id))
-        for queue, exists in zip(candidates, pipe.execute(), strict=True):
-            if exists:
-                return queue
-        return None
+        return [queue for queue, exists in zip(candidates, pipe.execute(), strict=True) if exists]
 
     def get_job(self, queue: str, job_id: str) -> Job | None:
         """The job with its logs and errors, or None when it does not exist."""

@@ -19,6 +19,7 @@ SCRIPT_NAMES = (
     "fail",
     "reclaim",
     "renew",
+    "sweep",
     "delete",
     "retry",
     "log",
@@ -51,6 +52,7 @@ class Scripts:
     fail: Script
     reclaim: Script
     renew: Script
+    sweep: Script
     delete: Script
     retry: Script
     log: Script

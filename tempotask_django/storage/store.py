@@ -30,6 +30,8 @@ ENQUEUE_CHUNK = 100
 FINISH_CHUNK = 100
 # Doorbell entries kept (approximately): only the newest matters (lib.lua rings with the same cap).
 WAKE_MAXLEN = 100
+# Processing jobs one sweep call looks at (two commands each): keeps each call well under a millisecond.
+SWEEP_PAGE = 200
 
 
 @dataclass(slots=True)
@@ -85,6 +87,15 @@ class ReclaimResult:
     poisoned: int
     alone: bool = False  # the one job returned is a suspect: run nothing else beside it
     suspects: int = 0  # suspects left for a worker running nothing
+
+
+@dataclass
+class SweepResult:
+    """What one sweep call did: jobs whose stream entry was lost, sent back to waiting or failed."""
+
+    offset: int  # where the next call starts; 0 when the pass is complete
+    requeued: int
+    failed: int  # lost too many runs in a row (MAX_DELIVERIES)
 
 
 @dataclass(frozen=True)
@@ -259,6 +270,18 @@ class RedisStore(QueueInspector):
         )  # fmt: skip
         return ReclaimResult([_pairs(job) for job in jobs], next_cursor, int(poisoned), bool(alone), int(suspects))
 
+    def sweep_lost_entries(self, queue: str, offset: int = 0, page: int = SWEEP_PAGE) -> SweepResult:
+        """Send back to waiting, as a new attempt, the processing jobs whose stream entry is no longer
+        pending (deleted while pending, or lost by Redis), looking at ``page`` of them from ``offset``.
+
+        Such a job could never finish nor be taken over. A job whose entry is pending is left alone
+        (a stalled one is ``reclaim``'s). See lua/sweep.lua.
+        """
+        next_offset, requeued, failed = self._run(
+            "sweep", queue, CONSUMER_GROUP, offset, page, self.settings.max_deliveries, self._history_size(queue)
+        )
+        return SweepResult(int(next_offset), int(requeued), int(failed))
+
     def finish(self, consumer: str, finishes: Sequence[Finish]) -> list[FinishOutcome]:
         """Record finished attempts in one round trip; each is refused if ``consumer`` lost the job."""
         outcomes, _ = self.finish_and_claim(consumer, finishes)
@@ -314,7 +337,8 @@ class RedisStore(QueueInspector):
         return calls, positions
 
     def renew(self, queue: str, consumer: str, entry_ids: Sequence[str]) -> list[str]:
-        """Renew leases; returns the entry ids this consumer no longer owns."""
+        """Renew leases; returns the entry ids this consumer no longer owns (taken over, or deleted
+        from the stream while pending: those are acknowledged, and their jobs swept back to waiting)."""
         if not entry_ids:
             return []
         return list(self._run("renew", queue, CONSUMER_GROUP, consumer, *entry_ids))

@@ -8,6 +8,7 @@ from django.contrib.admin.utils import unquote
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 
+from tempotask_django import api
 from tempotask_django.conf import get_settings
 from tempotask_django.job import Job
 from tempotask_django.registry import registry
@@ -94,10 +95,10 @@ class JobListView(DashboardPage):
         )  # fmt: skip
 
     def search(self, job_id: str) -> tuple[list[Job], int]:
-        """The job with exactly this id, in any queue and status."""
-        found = self.store.find_queue(job_id, self.all_queues())
-        job = self.store.get_jobs(found, [job_id]) if found else []
-        return job, len(job)
+        """The jobs with exactly this id, in any queue and status (an id is unique within its queue only)."""
+        queues = self.store.find_queues(job_id, api.lookup_order())
+        jobs = [job for queue in queues for job in self.store.get_jobs(queue, [job_id])]
+        return jobs, len(jobs)
 
     def by_task(self, queue: str, status: str, name: str) -> tuple[list[Job], int, str]:
         page_number = self.request.GET.get("p", "1")

@@ -6,7 +6,7 @@ import logging
 import time
 from typing import Any
 
-from tempotask_django.worker.support import CONSUMER_MAX_IDLE, WorkerParts
+from tempotask_django.worker.support import CONSUMER_MAX_IDLE, REDIS_ERRORS, WorkerParts
 
 logger = logging.getLogger("tempotask")
 
@@ -18,16 +18,27 @@ class ChoresMixin(WorkerParts):
         lease = self.settings.stalled_timeout
         return {
             "heartbeat": (max(0.2, lease / 3), self._heartbeat),
-            "reclaim": (max(0.5, lease / 2), self._reclaim),
+            "reclaim": (max(0.5, lease / 2), self._reclaim_and_sweep),
             "forget_consumers": (300.0, self._forget_idle_consumers),
         }
 
-    def _do_chores(self) -> None:
+    def _do_chores(self, only: tuple[str, ...] | None = None) -> None:
         now = time.monotonic()
         for chore, (interval, action) in self._chores().items():
-            if now >= self._chores_due.get(chore, 0):
+            if (only is None or chore in only) and now >= self._chores_due.get(chore, 0):
                 self._chores_due[chore] = now + interval
                 action()
+
+    def _chores_while_stopping(self) -> None:
+        """What a stopping worker still does while it waits for its running jobs: renew their leases
+        (and its heartbeat). Without it another worker would take them over after STALLED_TIMEOUT and
+        run them a second time. Nothing here starts a job."""
+        try:
+            self._do_chores(only=("heartbeat",))
+        except REDIS_ERRORS as exc:
+            self._throttle.failed("renewing leases while stopping", exc)
+        except Exception:
+            logger.exception("worker %s: unexpected error renewing leases while stopping; continuing", self.name)
 
     def _seconds_to_next_chore(self) -> float:
         if not self._chores_due:
@@ -54,7 +65,7 @@ class ChoresMixin(WorkerParts):
                         continue  # finished meanwhile: not a loss
                     job.lost = True
                 logger.warning(
-                    "worker %s lost the lease of entry %s on %s (taken over, or Redis lost it); its result "
+                    "worker %s lost the lease of entry %s on %s (taken over, deleted, or Redis lost it); its result "
                     "will be discarded", self.name, lost, queue,
                 )  # fmt: skip
 
@@ -65,6 +76,28 @@ class ChoresMixin(WorkerParts):
             "host": host, "pid": pid, "queues": ",".join(self.queues), "concurrency": self.concurrency,
             "started": int(self.started_at * 1000), "jobs_done": self.jobs_done, "running": self.running_count,
         }  # fmt: skip
+
+    def _reclaim_and_sweep(self) -> None:
+        self._reclaim()
+        self._sweep_lost_entries()
+
+    def _sweep_lost_entries(self) -> None:
+        """Send back to waiting the running jobs whose stream entry was lost (deleted while pending,
+        or lost by Redis): nothing else could ever finish or take them over. Starts no job here."""
+        for queue in self.queues:
+            offset, budget_end = 0, time.monotonic() + 0.2
+            while True:
+                result = self.store.sweep_lost_entries(queue, offset)
+                if result.requeued:
+                    logger.warning("%d job(s) on %s lost their stream entry; queued again", result.requeued, queue)
+                if result.failed:
+                    logger.error(
+                        "%d job(s) on %s lost their stream entry too many times in a row (MAX_DELIVERIES); "
+                        "failed", result.failed, queue,
+                    )  # fmt: skip
+                offset = result.offset
+                if offset == 0 or time.monotonic() >= budget_end:
+                    break
 
     def _reclaim(self) -> None:
         """Take over jobs of dead workers, as far as free slots allow.

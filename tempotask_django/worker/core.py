@@ -145,9 +145,10 @@ class Worker(FinishingMixin, ChoresMixin):
         return started
 
     def shutdown(self) -> bool:
-        """Wait for running jobs (SHUTDOWN_TIMEOUT), record them, and leave the groups cleanly."""
+        """Wait for running jobs (SHUTDOWN_TIMEOUT) renewing their leases, record them, and leave the groups cleanly."""
         deadline = time.monotonic() + self.settings.shutdown_timeout
         while self.running_count and time.monotonic() < deadline:
+            self._chores_while_stopping()  # keep the leases until the running jobs are recorded
             self._slot_freed.wait(timeout=0.1)
             self._slot_freed.clear()
         left = self.running_count

@@ -20,7 +20,7 @@ from tempotask_django.job import ms_to_datetime
 from tempotask_django.models import PERMISSIONS
 from tempotask_django.storage.connection import get_default_store
 from tests.admin.conftest import XSS, client_for, redis_state
-from tests.helpers import drain
+from tests.helpers import drain, url_with_password
 
 pytestmark = pytest.mark.django_db
 STATUSES = ("waiting", "processing", "delayed", "completed", "failed")
@@ -163,6 +163,20 @@ def test_job_list_columns_filters_and_search(seeded, superuser):
     assert missing.context["jobs"] == [] and "No waiting jobs" in missing.content.decode()
 
 
+def test_search_by_id_lists_the_job_of_every_queue_holding_it(seeded, superuser):
+    api.add_job("add", {"a": 0, "b": 0}, job_id=seeded["failed"], queue="slow", on_commit=False)
+    search = client_for(superuser).get(
+        reverse("admin:tempotask_job_list", args=["slow", "waiting"]), {"q": seeded["failed"]}
+    )
+    assert [(job.queue, job.id) for job in search.context["jobs"]] == [
+        ("default", seeded["failed"]),
+        ("slow", seeded["failed"]),
+    ]
+    html = search.content.decode()
+    for queue in ("default", "slow"):
+        assert reverse("admin:tempotask_job", args=[queue, seeded["failed"]]) in html
+
+
 def test_jobs_tab_opens_the_default_queue(superuser, db):
     response = client_for(superuser).get(reverse("admin:tempotask_jobs"), {"q": "abc"})
     assert response.status_code == 302
@@ -290,14 +304,17 @@ def test_workers_page_lists_live_workers_only(store, superuser, db):
         assert text in html
 
 
-def test_the_redis_password_is_masked(seeded, superuser, settings):
-    url = settings.TEMPOTASK["REDIS_URL"].replace("redis://", "redis://default:s3cret-pw@")
+@pytest.mark.parametrize("form", ["userinfo", "userinfo with @", "query"])
+def test_the_redis_password_is_masked(seeded, superuser, settings, form):
+    url = url_with_password(settings.TEMPOTASK["REDIS_URL"], form, "s3cret-pw")
     with override_settings(TEMPOTASK={**settings.TEMPOTASK, "REDIS_URL": url}):
         client = client_for(superuser)
         for name, page in page_urls(seeded).items():
             response = client.get(page)
-            assert response.status_code == 200 and b"s3cret-pw" not in response.content, name
-        assert b"default:***@" in client.get(reverse("admin:tempotask_overview")).content
+            assert response.status_code == 200, name
+            assert b"s3cret-pw" not in response.content, name
+        shown = b"password=***" if form == "query" else b"default:***@"
+        assert shown in client.get(reverse("admin:tempotask_overview")).content
 
 
 def test_permissions_have_a_migration():

@@ -10,7 +10,7 @@ import pytest
 
 from tempotask_django.job import JobStatus
 from tempotask_django.storage.keys import CONSUMER_GROUP, STATUS_KEYS
-from tempotask_django.storage.store import Finish, JobSpec
+from tempotask_django.storage.store import Finish, JobSpec, SweepResult
 
 pytestmark = pytest.mark.redis
 
@@ -210,14 +210,126 @@ def test_restart_without_persistence_is_survived(store):
     assert [job["id"] for job in store.claim(Q, "w1", 5).jobs] == ["b"]
 
 
-def test_entry_deleted_while_pending_is_acked_not_crashed_on(store):
+def pending_count(store, queue: str = Q) -> int:
+    return store.client.xpending(store.keys(queue).stream, CONSUMER_GROUP)["pending"]
+
+
+def delete_entry(store, job: dict) -> None:
+    """What XDEL or XTRIM by another program does to a running job's entry: it stays pending."""
+    assert store.client.xdel(store.keys(Q).stream, job["entry"]) == 1
+
+
+def test_entry_deleted_while_pending_of_a_dead_worker_is_acked_and_its_job_runs_again(store):
+    """The take-over acks the tombstone (Redis 7 drops it itself); the sweep finds the job, which is
+    processing with an entry nobody holds, and queues it again as a new attempt."""
+    store.enqueue(spec("a", priority=5))
+    job = store.claim(Q, "dead-worker", 1).jobs[0]
+    delete_entry(store, job)
+    assert store.sweep_lost_entries(Q).requeued == 0  # still pending: the take-over's business
+    _stalled_now(store)
+    assert store.reclaim(Q, "w2", 5).jobs == []
+    assert pending_count(store) == 0
+    assert statuses(store, "a") == ["processing"]  # until the sweep
+    assert store.sweep_lost_entries(Q) == SweepResult(0, 1, 0)
+    record = store.get_job(Q, "a")
+    assert (record.status, record.attempt, record.entry_id, record.priority) == (JobStatus.WAITING, 1, None, 5)
+    assert statuses(store, "a") == ["waiting"]
+    error = record.errors[-1]
+    assert error["type"] == "EntryLost" and error["attempt"] == 1 and error["worker"] == "dead-worker"
+    assert "its stream entry was lost: deleted while pending, or Redis lost it" in error["message"]
+    again = store.claim(Q, "w2", 1).jobs[0]
+    assert again["attempt"] == "2" and again["entry"] != job["entry"]
+    assert complete(store, "w2", again).accepted
+    assert store.get_job(Q, "a").status == JobStatus.COMPLETED
+    assert store.client.xlen(store.keys(Q).stream) == pending_count(store) == 0
+
+
+def test_entry_deleted_while_pending_of_a_live_worker_is_reported_lost_and_its_job_runs_again(store):
+    """Renewing a deleted entry is impossible (Redis 7's XCLAIM drops it silently): renew reports it
+    lost and acks it, so the worker's finish is refused and the sweep queues the job again."""
     store.enqueue(spec("a"))
-    job = store.claim(Q, "w1", 1).jobs[0]
-    store.client.xdel(store.keys(Q).stream, job["entry"])
-    store.settings = type(store.settings)(**{**store.settings.__dict__, "stalled_timeout": 0.0})
-    result = store.reclaim(Q, "w2", 5)
-    assert result.jobs == []
-    assert store.client.xpending(store.keys(Q).stream, CONSUMER_GROUP)["pending"] == 0
+    store.enqueue(spec("b"))
+    job, other = store.claim(Q, "w1", 2).jobs
+    delete_entry(store, job)
+    assert store.renew(Q, "w1", [job["entry"], other["entry"]]) == [job["entry"]]
+    assert pending_count(store) == 1  # b's lease is renewed and kept
+    refused = complete(store, "w1", job)
+    assert not refused.accepted and "no longer pending" in refused.reason
+    assert store.sweep_lost_entries(Q) == SweepResult(0, 1, 0)
+    assert statuses(store, "a") == ["waiting"] and statuses(store, "b") == ["processing"]
+    again = store.claim(Q, "w1", 1).jobs[0]
+    assert (again["id"], again["attempt"]) == ("a", "2")
+    assert complete(store, "w1", again).accepted and complete(store, "w1", other).accepted
+    assert [store.get_job(Q, job_id).status for job_id in "ab"] == [JobStatus.COMPLETED] * 2
+
+
+def test_sweep_leaves_jobs_whose_entry_is_pending_alone(store):
+    for job_id in "abc":
+        store.enqueue(spec(job_id))
+    store.claim(Q, "w1", 1)  # a: running
+    store.claim(Q, "dead", 1)  # b: stalled, left to the take-over
+    _stalled_now(store)
+    before = {job_id: store.client.hgetall(store.keys(Q).job(job_id)) for job_id in "abc"}
+    assert store.sweep_lost_entries(Q) == SweepResult(0, 0, 0)
+    assert {job_id: store.client.hgetall(store.keys(Q).job(job_id)) for job_id in "abc"} == before
+    assert pending_count(store) == 2
+
+
+def test_an_entry_lost_again_and_again_fails_the_job_at_max_deliveries(store):
+    """As for a stall, runs in a row that never finished count against MAX_DELIVERIES."""
+    _stalled_now(store, max_deliveries=3)
+    store.enqueue(spec("j"))
+    store.claim(Q, "dead", 1)
+    (taken,) = store.reclaim(Q, "w1", 1, idle=True).jobs  # run 1 never finished (a stall)
+    delete_entry(store, taken)
+    assert store.renew(Q, "w1", [taken["entry"]]) == [taken["entry"]]
+    assert store.sweep_lost_entries(Q) == SweepResult(0, 1, 0)  # run 2 never finished: 2 in a row
+    (again,) = store.claim(Q, "w2", 1).jobs
+    delete_entry(store, again)
+    assert store.renew(Q, "w2", [again["entry"]]) == [again["entry"]]
+    assert store.sweep_lost_entries(Q) == SweepResult(0, 0, 1)  # 3 in a row: failed, not queued again
+    record = store.get_job(Q, "j")
+    assert record.status == JobStatus.FAILED and statuses(store, "j") == ["failed"]
+    assert [error["type"] for error in record.errors] == ["Stalled", "EntryLost", "PoisonPill"]
+    assert "3 runs in a row never finished" in record.errors[-1]["message"]
+    assert "MAX_DELIVERIES=3" in record.errors[-1]["message"]
+    assert store.client.xlen(store.keys(Q).stream) == pending_count(store) == 0
+    # A retry starts a new streak: the PoisonPill error ends the old one.
+    assert store.retry_job(Q, "j") == "failed"
+    (fresh,) = store.claim(Q, "w2", 1).jobs
+    delete_entry(store, fresh)
+    store.renew(Q, "w2", [fresh["entry"]])
+    assert store.sweep_lost_entries(Q) == SweepResult(0, 1, 0)
+
+
+def test_sweep_pages_through_the_processing_set(store):
+    for n in range(25):
+        store.enqueue(spec(f"j{n}"))
+    jobs = store.claim(Q, "w1", 25).jobs
+    lost = {job["id"] for job in jobs[::3]}
+    for job in jobs:
+        if job["id"] in lost:
+            delete_entry(store, job)
+    assert sorted(store.renew(Q, "w1", [job["entry"] for job in jobs])) == sorted(
+        job["entry"] for job in jobs if job["id"] in lost
+    )
+    offset, calls, requeued = 0, 0, 0
+    while True:
+        result = store.sweep_lost_entries(Q, offset, page=4)
+        calls, requeued, offset = calls + 1, requeued + result.requeued, result.offset
+        if offset == 0:
+            break
+    assert requeued == len(lost) == 9 and calls > 4
+    assert {job.id for job in store.list_jobs(Q, "waiting", limit=100)} == lost
+    assert store.count_jobs(Q, "processing") == pending_count(store) == 25 - len(lost)
+
+
+def test_sweep_does_nothing_without_the_group(store):
+    store.enqueue(spec("a"))
+    store.claim(Q, "w1", 1)
+    store.client.xgroup_destroy(store.keys(Q).stream, CONSUMER_GROUP)
+    assert store.sweep_lost_entries(Q) == SweepResult(0, 0, 0)  # the next claim redelivers it
+    assert [job["id"] for job in store.claim(Q, "w2", 5).jobs] == ["a"]
 
 
 def test_forget_consumers_keeps_consumers_with_pending_entries(store):
@@ -407,7 +519,8 @@ def test_a_job_dying_with_a_poison_pill_is_not_failed_with_it(store):
 
 
 def test_reclaim_pages_through_many_deleted_entries(store):
-    """Entries deleted while pending are acked page by page (cursor), on Redis 6.2 and 7."""
+    """Entries deleted while pending are acked page by page (cursor), on Redis 6.2 and 7, and the
+    sweep that follows queues every one of their jobs again."""
     _stalled_now(store)
     for n in range(25):
         store.enqueue(spec(f"j{n}"))
@@ -423,3 +536,11 @@ def test_reclaim_pages_through_many_deleted_entries(store):
             break
     assert calls == 3  # pages of COUNT x 10
     assert store.client.xpending(store.keys(Q).stream, CONSUMER_GROUP)["pending"] == 0
+    assert store.sweep_lost_entries(Q) == SweepResult(0, 25, 0)
+    assert store.count_jobs(Q, "waiting") == 25 and store.count_jobs(Q, "processing") == 0
+    again = store.claim(Q, "w1", 25).jobs
+    assert len(again) == 25 and {job["attempt"] for job in again} == {"2"}
+    assert all(
+        outcome.accepted for outcome in store.finish("w1", [Finish(Q, j["entry"], j["id"], True, "1") for j in again])
+    )
+    assert store.count_jobs(Q, "completed") == 25

@@ -38,6 +38,8 @@ for _, p in ipairs(stalled) do
     local entry = claimed[1]
     if type(entry) ~= 'table' then
       -- Deleted while pending: 7.x drops it from the pending list itself, 6.2 keeps it (ack it).
+      -- Its fields are gone, so its job is found from the processing set and sent back to waiting
+      -- by sweep.lua, which the same chore runs next.
       redis.call('XACK', K.stream, group, eid)
     else
       local id = entry_field(entry[2], 'job')

@@ -2,14 +2,22 @@
 -- ARGV[2] consumer group
 -- ARGV[3] consumer (worker) name
 -- ARGV[4..] stream entry ids the worker believes it runs
--- Returns the entry ids the worker no longer owns.
+-- Returns the entry ids the worker no longer owns: taken over, or deleted from the stream while
+-- pending (XDEL, XTRIM). A deleted entry cannot be renewed (Redis 7's XCLAIM drops it from the
+-- pending list without a word, 6.2 keeps it), so on both versions it is acknowledged here and
+-- reported lost: the worker's result will be refused, and sweep.lua sends the job back to waiting.
 local group, consumer = ARGV[2], ARGV[3]
 local lost = {}
 for i = 4, #ARGV do
   local eid = ARGV[i]
   local pending = redis.pcall('XPENDING', K.stream, group, eid, eid, 1)
   if type(pending) == 'table' and not pending.err and #pending > 0 and pending[1][2] == consumer then
-    redis.call('XCLAIM', K.stream, group, consumer, 0, eid, 'JUSTID')
+    if #redis.call('XRANGE', K.stream, eid, eid) == 0 then
+      redis.call('XACK', K.stream, group, eid)
+      lost[#lost + 1] = eid
+    else
+      redis.call('XCLAIM', K.stream, group, consumer, 0, eid, 'JUSTID')
+    end
   else
     lost[#lost + 1] = eid
   end

@@ -1,0 +1,75 @@
+-- Send back to waiting, as a new attempt, the running jobs whose stream entry is no longer
+-- pending: deleted while pending (XDEL, XTRIM; Redis 7 then drops it from the pending list at the
+-- next XCLAIM, and reclaim.lua and renew.lua acknowledge it), or lost by Redis. No finish can
+-- succeed for such a job (each checks the pending entry) and no take-over sees it (take-overs read
+-- the pending list), so without this it would stay processing forever.
+-- Claims set processing and deliver the entry in one script and finishes release both in one
+-- script, so a processing job whose entry nobody has pending is such an orphan. A job whose entry
+-- is pending, deleted or not, is the take-over's business (reclaim.lua), never this script's.
+-- As for stalls, MAX_DELIVERIES bounds the runs in a row that never finished: this loss and the
+-- Stalled and EntryLost errors just before it; past that the job fails (type PoisonPill).
+-- ARGV[2] consumer group
+-- ARGV[3] offset: rank in the processing set to start at ('0' for a fresh pass)
+-- ARGV[4] how many processing jobs to look at in this call
+-- ARGV[5] MAX_DELIVERIES
+-- ARGV[6] history size (failed jobs kept)
+-- Returns {next_offset, requeued, failed}; next_offset 0 when the pass is complete.
+local group, offset, page = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local max_deliveries, max_failed = tonumber(ARGV[5]), tonumber(ARGV[6])
+local ids = redis.call('ZRANGE', K.processing, offset, offset + page - 1)
+if #ids == 0 then return {0, 0, 0} end
+-- Without the group nothing tells who holds what: the next claim recreates it and redelivers.
+local group_state = redis.pcall('XPENDING', K.stream, group)
+if type(group_state) ~= 'table' or group_state.err then return {0, 0, 0} end
+
+-- Runs in a row that never finished before this one: the trailing Stalled / EntryLost errors.
+local function unfinished_runs(jk)
+  local recent = redis.call('LRANGE', jk .. ':errors', -max_deliveries, -1)
+  local runs = 0
+  for i = #recent, 1, -1 do
+    local ok, err = pcall(cjson.decode, recent[i])
+    if not ok or type(err) ~= 'table' or (err.type ~= 'Stalled' and err.type ~= 'EntryLost') then break end
+    runs = runs + 1
+  end
+  return runs
+end
+
+local now = now_ms()
+local requeued, failed = 0, 0
+for _, id in ipairs(ids) do
+  local jk = job_key(id)
+  local current = redis.call('HMGET', jk, 'status', 'entry', 'worker', 'attempt', 'priority')
+  local eid, pending = current[2], nil
+  if current[1] == 'processing' and eid then
+    pending = redis.pcall('XPENDING', K.stream, group, eid, eid, 1)
+    if type(pending) ~= 'table' or pending.err then eid, pending = nil, nil end -- not a stream id at all
+  end
+  if current[1] == 'processing' and not (pending and #pending > 0) then
+    local worker = current[3] or '?'
+    local runs = unfinished_runs(jk) + 1
+    local err = {attempt = finite(current[4], 0), type = 'EntryLost', t = now, traceback = '', worker = worker,
+      message = 'its stream entry was lost: deleted while pending, or Redis lost it (entry ' ..
+        (current[2] or 'none') .. ', worker ' .. worker .. ')'}
+    if eid then drop_entry(group, eid) end
+    redis.call('ZREM', K.processing, id)
+    redis.call('HDEL', jk, 'entry')
+    if runs >= max_deliveries then
+      err.type = 'PoisonPill'
+      err.message = err.message .. '; ' .. runs .. ' runs in a row never finished: failed instead of ' ..
+        'retried (MAX_DELIVERIES=' .. max_deliveries .. ')'
+      redis.call('RPUSH', jk .. ':errors', cjson.encode(err))
+      redis.call('HSET', jk, 'status', 'failed', 'finished_at', now)
+      redis.call('ZADD', K.failed, now, id)
+      count_stat('failed', now)
+      trim_history(K.failed, max_failed)
+      failed = failed + 1
+    else
+      err.message = err.message .. '; runs again'
+      redis.call('RPUSH', jk .. ':errors', cjson.encode(err))
+      make_waiting(id, priority_of(current[5]))
+      requeued = requeued + 1
+    end
+  end
+end
+if #ids < page then return {0, requeued, failed} end
+return {offset + page - requeued - failed, requeued, failed}
