@@ -98,6 +98,8 @@ def encode(value: Any, *, max_bytes: int | None = None, what: str = "job data") 
 
 def encode_result(value: Any) -> str:
     """Serialize a handler's return value; a value JSON cannot hold is stored as its repr."""
+    if value is None:  # most handlers return nothing
+        return "null"
     try:
         return dumps(normalize(value, "result"))
     except (TypeError, ValueError, RecursionError):

@@ -98,7 +98,7 @@ class SweepResult:
     failed: int  # lost too many runs in a row (MAX_DELIVERIES)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Finish:
     """One finished attempt, to be recorded (possibly in a batch with others)."""
 
