@@ -49,20 +49,25 @@ def test_flaky_job_succeeds_on_a_later_attempt(store):
     assert (job.status, job.attempt, job.result, len(job.errors)) == (JobStatus.COMPLETED, 3, "finally", 2)
 
 
-def test_exponential_backoff_delays_each_retry_longer(store):
-    job_id = tasks.fails_with_backoff.enqueue({})
+def retry_delays(store, job_id: str, attempts: int) -> list[float]:
+    """Run ``attempts`` attempts of a failing job one by one; the retry delay chosen after each."""
     worker = Worker(concurrency=1)
     delays = []
-    for expected_attempt in (1, 2, 3):
+    for attempt in range(1, attempts + 1):
         # Make the job due now, run one attempt, and read the delay chosen for the next one.
         store.client.zadd(store.keys("default").delayed, {job_id: 0}, xx=True)
         wait_until(lambda: worker.run_once(block=False) or worker.jobs_done, message="a start")
-        wait_until(lambda n=expected_attempt: worker.jobs_done >= n, message="attempt recorded")
+        wait_until(lambda n=attempt: worker.jobs_done >= n, message="attempt recorded")
         job = get_job(job_id)
         assert job.status == JobStatus.DELAYED
         delays.append((job.run_at - job.finished_at).total_seconds())
     worker.request_stop()
     worker.shutdown()
+    return delays
+
+
+def test_exponential_backoff_delays_each_retry_longer(store):
+    delays = retry_delays(store, tasks.fails_with_backoff.enqueue({}), 3)
     for attempt, delay in enumerate(delays, start=1):
         base = 1 * 2 ** (attempt - 1)
         assert base * 0.89 <= delay <= base * 1.11, delays
@@ -71,17 +76,7 @@ def test_exponential_backoff_delays_each_retry_longer(store):
 def test_the_worker_caps_exponential_delays_at_max_retry_delay(store, settings):
     settings.TEMPOTASK = {**settings.TEMPOTASK, "MAX_RETRY_DELAY": 1.5}
     store = get_default_store()
-    job_id = tasks.fails_with_backoff.enqueue({})  # 1 s doubling: 1, 2, 4 s uncapped
-    worker = Worker(concurrency=1)
-    delays = []
-    for attempt in (1, 2, 3):
-        store.client.zadd(store.keys("default").delayed, {job_id: 0}, xx=True)
-        wait_until(lambda: worker.run_once(block=False) or worker.jobs_done, message="a start")
-        wait_until(lambda n=attempt: worker.jobs_done >= n, message="attempt recorded")
-        job = get_job(job_id)
-        delays.append((job.run_at - job.finished_at).total_seconds())
-    worker.request_stop()
-    worker.shutdown()
+    delays = retry_delays(store, tasks.fails_with_backoff.enqueue({}), 3)  # 1 s doubling: 1, 2, 4 s uncapped
     assert 0.89 <= delays[0] <= 1.11 and delays[1:] == [1.5, 1.5], delays
 
 
