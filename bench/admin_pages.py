@@ -28,7 +28,7 @@ CRONS = 20
 def fill(history: int, waiting: int) -> dict[str, float]:
     from tempotask_django import api
     from tempotask_django.storage.connection import get_default_store
-    from tempotask_django.storage.store import Finish
+    from tempotask_django.storage.records import Finish
 
     store = get_default_store()
     took = {}

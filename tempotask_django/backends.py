@@ -45,7 +45,7 @@ from tempotask_django.djtasks.results import TASK_NAMES, TaskCall, local_datetim
 from tempotask_django.job import Job, ms_to_datetime
 from tempotask_django.producer import build_spec, submit
 from tempotask_django.storage.connection import get_default_store
-from tempotask_django.storage.store import JobSpec
+from tempotask_django.storage.records import JobSpec
 from tempotask_django.validation import JOB_ID_PATTERN
 
 

@@ -18,7 +18,7 @@ from tempotask_django import serialization, signals, validation
 from tempotask_django.conf import Settings, get_settings
 from tempotask_django.registry import registry
 from tempotask_django.storage.connection import get_default_store
-from tempotask_django.storage.store import JobSpec
+from tempotask_django.storage.records import JobSpec
 
 if TYPE_CHECKING:
     from tempotask_django.registry import Task

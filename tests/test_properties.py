@@ -30,7 +30,7 @@ from hypothesis.stateful import (
 
 from tempotask_django import get_job
 from tempotask_django.storage.keys import CONSUMER_GROUP, STATUS_KEYS
-from tempotask_django.storage.store import Finish, JobSpec
+from tempotask_django.storage.records import Finish, JobSpec
 from tempotask_django.worker import Worker
 from tests.testapp import tasks
 

@@ -30,7 +30,8 @@ from tempotask_django.job import JobStatus, ms_to_datetime
 from tempotask_django.storage import presence
 
 if TYPE_CHECKING:
-    from tempotask_django.storage.store import JobSpec, RedisStore
+    from tempotask_django.storage.records import JobSpec
+    from tempotask_django.storage.store import RedisStore
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from tempotask_django.exceptions import TaskNotRegistered
 from tempotask_django.models import VIEW
 from tempotask_django.producer import build_spec, submit
 from tempotask_django.registry import Task, registry
-from tempotask_django.storage.store import JobSpec
+from tempotask_django.storage.records import JobSpec
 from tempotask_django.validation import RESERVED_NAME_PREFIX
 from tempotask_django.views.base import DashboardAction, admin_url
 

@@ -27,7 +27,8 @@ from tempotask_django.registry import TaskRegistry, registry
 from tempotask_django.runner import JobRunner, Outcome
 from tempotask_django.slots import Slots
 from tempotask_django.storage.connection import get_default_store
-from tempotask_django.storage.store import ClaimResult, RedisStore
+from tempotask_django.storage.records import ClaimResult
+from tempotask_django.storage.store import RedisStore
 from tempotask_django.worker.chores import ChoresMixin
 from tempotask_django.worker.finishing import FinishingMixin
 from tempotask_django.worker.support import IDLE_BLOCK_MS, REDIS_ERRORS, AsyncLoopThread, ErrorThrottle, RunningJob

@@ -10,7 +10,7 @@ import time
 from tempotask_django import serialization, signals
 from tempotask_django.backoff import retry_delay_seconds
 from tempotask_django.runner import Outcome, error_json
-from tempotask_django.storage.store import ClaimResult, Finish, FinishOutcome
+from tempotask_django.storage.records import ClaimResult, Finish, FinishOutcome
 from tempotask_django.validation import MAX_SECONDS
 from tempotask_django.worker.support import (
     FINISH_BATCH,

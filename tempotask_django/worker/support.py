@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from tempotask_django.conf import Settings
     from tempotask_django.runner import Outcome
     from tempotask_django.slots import Slots
-    from tempotask_django.storage.store import ClaimResult, RedisStore
+    from tempotask_django.storage.records import ClaimResult
+    from tempotask_django.storage.store import RedisStore
 
 logger = logging.getLogger("tempotask")
 

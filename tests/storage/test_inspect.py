@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tempotask_django.storage.store import Finish, JobSpec
+from tempotask_django.storage.records import Finish, JobSpec
 
 pytestmark = pytest.mark.redis
 

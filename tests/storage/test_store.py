@@ -10,7 +10,7 @@ import pytest
 
 from tempotask_django.job import JobStatus
 from tempotask_django.storage.keys import CONSUMER_GROUP, STATUS_KEYS
-from tempotask_django.storage.store import Finish, JobSpec, SweepResult
+from tempotask_django.storage.records import Finish, JobSpec, SweepResult
 
 pytestmark = pytest.mark.redis
 

@@ -24,7 +24,7 @@ from tempotask_django.chaos.simulation import MS, SimulatedBeat, Simulation
 from tempotask_django.chaos.ticks import Tick, TickWindow, lag_figures, tick_figures
 from tempotask_django.scheduler import CronScheduler
 from tempotask_django.schedules import CronSchedule, collect_schedules
-from tempotask_django.storage.store import Finish
+from tempotask_django.storage.records import Finish
 
 # Every-minute schedules in zones with a daylight-saving change, an offset of 45 minutes, and
 # half-hour DST: every real minute is a tick in each of them.

@@ -1,0 +1,89 @@
+"""The values the store takes and returns: a job to enqueue, a finished attempt, what a claim gave."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(slots=True)
+class JobSpec:
+    """Everything needed to enqueue one job (already validated and serialized)."""
+
+    id: str
+    name: str
+    queue: str
+    data: str  # JSON text
+    priority: int = 0
+    max_attempts: int = 1
+    retry_delay: float = 0.0
+    backoff: str = "fixed"
+    parent_id: str = ""
+    origin: str = ""
+    delay_ms: int = 0
+    run_at_ms: int = 0
+    # The id came from the caller, so an active job may have it (a random id cannot): checked.
+    checked: bool = True
+
+    def another(self, job_id: str, data: str) -> JobSpec:
+        """The same job with another id and data (a bulk enqueue of one task with one set of options)."""
+        return JobSpec(
+            job_id, self.name, self.queue, data, self.priority, self.max_attempts, self.retry_delay, self.backoff,
+            self.parent_id, self.origin, self.delay_ms, self.run_at_ms, checked=False,
+        )  # fmt: skip
+
+    def job_args(self) -> list[Any]:
+        """The record's values, in the order lib.lua's JOB_FIELDS names them."""
+        return [self.name, self.queue, self.data, self.max_attempts, self.retry_delay, self.backoff,
+                self.parent_id, self.origin]  # fmt: skip
+
+    def script_args(self) -> list[Any]:
+        """enqueue.lua's arguments for this job: id, checked, priority, delay, due, the record's values."""
+        return [self.id, 1 if self.checked else 0, self.priority, self.delay_ms, self.run_at_ms, *self.job_args()]
+
+
+@dataclass
+class ClaimResult:
+    """What one claim call gave a worker."""
+
+    jobs: list[dict[str, str]]
+    next_due_ms: int  # ms until the next delayed job is due, -1 when none
+    wake_id: str  # newest doorbell entry; block on entries after it
+    paused: bool
+
+
+@dataclass
+class ReclaimResult:
+    jobs: list[dict[str, str]]
+    cursor: str
+    poisoned: int
+    alone: bool = False  # the one job returned is a suspect: run nothing else beside it
+    suspects: int = 0  # suspects left for a worker running nothing
+
+
+@dataclass
+class SweepResult:
+    """What one sweep call did: jobs whose stream entry was lost, sent back to waiting or failed."""
+
+    offset: int  # where the next call starts; 0 when the pass is complete
+    requeued: int
+    failed: int  # lost too many runs in a row (MAX_DELIVERIES)
+
+
+@dataclass(slots=True)
+class Finish:
+    """One finished attempt, to be recorded (possibly in a batch with others)."""
+
+    queue: str
+    entry_id: str
+    job_id: str
+    succeeded: bool
+    payload: str  # result JSON on success, error JSON on failure
+    retry_delay_ms: int = -1  # failures only: -1 fails for good
+
+
+@dataclass
+class FinishOutcome:
+    accepted: bool
+    status: str = ""
+    reason: str = ""
