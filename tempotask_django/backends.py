@@ -106,10 +106,8 @@ class TempotaskBackend(BaseTaskBackend):
         return task_result
 
     def _submit(self, spec: JobSpec, task_result: Any) -> None:
-        submit([spec])
-        store = get_default_store()
-        enqueued_at = store.client.hget(store.keys(spec.queue).job(spec.id), "enqueued_at")
-        object.__setattr__(task_result, "enqueued_at", local_datetime(ms_to_datetime(str(enqueued_at or ""))))
+        submit([spec])  # sets spec.enqueued_at_ms: no second round trip to read it
+        object.__setattr__(task_result, "enqueued_at", local_datetime(ms_to_datetime(spec.enqueued_at_ms or None)))
         send(task_enqueued, type(self), task_result)
 
     def get_result(self, result_id: str) -> Any:

@@ -24,6 +24,8 @@ class JobSpec:
     run_at_ms: int = 0
     # The id came from the caller, so an active job may have it (a random id cannot): checked.
     checked: bool = True
+    # Set by the store once the job is added: when, by the Redis clock (ms).
+    enqueued_at_ms: int = 0
 
     def another(self, job_id: str, data: str) -> JobSpec:
         """The same job with another id and data (a bulk enqueue of one task with one set of options)."""

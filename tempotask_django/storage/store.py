@@ -53,6 +53,14 @@ class _QueueCall:
     base: str = field(default="")
 
 
+def _enqueued(spec: JobSpec, reply: Sequence[Any]) -> tuple[bool, str]:
+    """(added, status) from enqueue.lua's reply for ``spec``; an added job's spec gets its enqueue time."""
+    added, status, now_ms = reply
+    if added:
+        spec.enqueued_at_ms = int(now_ms)
+    return bool(added), status
+
+
 def _pairs(flat: Sequence[str]) -> dict[str, str]:
     it = iter(flat)
     return dict(zip(it, it, strict=False))
@@ -122,10 +130,11 @@ class RedisStore(QueueInspector):
             self._registered_queues.add(queue)
 
     def enqueue(self, spec: JobSpec) -> tuple[bool, str]:
-        """Add a job unless one with its id is active. Returns (added, status)."""
+        """Add a job unless one with its id is active. Returns (added, status); an added job's spec
+        gets its ``enqueued_at_ms`` (the Redis clock)."""
         self._register_queue(spec.queue)
-        ((added, status),) = self._run("enqueue", spec.queue, *spec.script_args())
-        return bool(added), status
+        (reply,) = self._run("enqueue", spec.queue, *spec.script_args())
+        return _enqueued(spec, reply)
 
     def enqueue_many(self, specs: Sequence[JobSpec]) -> list[tuple[bool, str]]:
         """Enqueue a batch in one round trip; each job is still deduplicated on its own.
@@ -140,8 +149,8 @@ class RedisStore(QueueInspector):
             positions.append(chunk)
         results: list[tuple[bool, str]] = [(False, "")] * len(specs)
         for chunk, replies in zip(positions, self._pipeline(calls), strict=True):
-            for i, (added, status) in zip(chunk, replies, strict=True):
-                results[i] = (bool(added), status)
+            for i, reply in zip(chunk, replies, strict=True):
+                results[i] = _enqueued(specs[i], reply)
         return results
 
     def _pipeline(self, calls: Sequence[tuple[str, str, Sequence[Any]]], raise_errors: bool = True) -> list[Any]:

@@ -5,8 +5,8 @@
 --   '0' when it is new (a random id); priority (integer, higher runs first); delay in ms from the
 --   server's now (0 = none); absolute due time in ms (0 = none; wins over the delay); then the
 --   record's values in the order of JOB_FIELDS (lib.lua)
--- Returns one {added, status} per job, in order: {1, status} when added, {0, status} when an active
--- job already has its id.
+-- Returns one {added, status, now} per job, in order: {1, status, now} when added (now: its
+-- enqueued_at), {0, status, now} when an active job already has its id.
 local now = now_ms()
 local replies, waiting, delayed = {}, {}, {}
 local i = 2
@@ -16,13 +16,13 @@ while i <= #ARGV do
   if due == 0 and delay > 0 then due = now + delay end
   local active = checked and active_status(id) or nil
   if active then
-    replies[#replies + 1] = {0, active}
+    replies[#replies + 1] = {0, active, now}
   elseif write_record(id, i + 5, priority, due, now) then
     delayed[#delayed + 1], delayed[#delayed + 2] = due, id
-    replies[#replies + 1] = {1, 'delayed'}
+    replies[#replies + 1] = {1, 'delayed', now}
   else
     waiting[#waiting + 1] = {id, priority}
-    replies[#replies + 1] = {1, 'waiting'}
+    replies[#replies + 1] = {1, 'waiting', now}
   end
   i = i + 5 + #JOB_FIELDS
 end
