@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import builtins
 import datetime
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,9 +87,18 @@ class TaskCall:
             raise ImportError(f"task {self.path!r} of job {job.id} cannot be imported: {exc}") from exc
         if not isinstance(task, Task):
             raise SuspiciousOperation(f"Task {job.id} does not point to a Task ({self.path})")
-        return task.using(
-            priority=job.priority, queue_name=job.queue, run_after=local_datetime(self.run_after), backend=self.backend
-        )
+        options = (job.priority, job.queue, local_datetime(self.run_after), self.backend)
+        try:
+            return _configured(task, *options)
+        except TypeError:  # a Task that cannot be hashed (a subclass's field): no cache for it
+            return _configured.__wrapped__(task, *options)
+
+
+@functools.lru_cache(maxsize=1024)
+def _configured(task: Any, priority: int, queue_name: str, run_after: Any, backend: str) -> Any:
+    """``task.using(...)``: Tasks are immutable, and a copy is checked against its backend each time it
+    is made, so the worker makes each combination once."""
+    return task.using(priority=priority, queue_name=queue_name, run_after=run_after, backend=backend)
 
 
 def local_datetime(value: datetime.datetime | None) -> datetime.datetime | None:
