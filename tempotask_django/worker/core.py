@@ -146,7 +146,7 @@ class Worker(FinishingMixin, ChoresMixin):
         return started
 
     def shutdown(self) -> bool:
-        """Wait for running jobs (SHUTDOWN_TIMEOUT) renewing their leases, record them, and leave the groups cleanly."""
+        """Wait for running jobs (SHUTDOWN_TIMEOUT), renewing their leases; record them; leave the groups."""
         deadline = time.monotonic() + self.settings.shutdown_timeout
         while self.running_count and time.monotonic() < deadline:
             self._chores_while_stopping()  # keep the leases until the running jobs are recorded
@@ -207,20 +207,24 @@ class Worker(FinishingMixin, ChoresMixin):
             if count <= 0:
                 continue
             result = self._claim(queue, count)
-            self._wake_ids[queue] = result.wake_id
             started += len(result.jobs)
             drained = drained and len(result.jobs) < count
             if started >= free:
                 break
         return started, drained
 
-    def _claim(self, queue: str, count: int) -> ClaimResult:
-        """Claim ``count`` reserved slots' worth of jobs of ``queue`` and start them."""
+    def _claim(self, queue: str, count: int, wait_ms: int = 0) -> ClaimResult:
+        """Claim ``count`` reserved slots' worth of jobs of ``queue`` and start them; with ``wait_ms``,
+        after waiting that long at most for the doorbell, in the same round trip."""
         jobs: list[dict[str, str]] = []
         try:
-            result = self.store.claim(queue, self.name, count)
+            if wait_ms > 0:
+                result = self.store.wait_then_claim(self._wake_ids, wait_ms, queue, self.name, count)
+            else:
+                result = self.store.claim(queue, self.name, count)
             self._throttle.succeeded()  # Redis answered
             jobs = result.jobs
+            self._wake_ids[queue] = result.wake_id
             self._claimed(queue, result, count)
         finally:
             self._slots.settle(queue, count, len(jobs))
@@ -286,16 +290,7 @@ class Worker(FinishingMixin, ChoresMixin):
         if queue is None or count <= 0:
             self.store.wait_for_jobs(self._wake_ids, timeout)
             return 0
-        jobs: list[dict[str, str]] = []
-        try:
-            result = self.store.wait_then_claim(self._wake_ids, timeout, queue, self.name, count)
-            self._throttle.succeeded()
-            jobs = result.jobs
-            self._wake_ids[queue] = result.wake_id
-            self._claimed(queue, result, count)
-        finally:
-            self._slots.settle(queue, count, len(jobs))
-        return len(jobs)
+        return len(self._claim(queue, count, wait_ms=timeout).jobs)
 
     def _queues_idle(self) -> bool:
         """Nothing waiting, due or in progress in any of this worker's queues."""
