@@ -5,12 +5,18 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import Permission
 from django.test import Client
+from django.urls import reverse
 
 from tempotask_django import api
 from tempotask_django.models import PERMISSIONS
 from tests.helpers import drain
 
 XSS = "<script>alert('x')</script>"
+
+
+def admin_url(name: str, *args: str) -> str:
+    """The URL of the admin view ``admin:<name>``."""
+    return reverse(f"admin:{name}", args=args)
 
 
 def grant(user, *codenames: str):

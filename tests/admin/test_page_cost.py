@@ -8,12 +8,11 @@ on the test database.
 from __future__ import annotations
 
 import pytest
-from django.urls import reverse
 
 from tempotask_django import api
 from tempotask_django.storage.connection import get_default_store
 from tempotask_django.storage.keys import STATUS_KEYS
-from tests.admin.conftest import client_for
+from tests.admin.conftest import admin_url, client_for
 from tests.conftest import _test_url
 from tests.helpers import CommandLog, drain
 
@@ -37,9 +36,7 @@ def fill(total: int) -> None:
 
 
 def pages() -> dict[str, str]:
-    def url(name, *args):
-        return reverse(f"admin:{name}", args=args)
-
+    url = admin_url
     return {
         "overview": url("tempotask_overview"),
         "overview_json": url("tempotask_overview_data"),

@@ -19,7 +19,7 @@ from tempotask_django import api
 from tempotask_django.job import ms_to_datetime
 from tempotask_django.models import PERMISSIONS
 from tempotask_django.storage.connection import get_default_store
-from tests.admin.conftest import XSS, client_for, redis_state
+from tests.admin.conftest import XSS, admin_url, client_for, redis_state
 from tests.helpers import drain, url_with_password
 
 pytestmark = pytest.mark.django_db
@@ -29,9 +29,7 @@ STATUSES = ("waiting", "processing", "delayed", "completed", "failed")
 def page_urls(ids: dict) -> dict[str, str]:
     """Read-only pages (GET never changes anything) -> URL."""
 
-    def url(name, *args):
-        return reverse(f"admin:{name}", args=args)
-
+    url = admin_url
     return {
         "overview": url("tempotask_overview"),
         "overview_json": url("tempotask_overview_data"),
