@@ -126,12 +126,14 @@ def main() -> int:
 
     with EmbeddedRedis() as server:
         sys.path.insert(0, str(ROOT))
-        os.environ.update({
-            "DJANGO_SETTINGS_MODULE": "tests.settings",
-            "TEMPOTASK_TEST_REDIS_URL": server.url,
-            # Keep the whole history: the point is a large completed and failed set.
-            "TEMPOTASK_TEST_OVERRIDES": json.dumps({"MAX_JOBS_PER_STATUS": args.history}),
-        })  # fmt: skip
+        os.environ.update(
+            {
+                "DJANGO_SETTINGS_MODULE": "tests.settings",
+                "TEMPOTASK_TEST_REDIS_URL": server.url,
+                # Keep the whole history: the point is a large completed and failed set.
+                "TEMPOTASK_TEST_OVERRIDES": json.dumps({"MAX_JOBS_PER_STATUS": args.history}),
+            }
+        )
         import django
         from django.core.management import call_command
 

@@ -38,10 +38,13 @@ FIRED = re.compile(r"cron every-second: enqueued job cron:every-second:(\d+) ")
 
 def start_beat(url: str, log: Path) -> subprocess.Popen[bytes]:
     env = {
-        **os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONPATH": str(ROOT),
-        "TEMPOTASK_TEST_REDIS_URL": url, "TEMPOTASK_TEST_OVERRIDES": json.dumps(CRONS),
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "PYTHONPATH": str(ROOT),
+        "TEMPOTASK_TEST_REDIS_URL": url,
+        "TEMPOTASK_TEST_OVERRIDES": json.dumps(CRONS),
         "TEMPOTASK_TEST_LOG_LEVEL": "INFO",
-    }  # fmt: skip
+    }
     with open(log, "w") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "django", "runcron"], env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
@@ -73,11 +76,17 @@ def measure(url: str, beats: int, seconds: float, kill_one: bool, logs: Path) ->
     ticks = sorted(set(logged))
     missing = len(set(range(ticks[0], ticks[-1] + 1)) - set(ticks)) if ticks else 0
     return {
-        "beats": beats, "seconds": seconds, "killed_one": kill_one, "ticks_fired": len(ticks),
-        "duplicates": len(logged) - len(ticks), "missing": missing, "jobs_in_redis": len(ids),
+        "beats": beats,
+        "seconds": seconds,
+        "killed_one": kill_one,
+        "ticks_fired": len(ticks),
+        "duplicates": len(logged) - len(ticks),
+        "missing": missing,
+        "jobs_in_redis": len(ids),
         "lag_ms_median": statistics.median(lags) if lags else None,
-        "lag_ms_p95": lags[int(len(lags) * 0.95) - 1] if lags else None, "lag_ms_worst": max(lags, default=None),
-    }  # fmt: skip
+        "lag_ms_p95": lags[int(len(lags) * 0.95) - 1] if lags else None,
+        "lag_ms_worst": max(lags, default=None),
+    }
 
 
 def main() -> None:

@@ -87,12 +87,16 @@ def main() -> None:
     for kind in KINDS:
         print(f"  {kind:14} rounds: " + " ".join(f"{rate:.0f}" for rate in rates[kind]) + " jobs/s")
     for kind in KINDS:
-        print(f"  {kind:14} enqueue median {statistics.median(enqueue_us[kind]):7.0f} us/call   "
-              f"processing median {statistics.median(rates[kind]):7.0f} jobs/s")  # fmt: skip
+        print(
+            f"  {kind:14} enqueue median {statistics.median(enqueue_us[kind]):7.0f} us/call   "
+            f"processing median {statistics.median(rates[kind]):7.0f} jobs/s"
+        )
     native, django_ = (statistics.median(enqueue_us[k]) for k in KINDS)
     rate_native, rate_django = (statistics.median(rates[k]) for k in KINDS)
-    print(f"  Django task / tempotask job: enqueue time x{django_ / native:.2f}, "
-          f"processing rate x{rate_django / rate_native:.2f}")  # fmt: skip
+    print(
+        f"  Django task / tempotask job: enqueue time x{django_ / native:.2f}, "
+        f"processing rate x{rate_django / rate_native:.2f}"
+    )
 
 
 if __name__ == "__main__":

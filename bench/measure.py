@@ -76,8 +76,10 @@ def run_all(bench: Bench, args: argparse.Namespace, wanted: set[str]) -> tuple[l
 
 def _drains(bench: Bench, total: int, run: int, two: bool = True) -> dict[str, dict]:
     """Ceiling and ours back to back; the order alternates between runs so neither always goes first."""
-    steps = [("ceiling", lambda: scenarios.drain_ceiling(bench, total)),
-             ("p1", lambda: scenarios.drain_ours(bench, total, 1))]  # fmt: skip
+    steps = [
+        ("ceiling", lambda: scenarios.drain_ceiling(bench, total)),
+        ("p1", lambda: scenarios.drain_ours(bench, total, 1)),
+    ]
     if two:
         steps.append(("p2", lambda: scenarios.drain_ours(bench, total, 2)))
     if run % 2:
@@ -97,14 +99,23 @@ def figures(raw: dict, bench: Bench) -> list[Figure]:
     if raw.get("enqueue"):
         out.append(Figure("S1 enqueue, one call per job", "jobs/s", *_pair(raw["enqueue"]), ">= 0.85x"))
     if raw.get("bulk"):
-        out.append(Figure("S1b bulk enqueue (batches of 100)", "jobs/s", *_pair(raw["bulk"]), ">= 0.5x",
-                          "vs pipelined XADD"))  # fmt: skip
+        out.append(
+            Figure("S1b bulk enqueue (batches of 100)", "jobs/s", *_pair(raw["bulk"]), ">= 0.5x", "vs pipelined XADD")
+        )
     if raw.get("drain"):
         d = raw["drain"]
         p1 = [r["p1"]["rate"] for r in d]
         out.append(Figure("S2 drain, 1 process", "jobs/s", p1, [r["ceiling"]["rate"] for r in d], ">= 0.6x"))
-        out.append(Figure("S2 drain, 2 processes (ratio vs 1 process)", "jobs/s", [r["p2"]["rate"] for r in d], p1,
-                          ">= 1.6x", "reference column: tempotask with 1 process"))  # fmt: skip
+        out.append(
+            Figure(
+                "S2 drain, 2 processes (ratio vs 1 process)",
+                "jobs/s",
+                [r["p2"]["rate"] for r in d],
+                p1,
+                ">= 1.6x",
+                "reference column: tempotask with 1 process",
+            )
+        )
         out.append(
             Figure(
                 "worker peak RSS (1 process, Django loaded)",
@@ -115,24 +126,44 @@ def figures(raw: dict, bench: Bench) -> list[Figure]:
                 "ceiling: plain consumer",
             )
         )
-        out.append(Figure("start-up: process start to first job", "s", [r["p1"]["startup"] for r in d],
-                          [r["ceiling"]["startup"] for r in d]))  # fmt: skip
+        out.append(
+            Figure(
+                "start-up: process start to first job",
+                "s",
+                [r["p1"]["startup"] for r in d],
+                [r["ceiling"]["startup"] for r in d],
+            )
+        )
         for key, what in (("consumer_us", "S2 CPU per job, consumer process"), ("redis_us", "S2 CPU per job, Redis")):
             if all(key in r["p1"] and key in r["ceiling"] for r in d):
                 out.append(Figure(what, "µs", [r["p1"][key] for r in d], [r["ceiling"][key] for r in d]))
     if raw.get("latency"):
         lat = raw["latency"]
         for cut, target in (("p50", "<= 1.4x"), ("p95", ""), ("p99", "<= 2x")):
-            out.append(Figure(f"S3 enqueue-to-start {cut}", "ms", [r["ours"][cut] for r in lat],
-                              [r["ceiling"][cut] for r in lat], target))  # fmt: skip
+            out.append(
+                Figure(
+                    f"S3 enqueue-to-start {cut}",
+                    "ms",
+                    [r["ours"][cut] for r in lat],
+                    [r["ceiling"][cut] for r in lat],
+                    target,
+                )
+            )
     if raw.get("idle"):
         for name, shares in raw["idle"].items():
             out.append(Figure(f"idle {name} CPU", "% of a core", shares, None, f"< {IDLE_TARGET_PERCENT}"))
     if raw.get("scale"):
         s = raw["scale"]
         total = len(s) and "100k"
-        out.append(Figure(f"scale: drain {total} jobs, 1 process", "jobs/s", [r["p1"]["rate"] for r in s],
-                          [r["ceiling"]["rate"] for r in s], ">= 0.6x"))  # fmt: skip
+        out.append(
+            Figure(
+                f"scale: drain {total} jobs, 1 process",
+                "jobs/s",
+                [r["p1"]["rate"] for r in s],
+                [r["ceiling"]["rate"] for r in s],
+                ">= 0.6x",
+            )
+        )
         if raw.get("drain"):
             growth = [r10["p1"]["rate"] / r100["p1"]["rate"] for r10, r100 in zip(raw["drain"], s, strict=False)]
             out.append(Figure(f"scale: cost per job, {total} vs {bench.jobs:,} jobs", "x", growth, None, "<= 1.15"))

@@ -84,10 +84,19 @@ class TempotaskBackend(BaseTaskBackend):
         config = self._config
         # Django's own checks of args and kwargs, with its error messages.
         task_result: Any = TaskResult(
-            task=task, id=uuid.uuid4().hex, status=TaskResultStatus.READY, enqueued_at=None, started_at=None,
-            finished_at=None, last_attempted_at=None, args=args, kwargs=kwargs, backend=self.alias, errors=[],
+            task=task,
+            id=uuid.uuid4().hex,
+            status=TaskResultStatus.READY,
+            enqueued_at=None,
+            started_at=None,
+            finished_at=None,
+            last_attempted_at=None,
+            args=args,
+            kwargs=kwargs,
+            backend=self.alias,
+            errors=[],
             worker_ids=[],
-        )  # fmt: skip
+        )
         # As JSON stores them (dict keys become strings), so the worker and get_result() see the same.
         stored_args, stored_kwargs = json.loads(json.dumps([task_result.args, task_result.kwargs]))
         object.__setattr__(task_result, "args", stored_args)
@@ -95,10 +104,17 @@ class TempotaskBackend(BaseTaskBackend):
         call = TaskCall(task.module_path, stored_args, stored_kwargs, self.alias, _aware(task.run_after))
         retry = config.retry_for(task.module_path)
         spec = build_spec(
-            ASYNC_TASK if iscoroutinefunction(task.func) else SYNC_TASK, call.to_data(), settings=settings,
-            job_id=task_result.id, queue=task.queue_name, priority=int(task.priority), run_at=call.run_after,
-            attempts=retry.attempts, retry_delay=retry.retry_delay, backoff=retry.backoff,
-        )  # fmt: skip
+            ASYNC_TASK if iscoroutinefunction(task.func) else SYNC_TASK,
+            call.to_data(),
+            settings=settings,
+            job_id=task_result.id,
+            queue=task.queue_name,
+            priority=int(task.priority),
+            run_at=call.run_after,
+            attempts=retry.attempts,
+            retry_delay=retry.retry_delay,
+            backoff=retry.backoff,
+        )
         if config.enqueue_on_commit and transaction.get_connection().in_atomic_block:
             transaction.on_commit(lambda: self._submit(spec, task_result))
         else:
@@ -139,10 +155,13 @@ class TempotaskBackend(BaseTaskBackend):
                 msg = f"{where}['QUEUES'] has {queue!r}, which is not a valid tempotask queue name."
                 messages.append(checks.Error(msg, hint="Letters, digits, '_', '.', '-'; 1-100.", id="tempotask.E104"))
         if not apps.is_installed("tempotask_django"):
-            messages.append(checks.Error(
-                f"{where} uses TempotaskBackend but 'tempotask_django' is not in INSTALLED_APPS.",
-                hint="Add it: its workers (manage.py runworkers) run the tasks.", id="tempotask.E105",
-            ))  # fmt: skip
+            messages.append(
+                checks.Error(
+                    f"{where} uses TempotaskBackend but 'tempotask_django' is not in INSTALLED_APPS.",
+                    hint="Add it: its workers (manage.py runworkers) run the tasks.",
+                    id="tempotask.E105",
+                )
+            )
         options = self.options if isinstance(self.options, dict) else {}
         per_task = options.get("PER_TASK")
         for path in per_task if isinstance(per_task, dict) else ():
@@ -176,7 +195,10 @@ def _unknown_task_warnings(path: Any, where: str) -> list[checks.CheckMessage]:
         found = None
     if isinstance(found, Task):
         return []
-    return [checks.Warning(
-        f"{where}['OPTIONS']['PER_TASK'] names {path!r}, which is not a task.",
-        hint="Keys are tasks' module paths (Task.module_path), e.g. 'myapp.tasks.send_email'.", id="tempotask.W101",
-    )]  # fmt: skip
+    return [
+        checks.Warning(
+            f"{where}['OPTIONS']['PER_TASK'] names {path!r}, which is not a task.",
+            hint="Keys are tasks' module paths (Task.module_path), e.g. 'myapp.tasks.send_email'.",
+            id="tempotask.W101",
+        )
+    ]

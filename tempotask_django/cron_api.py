@@ -74,16 +74,24 @@ def run_cron_now(name: str) -> str:
     if fields is None:
         raise _not_found(name)
     spec = build_spec(
-        registry.get(fields["task"]), serialization.decode(fields.get("data")), settings=get_settings(),
-        job_id=f"cron:{id_part(name)}:run-{uuid.uuid4().hex[:12]}", queue=fields["queue"],
+        registry.get(fields["task"]),
+        serialization.decode(fields.get("data")),
+        settings=get_settings(),
+        job_id=f"cron:{id_part(name)}:run-{uuid.uuid4().hex[:12]}",
+        queue=fields["queue"],
         attempts=int(fields["attempts"]) if fields.get("attempts") else None,
-        priority=int(fields["priority"]) if fields.get("priority") else None, origin=f"cron:{name}",
-    )  # fmt: skip
+        priority=int(fields["priority"]) if fields.get("priority") else None,
+        origin=f"cron:{name}",
+    )
     [reply] = crons.fire([Fire(name, spec)], catchup_ms=0)
     if reply.outcome == "unknown":
         raise _not_found(name)
     signals.send(
-        signals.job_enqueued, sender=registry.find(spec.name), job_id=spec.id, name=spec.name, queue=spec.queue,
+        signals.job_enqueued,
+        sender=registry.find(spec.name),
+        job_id=spec.id,
+        name=spec.name,
+        queue=spec.queue,
         status=reply.job_status,
-    )  # fmt: skip
+    )
     return spec.id

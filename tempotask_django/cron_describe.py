@@ -21,8 +21,21 @@ ALIASES = {
     "@annually": "At 00:00 on January 1",
 }
 DAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
-MONTHS = ["", "January", "February", "March", "April", "May", "June", "July", "August", "September",
-          "October", "November", "December"]  # fmt: skip
+MONTHS = [
+    "",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 _NAMES = {name[:3].lower(): str(i) for i, name in enumerate(DAYS[:7])} | {
     name[:3].lower(): str(i) for i, name in enumerate(MONTHS) if name
 }

@@ -65,19 +65,32 @@ def task(
         task_name = name or function.__name__
         where = f"@task {task_name!r} ({function.__module__})"
         validation.task_options(
-            where, name=task_name, queue=queue, attempts=attempts, retry_delay=retry_delay,
-            backoff=backoff, priority=priority,
-        )  # fmt: skip
+            where,
+            name=task_name,
+            queue=queue,
+            attempts=attempts,
+            retry_delay=retry_delay,
+            backoff=backoff,
+            priority=priority,
+        )
         if cron is not None:
             validate_cron(cron, timezone, where=where)
         if data is not None:
             validation.json_data(data, where)
         new_task = Task(
-            func=function, name=task_name, queue=queue, attempts=attempts,
-            retry_delay=None if retry_delay is None else float(retry_delay), backoff=backoff,
-            priority=priority, description=description or (function.__doc__ or "").strip().split("\n")[0],
-            cron=cron, timezone=timezone, cron_data=data, module=function.__module__,
-        )  # fmt: skip
+            func=function,
+            name=task_name,
+            queue=queue,
+            attempts=attempts,
+            retry_delay=None if retry_delay is None else float(retry_delay),
+            backoff=backoff,
+            priority=priority,
+            description=description or (function.__doc__ or "").strip().split("\n")[0],
+            cron=cron,
+            timezone=timezone,
+            cron_data=data,
+            module=function.__module__,
+        )
         return registry.register(new_task)
 
     if func is not None:

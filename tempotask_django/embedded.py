@@ -97,10 +97,23 @@ class EmbeddedRedis:
 
     def command(self) -> list[str]:
         return [
-            self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "yes" if self.appendonly else "no", "--dir", self.directory,
-            "--daemonize", "no", "--loglevel", "warning", *self.extra_args,
-        ]  # fmt: skip
+            self.binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.appendonly else "no",
+            "--dir",
+            self.directory,
+            "--daemonize",
+            "no",
+            "--loglevel",
+            "warning",
+            *self.extra_args,
+        ]
 
     def start(self, timeout: float = 10.0) -> EmbeddedRedis:
         log = open(Path(self.directory) / "redis.log", "ab")  # noqa: SIM115 - lives as long as the server

@@ -123,9 +123,13 @@ def submit(specs: Sequence[JobSpec]) -> list[tuple[bool, str]]:
             if debug:
                 logger.debug("enqueued %s %s on %s (%s)", spec.name, spec.id, spec.queue, status)
             signals.send(
-                signals.job_enqueued, sender=registry.find(spec.name), job_id=spec.id, name=spec.name,
-                queue=spec.queue, status=status,
-            )  # fmt: skip
+                signals.job_enqueued,
+                sender=registry.find(spec.name),
+                job_id=spec.id,
+                name=spec.name,
+                queue=spec.queue,
+                status=status,
+            )
         elif debug:
             logger.debug("job %s (%s) is already %s; not added again", spec.id, spec.name, status)
     return results

@@ -44,9 +44,13 @@ class Task:
         from tempotask_django import validation
 
         validation.task_options(
-            f"task {self.name!r}", queue=self.queue, attempts=self.attempts, retry_delay=self.retry_delay,
-            backoff=self.backoff, priority=self.priority,
-        )  # fmt: skip
+            f"task {self.name!r}",
+            queue=self.queue,
+            attempts=self.attempts,
+            retry_delay=self.retry_delay,
+            backoff=self.backoff,
+            priority=self.priority,
+        )
         if self.retry_delay is not None:
             object.__setattr__(self, "retry_delay", validation.seconds(self.retry_delay, "retry_delay"))
         if self.priority is None:
@@ -86,9 +90,18 @@ class Task:
         from tempotask_django.producer import enqueue
 
         return enqueue(
-            self, data, job_id=job_id, queue=queue, attempts=attempts, retry_delay=retry_delay,
-            backoff=backoff, priority=priority, delay=delay, run_at=run_at, on_commit=on_commit,
-        )  # fmt: skip
+            self,
+            data,
+            job_id=job_id,
+            queue=queue,
+            attempts=attempts,
+            retry_delay=retry_delay,
+            backoff=backoff,
+            priority=priority,
+            delay=delay,
+            run_at=run_at,
+            on_commit=on_commit,
+        )
 
     def enqueue_many(self, items: list[Any], **options: Any) -> list[str]:
         """Add one job per item of ``items`` (data values) in one round trip; returns their ids."""

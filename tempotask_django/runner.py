@@ -115,8 +115,9 @@ class JobRunner:
     def failed_to_prepare(self, fields: dict[str, str], exc: BadJob) -> Outcome:
         job = Job.from_fields(fields)
         logger.error("job %s (%r) cannot run: %s", job.id, job.name, exc)
-        return Outcome(job, False, 0.0, error=exc, error_info=error_info(exc, job.attempt, self.worker_name),
-                       permanent=True)  # fmt: skip
+        return Outcome(
+            job, False, 0.0, error=exc, error_info=error_info(exc, job.attempt, self.worker_name), permanent=True
+        )
 
     def run_sync(self, fields: dict[str, str]) -> Outcome:
         """Run a sync handler in the calling thread (a worker thread)."""

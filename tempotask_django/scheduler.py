@@ -26,8 +26,8 @@ from tempotask_django.registry import TaskRegistry, registry
 from tempotask_django.schedules import CronSchedule, collect_schedules
 from tempotask_django.storage.connection import get_default_store
 from tempotask_django.storage.crons import CronStore, Fire, FireOutcome
+from tempotask_django.storage.outage import REDIS_ERRORS, ErrorThrottle
 from tempotask_django.storage.store import RedisStore
-from tempotask_django.worker import REDIS_ERRORS, ErrorThrottle
 
 logger = logging.getLogger("tempotask")
 
@@ -117,9 +117,13 @@ class CronScheduler:
             self.crons.delete_state(schedule.name, old_queue)
         logger.info(
             "cron %s: %s %r (%s) -> task %s on queue %s",
-            schedule.name, "registered" if fresh else "loaded", schedule.expression, schedule.timezone,
-            schedule.task, schedule.queue,
-        )  # fmt: skip
+            schedule.name,
+            "registered" if fresh else "loaded",
+            schedule.expression,
+            schedule.timezone,
+            schedule.task,
+            schedule.queue,
+        )
 
     # -- one step -------------------------------------------------------------------------------
     def tick(self, now_ms: int | None = None) -> TickResult:
@@ -139,10 +143,15 @@ class CronScheduler:
             following = schedule.cron.next_after(due)
             self._upcoming[schedule.name] = following
             spec = build_spec(
-                self.tasks.get(schedule.task), schedule.data, settings=self.settings,
-                job_id=schedule.job_id(due), queue=schedule.queue, attempts=schedule.attempts,
-                priority=schedule.priority, origin=f"cron:{schedule.name}",
-            )  # fmt: skip
+                self.tasks.get(schedule.task),
+                schedule.data,
+                settings=self.settings,
+                job_id=schedule.job_id(due),
+                queue=schedule.queue,
+                attempts=schedule.attempts,
+                priority=schedule.priority,
+                origin=f"cron:{schedule.name}",
+            )
             fires.append(Fire(schedule.name, spec, due * 1000, (following or 0) * 1000))
         replies = self.crons.fire(fires, catchup_ms=self.catchup_ms, now_ms=now_ms if fake_now else 0)
         result = TickResult(now_ms, self._next_due_ms())
@@ -173,14 +182,21 @@ class CronScheduler:
             logger.info("cron %s: enqueued job %s (%d ms after its tick)", fire.name, fire.spec.id, lag)
             if reply.job_status:
                 signals.send(
-                    signals.job_enqueued, sender=self.tasks.find(fire.spec.name), job_id=fire.spec.id,
-                    name=fire.spec.name, queue=fire.spec.queue, status=reply.job_status,
-                )  # fmt: skip
+                    signals.job_enqueued,
+                    sender=self.tasks.find(fire.spec.name),
+                    job_id=fire.spec.id,
+                    name=fire.spec.name,
+                    queue=fire.spec.queue,
+                    status=reply.job_status,
+                )
         elif reply.outcome == "missed":
             logger.warning(
                 "cron %s: tick %s skipped: %.0f s late, beyond CRON_CATCHUP_WINDOW (%.0f s)",
-                fire.name, fire.spec.id, lag / 1000, self.catchup_ms / 1000,
-            )  # fmt: skip
+                fire.name,
+                fire.spec.id,
+                lag / 1000,
+                self.catchup_ms / 1000,
+            )
         elif reply.outcome == "paused":
             logger.debug("cron %s: paused; tick %s skipped", fire.name, fire.spec.id)
         elif reply.outcome == "unknown":
@@ -195,9 +211,13 @@ class CronScheduler:
         """What the admin shows about this beat."""
         host, pid, _ = self.name.rsplit(":", 2)
         return {
-            "host": host, "pid": pid, "kind": self.kind, "started": self._started_ms,
-            "last_tick": last_tick_ms, "schedules": len(self.schedules),
-        }  # fmt: skip
+            "host": host,
+            "pid": pid,
+            "kind": self.kind,
+            "started": self._started_ms,
+            "last_tick": last_tick_ms,
+            "schedules": len(self.schedules),
+        }
 
     def heartbeat(self, now_ms: int) -> None:
         """Publish this beat's info, stamped with the server time ``now_ms``."""

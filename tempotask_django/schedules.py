@@ -65,11 +65,17 @@ class CronSchedule:
     def definition(self) -> dict[str, str]:
         """What Redis keeps about the definition, for every process and the admin to read."""
         return {
-            "name": self.name, "task": self.task, "expression": self.expression, "timezone": self.timezone,
-            "description": describe(self.expression), "queue": self.queue,
-            "data": serialization.dumps(self.data), "attempts": "" if self.attempts is None else str(self.attempts),
-            "priority": "" if self.priority is None else str(self.priority), "source": self.source,
-        }  # fmt: skip
+            "name": self.name,
+            "task": self.task,
+            "expression": self.expression,
+            "timezone": self.timezone,
+            "description": describe(self.expression),
+            "queue": self.queue,
+            "data": serialization.dumps(self.data),
+            "attempts": "" if self.attempts is None else str(self.attempts),
+            "priority": "" if self.priority is None else str(self.priority),
+            "source": self.source,
+        }
 
 
 def id_part(name: str) -> str:
@@ -115,8 +121,9 @@ def _from_settings(name: Any, entry: Any, tasks: TaskRegistry, default_queue: st
         raise _Problem("tempotask.E009", str(exc)) from None
     task = tasks.get(task_name)
     try:
-        validation.task_options(where, queue=entry.get("queue"), attempts=entry.get("attempts"),
-                                priority=entry.get("priority"))  # fmt: skip
+        validation.task_options(
+            where, queue=entry.get("queue"), attempts=entry.get("attempts"), priority=entry.get("priority")
+        )
         data = entry.get("data", task.cron_data)
         if data is not None:
             validation.json_data(data, where)
@@ -124,8 +131,16 @@ def _from_settings(name: Any, entry: Any, tasks: TaskRegistry, default_queue: st
     except ConfigurationError as exc:
         raise _Problem("tempotask.E007", str(exc)) from None
     priority = entry.get("priority", task.priority)
-    return CronSchedule(name, task_name, cron, entry.get("queue") or task.queue or default_queue, data,
-                        entry.get("attempts", task.attempts), priority, source="settings")  # fmt: skip
+    return CronSchedule(
+        name,
+        task_name,
+        cron,
+        entry.get("queue") or task.queue or default_queue,
+        data,
+        entry.get("attempts", task.attempts),
+        priority,
+        source="settings",
+    )
 
 
 class _Problem(Exception):

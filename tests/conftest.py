@@ -92,8 +92,12 @@ class WorkerProcesses:
         with open(log_path, "w") as log:  # a file, not a pipe: a full pipe would block the worker
             process = subprocess.Popen(
                 [sys.executable, "-m", "django", command, *args],
-                env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True,
-            )  # fmt: skip
+                env=env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
         process.log_path = log_path  # type: ignore[attr-defined]
         self.processes.append(process)
         return process

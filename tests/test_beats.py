@@ -84,8 +84,11 @@ def test_a_running_beat_appears_renews_and_leaves_when_stopped(store, settings):
     try:
         first = wait_until(lambda: list_beats(), timeout=10, message="the beat's first heartbeat")[0]
         assert first.kind == "runworkers --with-cron"
-        wait_until(lambda: list_beats() and list_beats()[0].heartbeat > first.heartbeat, timeout=5,
-                   message="a second heartbeat")  # fmt: skip
+        wait_until(
+            lambda: list_beats() and list_beats()[0].heartbeat > first.heartbeat,
+            timeout=5,
+            message="a second heartbeat",
+        )
     finally:
         scheduler.request_stop()
         thread.join(timeout=5)

@@ -26,9 +26,12 @@ def test_percentile_is_nearest_rank():
 
 def test_duplicates_and_reclaim_delays_from_the_ledger():
     runs = [
-        Run("start", "a", 1, 10, 1.0), Run("start", "b", 1, 10, 1.5), Run("end", "b", 1, 10, 1.6),
-        Run("start", "a", 2, 11, 4.5), Run("end", "a", 2, 11, 4.6),
-    ]  # fmt: skip
+        Run("start", "a", 1, 10, 1.0),
+        Run("start", "b", 1, 10, 1.5),
+        Run("end", "b", 1, 10, 1.6),
+        Run("start", "a", 2, 11, 4.5),
+        Run("end", "a", 2, 11, 4.6),
+    ]
     assert duplicates(runs) == 1
     assert reclaim_delays(runs, kills=[(2.0, 10)]) == [2.5]  # killed at 2.0, restarted elsewhere at 4.5
     assert reclaim_delays(runs, kills=[(2.0, 99)]) == []
@@ -64,15 +67,19 @@ def test_tick_counts_tell_missed_doubled_early_and_late_ticks_apart():
     window = TickWindow(60, {"a": 0, "b": 60_000}, 180_000)  # a: 60, 120, 180; b: 120, 180
     seen = Counter({("a", 60): 1, ("a", 120): 3, ("b", 120): 1, ("b", 60): 1, ("a", 240): 2, ("z", 60): 1})
     counts = TickCounts.of(window, seen)
-    assert counts == TickCounts(expected=5, exactly_once=2, missed=2, duplicates=3, before_registration=2,
-                                after_window=1)  # fmt: skip
+    assert counts == TickCounts(
+        expected=5, exactly_once=2, missed=2, duplicates=3, before_registration=2, after_window=1
+    )
     result = Result()
     tick_figures(result, window, {"Redis": seen, "ledger": Counter(window.expected())})
     failed = {check.name for check in result.checks if not check.ok}
     assert failed == {
-        "ticks fired exactly once (Redis)", "ticks missed (Redis)", "ticks fired twice or more (Redis)",
-        "ticks fired before registration (Redis)", "ticks fired exactly once (all sources)",
-    }  # fmt: skip
+        "ticks fired exactly once (Redis)",
+        "ticks missed (Redis)",
+        "ticks fired twice or more (Redis)",
+        "ticks fired before registration (Redis)",
+        "ticks fired exactly once (all sources)",
+    }
 
 
 def test_every_scenario_has_both_profiles_and_a_title():

@@ -115,8 +115,11 @@ def test_per_queue_concurrency_and_history_size_in_a_real_worker(workers, ledger
     others = [tasks.add.enqueue({"a": n, "b": 0}) for n in range(8)]
     process = workers.start("--queues", "slow", "default", "--burst", overrides=overrides)
     assert process.wait(timeout=60) == 0, workers.output(process)
-    events = sorted((entry["t"], +1 if entry["event"] == "start" else -1) for entry in ledger.entries()
-                    if entry["event"] in ("start", "end"))  # fmt: skip
+    events = sorted(
+        (entry["t"], +1 if entry["event"] == "start" else -1)
+        for entry in ledger.entries()
+        if entry["event"] in ("start", "end")
+    )
     running = [sum(step for _, step in events[: i + 1]) for i in range(len(events))]
     assert len(events) == 16 and max(running) == 2  # two at once, never more, although 6 threads idled
     stats = store.queue_stats("slow")
@@ -132,8 +135,11 @@ def test_context_may_be_a_plain_mapping(workers):
     job_id = tasks.uses_context.enqueue()
     process = workers.start("--burst", overrides={"CONTEXT": "tests.testapp.context.PLAIN_CONTEXT"})
     assert process.wait(timeout=30) == 0, workers.output(process)
-    assert get_job(job_id).result == {"greeting": "from a plain mapping", "item": "from a plain mapping",
-                                      "has_ledger": False}  # fmt: skip
+    assert get_job(job_id).result == {
+        "greeting": "from a plain mapping",
+        "item": "from a plain mapping",
+        "has_ledger": False,
+    }
 
 
 def test_a_context_callable_is_called_once_per_worker_process(workers, ledger):

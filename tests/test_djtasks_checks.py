@@ -34,21 +34,36 @@ def ids(messages) -> list[str]:
 
 
 def test_valid_configuration_has_no_problems(backend_with):
-    backend = backend_with(ATTEMPTS=3, RETRY_DELAY=1.5, BACKOFF="exponential", ENQUEUE_ON_COMMIT=True,
-                           PER_TASK={"tests.testapp.dtasks.flaky": {"ATTEMPTS": 5}})  # fmt: skip
+    backend = backend_with(
+        ATTEMPTS=3,
+        RETRY_DELAY=1.5,
+        BACKOFF="exponential",
+        ENQUEUE_ON_COMMIT=True,
+        PER_TASK={"tests.testapp.dtasks.flaky": {"ATTEMPTS": 5}},
+    )
     assert backend.check() == []
 
 
 def test_bad_options_are_reported_with_ids(backend_with):
     backend = backend_with(
-        ATTEMPTS=0, BACKOF="fixed", ENQUEUE_ON_COMMIT="yes",
+        ATTEMPTS=0,
+        BACKOF="fixed",
+        ENQUEUE_ON_COMMIT="yes",
         PER_TASK={"flaky": {"ATTEMPTS": 2}, "tests.testapp.dtasks.nothing_here": {"RETRY_DELAY": -1, "QUEUE": "x"}},
-    )  # fmt: skip
+    )
     messages = backend.check()
     assert sorted(ids(messages)) == sorted(
-        ["tempotask.E102", "tempotask.E101", "tempotask.E102", "tempotask.E103", "tempotask.E102", "tempotask.E101",
-         "tempotask.W101", "tempotask.W101"]
-    )  # fmt: skip
+        [
+            "tempotask.E102",
+            "tempotask.E101",
+            "tempotask.E102",
+            "tempotask.E103",
+            "tempotask.E102",
+            "tempotask.E101",
+            "tempotask.W101",
+            "tempotask.W101",
+        ]
+    )
     text = "\n".join(message.msg for message in messages)
     assert "TASKS['default']['OPTIONS'] has an unknown key 'BACKOF'" in text
     assert "attempts must be an integer from 1 to 1000, not 0" in text

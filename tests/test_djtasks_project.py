@@ -26,18 +26,29 @@ SETTINGS = "tests.djtasks_project.settings"
 
 def manage(*args: str, backend: str) -> dict:
     """Run a management command of the project; returns its JSON output."""
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": SETTINGS, "PYTHONPATH": str(ROOT), "SHOP_TASKS": backend,
-           "TEMPOTASK_TEST_REDIS_URL": api.get_settings().redis_url}  # fmt: skip
-    done = subprocess.run([sys.executable, "-m", "django", *args], env=env, cwd=ROOT, capture_output=True, text=True,
-                          timeout=60)  # fmt: skip
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": SETTINGS,
+        "PYTHONPATH": str(ROOT),
+        "SHOP_TASKS": backend,
+        "TEMPOTASK_TEST_REDIS_URL": api.get_settings().redis_url,
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "django", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
 
 def test_with_djangos_immediate_backend_tasks_run_inline(redis_client):
     results = manage("checkout", "7", backend="immediate")
-    assert results["send_receipt"] == {"id": results["send_receipt"]["id"], "status": "SUCCESSFUL", "attempts": 1,
-                                       "return_value": {"order": 7, "sent": True}, "errors": []}  # fmt: skip
+    assert results["send_receipt"] == {
+        "id": results["send_receipt"]["id"],
+        "status": "SUCCESSFUL",
+        "attempts": 1,
+        "return_value": {"order": 7, "sent": True},
+        "errors": [],
+    }
     assert results["charge_card"]["status"] == "FAILED"  # no retries without a backend that has them
     assert results["refresh_stock"]["return_value"] == {"sku": "sku-7", "in_stock": 3}
     assert redis_client.dbsize() == 0
@@ -56,8 +67,9 @@ def test_switched_to_tempotask_the_same_tasks_queue_run_retry_and_show(workers, 
     assert waiting[ids["charge_card"]].priority == 10 and waiting[ids["refresh_stock"]].priority == -5
     assert waiting[ids["charge_card"]].data["task"] == "tests.djtasks_project.shop.tasks.charge_card"
 
-    process = workers.start("--queues", "default", "emails", "--burst", settings_module=SETTINGS,
-                            env={"SHOP_TASKS": "tempotask"})  # fmt: skip
+    process = workers.start(
+        "--queues", "default", "emails", "--burst", settings_module=SETTINGS, env={"SHOP_TASKS": "tempotask"}
+    )
     assert process.wait(timeout=60) == 0, workers.output(process)
 
     receipt, charge, stock = (api.get_job(ids[name]) for name in ("send_receipt", "charge_card", "refresh_stock"))
@@ -87,6 +99,10 @@ def test_switched_to_tempotask_the_same_tasks_queue_run_retry_and_show(workers, 
 
     # get_result() from yet another process of the project.
     status = manage("task_status", "charge_card", ids["charge_card"], backend="tempotask")
-    assert status == {"id": ids["charge_card"], "status": "SUCCESSFUL", "attempts": 3,
-                      "return_value": {"order": 8, "charged": True, "attempt": 3},
-                      "errors": ["builtins.ConnectionError", "builtins.ConnectionError"]}  # fmt: skip
+    assert status == {
+        "id": ids["charge_card"],
+        "status": "SUCCESSFUL",
+        "attempts": 3,
+        "return_value": {"order": 8, "charged": True, "attempt": 3},
+        "errors": ["builtins.ConnectionError", "builtins.ConnectionError"],
+    }

@@ -19,13 +19,27 @@ T0 = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
 
 def job(status=JobStatus.WAITING, attempt=0, worker=None, errors=(), **fields) -> Job:
     data = TaskCall("tests.testapp.dtasks.echo", [1], {"k": "v"}, "default").to_data()
-    return Job(id="j1", name="tempotask.django_task", queue="default", data=data, status=status, attempt=attempt,
-               worker=worker, errors=list(errors), **fields)  # fmt: skip
+    return Job(
+        id="j1",
+        name="tempotask.django_task",
+        queue="default",
+        data=data,
+        status=status,
+        attempt=attempt,
+        worker=worker,
+        errors=list(errors),
+        **fields,
+    )
 
 
 def failure(attempt, worker, kind="ValueError"):
-    return {"attempt": attempt, "type": kind, "message": "boom", "traceback": f"Traceback...\n{kind}: boom\n",
-            "worker": worker}  # fmt: skip
+    return {
+        "attempt": attempt,
+        "type": kind,
+        "message": "boom",
+        "traceback": f"Traceback...\n{kind}: boom\n",
+        "worker": worker,
+    }
 
 
 @pytest.mark.parametrize(
@@ -52,16 +66,18 @@ def test_a_waiting_job_has_no_attempt_fields():
 
 def test_a_retry_pending_job_is_ready_and_not_finished():
     later = T0 + datetime.timedelta(seconds=3)
-    result = to_task_result(job(JobStatus.DELAYED, attempt=1, worker="w1", errors=[failure(1, "w1")],
-                                started_at=T0, finished_at=later))  # fmt: skip
+    result = to_task_result(
+        job(JobStatus.DELAYED, attempt=1, worker="w1", errors=[failure(1, "w1")], started_at=T0, finished_at=later)
+    )
     assert result.status == TaskResultStatus.READY and result.finished_at is None
     assert result.started_at == result.last_attempted_at == T0
     assert result.worker_ids == ["w1"] and result.errors[0].exception_class is ValueError
 
 
 def test_a_completed_job_has_its_return_value():
-    result = to_task_result(job(JobStatus.COMPLETED, attempt=1, worker="w1", result={"x": 1}, started_at=T0,
-                                finished_at=T0))  # fmt: skip
+    result = to_task_result(
+        job(JobStatus.COMPLETED, attempt=1, worker="w1", result={"x": 1}, started_at=T0, finished_at=T0)
+    )
     assert result.return_value == {"x": 1} and result.finished_at == T0
 
 
@@ -89,8 +105,9 @@ def test_errors_carry_an_importable_class_path():
 
 def test_without_use_tz_datetimes_are_naive(settings):
     settings.USE_TZ = False
-    result = to_task_result(job(JobStatus.COMPLETED, attempt=1, worker="w", enqueued_at=T0, started_at=T0,
-                                finished_at=T0))  # fmt: skip
+    result = to_task_result(
+        job(JobStatus.COMPLETED, attempt=1, worker="w", enqueued_at=T0, started_at=T0, finished_at=T0)
+    )
     assert result.enqueued_at.tzinfo is None and result.finished_at == T0.replace(tzinfo=None)
 
 

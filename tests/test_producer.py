@@ -19,8 +19,12 @@ def test_enqueue_returns_an_id_and_waits(store):
     job_id = tasks.add.enqueue({"a": 1, "b": 2})
     job = get_job(job_id)
     assert (job.status, job.name, job.queue, job.data, job.max_attempts) == (
-        JobStatus.WAITING, "add", "default", {"a": 1, "b": 2}, 1,
-    )  # fmt: skip
+        JobStatus.WAITING,
+        "add",
+        "default",
+        {"a": 1, "b": 2},
+        1,
+    )
 
 
 def test_add_job_by_name_with_options(store):

@@ -208,9 +208,26 @@ def test_nesting_deeper_than_python_can_walk_is_a_value_error(store):
 
 # -- what a worker reads ------------------------------------------------------------------------
 JOB_FIELDS = [
-    "name", "queue", "data", "max_attempts", "retry_delay", "backoff", "priority", "attempt", "enqueued_at",
-    "started_at", "finished_at", "run_at", "status", "id", "entry", "worker", "parent_id", "origin", "result",
-]  # fmt: skip
+    "name",
+    "queue",
+    "data",
+    "max_attempts",
+    "retry_delay",
+    "backoff",
+    "priority",
+    "attempt",
+    "enqueued_at",
+    "started_at",
+    "finished_at",
+    "run_at",
+    "status",
+    "id",
+    "entry",
+    "worker",
+    "parent_id",
+    "origin",
+    "result",
+]
 nasty_bytes = st.binary(max_size=40) | st.sampled_from(
     [b"nan", b"inf", b"-inf", b"1e308", b"-1", b"99999999999999999999", b"1.5", b"", b"\xff\xfe", b"[" * 3000, b"{}"]
 )

@@ -180,23 +180,34 @@ def test_the_demo_beat_fires_the_sample_minutely_cron_and_its_workers_run_it(red
     )
     redis_client.hset(index, "minutely_cleanup", "crons")
     env = {
-        **os.environ, "REDIS_URL": _test_url(), "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}",
+        **os.environ,
+        "REDIS_URL": _test_url(),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}",
         "PYTHONPATH": str(ROOT),
-    }  # fmt: skip
+    }
     env.pop("DJANGO_SETTINGS_MODULE", None)
     log = tmp_path / "demo.log"
     sample = Path(ROOT) / "sample_project"
     with open(log, "w") as out:
         demo = subprocess.Popen(
             [sys.executable, "manage.py", "demo", "--no-seed", "--port", str(free_port())],
-            cwd=sample, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            cwd=sample,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
-        job_id = wait_until(lambda: redis_client.hget(cron_key, "last_job_id"), timeout=60,
-                            message="the demo's beat to fire minutely_cleanup")  # fmt: skip
+        job_id = wait_until(
+            lambda: redis_client.hget(cron_key, "last_job_id"),
+            timeout=60,
+            message="the demo's beat to fire minutely_cleanup",
+        )
         job_key = f"tempotask-demo:{{crons}}:job:{job_id}"
-        wait_until(lambda: redis_client.hget(job_key, "status") == "completed", timeout=30,
-                   message="the demo's workers to run the cron job")  # fmt: skip
+        wait_until(
+            lambda: redis_client.hget(job_key, "status") == "completed",
+            timeout=30,
+            message="the demo's workers to run the cron job",
+        )
         tick = int(job_id.rsplit(":", 1)[1])
         assert job_id == f"cron:minutely_cleanup:{tick}" and tick % 60 == 0 and int(seconds) - tick < 120
         job = redis_client.hgetall(job_key)

@@ -40,8 +40,12 @@ print(json.dumps({"ids": ids, "report_status": get_job(ids["report"]).status}))
 
 @pytest.fixture
 def sample_env(redis_client, tmp_path):
-    env = {**os.environ, "REDIS_URL": _test_url(), "DATABASE_URL": f"sqlite:///{tmp_path / 'sample.sqlite3'}",
-           "PYTHONPATH": str(ROOT)}  # fmt: skip
+    env = {
+        **os.environ,
+        "REDIS_URL": _test_url(),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'sample.sqlite3'}",
+        "PYTHONPATH": str(ROOT),
+    }
     env.pop("DJANGO_SETTINGS_MODULE", None)
     yield env
     for key in redis_client.scan_iter(f"{PREFIX}:*"):
@@ -49,8 +53,14 @@ def sample_env(redis_client, tmp_path):
 
 
 def test_the_sample_projects_tasks_run_retry_spawn_wait_and_use_the_context(sample_env, redis_client, tmp_path):
-    done = subprocess.run([sys.executable, "manage.py", "shell", "-c", ENQUEUE], cwd=SAMPLE, env=sample_env,
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", ENQUEUE],
+        cwd=SAMPLE,
+        env=sample_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     enqueued = json.loads(done.stdout.strip().splitlines()[-1])
     ids = enqueued["ids"]
@@ -59,8 +69,11 @@ def test_the_sample_projects_tasks_run_retry_spawn_wait_and_use_the_context(samp
     with open(log, "w") as out:
         worker = subprocess.Popen(
             [sys.executable, "manage.py", "runworkers", "--queues", "notifications", "default", "crons"],
-            cwd=SAMPLE, env=sample_env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            cwd=SAMPLE,
+            env=sample_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
     def job(job_id: str, queue: str) -> dict:
         key = f"{PREFIX}:{{{queue}}}:job:{job_id}"
@@ -69,8 +82,14 @@ def test_the_sample_projects_tasks_run_retry_spawn_wait_and_use_the_context(samp
         fields["errors"] = [json.loads(line) for line in redis_client.lrange(f"{key}:errors", 0, -1)]
         return fields
 
-    where = {"notification": "notifications", "email": "notifications", "payment": "default", "report": "default",
-             "weather": "default", "export": "default"}  # fmt: skip
+    where = {
+        "notification": "notifications",
+        "email": "notifications",
+        "payment": "default",
+        "report": "default",
+        "weather": "default",
+        "export": "default",
+    }
     ids["email"] = "email-7"  # the notification's child job, enqueued with this id
 
     def all_finished() -> dict[str, dict] | None:

@@ -168,11 +168,21 @@ def test_a_changed_expression_starts_afresh(redis_client):
     [
         ("30 2 * * *", "Europe/Berlin", "2030-03-30T22:00Z", ["2030-03-31T03:00:00+02:00"]),
         ("30 2 * * *", "Europe/Berlin", "2030-10-26T22:00Z", ["2030-10-27T02:30:00+02:00"]),
-        ("0 * * * *", "Europe/Berlin", "2030-10-26T22:00Z",
-         ["2030-10-27T01:00:00+02:00", "2030-10-27T02:00:00+02:00", "2030-10-27T02:00:00+01:00",
-          "2030-10-27T03:00:00+01:00", "2030-10-27T04:00:00+01:00", "2030-10-27T05:00:00+01:00"]),
+        (
+            "0 * * * *",
+            "Europe/Berlin",
+            "2030-10-26T22:00Z",
+            [
+                "2030-10-27T01:00:00+02:00",
+                "2030-10-27T02:00:00+02:00",
+                "2030-10-27T02:00:00+01:00",
+                "2030-10-27T03:00:00+01:00",
+                "2030-10-27T04:00:00+01:00",
+                "2030-10-27T05:00:00+01:00",
+            ],
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_beat_through_a_dst_night_fires_each_tick_once(redis_client, expression, tz, night, expected):
     start = int(datetime.datetime.fromisoformat(night).timestamp())
     scheduler = CronScheduler(schedules(s={"task": "record", "cron": expression, "timezone": tz}))

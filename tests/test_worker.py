@@ -176,8 +176,12 @@ def test_signals_fire_for_each_transition(store):
 
 def test_a_receiver_can_listen_to_one_task(store):
     heard = []
-    lifecycle = {signals.job_enqueued: "enqueued", signals.job_started: "started",
-                 signals.job_completed: "completed", signals.job_failed: "failed"}  # fmt: skip
+    lifecycle = {
+        signals.job_enqueued: "enqueued",
+        signals.job_started: "started",
+        signals.job_completed: "completed",
+        signals.job_failed: "failed",
+    }
 
     def receiver(sender, signal, **kwargs):
         name = kwargs["name"] if signal is signals.job_enqueued else kwargs["job"].name

@@ -85,5 +85,6 @@ def redis_fire_figures(result: Result, jobs: TickJobs) -> None:
     """A second fire of a tick whose job had finished replaces that job: only the schedules' fire
     counters show it. They must equal the number of tick jobs."""
     result.figure("tick jobs in Redis", len(jobs.enqueued_at))
-    result.must_equal("fires beyond one per tick (Redis: schedules' runs - tick jobs)",
-                      jobs.fires - len(jobs.enqueued_at), 0)  # fmt: skip
+    result.must_equal(
+        "fires beyond one per tick (Redis: schedules' runs - tick jobs)", jobs.fires - len(jobs.enqueued_at), 0
+    )

@@ -71,8 +71,9 @@ def run(args: argparse.Namespace, selected: list) -> int:
             begun = time.monotonic()
             report = ScenarioReport(scenario.name, title, params, 0.0)
             try:
-                with Lab(scenario.name, args.out / scenario.name, ledger_server.url, redis_binary=binary,
-                         **scenario.lab) as lab:  # fmt: skip
+                with Lab(
+                    scenario.name, args.out / scenario.name, ledger_server.url, redis_binary=binary, **scenario.lab
+                ) as lab:
                     version = lab.redis_version()
                     report.result = scenario.run(lab, params, rng)
             except Exception as exc:  # a broken scenario is reported and fails the run; the others still run
@@ -83,10 +84,15 @@ def run(args: argparse.Namespace, selected: list) -> int:
             print(f"   {'pass' if report.passed else 'FAIL'} in {report.seconds:.0f} s", flush=True)
             reports.append(report)
     header = {
-        "profile": args.profile, "seed": args.seed, "redis_version": version, "redis_server": binary,
-        "python": platform.python_version(), "cpus": os.cpu_count(), "load_average": os.getloadavg(),
+        "profile": args.profile,
+        "seed": args.seed,
+        "redis_version": version,
+        "redis_server": binary,
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg(),
         "seconds": round(time.monotonic() - started, 1),
-    }  # fmt: skip
+    }
     print()
     print(write_reports(args.out, header, reports))
     print(f"reports: {args.out / 'report.json'}, {args.out / 'summary.txt'}")

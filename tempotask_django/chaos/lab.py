@@ -53,9 +53,12 @@ class Command:
         self.started = time.time()
         with open(log_path, "w") as log:  # a file, not a pipe: a full pipe would block the process
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "django", *argv], env=env, stdout=log, stderr=subprocess.STDOUT,
+                [sys.executable, "-m", "django", *argv],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: killed as a whole at the end
-            )  # fmt: skip
+            )
 
     @property
     def pid(self) -> int:
@@ -161,9 +164,12 @@ class Lab:
 
     def tempotask_settings(self) -> dict[str, Any]:
         return {
-            "REDIS_URL": self.server.url, "KEY_PREFIX": KEY_PREFIX, "DEFAULT_QUEUE": QUEUE,
-            "CONTEXT": "tempotask_django.chaos.tasks.context", **self.overrides,
-        }  # fmt: skip
+            "REDIS_URL": self.server.url,
+            "KEY_PREFIX": KEY_PREFIX,
+            "DEFAULT_QUEUE": QUEUE,
+            "CONTEXT": "tempotask_django.chaos.tasks.context",
+            **self.overrides,
+        }
 
     # -- processes ----------------------------------------------------------------------------
     def start(self, command: str, *args: str, log_level: str = "WARNING") -> Command:
@@ -185,9 +191,16 @@ class Lab:
     def workers(self, processes: int = 2, concurrency: int = 4, *extra: str, log_level: str = "WARNING") -> Command:
         """``runworkers`` on the chaos queue: ``processes`` x ``concurrency``."""
         return self.start(
-            "runworkers", "--queues", QUEUE, "--processes", str(processes), "--concurrency", str(concurrency),
-            *extra, log_level=log_level,
-        )  # fmt: skip
+            "runworkers",
+            "--queues",
+            QUEUE,
+            "--processes",
+            str(processes),
+            "--concurrency",
+            str(concurrency),
+            *extra,
+            log_level=log_level,
+        )
 
     # -- the queue ----------------------------------------------------------------------------
     @property

@@ -62,11 +62,16 @@ class ScenarioReport:
     def as_dict(self) -> dict[str, Any]:
         result = self.result or Result()
         return {
-            "name": self.name, "title": self.title, "params": self.params, "passed": self.passed,
-            "seconds": round(self.seconds, 1), "figures": result.figures,
+            "name": self.name,
+            "title": self.title,
+            "params": self.params,
+            "passed": self.passed,
+            "seconds": round(self.seconds, 1),
+            "figures": result.figures,
             "checks": [{**asdict(check), "ok": check.ok} for check in result.checks],
-            "notes": result.notes, "error": self.error,
-        }  # fmt: skip
+            "notes": result.notes,
+            "error": self.error,
+        }
 
 
 def write_reports(out: Path, header: dict[str, Any], scenarios: list[ScenarioReport]) -> str:

@@ -31,8 +31,12 @@ def send(signal: Any, sender: type, task_result: Any) -> None:
     """Send one of Django's task signals; a failing receiver is logged, never fatal to the job."""
     for receiver, response in signal.send_robust(sender=sender, task_result=task_result):
         if isinstance(response, Exception):
-            logger.error("task signal receiver %r failed: %s", receiver, response,
-                         exc_info=(type(response), response, response.__traceback__))  # fmt: skip
+            logger.error(
+                "task signal receiver %r failed: %s",
+                receiver,
+                response,
+                exc_info=(type(response), response, response.__traceback__),
+            )
 
 
 def _backend_class(alias: str) -> type:
@@ -77,13 +81,21 @@ async def run_django_task_async(job: Job, ctx: Any) -> Any:
 
 
 SYNC_TASK = registry.register(
-    Task(func=run_django_task, name=SYNC_TASK_NAME, description="Runs a task of Django's Tasks framework",
-         module=__name__)
-)  # fmt: skip
+    Task(
+        func=run_django_task,
+        name=SYNC_TASK_NAME,
+        description="Runs a task of Django's Tasks framework",
+        module=__name__,
+    )
+)
 ASYNC_TASK = registry.register(
-    Task(func=run_django_task_async, name=ASYNC_TASK_NAME,
-         description="Runs an async task of Django's Tasks framework", module=__name__)
-)  # fmt: skip
+    Task(
+        func=run_django_task_async,
+        name=ASYNC_TASK_NAME,
+        description="Runs an async task of Django's Tasks framework",
+        module=__name__,
+    )
+)
 
 
 def _finished_result(job: Job, status: JobStatus, duration: float | None, **changes: Any) -> Any:

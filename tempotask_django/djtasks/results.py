@@ -60,8 +60,13 @@ class TaskCall:
 
     def to_data(self) -> dict[str, Any]:
         run_after = self.run_after.isoformat() if self.run_after is not None else None
-        return {"task": self.path, "args": self.args, "kwargs": self.kwargs, "backend": self.backend,
-                "run_after": run_after}  # fmt: skip
+        return {
+            "task": self.path,
+            "args": self.args,
+            "kwargs": self.kwargs,
+            "backend": self.backend,
+            "run_after": run_after,
+        }
 
     @classmethod
     def from_data(cls, data: Any) -> TaskCall:
@@ -73,9 +78,12 @@ class TaskCall:
             raise ValueError("the job's data has args that are not a list or kwargs that are not a dict")
         run_after = data.get("run_after")
         return cls(
-            path=data["task"], args=args, kwargs=kwargs, backend=str(data.get("backend") or "default"),
+            path=data["task"],
+            args=args,
+            kwargs=kwargs,
+            backend=str(data.get("backend") or "default"),
             run_after=datetime.datetime.fromisoformat(run_after) if run_after else None,
-        )  # fmt: skip
+        )
 
     def load_task(self, job: Job) -> Any:
         """The Django Task, with the options this job was enqueued with."""

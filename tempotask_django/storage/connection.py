@@ -23,8 +23,11 @@ def make_client(settings: Settings, **overrides) -> redis.Redis:
     a damaged record must not make every read of the queue fail.
     """
     options = {
-        "decode_responses": True, "encoding_errors": "replace", "health_check_interval": 30, "socket_keepalive": True,
-    }  # fmt: skip
+        "decode_responses": True,
+        "encoding_errors": "replace",
+        "health_check_interval": 30,
+        "socket_keepalive": True,
+    }
     options.update(overrides)
     pool = redis.ConnectionPool.from_url(settings.redis_url, **options)
     if settings.optimise:

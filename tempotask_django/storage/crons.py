@@ -151,9 +151,14 @@ class CronStore:
         return {str(name): str(queue) for name, queue in self.client.hgetall(self.index).items()}
 
     def register(
-        self, name: str, queue: str, definition: dict[str, str], next_run_ms: int, carried_tick_ms: int = 0,
+        self,
+        name: str,
+        queue: str,
+        definition: dict[str, str],
+        next_run_ms: int,
+        carried_tick_ms: int = 0,
         now_ms: int = 0,
-    ) -> bool:  # fmt: skip
+    ) -> bool:
         """Create or update a schedule's definition (its state survives). True when new or changed."""
         args: list[Any] = [name, now_ms, next_run_ms, carried_tick_ms]
         for field, value in definition.items():
@@ -185,8 +190,17 @@ class CronStore:
         calls = []
         for fire in fires:
             spec = fire.spec
-            args = [fire.name, fire.mode, fire.tick_ms, fire.next_run_ms, now_ms, catchup_ms, spec.id, spec.priority,
-                    *spec.job_args()]  # fmt: skip
+            args = [
+                fire.name,
+                fire.mode,
+                fire.tick_ms,
+                fire.next_run_ms,
+                now_ms,
+                catchup_ms,
+                spec.id,
+                spec.priority,
+                *spec.job_args(),
+            ]
             calls.append(("cron_fire", spec.queue, args))
         replies = self.store._pipeline(calls)
         return [FireOutcome(outcome, status or "", int(now)) for outcome, status, now in replies]

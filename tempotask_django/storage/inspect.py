@@ -49,11 +49,17 @@ class QueueStats:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "queue": self.queue, "waiting": self.waiting, "processing": self.processing,
-            "delayed": self.delayed, "completed": self.completed, "failed": self.failed,
-            "consumers": self.consumers, "paused": self.paused, "next_job_age": self.next_job_age,
+            "queue": self.queue,
+            "waiting": self.waiting,
+            "processing": self.processing,
+            "delayed": self.delayed,
+            "completed": self.completed,
+            "failed": self.failed,
+            "consumers": self.consumers,
+            "paused": self.paused,
+            "next_job_age": self.next_job_age,
             "oldest_job_age": self.oldest_job_age,
-        }  # fmt: skip
+        }
 
 
 def _age(now_ms: int, since_ms: int | None) -> float | None:
@@ -160,10 +166,14 @@ class QueueInspector:
             by_status = dict(zip(STATUS_KEYS_IN_STATS_ORDER, (int(c) for c in counts), strict=True))
             stats.append(
                 QueueStats(
-                    queue=queue, consumers=int(consumers), paused=bool(paused),
-                    next_job_age=_age(now, next_since), oldest_job_age=_age(now, oldest_since), **by_status,
+                    queue=queue,
+                    consumers=int(consumers),
+                    paused=bool(paused),
+                    next_job_age=_age(now, next_since),
+                    oldest_job_age=_age(now, oldest_since),
+                    **by_status,
                 )
-            )  # fmt: skip
+            )
         return stats
 
     def is_paused(self, queue: str) -> bool:
@@ -179,12 +189,14 @@ class QueueInspector:
             pipe.hgetall(self.keys(queue).stats(minute))
         series = []
         for minute, counts in zip(wanted, pipe.execute(), strict=True):
-            series.append({
-                "minute": minute * 60,
-                "completed": int(counts.get("completed", 0)),
-                "failed": int(counts.get("failed", 0)),
-                "retried": int(counts.get("retried", 0)),
-            })  # fmt: skip
+            series.append(
+                {
+                    "minute": minute * 60,
+                    "completed": int(counts.get("completed", 0)),
+                    "failed": int(counts.get("failed", 0)),
+                    "retried": int(counts.get("retried", 0)),
+                }
+            )
         return series
 
     def minute_totals(self, queues: Sequence[str], minutes: int = 60) -> list[dict[str, int]]:

@@ -30,14 +30,33 @@ class JobSpec:
     def another(self, job_id: str, data: str) -> JobSpec:
         """The same job with another id and data (a bulk enqueue of one task with one set of options)."""
         return JobSpec(
-            job_id, self.name, self.queue, data, self.priority, self.max_attempts, self.retry_delay, self.backoff,
-            self.parent_id, self.origin, self.delay_ms, self.run_at_ms, checked=False,
-        )  # fmt: skip
+            job_id,
+            self.name,
+            self.queue,
+            data,
+            self.priority,
+            self.max_attempts,
+            self.retry_delay,
+            self.backoff,
+            self.parent_id,
+            self.origin,
+            self.delay_ms,
+            self.run_at_ms,
+            checked=False,
+        )
 
     def job_args(self) -> list[Any]:
         """The record's values, in the order lib.lua's JOB_FIELDS names them."""
-        return [self.name, self.queue, self.data, self.max_attempts, self.retry_delay, self.backoff,
-                self.parent_id, self.origin]  # fmt: skip
+        return [
+            self.name,
+            self.queue,
+            self.data,
+            self.max_attempts,
+            self.retry_delay,
+            self.backoff,
+            self.parent_id,
+            self.origin,
+        ]
 
     def script_args(self) -> list[Any]:
         """enqueue.lua's arguments for this job: id, checked, priority, delay, due, the record's values."""

@@ -201,9 +201,17 @@ class RedisStore(QueueInspector):
         """
         min_idle_ms = int(self.settings.stalled_timeout * 1000)
         jobs, next_cursor, poisoned, alone, suspects = self._run(
-            "reclaim", queue, CONSUMER_GROUP, consumer, min_idle_ms, cursor, count,
-            self.settings.max_deliveries, self._history_size(queue), 1 if idle else 0,
-        )  # fmt: skip
+            "reclaim",
+            queue,
+            CONSUMER_GROUP,
+            consumer,
+            min_idle_ms,
+            cursor,
+            count,
+            self.settings.max_deliveries,
+            self._history_size(queue),
+            1 if idle else 0,
+        )
         return ReclaimResult([_pairs(job) for job in jobs], next_cursor, int(poisoned), bool(alone), int(suspects))
 
     def sweep_lost_entries(self, queue: str, offset: int = 0, page: int = SWEEP_PAGE) -> SweepResult:
@@ -266,8 +274,15 @@ class RedisStore(QueueInspector):
             positions.append(chunk)
         for i, item in enumerate(finishes):
             if not item.succeeded:
-                args = [CONSUMER_GROUP, consumer, item.entry_id, item.job_id, item.payload, item.retry_delay_ms,
-                        self._history_size(item.queue)]  # fmt: skip
+                args = [
+                    CONSUMER_GROUP,
+                    consumer,
+                    item.entry_id,
+                    item.job_id,
+                    item.payload,
+                    item.retry_delay_ms,
+                    self._history_size(item.queue),
+                ]
                 calls.append(("fail", item.queue, args))
                 positions.append([i])
         return calls, positions

@@ -66,10 +66,14 @@ class RetryFailedView(DashboardAction):
         queue = self.known_queue(kwargs["queue"])
         count = self.store.count_jobs(queue, "failed")
         return {
-            "queue": queue, "title": f"Retry every failed job of {queue}?", "count": count,
+            "queue": queue,
+            "title": f"Retry every failed job of {queue}?",
+            "count": count,
             "question": f"Queue the {count} failed job(s) of {queue} again, each with a fresh set of attempts?",
-            "button": "Yes, retry them", "destructive": False, "back_status": "failed",
-        }  # fmt: skip
+            "button": "Yes, retry them",
+            "destructive": False,
+            "back_status": "failed",
+        }
 
     def post(self, request: HttpRequest, queue: str) -> HttpResponse:
         queue = self.known_queue(queue)
@@ -92,11 +96,16 @@ class PurgeQueueView(DashboardAction):
         queue, status = self.known_queue(kwargs["queue"]), kwargs["status"]
         count = self.store.count_jobs(queue, status)
         return {
-            "queue": queue, "status": status, "title": f"Purge {status} jobs of {queue}?", "count": count,
+            "queue": queue,
+            "status": status,
+            "title": f"Purge {status} jobs of {queue}?",
+            "count": count,
             "question": f"Delete the {count} {status} job(s) of {queue} with their logs and errors? "
-                        "This cannot be undone.",
-            "button": "Yes, delete them", "destructive": True, "back_status": status,
-        }  # fmt: skip
+            "This cannot be undone.",
+            "button": "Yes, delete them",
+            "destructive": True,
+            "back_status": status,
+        }
 
     def post(self, request: HttpRequest, queue: str, status: str) -> HttpResponse:
         queue = self.known_queue(queue)

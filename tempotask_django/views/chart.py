@@ -33,15 +33,17 @@ def build_chart(series: list[dict[str, int]]) -> dict[str, Any]:
         completed_h = point["completed"] / top * HEIGHT
         failed_h = point["failed"] / top * HEIGHT
         at = timezone.localtime(datetime.datetime.fromtimestamp(point["minute"], tz=datetime.UTC))
-        bars.append({
-            "x": round(index * slot + BAR_GAP / 2, 2),
-            "width": round(slot - BAR_GAP, 2),
-            "completed_y": round(HEIGHT - completed_h, 2),
-            "completed_h": round(completed_h, 2),
-            "failed_y": round(HEIGHT - completed_h - failed_h, 2),
-            "failed_h": round(failed_h, 2),
-            "label": f"{at:%H:%M}: {point['completed']} completed, {point['failed']} failed",
-        })  # fmt: skip
+        bars.append(
+            {
+                "x": round(index * slot + BAR_GAP / 2, 2),
+                "width": round(slot - BAR_GAP, 2),
+                "completed_y": round(HEIGHT - completed_h, 2),
+                "completed_h": round(completed_h, 2),
+                "failed_y": round(HEIGHT - completed_h - failed_h, 2),
+                "failed_h": round(failed_h, 2),
+                "label": f"{at:%H:%M}: {point['completed']} completed, {point['failed']} failed",
+            }
+        )
     return {
         "width": WIDTH,
         "height": HEIGHT,

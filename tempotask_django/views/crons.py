@@ -47,13 +47,15 @@ def cron_rows(crons: list[CronInfo], now_ms: int) -> list[dict[str, Any]]:
     rows = []
     for cron in crons:
         until_next = _seconds(cron.next_run, now)
-        rows.append({
-            "cron": cron,
-            "next_in": until_next if until_next is not None and until_next >= 0 else None,
-            "next_overdue": -until_next if until_next is not None and until_next < 0 else None,
-            "late": is_late(cron, now) if now else False,
-            "last_age": _seconds(now, cron.last_enqueued_at),
-        })  # fmt: skip
+        rows.append(
+            {
+                "cron": cron,
+                "next_in": until_next if until_next is not None and until_next >= 0 else None,
+                "next_overdue": -until_next if until_next is not None and until_next < 0 else None,
+                "late": is_late(cron, now) if now else False,
+                "last_age": _seconds(now, cron.last_enqueued_at),
+            }
+        )
     return rows
 
 
@@ -96,9 +98,13 @@ class CronsView(DashboardPage):
         crons_store = CronStore(self.store)
         crons, beats, now_ms = crons_store.list(), crons_store.beats(), self.store.server_time_ms()
         return super().get_context_data(
-            crons=cron_rows(crons, now_ms), beats=beat_rows(beats, now_ms), schedule_count=len(crons),
-            attention=cron_attention(crons, beats, now_ms), late_after=LATE_AFTER, **kwargs,
-        )  # fmt: skip
+            crons=cron_rows(crons, now_ms),
+            beats=beat_rows(beats, now_ms),
+            schedule_count=len(crons),
+            attention=cron_attention(crons, beats, now_ms),
+            late_after=LATE_AFTER,
+            **kwargs,
+        )
 
 
 class CronAction(DashboardAction):

@@ -120,8 +120,9 @@ class EnqueueView(DashboardAction):
         if not added:
             self.report(messages.WARNING, f"A job with id {spec.id} is already {status}; nothing was added.")
             return HttpResponseRedirect(link)
-        self.record(ADDITION, f"{spec.queue}/{spec.id}", f"job {spec.id} on {spec.queue}",
-                    f"Enqueued {spec.name} ({status}).")  # fmt: skip
+        self.record(
+            ADDITION, f"{spec.queue}/{spec.id}", f"job {spec.id} on {spec.queue}", f"Enqueued {spec.name} ({status})."
+        )
         self.report(messages.SUCCESS, f"Job {spec.id} ({spec.name}) was added to {spec.queue} as {status}.")
         return HttpResponseRedirect(link)
 

@@ -26,8 +26,13 @@ NAME_FILTER_WINDOW = 5000
 # Child jobs listed on a job's page.
 CHILDREN_SHOWN = 100
 HISTORY = ("completed", "failed")
-STATUS_LABELS = {"waiting": "Waiting", "processing": "Processing", "delayed": "Delayed",
-                 "completed": "Completed", "failed": "Failed"}  # fmt: skip
+STATUS_LABELS = {
+    "waiting": "Waiting",
+    "processing": "Processing",
+    "delayed": "Delayed",
+    "completed": "Completed",
+    "failed": "Failed",
+}
 
 
 def log_line(line: dict[str, Any]) -> dict[str, Any]:
@@ -86,13 +91,21 @@ class JobListView(DashboardPage):
             jobs = self.store.list_jobs(queue, status, offset, PAGE_SIZE)
         return super().get_context_data(
             title=f"{STATUS_LABELS[status]} jobs in {queue}",
-            queue=queue, status=status, stats=stats, jobs=jobs, page=page, total=total,
+            queue=queue,
+            status=status,
+            stats=stats,
+            jobs=jobs,
+            page=page,
+            total=total,
             page_range=page.paginator.get_elided_page_range(page.number, on_each_side=2, on_ends=1),
-            task_name=task_name, search=search, note=note,
+            task_name=task_name,
+            search=search,
+            note=note,
             statuses=[(name, STATUS_LABELS[name], getattr(stats, name)) for name in STATUS_KEYS],
-            queues=self.all_queues(), task_names=sorted(task.name for task in registry),
+            queues=self.all_queues(),
+            task_names=sorted(task.name for task in registry),
             is_history=status in HISTORY,
-        )  # fmt: skip
+        )
 
     def search(self, job_id: str) -> tuple[list[Job], int]:
         """The jobs with exactly this id, in any queue and status (an id is unique within its queue only)."""
@@ -125,11 +138,17 @@ class JobDetailView(DashboardPage):
         worker = self.store.get_worker(job.worker) if job.worker else None
         return super().get_context_data(
             title=f"Job {job.id}",
-            queue=queue, job=job, timeline=timeline(job),
-            data_json=pretty_json(job.data), result_json=pretty_json(job.result),
+            queue=queue,
+            job=job,
+            timeline=timeline(job),
+            data_json=pretty_json(job.data),
+            result_json=pretty_json(job.result),
             logs=[log_line(line) for line in job.logs],
-            errors=list(reversed(job.errors)), parent_queue=parent_queue,
-            children=children, children_total=children_total, worker=worker,
+            errors=list(reversed(job.errors)),
+            parent_queue=parent_queue,
+            children=children,
+            children_total=children_total,
+            worker=worker,
             can_retry_now=job.status in ("failed", "delayed"),
             internal_task=job.name.startswith(RESERVED_NAME_PREFIX),
-        )  # fmt: skip
+        )

@@ -78,13 +78,15 @@ def worker_rows(workers: list[dict[str, str]], now_ms: int) -> list[dict[str, An
     rows = []
     for worker in workers:
         heartbeat = int(worker.get("heartbeat") or 0)
-        rows.append({
-            **worker,
-            "queue_list": [queue for queue in worker.get("queues", "").split(",") if queue],
-            "started_at": ms_to_datetime(worker.get("started")),
-            "heartbeat_at": ms_to_datetime(heartbeat or None),
-            "heartbeat_age": max(0.0, (now_ms - heartbeat) / 1000) if heartbeat else None,
-        })  # fmt: skip
+        rows.append(
+            {
+                **worker,
+                "queue_list": [queue for queue in worker.get("queues", "").split(",") if queue],
+                "started_at": ms_to_datetime(worker.get("started")),
+                "heartbeat_at": ms_to_datetime(heartbeat or None),
+                "heartbeat_age": max(0.0, (now_ms - heartbeat) / 1000) if heartbeat else None,
+            }
+        )
     return rows
 
 
@@ -133,13 +135,15 @@ class OverviewDataView(OverviewMixin, View):
         overview = self.overview_context()
         context = self.dashboard_context(**overview)
         html = {name: render_to_string(template, context, request) for name, template in FRAGMENTS.items()}
-        return JsonResponse({
-            "queues": [queue.as_dict() for queue in overview["queues"]],
-            "totals": overview["totals"],
-            "workers": len(overview["workers"]),
-            "beats": len(overview["beats"]),
-            "crons": overview["schedule_count"],
-            "chart": {key: overview["chart"][key] for key in ("minutes", "completed", "failed", "retried")},
-            "attention": [item["text"] for item in overview["attention"]],
-            "html": html,
-        })  # fmt: skip
+        return JsonResponse(
+            {
+                "queues": [queue.as_dict() for queue in overview["queues"]],
+                "totals": overview["totals"],
+                "workers": len(overview["workers"]),
+                "beats": len(overview["beats"]),
+                "crons": overview["schedule_count"],
+                "chart": {key: overview["chart"][key] for key in ("minutes", "completed", "failed", "retried")},
+                "attention": [item["text"] for item in overview["attention"]],
+                "html": html,
+            }
+        )

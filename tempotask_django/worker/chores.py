@@ -6,7 +6,8 @@ import logging
 import time
 from typing import Any
 
-from tempotask_django.worker.support import CONSUMER_MAX_IDLE, REDIS_ERRORS, WorkerParts
+from tempotask_django.storage.outage import REDIS_ERRORS
+from tempotask_django.worker.support import CONSUMER_MAX_IDLE, WorkerParts
 
 logger = logging.getLogger("tempotask")
 
@@ -66,16 +67,24 @@ class ChoresMixin(WorkerParts):
                     job.lost = True
                 logger.warning(
                     "worker %s lost the lease of entry %s on %s (taken over, deleted, or Redis lost it); its result "
-                    "will be discarded", self.name, lost, queue,
-                )  # fmt: skip
+                    "will be discarded",
+                    self.name,
+                    lost,
+                    queue,
+                )
 
     def info(self) -> dict[str, Any]:
         """What the admin shows about this worker."""
         host, pid, _ = ([*self.name.split(":"), "", "", ""])[:3]
         return {
-            "host": host, "pid": pid, "queues": ",".join(self.queues), "concurrency": self.concurrency,
-            "started": int(self.started_at * 1000), "jobs_done": self.jobs_done, "running": self.running_count,
-        }  # fmt: skip
+            "host": host,
+            "pid": pid,
+            "queues": ",".join(self.queues),
+            "concurrency": self.concurrency,
+            "started": int(self.started_at * 1000),
+            "jobs_done": self.jobs_done,
+            "running": self.running_count,
+        }
 
     def _reclaim_and_sweep(self) -> None:
         self._reclaim()
@@ -92,9 +101,10 @@ class ChoresMixin(WorkerParts):
                     logger.warning("%d job(s) on %s lost their stream entry; queued again", result.requeued, queue)
                 if result.failed:
                     logger.error(
-                        "%d job(s) on %s lost their stream entry too many times in a row (MAX_DELIVERIES); "
-                        "failed", result.failed, queue,
-                    )  # fmt: skip
+                        "%d job(s) on %s lost their stream entry too many times in a row (MAX_DELIVERIES); failed",
+                        result.failed,
+                        queue,
+                    )
                 offset = result.offset
                 if offset == 0 or time.monotonic() >= budget_end:
                     break

@@ -27,11 +27,12 @@ from tempotask_django.registry import TaskRegistry, registry
 from tempotask_django.runner import JobRunner, Outcome
 from tempotask_django.slots import Slots
 from tempotask_django.storage.connection import get_default_store
+from tempotask_django.storage.outage import REDIS_ERRORS, ErrorThrottle
 from tempotask_django.storage.records import ClaimResult
 from tempotask_django.storage.store import RedisStore
 from tempotask_django.worker.chores import ChoresMixin
 from tempotask_django.worker.finishing import FinishingMixin
-from tempotask_django.worker.support import IDLE_BLOCK_MS, REDIS_ERRORS, AsyncLoopThread, ErrorThrottle, RunningJob
+from tempotask_django.worker.support import IDLE_BLOCK_MS, AsyncLoopThread, RunningJob
 from tempotask_django.worker.threads import JobThreads
 
 logger = logging.getLogger("tempotask")
@@ -76,8 +77,10 @@ class Worker(FinishingMixin, ChoresMixin):
         self._slot_freed = threading.Event()
         self._stopping = threading.Event()
         self._done: queue_module.SimpleQueue[tuple[RunningJob, Outcome] | None] = queue_module.SimpleQueue()
-        limits = {q: self.settings.for_queue(q).concurrency if q in self.settings.queues else self.concurrency
-                  for q in self.queues}  # fmt: skip
+        limits = {
+            q: self.settings.for_queue(q).concurrency if q in self.settings.queues else self.concurrency
+            for q in self.queues
+        }
         self._slots = Slots(self.concurrency, limits, max_jobs)
         self._wake_ids = dict.fromkeys(self.queues, "0-0")
         self._next_due = dict.fromkeys(self.queues, -1)
@@ -161,8 +164,10 @@ class Worker(FinishingMixin, ChoresMixin):
         if left:
             logger.warning(
                 "worker %s exits with %d job(s) still running after SHUTDOWN_TIMEOUT; another worker "
-                "takes them over after STALLED_TIMEOUT", self.name, left,
-            )  # fmt: skip
+                "takes them over after STALLED_TIMEOUT",
+                self.name,
+                left,
+            )
         self._leave()
         logger.info("worker %s stopped after %d jobs", self.name, self.jobs_done)
         return left == 0
@@ -170,8 +175,11 @@ class Worker(FinishingMixin, ChoresMixin):
     def _announce(self) -> None:
         logger.info(
             "worker %s started: queues %s, concurrency %d, redis %s",
-            self.name, ", ".join(self.queues), self.concurrency, self.settings.safe_redis_url,
-        )  # fmt: skip
+            self.name,
+            ", ".join(self.queues),
+            self.concurrency,
+            self.settings.safe_redis_url,
+        )
         try:
             warning = self.store.eviction_warning()
         except REDIS_ERRORS as exc:

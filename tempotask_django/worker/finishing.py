@@ -10,16 +10,10 @@ import time
 from tempotask_django import serialization, signals
 from tempotask_django.backoff import retry_delay_seconds
 from tempotask_django.runner import Outcome, error_json
+from tempotask_django.storage.outage import REDIS_ERRORS, ErrorThrottle
 from tempotask_django.storage.records import ClaimResult, Finish, FinishOutcome
 from tempotask_django.validation import MAX_SECONDS
-from tempotask_django.worker.support import (
-    FINISH_BATCH,
-    FINISH_RETRY_CAP,
-    REDIS_ERRORS,
-    ErrorThrottle,
-    RunningJob,
-    WorkerParts,
-)
+from tempotask_django.worker.support import FINISH_BATCH, FINISH_RETRY_CAP, RunningJob, WorkerParts
 
 logger = logging.getLogger("tempotask")
 
@@ -144,14 +138,24 @@ class FinishingMixin(WorkerParts):
         will_retry = result.status != "failed"
         logger.log(
             logging.WARNING if will_retry else logging.ERROR,
-            "job %s %s failed in %.3fs (attempt %d/%d): %s: %s%s", job.id, job.name, outcome.duration,
-            job.attempt, job.max_attempts, type(outcome.error).__name__, outcome.error,
+            "job %s %s failed in %.3fs (attempt %d/%d): %s: %s%s",
+            job.id,
+            job.name,
+            outcome.duration,
+            job.attempt,
+            job.max_attempts,
+            type(outcome.error).__name__,
+            outcome.error,
             f"; retry in {finish.retry_delay_ms / 1000:.1f}s" if will_retry else "",
-        )  # fmt: skip
+        )
         signals.send(
-            signals.job_failed, sender=outcome.task, job=job, error=outcome.error, will_retry=will_retry,
+            signals.job_failed,
+            sender=outcome.task,
+            job=job,
+            error=outcome.error,
+            will_retry=will_retry,
             duration=outcome.duration,
-        )  # fmt: skip
+        )
 
 
 def _not_retried(outcome: Outcome, why: str) -> str:

@@ -10,12 +10,11 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import redis
-
 if TYPE_CHECKING:
     from tempotask_django.conf import Settings
     from tempotask_django.runner import Outcome
     from tempotask_django.slots import Slots
+    from tempotask_django.storage.outage import ErrorThrottle
     from tempotask_django.storage.records import ClaimResult
     from tempotask_django.storage.store import RedisStore
 
@@ -27,15 +26,9 @@ IDLE_BLOCK_MS = 2000
 FINISH_BATCH = 100
 # Consumers idle this long (and holding nothing) are deleted from a group, seconds.
 CONSUMER_MAX_IDLE = 3600
-# Errors talking to Redis: first retry delay and the cap, seconds.
-BACKOFF_START, BACKOFF_CAP = 0.1, 5.0
 # Cap of the finisher's retry delay, seconds: finished jobs hold their slots until recorded, so they
 # are recorded soon after Redis is back (a refused connection costs nothing).
 FINISH_RETRY_CAP = 1.0
-# At most one log line per this many seconds while Redis keeps failing.
-ERROR_LOG_INTERVAL = 30.0
-
-REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
 
 
 @dataclass
@@ -46,32 +39,6 @@ class RunningJob:
     started: float = field(default_factory=time.monotonic)
     finishing: bool = False  # handed to the finisher: its lease may be gone any moment, no news
     lost: bool = False  # another worker took it over (or Redis lost it): warned once, not renewed
-
-
-class ErrorThrottle:
-    """Logs the first error of a streak, then at most one summary line per interval."""
-
-    def __init__(self, interval: float = ERROR_LOG_INTERVAL, cap: float = BACKOFF_CAP) -> None:
-        self.interval = interval
-        self.cap = cap
-        self.streak = 0
-        self.last_logged = 0.0
-        self.delay = BACKOFF_START
-
-    def failed(self, what: str, exc: BaseException) -> float:
-        """Record a failure; returns how long to back off."""
-        self.streak += 1
-        now = time.monotonic()
-        if self.streak == 1 or now - self.last_logged >= self.interval:
-            logger.error("%s failed (%d in a row, retrying with backoff): %s", what, self.streak, exc)
-            self.last_logged = now
-        delay, self.delay = self.delay, min(self.cap, self.delay * 2)
-        return delay
-
-    def succeeded(self) -> None:
-        if self.streak:
-            logger.warning("Redis is reachable again after %d failed calls", self.streak)
-        self.streak, self.delay = 0, BACKOFF_START
 
 
 class AsyncLoopThread:

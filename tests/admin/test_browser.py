@@ -27,10 +27,17 @@ CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 ARTIFACTS = Path(os.environ.get("TEMPOTASK_ARTIFACTS", Path(__file__).resolve().parents[2] / "artifacts")) / "browser"
 # Without these, Chromium phones home at start; this machine's closed network refuses it.
 CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
-    "--no-first-run", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
     "--window-size=1280,900",
-)  # fmt: skip
+)
 
 
 def _browser_missing() -> str | None:

@@ -34,8 +34,18 @@ def schedules(store, db):
 
 @pytest.fixture
 def foreign(schedules, store):
-    definition = {"name": FOREIGN, "task": XSS, "expression": XSS, "timezone": XSS, "description": XSS,
-                  "queue": "default", "data": "null", "attempts": "", "priority": "", "source": "settings"}  # fmt: skip
+    definition = {
+        "name": FOREIGN,
+        "task": XSS,
+        "expression": XSS,
+        "timezone": XSS,
+        "description": XSS,
+        "queue": "default",
+        "data": "null",
+        "attempts": "",
+        "priority": "",
+        "source": "settings",
+    }
     CronStore(store).register(FOREIGN, "default", definition, next_run_ms=store.server_time_ms() + 60_000)
     return FOREIGN
 
@@ -66,8 +76,17 @@ def test_the_page_shows_every_schedule(schedules, superuser, redis_client):
     assert html.index(">Workers</a>") < html.index(">Cron schedules</a>")
     rows = {row["cron"].name: row for row in response.context["crons"]}
     assert list(rows) == ["hourly_sweep", "nightly_digest"]
-    for text in ("Every hour", '<code class="tt-expression">@hourly</code>', "0 3 * * *", "Europe/Paris",
-                 "hourly_sweep", "nightly_digest", "never", ">Paused</span>", ">Active</span>"):  # fmt: skip
+    for text in (
+        "Every hour",
+        '<code class="tt-expression">@hourly</code>',
+        "0 3 * * *",
+        "Europe/Paris",
+        "hourly_sweep",
+        "nightly_digest",
+        "never",
+        ">Paused</span>",
+        ">Active</span>",
+    ):
         assert text in html, text
     assert reverse("admin:tempotask_job_list", args=["crons", "waiting"]) in html
     assert rows["hourly_sweep"]["next_in"] is not None and not rows["hourly_sweep"]["late"]
@@ -93,11 +112,13 @@ def test_buttons_follow_the_permissions(schedules, superuser, viewer, django_use
     assert ">Resume</button>" in everything
     seen = page(viewer)
     assert '<form method="post"' not in seen and "Run now</button>" not in seen and "Actions</th>" not in seen
-    runner = grant(django_user_model.objects.create_user("runner", password="pw", is_staff=True),
-                   "view_dashboard", "run_cron")  # fmt: skip
+    runner = grant(
+        django_user_model.objects.create_user("runner", password="pw", is_staff=True), "view_dashboard", "run_cron"
+    )
     assert ">Run now</button>" in page(runner) and ">Pause</button>" not in page(runner)
-    pauser = grant(django_user_model.objects.create_user("pauser", password="pw", is_staff=True),
-                   "view_dashboard", "pause_cron")  # fmt: skip
+    pauser = grant(
+        django_user_model.objects.create_user("pauser", password="pw", is_staff=True), "view_dashboard", "pause_cron"
+    )
     assert ">Run now</button>" not in page(pauser) and ">Resume</button>" in page(pauser)
 
 

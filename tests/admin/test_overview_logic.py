@@ -17,8 +17,17 @@ QUIET_CHART = {"failed": 0, "minutes": 60}
 
 
 def stats(queue: str, **counts) -> QueueStats:
-    base = {"waiting": 0, "processing": 0, "delayed": 0, "completed": 0, "failed": 0, "consumers": 0,
-            "paused": False, "next_job_age": None, "oldest_job_age": None}  # fmt: skip
+    base = {
+        "waiting": 0,
+        "processing": 0,
+        "delayed": 0,
+        "completed": 0,
+        "failed": 0,
+        "consumers": 0,
+        "paused": False,
+        "next_job_age": None,
+        "oldest_job_age": None,
+    }
     return QueueStats(queue=queue, **{**base, **counts})
 
 
@@ -68,13 +77,24 @@ def test_age_is_readable():
 def test_timeline_of_a_retried_then_completed_job():
     t0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
     ms = int(t0.timestamp() * 1000)
-    job = Job(id="j", name="n", queue="q", status=JobStatus.COMPLETED, attempt=2, worker="w2",
-              enqueued_at=t0, started_at=t0 + datetime.timedelta(seconds=5),
-              finished_at=t0 + datetime.timedelta(seconds=6),
-              errors=[{"attempt": 1, "type": "KeyError", "t": ms + 2000, "worker": "w1"}])  # fmt: skip
+    job = Job(
+        id="j",
+        name="n",
+        queue="q",
+        status=JobStatus.COMPLETED,
+        attempt=2,
+        worker="w2",
+        enqueued_at=t0,
+        started_at=t0 + datetime.timedelta(seconds=5),
+        finished_at=t0 + datetime.timedelta(seconds=6),
+        errors=[{"attempt": 1, "type": "KeyError", "t": ms + 2000, "worker": "w1"}],
+    )
     assert [event["text"] for event in timeline(job)] == [
-        "Enqueued", "Attempt 1 failed on w1: KeyError", "Attempt 2 started on w2", "Completed",
-    ]  # fmt: skip
+        "Enqueued",
+        "Attempt 1 failed on w1: KeyError",
+        "Attempt 2 started on w2",
+        "Completed",
+    ]
 
 
 def test_malformed_timestamps_do_not_break_the_page():
@@ -87,13 +107,24 @@ def test_a_retry_in_the_millisecond_its_attempt_failed_keeps_the_logical_order()
     t0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
     ms = int(t0.timestamp() * 1000)
     same = t0 + datetime.timedelta(seconds=1)
-    job = Job(id="j", name="n", queue="q", status=JobStatus.FAILED, attempt=2, enqueued_at=t0, started_at=same,
-              finished_at=same, errors=[{"attempt": 1, "type": "A", "t": ms + 1000},
-                                        {"attempt": 2, "type": "B", "t": ms + 1000}])  # fmt: skip
+    job = Job(
+        id="j",
+        name="n",
+        queue="q",
+        status=JobStatus.FAILED,
+        attempt=2,
+        enqueued_at=t0,
+        started_at=same,
+        finished_at=same,
+        errors=[{"attempt": 1, "type": "A", "t": ms + 1000}, {"attempt": 2, "type": "B", "t": ms + 1000}],
+    )
     assert [event["text"] for event in timeline(job)] == [
-        "Enqueued", "Attempt 1 failed: A", "Attempt 2 started", "Attempt 2 failed: B",
+        "Enqueued",
+        "Attempt 1 failed: A",
+        "Attempt 2 started",
+        "Attempt 2 failed: B",
         "Failed for good (no attempts left)",
-    ]  # fmt: skip
+    ]
 
 
 NOW_MS = 1_900_000_000_000
@@ -101,9 +132,24 @@ NOW_MS = 1_900_000_000_000
 
 def cron(name: str, next_in_s: float | None, paused: bool = False) -> CronInfo:
     next_run = None if next_in_s is None else ms_to_datetime(NOW_MS + int(next_in_s * 1000))
-    return CronInfo(name=name, task="t", expression="* * * * *", description="", timezone="UTC", queue="q",
-                    data=None, attempts=None, priority=None, next_run=next_run, last_run=None,
-                    last_enqueued_at=None, last_job_id=None, last_job_status=None, paused=paused, runs=0)  # fmt: skip
+    return CronInfo(
+        name=name,
+        task="t",
+        expression="* * * * *",
+        description="",
+        timezone="UTC",
+        queue="q",
+        data=None,
+        attempts=None,
+        priority=None,
+        next_run=next_run,
+        last_run=None,
+        last_enqueued_at=None,
+        last_job_id=None,
+        last_job_status=None,
+        paused=paused,
+        runs=0,
+    )
 
 
 BEAT = BeatInfo(id="h:1:x", host="h", pid=1, kind="runcron", schedules=1, started=None, last_tick=None, heartbeat=None)

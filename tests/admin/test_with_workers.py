@@ -35,11 +35,18 @@ def test_a_real_worker_is_listed_with_its_numbers_and_leaves_after_sigkill_and_i
 
     [row] = wait_until(shows_the_work, timeout=30, message="the worker's heartbeat to count its jobs")
     assert (row["host"], row["pid"], row["queue_list"], row["concurrency"]) == (
-        socket.gethostname(), str(process.pid), ["default", "slow"], "3",
-    )  # fmt: skip
+        socket.gethostname(),
+        str(process.pid),
+        ["default", "slow"],
+        "3",
+    )
     html = client.get(reverse("admin:tempotask_workers")).content.decode()
-    cells = (f"<td>{socket.gethostname()}</td>", f'<td class="num">{process.pid}</td>', '<td class="num">3</td>',
-             '<td class="num">2</td><td class="num">1</td>')  # fmt: skip
+    cells = (
+        f"<td>{socket.gethostname()}</td>",
+        f'<td class="num">{process.pid}</td>',
+        '<td class="num">3</td>',
+        '<td class="num">2</td><td class="num">1</td>',
+    )
     for cell in cells:
         assert cell in html, cell
     assert ">default</a>, <a" in html and ">slow</a>" in html

@@ -53,10 +53,27 @@ def test_every_key_of_a_queue_carries_its_hash_tag(store, ledger):
     for queue, names in by_queue.items():
         assert {key_slot(name.encode()) for name in names} == {key_slot(queue.encode())}, queue
     kinds = {kind(found["rest"]) for found in queue_keys.values() if found["queue"] == "default"}
-    assert kinds >= {"job", "logs", "errors", "children", "waiting", "delayed", "processing", "completed", "failed",
-                     "stream", "wake", "seq", "stats", "cron"}, kinds  # fmt: skip
+    assert kinds >= {
+        "job",
+        "logs",
+        "errors",
+        "children",
+        "waiting",
+        "delayed",
+        "processing",
+        "completed",
+        "failed",
+        "stream",
+        "wake",
+        "seq",
+        "stats",
+        "cron",
+    }, kinds
     assert f"{PREFIX}:{{other}}:paused" in keys
     assert {key for key in keys if GLOBAL.match(key)} == {
-        f"{PREFIX}:queues", f"{PREFIX}:crons", f"{PREFIX}:workers", f"{PREFIX}:worker:host:1:abc",
-    }  # fmt: skip
+        f"{PREFIX}:queues",
+        f"{PREFIX}:crons",
+        f"{PREFIX}:workers",
+        f"{PREFIX}:worker:host:1:abc",
+    }
     assert store.keys("default").job(running["id"]) in keys

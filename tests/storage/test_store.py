@@ -465,8 +465,12 @@ def test_after_noscript_only_the_refused_calls_run_again(store):
 def test_enqueue_many_across_queues_keeps_order_and_dedups_each_job(store):
     specs = [spec("a"), spec("x", queue="other"), spec("b"), spec("a"), spec("y", queue="other", delay_ms=60_000)]
     assert store.enqueue_many(specs) == [
-        (True, "waiting"), (True, "waiting"), (True, "waiting"), (False, "waiting"), (True, "delayed"),
-    ]  # fmt: skip
+        (True, "waiting"),
+        (True, "waiting"),
+        (True, "waiting"),
+        (False, "waiting"),
+        (True, "delayed"),
+    ]
     assert [j["id"] for j in store.claim(Q, "w1", 5).jobs] == ["a", "b"]
     assert store.queue_stats("other").delayed == 1
 

@@ -67,8 +67,9 @@ def get_task_id(context: TaskContext):
 @task(takes_context=True)
 def flaky(context: TaskContext, succeed_on: int):
     """Fails until attempt ``succeed_on``; PER_TASK in tests/settings.py gives it 3 attempts."""
-    _ledger().record("attempt", context.task_result.id, attempt=context.attempt,
-                     worker_ids=list(context.task_result.worker_ids))  # fmt: skip
+    _ledger().record(
+        "attempt", context.task_result.id, attempt=context.attempt, worker_ids=list(context.task_result.worker_ids)
+    )
     if context.attempt < succeed_on:
         raise RuntimeError(f"attempt {context.attempt} fails")
     return context.attempt

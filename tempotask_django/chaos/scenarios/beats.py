@@ -37,11 +37,29 @@ SETTLE_TIMEOUT = 60
     "beats",
     "{beats} runcron processes, {schedules} schedules {cron!r}, {seconds} s; one beat SIGKILLed, one "
     "SIGSTOPped for {stop_seconds} s (heartbeat {heartbeat} s)",
-    short={"beats": 3, "schedules": 5, "cron": "* * * * * *", "period": 1, "seconds": 36, "heartbeat": 1,
-           "kill_at": 8, "stop_at": 14, "stop_seconds": 6},
-    long={"beats": 3, "schedules": 5, "cron": "* * * * *", "period": 60, "seconds": 600, "heartbeat": 10,
-          "kill_at": 150, "stop_at": 300, "stop_seconds": 90},
-)  # fmt: skip
+    short={
+        "beats": 3,
+        "schedules": 5,
+        "cron": "* * * * * *",
+        "period": 1,
+        "seconds": 36,
+        "heartbeat": 1,
+        "kill_at": 8,
+        "stop_at": 14,
+        "stop_seconds": 6,
+    },
+    long={
+        "beats": 3,
+        "schedules": 5,
+        "cron": "* * * * *",
+        "period": 60,
+        "seconds": 600,
+        "heartbeat": 10,
+        "kill_at": 150,
+        "stop_at": 300,
+        "stop_seconds": 90,
+    },
+)
 def beats(lab: Lab, params: dict[str, Any], rng: random.Random) -> Result:
     result = Result()
     names = [f"beat-{number}" for number in range(params["schedules"])]
@@ -81,8 +99,10 @@ def beats(lab: Lab, params: dict[str, Any], rng: random.Random) -> Result:
     redis_fire_figures(result, jobs)
     lag_figures(result, jobs.lags_ms(window))
     result.figure("ticks fired by each beat (its log)", [_fired_lines(command) for command in beat_commands])
-    result.figure("beat SIGKILLed, beat SIGSTOPped (in start order)",
-                  [beat_commands.index(killed) + 1, beat_commands.index(stopped) + 1])  # fmt: skip
+    result.figure(
+        "beat SIGKILLed, beat SIGSTOPped (in start order)",
+        [beat_commands.index(killed) + 1, beat_commands.index(stopped) + 1],
+    )
     stop_figures(result, workers)
     return result
 

@@ -63,8 +63,9 @@ def beats_simulated(lab: Lab, params: dict[str, Any], rng: random.Random) -> Res
     simulation = Simulation([], lambda: _consume(lab), start_ms)
     skews = _initial_skews(params["beats"], params["skew"], rng)
     for number, skew in enumerate(skews):
-        beat = SimulatedBeat(number, skew, rng.uniform(-params["drift"], params["drift"]),
-                             _builder(lab, schedules), simulation.now_ms)  # fmt: skip
+        beat = SimulatedBeat(
+            number, skew, rng.uniform(-params["drift"], params["drift"]), _builder(lab, schedules), simulation.now_ms
+        )
         simulation.beats.append(beat)
         beat.start()
         simulation.at(start_ms + rng.uniform(0, 5 * MS), "wake", number)
@@ -88,8 +89,10 @@ def beats_simulated(lab: Lab, params: dict[str, Any], rng: random.Random) -> Res
 
 
 def _schedules(count: int) -> list[CronSchedule]:
-    crons = {f"sim-{n}": {"task": "chaos.tick", "cron": "* * * * *", "timezone": TIMEZONES[n % len(TIMEZONES)]}
-             for n in range(count)}  # fmt: skip
+    crons = {
+        f"sim-{n}": {"task": "chaos.tick", "cron": "* * * * *", "timezone": TIMEZONES[n % len(TIMEZONES)]}
+        for n in range(count)
+    }
     return [s for s in collect_schedules(raw={"CRONS": crons, "DEFAULT_QUEUE": QUEUE}) if s.name in crons]
 
 

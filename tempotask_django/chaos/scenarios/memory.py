@@ -53,8 +53,9 @@ def memory(lab: Lab, params: dict[str, Any], rng: random.Random) -> Result:
     runs = lab.ledger.entries()
     # The records of most jobs are trimmed by now: Redis's side of the count is its per-minute counters.
     result.must_equal("lost (enqueued - ran), ledger", total - len(ended_jobs(runs)), 0)
-    result.must_equal("lost (enqueued - completed - failed), Redis counters",
-                      total - counts["completed"] - counts["failed"], 0)  # fmt: skip
+    result.must_equal(
+        "lost (enqueued - completed - failed), Redis counters", total - counts["completed"] - counts["failed"], 0
+    )
     run_figures(result, runs)
     stop_figures(result, workers)
     return result
