@@ -35,7 +35,13 @@ def _where(path: str) -> str:
     return f" at {path}" if path != "data" else ""
 
 
-def normalize(value: Any, path: str = "data") -> Any:
+# Deeper than any real payload, far below the recursion limit: a value that contains itself is
+# refused here instead of walking into RecursionError, which fails in odd places (a worker thread,
+# an unraisable hook) once the stack is that deep.
+MAX_NESTING = 200
+
+
+def normalize(value: Any, path: str = "data", depth: int = 0) -> Any:
     """Return ``value`` as plain JSON types; raise TypeError/ValueError naming the first bad value."""
     if value is None or isinstance(value, bool | int | str):
         return value
@@ -43,6 +49,13 @@ def normalize(value: Any, path: str = "data") -> Any:
         if not math.isfinite(value):
             raise ValueError(f"{value!r}{_where(path)} is not valid JSON (NaN and infinity are not allowed)")
         return value
+    if isinstance(value, dict | list | tuple):
+        depth += 1
+        if depth > MAX_NESTING:
+            raise ValueError(
+                f"the value{_where(path)} is nested too deeply: more than {MAX_NESTING} levels "
+                "(does it contain itself?)"
+            )
     if isinstance(value, dict):
         result = {}
         for key, item in value.items():
@@ -51,10 +64,10 @@ def normalize(value: Any, path: str = "data") -> Any:
                     f"dict key {key!r} ({type(key).__name__}){_where(path)} is not a string; "
                     "JSON objects only have string keys"
                 )
-            result[key] = normalize(item, f"{path}[{key!r}]")
+            result[key] = normalize(item, f"{path}[{key!r}]", depth)
         return result
     if isinstance(value, list | tuple):
-        return [normalize(item, f"{path}[{index}]") for index, item in enumerate(value)]
+        return [normalize(item, f"{path}[{index}]", depth) for index, item in enumerate(value)]
     if isinstance(value, _SPECIAL_TYPES):
         return _ENCODER.default(value)
     raise TypeError(

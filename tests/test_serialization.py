@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import sys
 import uuid
 
 import pytest
@@ -52,3 +53,29 @@ def test_payload_size_limit():
 
 def test_unserializable_result_is_stored_as_repr():
     assert "repr" in serialization.decode(serialization.encode_result(object()))
+
+
+def test_a_value_that_contains_itself_is_refused_without_walking_to_the_recursion_limit():
+    """Hitting the recursion limit in a worker thread made pytest's (and any) unraisable hook fail too."""
+    cyclic: list = []
+    cyclic.append(cyclic)
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(serialization.MAX_NESTING + 300)  # a walk that follows the cycle fails here
+    try:
+        with pytest.raises(ValueError, match="more than 200 levels"):
+            serialization.normalize({"a": cyclic})
+        assert serialization.decode(serialization.encode_result(cyclic)) == {
+            "repr": "[[...]]",
+            "note": "the return value was not JSON-serializable",
+        }
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+def test_nesting_up_to_the_limit_is_accepted():
+    value: list = []
+    for _ in range(serialization.MAX_NESTING - 1):
+        value = [value]
+    assert serialization.normalize(value) == value
+    with pytest.raises(ValueError, match="more than 200 levels"):
+        serialization.normalize([value, [value]])
