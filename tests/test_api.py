@@ -99,3 +99,15 @@ def test_delete_job_with_one_id_in_two_queues_needs_queue(store):
     assert get_job("dup", queue="alpha") is None
     assert get_job("dup").queue == "beta"
     assert delete_job("dup") == JobStatus.WAITING  # one left: no queue= needed
+
+
+def test_delete_of_a_job_whose_entry_field_is_damaged_removes_it_from_every_status(store):
+    """ZREM ran before an XDEL that failed on the bad entry id, and Lua does not roll back."""
+    job_id = tasks.add.enqueue({"a": 1, "b": 2})
+    keys = store.keys("default")
+    store.client.xadd(keys.stream, {"job": "another"})  # XDEL checks ids only when the stream exists
+    store.client.hset(keys.job(job_id), "entry", "not-a-stream-id")
+    assert delete_job(job_id) == JobStatus.WAITING
+    assert get_job(job_id) is None
+    assert not store.client.exists(keys.job(job_id))
+    assert store.client.zscore(keys.status(JobStatus.WAITING), job_id) is None

@@ -66,6 +66,12 @@ def _age(now_ms: int, since_ms: int | None) -> float | None:
     return None if since_ms is None else max(0.0, (int(now_ms) - int(since_ms)) / 1000)
 
 
+def _job_at(queue: str, job_id: str, fields: dict[str, str]) -> Job:
+    """The job whose record is at ``queue``'s key for ``job_id``: the key, not a field a damaged record
+    may lack, says which job it is (pages link to it by queue and id)."""
+    return Job.from_fields({**fields, "queue": queue, "id": job_id})
+
+
 def _decode_list(items: Iterable[str]) -> list[dict[str, Any]]:
     decoded = []
     for item in items:
@@ -127,7 +133,7 @@ class QueueInspector:
         fields, logs, errors = pipe.execute()
         if not fields:
             return None
-        job = Job.from_fields(fields)
+        job = _job_at(queue, job_id, fields)
         job.logs = _decode_list(logs)
         job.errors = _decode_list(errors)
         return job
@@ -138,7 +144,7 @@ class QueueInspector:
         pipe = self.client.pipeline(transaction=False)
         for job_id in ids:
             pipe.hgetall(self.keys(queue).job(job_id))
-        return [Job.from_fields(fields) for fields in pipe.execute() if fields]
+        return [_job_at(queue, job_id, fields) for job_id, fields in zip(ids, pipe.execute(), strict=True) if fields]
 
     def count_jobs(self, queue: str, status: str) -> int:
         return int(self.client.zcard(self.keys(queue).status(status)))

@@ -329,3 +329,18 @@ def test_the_migration_renames_run_cron_of_an_older_database(db):
     migration = importlib.import_module("tempotask_django.migrations.0002_cron_permissions")
     migration.rename_run_cron(django_apps, SimpleNamespace(connection=connection))
     assert Permission.objects.get(codename="run_cron").name == "Can run cron schedules now"
+
+
+def test_a_record_without_its_queue_field_does_not_break_the_pages_that_list_it(seeded, superuser, store):
+    """The link to each job was built from the record's own queue field: NoReverseMatch for the page."""
+    keys = store.keys("default")
+    store.client.hdel(keys.job(seeded["waiting"]), "queue")
+    store.client.hdel(keys.job(seeded["child"]), "queue")
+    client = client_for(superuser)
+    listing = client.get(admin_url("tempotask_job_list", "default", "waiting"))
+    assert listing.status_code == 200
+    assert admin_url("tempotask_job", "default", seeded["waiting"]) in listing.content.decode()
+    parent = client.get(admin_url("tempotask_job", "default", "parent-1"))
+    assert parent.status_code == 200
+    assert admin_url("tempotask_job", "default", seeded["child"]) in parent.content.decode()
+    assert client.get(admin_url("tempotask_job", "default", seeded["child"])).status_code == 200
