@@ -126,3 +126,23 @@ def test_the_sample_projects_tasks_run_retry_spawn_wait_and_use_the_context(samp
     result = json.loads(export["result"])
     assert (result["month"], result["attempt"]) == ("2026-03", int(export["attempt"]))
     assert json.loads(export["data"])["task"] == "demo.exports.export_orders"
+
+
+def test_a_project_never_loads_the_chaos_suite(sample_env):
+    """The chaos suite ships in the wheel, but only its own settings install it."""
+    script = (
+        "import sys; from django.urls import get_resolver; from django.core import checks; "
+        "get_resolver().url_patterns; checks.run_checks(); "
+        "import tempotask_django.management.commands.runworkers, tempotask_django.management.commands.runcron; "
+        "print(sorted(name for name in sys.modules if name.startswith('tempotask_django.chaos')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", script],
+        cwd=SAMPLE,
+        env=sample_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"

@@ -167,7 +167,7 @@ class Lab:
             "REDIS_URL": self.server.url,
             "KEY_PREFIX": KEY_PREFIX,
             "DEFAULT_QUEUE": QUEUE,
-            "CONTEXT": "tempotask_django.chaos.tasks.context",
+            "CONTEXT": "tempotask_django.chaos.handlers.context",
             **self.overrides,
         }
 

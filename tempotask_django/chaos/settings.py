@@ -22,7 +22,7 @@ TEMPOTASK = {
     "REDIS_URL": os.environ.get("CHAOS_REDIS_URL", "redis://127.0.0.1:6379/0"),
     "KEY_PREFIX": "chaos",
     "DEFAULT_QUEUE": "chaos",
-    "CONTEXT": "tempotask_django.chaos.tasks.context",
+    "CONTEXT": "tempotask_django.chaos.handlers.context",
     **json.loads(os.environ.get("CHAOS_OVERRIDES", "{}")),
 }
 

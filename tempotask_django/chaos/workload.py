@@ -18,7 +18,7 @@ FINISHED = ("completed", "failed")
 
 def enqueue_work(count: int, rng: random.Random, max_ms: int = 0, fail_ratio: float = 0.0) -> list[str]:
     """Enqueue ``count`` chaos.work jobs sleeping 0..max_ms ms, ``fail_ratio`` of them failing."""
-    from tempotask_django.chaos import tasks
+    from tempotask_django.chaos import handlers
 
     ids: list[str] = []
     for start in range(0, count, ENQUEUE_BATCH):
@@ -28,7 +28,7 @@ def enqueue_work(count: int, rng: random.Random, max_ms: int = 0, fail_ratio: fl
             if fail_ratio and rng.random() < fail_ratio:
                 data["fail"] = True
             batch.append(data)
-        ids += tasks.work.enqueue_many(batch)
+        ids += handlers.work.enqueue_many(batch)
     return ids
 
 

@@ -110,7 +110,7 @@ def _word(rng: random.Random, low: int = 1, high: int = 12) -> bytes:
     long={"good": 1000, "bad": 1000, "corrupt": 3 * len(CORRUPTIONS), "orphans": 200, "crash": 5},
 )
 def bad_input(lab: Lab, params: dict[str, Any], rng: random.Random) -> Result:
-    from tempotask_django.chaos import tasks
+    from tempotask_django.chaos import handlers
 
     result = Result()
     total = sum(params[key] for key in ("good", "bad", "corrupt", "crash"))
@@ -129,9 +129,9 @@ def bad_input(lab: Lab, params: dict[str, Any], rng: random.Random) -> Result:
     for start in range(0, len(plan), FEED_CHUNK):
         for action in plan[start : start + FEED_CHUNK]:
             if action == "good":
-                good.append(tasks.work.enqueue({"ms": rng.randint(0, 5)}))
+                good.append(handlers.work.enqueue({"ms": rng.randint(0, 5)}))
             elif action == "crash":
-                crash.append(tasks.crash.enqueue())
+                crash.append(handlers.crash.enqueue())
             elif action == "bad":
                 entry = bad_entry(rng, len(bad_entries))
                 bad_entries[raw.xadd(keys.stream, entry).decode()] = entry  # type: ignore[arg-type,union-attr]
@@ -139,7 +139,7 @@ def bad_input(lab: Lab, params: dict[str, Any], rng: random.Random) -> Result:
                 raw.zadd(keys.waiting, {f"orphan-{rng.randbytes(6).hex()}": rng.randint(-(10**6), 10**6)})
             else:
                 corruption = CORRUPTIONS[len(corrupt) % len(CORRUPTIONS)]
-                job_id = tasks.work.enqueue({"ms": 0, "fail": corruption.fail}, delay=0.5)
+                job_id = handlers.work.enqueue({"ms": 0, "fail": corruption.fail}, delay=0.5)
                 raw.hset(keys.job(job_id), mapping=corruption.fields)  # type: ignore[arg-type]
                 corrupt[job_id] = corruption
         time.sleep(0.05)  # let the workers interleave with the feed

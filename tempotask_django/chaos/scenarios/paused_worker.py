@@ -27,12 +27,12 @@ REFUSED = "result discarded"
     long={"jobs": 4, "lease": 3, "job_seconds": 4},
 )
 def paused_worker(lab: Lab, params: dict[str, Any], rng: random.Random) -> Result:
-    from tempotask_django.chaos import tasks
+    from tempotask_django.chaos import handlers
 
     result = Result()
     jobs, lease = params["jobs"], params["lease"]
     lab.configure(STALLED_TIMEOUT=lease, SHUTDOWN_TIMEOUT=30)
-    ids = tasks.work.enqueue_many([{"ms": int(params["job_seconds"] * 1000)}] * jobs)
+    ids = handlers.work.enqueue_many([{"ms": int(params["job_seconds"] * 1000)}] * jobs)
     frozen = lab.workers(1, jobs)
     lab.wait_ledger(jobs, timeout=60)
     frozen.signal(signal.SIGSTOP)

@@ -19,12 +19,12 @@ from tempotask_django.storage.keys import CONSUMER_GROUP
     long={"jobs": 8, "seconds": 5.0, "processes": 2, "concurrency": 4},
 )
 def sigterm(lab: Lab, params: dict[str, Any], rng: random.Random) -> Result:
-    from tempotask_django.chaos import tasks
+    from tempotask_django.chaos import handlers
 
     result = Result()
     jobs, seconds = params["jobs"], params["seconds"]
     lab.configure(STALLED_TIMEOUT=30, SHUTDOWN_TIMEOUT=seconds * 3 + 10)
-    ids = tasks.work.enqueue_many([{"ms": int(seconds * 1000)}] * jobs)
+    ids = handlers.work.enqueue_many([{"ms": int(seconds * 1000)}] * jobs)
     workers = lab.workers(params["processes"], params["concurrency"])
     if not lab.wait_ledger(jobs, timeout=60):
         result.note(f"only {lab.ledger.size()} of {jobs} jobs started within 60 s")
