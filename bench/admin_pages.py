@@ -60,11 +60,10 @@ def fill(history: int, waiting: int) -> dict[str, float]:
 def add_crons(store, count: int = CRONS) -> None:
     """``count`` cron schedules, each run once, and a live beat: what the overview and the cron page read."""
     from tempotask_django import run_cron_now
-    from tempotask_django.scheduler import CronScheduler
-    from tempotask_django.schedules import collect_schedules
+    from tempotask_django.cron import CronBeat, collect_schedules
 
     crons = {f"every-{n}-minutes": {"task": "noop", "cron": f"*/{n} * * * *"} for n in range(1, count + 1)}
-    beat = CronScheduler(collect_schedules(raw={"CRONS": crons}), kind="runcron")
+    beat = CronBeat(collect_schedules(raw={"CRONS": crons}), kind="runcron")
     beat.sync()
     for name in crons:
         run_cron_now(name)

@@ -16,7 +16,7 @@ from tempotask_django.api import (
     queue_stats,
     retry_job,
 )
-from tempotask_django.cron_api import list_beats, list_crons, pause_cron, resume_cron, run_cron_now
+from tempotask_django.cron import list_beats, list_crons, pause_cron, resume_cron, run_cron_now
 from tempotask_django.decorators import task
 from tempotask_django.job import Job, JobStatus
 

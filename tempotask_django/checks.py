@@ -78,6 +78,6 @@ def check_tasks_framework(app_configs: Any = None, **kwargs: Any) -> list[Error]
 
 @register(Tags.compatibility, "tempotask")
 def check_crons(app_configs: Any = None, **kwargs: Any) -> list[Error]:
-    from tempotask_django.schedules import schedule_problems
+    from tempotask_django.cron import schedule_problems
 
     return [Error(message, hint=hint, id=check_id) for check_id, message, hint in schedule_problems()]

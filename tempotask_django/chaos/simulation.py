@@ -1,10 +1,10 @@
 """Cron beats on a simulated clock: a day of ticks in seconds, on the real fire script and a real Redis.
 
-Each simulated beat is a real ``CronScheduler`` stepping on the lab's Redis, so the real
+Each simulated beat is a real ``CronBeat`` stepping on the lab's Redis, so the real
 cron_fire.lua decides every tick. Only time is simulated:
 
 - **The server clock** is the simulation's: each step is given it as ``now_ms``, the seam that
-  ``CronScheduler.step()``/``tick()`` and the scripts (their ``now`` argument) offer tests. In
+  ``CronBeat.step()``/``tick()`` and the scripts (their ``now`` argument) offer tests. In
   production the beat reads the server's TIME, and the fire script reads it again itself.
 - **Host clocks** are wrong: while a beat steps, ``time.time()`` and ``time.time_ns()`` return the
   simulated time plus that beat's skew (which jumps, as an NTP correction would), and its heartbeat
@@ -12,7 +12,7 @@ cron_fire.lua decides every tick. Only time is simulated:
   a doubled, missed or early tick.
 - **Sleeps**: a beat wakes after the wait its step asked for, measured on its drifting clock, plus a
   scheduling delay (now and then a hiccup of seconds).
-- **Disturbances**: a beat killed (its scheduler is dropped; a fresh one starts later and registers
+- **Disturbances**: a beat killed (its ``CronBeat`` is dropped; a fresh one starts later and registers
   again) or frozen (as with SIGSTOP: it resumes with the state it had).
 
 Not modelled: a freeze between a beat reading the clock and its fire reaching Redis (in production
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tempotask_django.chaos.ticks import Tick, parse_tick_job
-from tempotask_django.scheduler import CronScheduler
+from tempotask_django.cron import CronBeat
 from tempotask_django.storage.crons import CronStore, Fire, FireOutcome
 
 MS = 1000
@@ -74,22 +74,22 @@ class RecordingCronStore(CronStore):
 
 @dataclass
 class SimulatedBeat:
-    """One beat: its scheduler (None while killed), its host clock, and what its fires were told."""
+    """One beat: its ``CronBeat`` (None while killed), its host clock, and what its fires were told."""
 
     number: int
     skew_s: float  # host wall clock minus server clock
     drift: float  # relative rate error of its monotonic clock (1e-3: 1 ms fast per second)
-    build: Callable[[Callable[[], float]], CronScheduler]  # a fresh scheduler, given its heartbeat clock
+    build: Callable[[Callable[[], float]], CronBeat]  # a fresh beat, given its heartbeat clock
     now_ms: Callable[[], int]  # the simulated server clock
     fired: Counter[Tick] = field(default_factory=Counter)
-    scheduler: CronScheduler | None = None
+    cron_beat: CronBeat | None = None
     generation: int = 0  # bumped when killed or frozen: wake-ups planned before are void
     restarts: int = 0
     steps: int = 0
 
     def start(self) -> None:
-        self.scheduler = self.build(self.monotonic)
-        self.scheduler.crons = RecordingCronStore(self.scheduler.store, self.fired)
+        self.cron_beat = self.build(self.monotonic)
+        self.cron_beat.crons = RecordingCronStore(self.cron_beat.store, self.fired)
 
     def monotonic(self) -> float:
         """The host's monotonic clock, in seconds: the simulated time at the host's rate."""
@@ -97,10 +97,10 @@ class SimulatedBeat:
 
     def step(self, rng: random.Random) -> int:
         """Run one turn of the beat's loop now; returns when it wakes next (simulated ms)."""
-        assert self.scheduler is not None
+        assert self.cron_beat is not None
         now = self.now_ms()
         with host_wall_clock(now / MS + self.skew_s):
-            wait_ms = self.scheduler.step(now)
+            wait_ms = self.cron_beat.step(now)
         self.steps += 1
         delay = rng.uniform(*HICCUP_MS) if rng.random() < HICCUP_ODDS else rng.expovariate(1 / WAKE_DELAY_MS)
         return now + int(wait_ms / (1 + self.drift) + delay)
@@ -147,12 +147,12 @@ class Simulation:
         elif beat is None:
             raise ValueError(f"event {event.kind!r} names no beat")
         elif event.kind == "wake":
-            if event.generation == beat.generation and beat.scheduler is not None:
+            if event.generation == beat.generation and beat.cron_beat is not None:
                 self.at(beat.step(rng), "wake", beat.number)
         elif event.kind in ("kill", "freeze"):
             beat.generation += 1
             if event.kind == "kill":
-                beat.scheduler = None
+                beat.cron_beat = None
             self.at(self.clock_ms + event.value, "restart" if event.kind == "kill" else "resume", beat.number)
         elif event.kind in ("restart", "resume"):
             if event.kind == "restart":

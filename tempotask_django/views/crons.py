@@ -14,7 +14,7 @@ from django.contrib import messages
 from django.contrib.admin.models import ADDITION, CHANGE
 from django.http import HttpRequest, HttpResponse
 
-from tempotask_django import cron_api
+from tempotask_django.cron import api as cron_api
 from tempotask_django.exceptions import CronNotFound, TaskNotRegistered
 from tempotask_django.job import ms_to_datetime
 from tempotask_django.models import VIEW

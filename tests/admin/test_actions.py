@@ -12,8 +12,8 @@ from django.test import Client
 from django.urls import reverse
 
 from tempotask_django import list_crons, pause_cron
+from tempotask_django.cron import CronBeat
 from tempotask_django.models import PERMISSIONS
-from tempotask_django.scheduler import CronScheduler
 from tempotask_django.storage.connection import get_default_store
 from tests.admin.conftest import client_for, grant, redis_state
 
@@ -112,7 +112,7 @@ def action_url(name: str) -> str:
 def prepared(seeded):
     get_default_store().pause_queue("slow")  # something for every action to change, "resume" included
     get_default_store().pause_queue("default")
-    CronScheduler().sync()  # the test app's schedules: hourly_sweep and nightly_digest
+    CronBeat().sync()  # the test app's schedules: hourly_sweep and nightly_digest
     pause_cron("nightly_digest")
     return seeded
 

@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 from tempotask_django import api, list_crons, pause_cron, run_cron_now
-from tempotask_django.scheduler import CronScheduler
-from tempotask_django.schedules import collect_schedules
+from tempotask_django.cron import CronBeat, collect_schedules
 from tempotask_django.storage.crons import CronStore
 from tests.helpers import drain
 
@@ -127,7 +126,7 @@ CRONS = {
 
 def cron_schedules(store, started: int) -> None:
     """Registered schedules, a few runs (one failed), a paused one, and a live beat's heartbeat."""
-    CronScheduler(collect_schedules(raw={"CRONS": CRONS})).sync()
+    CronBeat(collect_schedules(raw={"CRONS": CRONS})).sync()
     for name in ("report-paris", "sync-inventory", "hourly_sweep"):
         run_cron_now(name)
     drain(["default", "reports", "inventory"])

@@ -8,7 +8,7 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 
 from tempotask_django import list_crons, pause_cron, run_cron_now
-from tempotask_django.scheduler import CronScheduler
+from tempotask_django.cron import CronBeat
 from tempotask_django.storage.connection import get_default_store
 from tempotask_django.storage.crons import CronStore
 from tests.admin.conftest import XSS, client_for, grant, redis_state
@@ -27,7 +27,7 @@ def crons_url() -> str:
 @pytest.fixture
 def schedules(store, db):
     """The test app's schedules (hourly_sweep on default, nightly_digest on crons, paused)."""
-    CronScheduler().sync()
+    CronBeat().sync()
     pause_cron("nightly_digest")
     return {cron.name: cron for cron in list_crons()}
 

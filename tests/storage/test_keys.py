@@ -8,7 +8,7 @@ import pytest
 from redis.crc import key_slot
 
 from tempotask_django import api, run_cron_now
-from tempotask_django.scheduler import CronScheduler
+from tempotask_django.cron import CronBeat
 from tests.helpers import drain
 
 pytestmark = pytest.mark.redis
@@ -27,7 +27,7 @@ def kind(rest: str) -> str:
 
 
 def test_every_key_of_a_queue_carries_its_hash_tag(store, ledger):
-    CronScheduler().sync()  # the test app's schedules: hourly_sweep (default) and nightly_digest (crons)
+    CronBeat().sync()  # the test app's schedules: hourly_sweep (default) and nightly_digest (crons)
     run_cron_now("hourly_sweep")
     api.add_job("add", {"a": 1, "b": 2}, on_commit=False)
     api.add_job("always_fails", {}, on_commit=False)  # errors, and a retry through delayed

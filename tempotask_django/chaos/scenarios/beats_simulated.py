@@ -22,8 +22,7 @@ from tempotask_django.chaos.report import Result
 from tempotask_django.chaos.scenarios import scenario
 from tempotask_django.chaos.simulation import MS, SimulatedBeat, Simulation
 from tempotask_django.chaos.ticks import Tick, TickWindow, lag_figures, tick_figures
-from tempotask_django.scheduler import CronScheduler
-from tempotask_django.schedules import CronSchedule, collect_schedules
+from tempotask_django.cron import CronBeat, CronSchedule, collect_schedules
 from tempotask_django.storage.records import Finish
 
 # Every-minute schedules in zones with a daylight-saving change, an offset of 45 minutes, and
@@ -96,9 +95,9 @@ def _schedules(count: int) -> list[CronSchedule]:
     return [s for s in collect_schedules(raw={"CRONS": crons, "DEFAULT_QUEUE": QUEUE}) if s.name in crons]
 
 
-def _builder(lab: Lab, schedules: list[CronSchedule]) -> Callable[[Callable[[], float]], CronScheduler]:
-    def build(clock: Callable[[], float]) -> CronScheduler:
-        return CronScheduler(schedules, store=lab.store, clock=clock, kind="simulated")
+def _builder(lab: Lab, schedules: list[CronSchedule]) -> Callable[[Callable[[], float]], CronBeat]:
+    def build(clock: Callable[[], float]) -> CronBeat:
+        return CronBeat(schedules, store=lab.store, clock=clock, kind="simulated")
 
     return build
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
+from tempotask_django.cron import CronBeat
 from tempotask_django.log_output import configure_logging
 
 
@@ -20,9 +21,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         configure_logging(options["verbosity"])
-        from tempotask_django.scheduler import CronScheduler
-
-        beat = CronScheduler(kind="runcron")  # bad schedules fail here, clearly (manage.py check reports them too)
+        beat = CronBeat(kind="runcron")  # bad schedules fail here, clearly (manage.py check reports them too)
 
         def on_signal(signum: int, frame: object) -> None:
             if beat.stopping:

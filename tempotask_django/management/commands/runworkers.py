@@ -82,10 +82,10 @@ def run_worker(
     queues: list[str], concurrency: int | None, burst: bool, max_jobs: int | None, *, with_cron: bool = False
 ) -> int:
     """Run one Worker (and a cron beat thread when ``with_cron``) with signal handling; returns the exit code."""
-    from tempotask_django.scheduler import CronScheduler
+    from tempotask_django.cron import CronBeat
     from tempotask_django.worker import Worker
 
-    beat = CronScheduler(kind="runworkers --with-cron") if with_cron else None
+    beat = CronBeat(kind="runworkers --with-cron") if with_cron else None
     worker = Worker(queues, concurrency=concurrency, burst=burst, max_jobs=max_jobs)
 
     def on_signal(signum: int, frame: object) -> None:

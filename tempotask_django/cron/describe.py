@@ -1,4 +1,5 @@
-"""Plain-English descriptions of cron expressions, for the admin and logs. Pure, no dependencies.
+"""Plain-English descriptions of cron expressions, for the admin and logs. Pure (no I/O); croniter
+splits the expression into its fields.
 
 ``describe("*/10 9-17 * * 1-5")`` gives "Every 10 minutes, between 09:00 and 17:59, Monday through
 Friday". Expressions using syntax this module does not spell out (``L``, ``W``, ``#``, ``?``,

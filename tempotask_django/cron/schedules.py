@@ -2,7 +2,7 @@
 
 ``collect_schedules()`` builds every schedule (raising ConfigurationError on the first mistake);
 ``schedule_problems()`` lists every mistake for ``manage.py check`` (ids tempotask.E007-E009)
-without touching Redis. The beat (scheduler.py) turns these definitions into jobs.
+without touching Redis. The beat (beat.py) turns these definitions into jobs.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from django.conf import settings as django_settings
 
 from tempotask_django import serialization, validation
 from tempotask_django.conf import raw_settings
-from tempotask_django.cron import CronExpression
-from tempotask_django.cron_describe import describe
+from tempotask_django.cron.describe import describe
+from tempotask_django.cron.expression import CronExpression
 from tempotask_django.exceptions import ConfigurationError
 from tempotask_django.registry import Task, TaskRegistry, registry
 

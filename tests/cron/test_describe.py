@@ -2,7 +2,7 @@
 
 import pytest
 
-from tempotask_django.cron_describe import describe
+from tempotask_django.cron import describe
 
 
 @pytest.mark.parametrize(

@@ -208,8 +208,10 @@ def test_the_demo_beat_fires_the_sample_minutely_cron_and_its_workers_run_it(red
             timeout=30,
             message="the demo's workers to run the cron job",
         )
-        tick = int(job_id.rsplit(":", 1)[1])
-        assert job_id == f"cron:minutely_cleanup:{tick}" and tick % 60 == 0 and int(seconds) - tick < 120
+        named = re.fullmatch(r"cron:minutely_cleanup:(\d+)", job_id)
+        assert named, job_id
+        tick = int(named.group(1))
+        assert tick % 60 == 0 and int(seconds) - tick < 120
         job = redis_client.hgetall(job_key)
         assert (job["name"], json.loads(job["data"])) == ("minutely_cleanup", {"source": "cron"})
         assert set(json.loads(job["result"])) == {"cleaned"}

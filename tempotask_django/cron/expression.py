@@ -127,16 +127,6 @@ class CronExpression:
                     best = candidate
         return best
 
-    def ticks(self, after: int, count: int) -> list[int]:
-        """The next ``count`` ticks after ``after`` (for displays and tests)."""
-        found: list[int] = []
-        while len(found) < count:
-            tick = self.next_after(found[-1] if found else after)
-            if tick is None:
-                break
-            found.append(tick)
-        return found
-
     # -- wall clock <-> UTC ------------------------------------------------------------------
     def _offset(self, instant: int) -> int:
         """UTC offset of the zone at ``instant``, in seconds."""

@@ -11,10 +11,10 @@ import uuid
 
 from tempotask_django import serialization, signals
 from tempotask_django.conf import get_settings
+from tempotask_django.cron.schedules import id_part
 from tempotask_django.exceptions import CronNotFound
 from tempotask_django.producer import build_spec
 from tempotask_django.registry import registry
-from tempotask_django.schedules import id_part
 from tempotask_django.storage.connection import get_default_store
 from tempotask_django.storage.crons import BeatInfo, CronInfo, CronStore, Fire
 

@@ -1,6 +1,6 @@
 """The cron beat: turns schedules into jobs, each tick exactly once however many beats run.
 
-``CronScheduler.tick(now)`` is one step: find the schedules whose tick has come and ask Redis to fire
+``CronBeat.tick(now)`` is one step: find the schedules whose tick has come and ask Redis to fire
 them (cron_fire.lua decides, atomically, whether this tick still has to fire). ``run()`` registers
 the schedules, then repeats ``tick()`` and sleeps until the next tick is due, or until its next
 heartbeat (every CRON_BEAT_HEARTBEAT seconds: one pipelined write that lets the admin tell whether a
@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 
 from tempotask_django import signals
 from tempotask_django.conf import Settings, get_settings
+from tempotask_django.cron.schedules import CronSchedule, collect_schedules
 from tempotask_django.producer import build_spec
 from tempotask_django.registry import TaskRegistry, registry
-from tempotask_django.schedules import CronSchedule, collect_schedules
 from tempotask_django.storage.connection import get_default_store
 from tempotask_django.storage.crons import CronStore, Fire, FireOutcome
 from tempotask_django.storage.outage import REDIS_ERRORS, ErrorThrottle
@@ -55,12 +55,12 @@ class TickResult:
         return max(0, min(MAX_SLEEP_MS, self.next_due_ms - self.now_ms))
 
 
-class CronScheduler:
+class CronBeat:
     """A beat for ``schedules`` (default: every schedule the code defines).
 
     Example (what ``manage.py runcron`` does)::
 
-        CronScheduler().run()   # until request_stop() (SIGTERM/SIGINT in the command)
+        CronBeat().run()   # until request_stop() (SIGTERM/SIGINT in the command)
     """
 
     def __init__(
