@@ -139,10 +139,10 @@ class TempotaskBackend(BaseTaskBackend):
         from tempotask_django.api import all_queues
 
         store = get_default_store()
-        queue = store.find_queue(result_id, sorted(self.queues)) if self.queues else None
+        queue = store.inspect.find_queue(result_id, sorted(self.queues)) if self.queues else None
         if queue is None:  # QUEUES may have changed since the task was enqueued
-            queue = store.find_queue(result_id, all_queues())
-        return store.get_job(queue, result_id) if queue else None
+            queue = store.inspect.find_queue(result_id, all_queues())
+        return store.inspect.get_job(queue, result_id) if queue else None
 
     def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
         """Problems of this backend's configuration, for ``manage.py check``."""

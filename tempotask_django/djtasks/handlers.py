@@ -55,7 +55,7 @@ def _prepare(job: Job) -> tuple[TaskCall, Any, list[Any]]:
         # Earlier attempts' errors give worker_ids (so TaskContext.attempt) and TaskResult.errors,
         # and the claimed fields lack them. Kept on the job for task_finished. A first attempt has
         # none, which saves a round trip for almost every job.
-        stored = get_default_store().get_job(job.queue, job.id)
+        stored = get_default_store().inspect.get_job(job.queue, job.id)
         job.errors = stored.errors if stored else []
     task_result = to_task_result(job, task)
     send(task_started, _backend_class(call.backend), task_result)

@@ -97,10 +97,10 @@ class OverviewMixin(DashboardMixin):
     def overview_context(self) -> dict[str, Any]:
         queues = self.all_queues()
         store = self.store
-        stats = store.queue_stats_many(queues)
+        stats = store.inspect.queue_stats_many(queues)
         now_ms = store.server_time_ms()
-        workers = worker_rows(store.list_workers(), now_ms)
-        chart = build_chart(store.minute_totals(queues, CHART_MINUTES))
+        workers = worker_rows(store.inspect.list_workers(), now_ms)
+        chart = build_chart(store.inspect.minute_totals(queues, CHART_MINUTES))
         cron_store = CronStore(store)
         crons, beats = cron_store.list(with_job_status=False), cron_store.beats()
         totals = {name: sum(getattr(queue, name) for queue in stats) for name in COUNTED}

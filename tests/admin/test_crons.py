@@ -267,4 +267,4 @@ def test_the_enqueue_form_does_not_offer_internal_tasks(superuser, store):
     assert "add" in choices and not [name for name in choices if name.startswith("tempotask.")]
     response = client.post(reverse("admin:tempotask_enqueue"), {"task": "tempotask.django_task", "json_data": "{}"})
     assert response.status_code == 400 and "Select a valid choice" in response.content.decode()
-    assert store.known_queues() == []
+    assert store.inspect.known_queues() == []
