@@ -23,15 +23,13 @@ import builtins
 import datetime
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tempotask_django import serialization
 from tempotask_django.job import JobStatus, ms_to_datetime
 from tempotask_django.storage import presence
-
-if TYPE_CHECKING:
-    from tempotask_django.storage.records import JobSpec
-    from tempotask_django.storage.store import RedisStore
+from tempotask_django.storage.records import JobSpec
+from tempotask_django.storage.store import RedisStore
 
 
 @dataclass(frozen=True)

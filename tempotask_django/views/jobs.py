@@ -10,12 +10,12 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 
 from tempotask_django import api
 from tempotask_django.conf import get_settings
-from tempotask_django.job import Job, JobStatus
+from tempotask_django.job import Job, JobStatus, ms_to_datetime
 from tempotask_django.registry import registry
 from tempotask_django.validation import RESERVED_NAME_PREFIX
 from tempotask_django.views.base import DashboardPage, admin_url
 from tempotask_django.views.crons import LOG_PREFIX as CRON_LOG_PREFIX
-from tempotask_django.views.timeline import pretty_json, timeline, when
+from tempotask_django.views.timeline import pretty_json, timeline
 
 # Jobs per page of the list.
 PAGE_SIZE = 50
@@ -29,7 +29,7 @@ CHILDREN_SHOWN = 100
 def log_line(line: dict[str, Any]) -> dict[str, Any]:
     message = line.get("message")
     text = message if isinstance(message, str) else pretty_json(message, indent=None)
-    return {"at": when(line.get("t")), "text": text}
+    return {"at": ms_to_datetime(line.get("t")), "text": text}
 
 
 class JobsHomeView(DashboardPage):
