@@ -6,9 +6,9 @@ counts come from ZCARD, pages from ZREVRANGE with offsets, jobs from pipelined H
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any, cast
 
 import redis
@@ -24,7 +24,7 @@ MAX_PRIORITY_BANDS = 100
 NAME_SCAN_CHUNK = 500
 
 
-@dataclass
+@dataclasses.dataclass
 class QueueStats:
     """Counts of one queue, as ``queue_stats()`` returns them."""
 
@@ -40,18 +40,7 @@ class QueueStats:
     oldest_job_age: float | None = None  # seconds the longest-waiting job has been waiting
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "queue": self.queue,
-            "waiting": self.waiting,
-            "processing": self.processing,
-            "delayed": self.delayed,
-            "completed": self.completed,
-            "failed": self.failed,
-            "consumers": self.consumers,
-            "paused": self.paused,
-            "next_job_age": self.next_job_age,
-            "oldest_job_age": self.oldest_job_age,
-        }
+        return dataclasses.asdict(self)
 
 
 def _age(now_ms: int, since_ms: int | None) -> float | None:

@@ -13,7 +13,7 @@ from django.http import HttpRequest, JsonResponse
 from django.template.loader import render_to_string
 from django.views import View
 
-from tempotask_django.job import ms_to_datetime
+from tempotask_django.job import JobStatus, ms_to_datetime
 from tempotask_django.storage.crons import CronStore
 from tempotask_django.storage.inspect import QueueStats
 from tempotask_django.templatetags.tempotask_admin import age
@@ -35,7 +35,8 @@ FRAGMENTS = {
     "workers": "admin/tempotask_django/includes/workers_summary.html",
     "beats": "admin/tempotask_django/includes/beats_summary.html",
 }
-COUNTED = ("waiting", "processing", "delayed", "completed", "failed", "consumers")
+# Columns of the queues table that get a total.
+COUNTED = (*(status.value for status in JobStatus), "consumers")
 
 
 def served_queues(workers: list[dict[str, str]]) -> set[str]:
