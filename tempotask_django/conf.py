@@ -62,10 +62,6 @@ class Setting:
         return self.key.lower()
 
 
-def _seconds(value: Any) -> float:
-    return float(value)
-
-
 def _check_url(setting: Setting, url: Any) -> list[Problem]:
     hint = URL_HINT
     if not isinstance(url, str):
@@ -143,12 +139,6 @@ SETTINGS: tuple[Setting, ...] = (
         "queue of tasks that name none",
     ),
     Setting(
-        "QUEUES",
-        {},
-        _check_queues,
-        'per-queue overrides: `{"emails": {"CONCURRENCY": 4, "MAX_JOBS_PER_STATUS": 1000}}`',
-    ),
-    Setting(
         "CONCURRENCY",
         1,
         CONCURRENCY_RULE,
@@ -165,14 +155,14 @@ SETTINGS: tuple[Setting, ...] = (
         30,
         Rule(lambda v: is_number(v) and v >= 1, "a number of seconds >= 1"),
         "seconds without a lease renewal before a running job is taken over",
-        _seconds,
+        float,
     ),
     Setting(
         "SHUTDOWN_TIMEOUT",
         30,
         Rule(lambda v: is_number(v) and v >= 0, "a number of seconds >= 0"),
         "seconds a stopping worker waits for running jobs",
-        _seconds,
+        float,
     ),
     Setting(
         "MAX_DELIVERIES",
@@ -198,7 +188,7 @@ SETTINGS: tuple[Setting, ...] = (
         5,
         Rule(lambda v: is_number(v) and v >= 0, "a number of seconds >= 0"),
         "default seconds before a retry",
-        _seconds,
+        float,
     ),
     Setting(
         "BACKOFF",
@@ -211,7 +201,7 @@ SETTINGS: tuple[Setting, ...] = (
         3600,
         Rule(lambda v: is_number(v) and v >= 0, "a number of seconds >= 0"),
         "cap of an exponential retry delay, seconds",
-        _seconds,
+        float,
     ),
     Setting(
         "MAX_PAYLOAD_BYTES",
@@ -237,14 +227,21 @@ SETTINGS: tuple[Setting, ...] = (
         3600,
         Rule(lambda v: is_number(v) and v >= 1, "a number of seconds >= 1"),
         "seconds a cron tick may be late and still fire (after downtime, only the most recent missed tick fires)",
-        _seconds,
+        float,
     ),
     Setting(
         "CRON_BEAT_HEARTBEAT",
         10,
         Rule(lambda v: is_number(v) and 0.5 <= v <= 3600, "a number of seconds from 0.5 to 3600"),
         "seconds between two heartbeats of a cron beat (0.5 to 3600); the admin drops a beat after three missed ones",
-        _seconds,
+        float,
+    ),
+    # Last: its problems are reported after those of the values it overrides.
+    Setting(
+        "QUEUES",
+        {},
+        _check_queues,
+        'per-queue overrides: `{"emails": {"CONCURRENCY": 4, "MAX_JOBS_PER_STATUS": 1000}}`',
     ),
 )
 DEFAULTS: dict[str, Any] = {setting.key: setting.default for setting in SETTINGS}
@@ -347,6 +344,7 @@ def build_settings(raw: dict[str, Any]) -> Settings:
     values = {
         setting.attribute: setting.convert(merged[setting.key]) for setting in SETTINGS if setting.validator is not None
     }
+    # QUEUES becomes the settings of each queue, its overrides over the global values.
     values["queues"] = {
         name: QueueSettings(
             concurrency=overrides.get("CONCURRENCY", merged["CONCURRENCY"]),
