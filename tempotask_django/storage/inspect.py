@@ -119,7 +119,8 @@ class QueueInspector:
     def list_job_ids(self, queue: str, status: str, offset: int = 0, limit: int = 50) -> list[str]:
         """Ids of one status, newest first (waiting: last to run first)."""
         if JobStatus.parse(status) is None:
-            raise ValueError(f"unknown status {status!r}; expected one of {tuple(JobStatus)}")
+            expected = ", ".join(JobStatus)
+            raise ValueError(f"unknown status {status!r}; expected one of {expected}")
         return cast(list[str], self.client.zrevrange(self.keys(queue).status(status), offset, offset + limit - 1))
 
     def list_jobs(self, queue: str, status: str, offset: int = 0, limit: int = 50) -> list[Job]:
