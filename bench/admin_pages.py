@@ -45,7 +45,7 @@ def fill(history: int, waiting: int) -> dict[str, float]:
             Finish("default", job["entry"], job["id"], index % 10 != 0, "3" if index % 10 else error)
             for index, job in enumerate(claimed)
         ]
-        store.finish("bench-worker", finishes)
+        store.finish_and_claim("bench-worker", finishes)
     took["history"] = time.perf_counter() - start
     start = time.perf_counter()
     for offset in range(0, waiting, BATCH):
@@ -78,7 +78,7 @@ def time_pages(runs: int) -> dict[str, dict[str, float]]:
     from tempotask_django.storage.connection import get_default_store
 
     store = get_default_store()
-    failed_id = store.list_job_ids("default", "failed", 0, 1)[0]
+    failed_id = store.inspect.list_job_ids("default", "failed", 0, 1)[0]
     user = get_user_model().objects.create_superuser("bench", "bench@example.com", "pw")
     client = Client()
     client.force_login(user)
@@ -145,7 +145,7 @@ def main() -> int:
         took = fill(args.history, args.waiting)
         from tempotask_django.storage.connection import get_default_store
 
-        stats = get_default_store().queue_stats("default")
+        stats = get_default_store().inspect.queue_stats("default")
         print(f"filled in {took['history']:.1f} s (history) + {took['waiting']:.1f} s (waiting): {stats.as_dict()}")
         results = time_pages(args.runs)
     print(f"\n{'page':<26}{'median ms':>10}{'p90 ms':>10}{'min ms':>10}   ({args.runs} requests each)")

@@ -2,7 +2,7 @@
 
 Public API (everything else is internal)::
 
-    from tempotask_django import task, add_job, get_job, list_crons, pause_cron
+    from tempotask_django import task, add_job, get_job, list_crons, pause_cron, JobNotFound
 
 Nothing here reads settings or touches Redis at import time.
 """
@@ -17,14 +17,38 @@ from tempotask_django.api import (
     retry_job,
 )
 from tempotask_django.cron import list_beats, list_crons, pause_cron, resume_cron, run_cron_now
-from tempotask_django.decorators import task
+from tempotask_django.decorators import Task, task
+from tempotask_django.exceptions import (
+    AmbiguousJob,
+    ConfigurationError,
+    CronNotFound,
+    InvalidJobState,
+    JobNotFound,
+    TaskNotRegistered,
+    TempotaskError,
+    WorkerLost,
+)
 from tempotask_django.job import Job, JobStatus
+from tempotask_django.storage.crons import BeatInfo, CronInfo
+from tempotask_django.storage.inspect import QueueStats
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AmbiguousJob",
+    "BeatInfo",
+    "ConfigurationError",
+    "CronInfo",
+    "CronNotFound",
+    "InvalidJobState",
     "Job",
+    "JobNotFound",
     "JobStatus",
+    "QueueStats",
+    "Task",
+    "TaskNotRegistered",
+    "TempotaskError",
+    "WorkerLost",
     "__version__",
     "add_job",
     "add_jobs",

@@ -12,11 +12,10 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.urls import URLPattern, path, re_path
 
+from tempotask_django.job import JobStatus
 from tempotask_django.models import VIEW, Dashboard
 from tempotask_django.views import actions, crons, enqueue, jobs, overview, workers
 from tempotask_django.views.base import has_permission
-
-STATUS_PATTERN = r"(?P<status>waiting|processing|delayed|completed|failed)"
 
 
 @admin.register(Dashboard)
@@ -38,6 +37,7 @@ class DashboardAdmin(admin.ModelAdmin):
             return self.admin_site.admin_view(view_class.as_view(model_admin=self))
 
         queue = "queues/<str:queue>/"
+        status = f"(?P<status>{'|'.join(JobStatus)})"
         return [
             # The admin index links a model to its changelist: that is the overview.
             path("", view(overview.OverviewView), name="tempotask_django_dashboard_changelist"),
@@ -51,7 +51,7 @@ class DashboardAdmin(admin.ModelAdmin):
             path("crons/<path:name>/run/", view(crons.RunCronView), name="tempotask_cron_run"),
             path("crons/<path:name>/pause/", view(crons.PauseCronView), name="tempotask_cron_pause"),
             path("crons/<path:name>/resume/", view(crons.ResumeCronView), name="tempotask_cron_resume"),
-            re_path(rf"^queues/(?P<queue>[^/]+)/{STATUS_PATTERN}/$", view(jobs.JobListView), name="tempotask_job_list"),
+            re_path(rf"^queues/(?P<queue>[^/]+)/{status}/$", view(jobs.JobListView), name="tempotask_job_list"),
             path(f"{queue}jobs/<str:job_id>/", view(jobs.JobDetailView), name="tempotask_job"),
             path(f"{queue}jobs/<str:job_id>/retry/", view(actions.RetryJobView), name="tempotask_job_retry"),
             path(f"{queue}jobs/<str:job_id>/delete/", view(actions.DeleteJobView), name="tempotask_job_delete"),
@@ -59,7 +59,7 @@ class DashboardAdmin(admin.ModelAdmin):
             path(f"{queue}pause/", view(actions.PauseQueueView), name="tempotask_queue_pause"),
             path(f"{queue}resume/", view(actions.ResumeQueueView), name="tempotask_queue_resume"),
             re_path(
-                rf"^queues/(?P<queue>[^/]+)/purge/{STATUS_PATTERN}/$",
+                rf"^queues/(?P<queue>[^/]+)/purge/{status}/$",
                 view(actions.PurgeQueueView),
                 name="tempotask_queue_purge",
             ),

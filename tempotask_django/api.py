@@ -49,7 +49,7 @@ def all_queues() -> list[str]:
     """Every queue known from settings, registered tasks and Redis."""
     settings = get_settings()
     configured = {settings.default_queue, *settings.queues, *(t.queue for t in registry if t.queue)}
-    return get_default_store().known_queues(configured)
+    return get_default_store().inspect.known_queues(configured)
 
 
 def lookup_order() -> list[str]:
@@ -66,7 +66,7 @@ def _only_queue(job_id: str, queue: str | None) -> str:
     """
     if queue is not None:
         return queue
-    found = get_default_store().find_queues(job_id, lookup_order())
+    found = get_default_store().inspect.find_queues(job_id, lookup_order())
     if not found:
         raise JobNotFound(f"no job with id {job_id!r}")
     if len(found) > 1:
@@ -84,8 +84,8 @@ def get_job(job_id: str, queue: str | None = None) -> Job | None:
     Example: ``get_job("notification-123")``, ``get_job("report-7", queue="reports")``
     """
     store = get_default_store()
-    found = queue if queue is not None else store.find_queue(job_id, lookup_order())
-    return store.get_job(found, job_id) if found else None
+    found = queue if queue is not None else store.inspect.find_queue(job_id, lookup_order())
+    return store.inspect.get_job(found, job_id) if found else None
 
 
 def retry_job(job_id: str, queue: str | None = None) -> JobStatus:
@@ -123,9 +123,10 @@ def delete_job(job_id: str, queue: str | None = None) -> JobStatus:
 
 def queue_stats(queue: str | None = None) -> QueueStats:
     """Jobs per status, consumers and paused flag of ``queue`` (default: DEFAULT_QUEUE)."""
-    return get_default_store().queue_stats(queue or get_settings().default_queue)
+    return get_default_store().inspect.queue_stats(queue or get_settings().default_queue)
 
 
 def list_jobs(queue: str | None = None, status: str = "waiting", offset: int = 0, limit: int = 50) -> list[Job]:
     """A page of jobs of one status in ``queue``, newest first."""
-    return get_default_store().list_jobs(queue or get_settings().default_queue, str(JobStatus(status)), offset, limit)
+    queue = queue or get_settings().default_queue
+    return get_default_store().inspect.list_jobs(queue, JobStatus(status), offset, limit)

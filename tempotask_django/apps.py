@@ -12,11 +12,12 @@ class TempotaskConfig(AppConfig):
         from django.core.signals import setting_changed
         from django.utils.module_loading import autodiscover_modules
 
-        from tempotask_django import checks, signals  # checks: imported to register them
-        from tempotask_django.conf import reset_on_setting_changed
+        from tempotask_django import checks, conf, signals  # checks: imported to register them
         from tempotask_django.djtasks import handlers  # registers the tasks that run Django tasks
+        from tempotask_django.storage import connection
 
-        setting_changed.connect(reset_on_setting_changed, dispatch_uid="tempotask_settings_reset")
+        setting_changed.connect(conf.reset_on_setting_changed, dispatch_uid="tempotask_settings_reset")
+        setting_changed.connect(connection.reset_on_setting_changed, dispatch_uid="tempotask_store_reset")
         for task in (handlers.SYNC_TASK, handlers.ASYNC_TASK):  # only jobs of Django tasks pay for these
             signals.job_completed.connect(handlers.on_job_completed, sender=task, dispatch_uid=f"{task.name}_completed")
             signals.job_failed.connect(handlers.on_job_failed, sender=task, dispatch_uid=f"{task.name}_failed")

@@ -29,7 +29,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from tempotask_django.conf import NAME_PATTERN, get_settings
+from tempotask_django import signals
+from tempotask_django.conf import get_settings
 from tempotask_django.djtasks import options as backend_options
 from tempotask_django.djtasks.compat import (
     BaseTaskBackend,
@@ -40,13 +41,13 @@ from tempotask_django.djtasks.compat import (
     TaskResultStatus,
     task_enqueued,
 )
-from tempotask_django.djtasks.handlers import ASYNC_TASK, SYNC_TASK, send
+from tempotask_django.djtasks.handlers import ASYNC_TASK, SYNC_TASK
 from tempotask_django.djtasks.results import TASK_NAMES, TaskCall, local_datetime, to_task_result
 from tempotask_django.job import Job, ms_to_datetime
 from tempotask_django.producer import build_spec, submit
 from tempotask_django.storage.connection import get_default_store
 from tempotask_django.storage.records import JobSpec
-from tempotask_django.validation import JOB_ID_PATTERN
+from tempotask_django.validation import JOB_ID_PATTERN, NAME_PATTERN
 
 
 class TempotaskBackend(BaseTaskBackend):
@@ -124,7 +125,7 @@ class TempotaskBackend(BaseTaskBackend):
     def _submit(self, spec: JobSpec, task_result: Any) -> None:
         submit([spec])  # sets spec.enqueued_at_ms: no second round trip to read it
         object.__setattr__(task_result, "enqueued_at", local_datetime(ms_to_datetime(spec.enqueued_at_ms or None)))
-        send(task_enqueued, type(self), task_result)
+        signals.send(task_enqueued, sender=type(self), task_result=task_result)
 
     def get_result(self, result_id: str) -> Any:
         """The TaskResult of ``result_id`` from any process; TaskResultDoesNotExist when unknown."""
@@ -139,10 +140,10 @@ class TempotaskBackend(BaseTaskBackend):
         from tempotask_django.api import all_queues
 
         store = get_default_store()
-        queue = store.find_queue(result_id, sorted(self.queues)) if self.queues else None
+        queue = store.inspect.find_queue(result_id, sorted(self.queues)) if self.queues else None
         if queue is None:  # QUEUES may have changed since the task was enqueued
-            queue = store.find_queue(result_id, all_queues())
-        return store.get_job(queue, result_id) if queue else None
+            queue = store.inspect.find_queue(result_id, all_queues())
+        return store.inspect.get_job(queue, result_id) if queue else None
 
     def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
         """Problems of this backend's configuration, for ``manage.py check``."""

@@ -1,6 +1,7 @@
-"""The TEMPOTASK setting: defaults, validation and a cached accessor.
+"""The TEMPOTASK setting: one table of keys (default, validator, doc), and a cached accessor.
 
-Every key is optional. ``validate(raw)`` returns the problems as (check id, message, hint) triples;
+Every key is optional. ``SETTINGS`` is the one list of keys: defaults, validation, ``manage.py
+check`` and the README's table all follow it. ``validate(raw)`` returns every Problem;
 ``get_settings()`` raises ConfigurationError on the first one, and ``checks.py`` reports all of them
 through ``manage.py check``. The cache is cleared whenever Django's ``setting_changed`` fires.
 """
@@ -9,63 +10,241 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus, urlsplit
 
 from django.conf import settings as django_settings
 
-from tempotask_django.exceptions import ConfigurationError
+from tempotask_django.validation import BACKOFF_CHOICES, NAME_PATTERN, Problem, is_int, is_number, raise_first
 
-DEFAULTS: dict[str, Any] = {
-    # Where the queue lives. redis://, rediss:// or unix:// URLs.
-    "REDIS_URL": "redis://localhost:6379/0",
-    # True keeps every tempotask key in database N+1 of the same server (N from REDIS_URL),
-    # apart from the application's own data.
-    "OPTIMISE": False,
-    # First part of every Redis key; change it to run several projects on one database.
-    "KEY_PREFIX": "tempotask",
-    # Queue of tasks that do not name one.
-    "DEFAULT_QUEUE": "default",
-    # Per-queue overrides: {"emails": {"CONCURRENCY": 4, "MAX_JOBS_PER_STATUS": 1000}}.
-    "QUEUES": {},
-    # Jobs one worker process runs at once (threads; async handlers share one event loop).
-    "CONCURRENCY": 1,
-    # Completed and failed jobs kept per queue; older ones are deleted with their logs.
-    "MAX_JOBS_PER_STATUS": 300,
-    # Seconds without a heartbeat after which another worker takes a running job over.
-    "STALLED_TIMEOUT": 30,
-    # Seconds a stopping worker waits for running jobs before it exits.
-    "SHUTDOWN_TIMEOUT": 30,
-    # A job taken over after a stall this many times is failed as a poison pill.
-    "MAX_DELIVERIES": 5,
-    # Dotted path to a mapping, or to a callable returning one: the handlers' ``ctx`` attributes.
-    "CONTEXT": None,
-    # Defaults for tasks that do not set their own.
-    "ATTEMPTS": 1,
-    "RETRY_DELAY": 5,
-    "BACKOFF": "fixed",
-    # Upper bound, in seconds, of an exponential retry delay.
-    "MAX_RETRY_DELAY": 3600,
-    # Largest accepted JSON payload of one job, in bytes.
-    "MAX_PAYLOAD_BYTES": 1_048_576,
-    # Inside a transaction, enqueue when it commits (and not at all if it rolls back).
-    "ENQUEUE_ON_COMMIT": True,
-    # Seconds a cron tick may be late and still fire. After downtime longer than this, the missed
-    # ticks are skipped; within it, only the most recent missed tick fires (never the backlog).
-    "CRON_CATCHUP_WINDOW": 3600,
-    # Seconds between two heartbeats of a cron beat. The admin lists a beat while it is alive and
-    # drops it after three missed heartbeats (a beat killed outright is gone within 3x this).
-    "CRON_BEAT_HEARTBEAT": 10,
-}
-
-QUEUE_OVERRIDE_KEYS = {"CONCURRENCY", "MAX_JOBS_PER_STATUS"}
-BACKOFF_CHOICES = ("fixed", "exponential")
 URL_SCHEMES = ("redis", "rediss", "unix")
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
 PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9_.:\-]{1,60}$")
+URL_HINT = "Use redis://[:password@]host:port/db, rediss://... or unix:///path/to/redis.sock?db=0"
+QUEUES_HINT = 'Example: {"emails": {"CONCURRENCY": 4}}'
 
-Problem = tuple[str, str, str]  # (check id, message, hint)
+
+@dataclass(frozen=True)
+class Rule:
+    """A simple validator: ``test(value)`` is true for a good value; ``expected`` says what one is."""
+
+    test: Callable[[Any], Any]
+    expected: str
+
+    def __call__(self, setting: Setting, value: Any) -> list[Problem]:
+        if self.test(value):
+            return []
+        message = f"TEMPOTASK[{setting.key!r}] must be {self.expected}, not {value!r}."
+        return [Problem("tempotask.E003", message, f"Default: {setting.default!r}")]
+
+
+Validator = Callable[["Setting", Any], list[Problem]]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One key of TEMPOTASK: its default, its validator, what it means (``doc``, as the README says
+    it) and ``convert``, which turns a valid value into the Settings attribute named ``key.lower()``.
+
+    ``validator`` None: the key belongs to a feature that reads and checks it itself (``CRONS``:
+    schedules.py), and is not a Settings attribute.
+    """
+
+    key: str
+    default: Any
+    validator: Validator | None
+    doc: str
+    convert: Callable[[Any], Any] = lambda value: value
+
+    @property
+    def attribute(self) -> str:
+        return self.key.lower()
+
+
+def _check_url(setting: Setting, url: Any) -> list[Problem]:
+    hint = URL_HINT
+    if not isinstance(url, str):
+        return [Problem("tempotask.E004", f"TEMPOTASK['REDIS_URL'] must be a string, not {type(url).__name__}.", hint)]
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as exc:
+        return [Problem("tempotask.E004", f"TEMPOTASK['REDIS_URL'] {mask_url(url)!r} is not a valid URL: {exc}.", hint)]
+    if parts.scheme not in URL_SCHEMES:
+        msg = f"TEMPOTASK['REDIS_URL'] {mask_url(url)!r} has scheme {parts.scheme!r}; expected one of {URL_SCHEMES}."
+        return [Problem("tempotask.E004", msg, hint)]
+    if parts.scheme != "unix" and not parts.hostname:
+        return [Problem("tempotask.E004", f"TEMPOTASK['REDIS_URL'] {mask_url(url)!r} names no host.", hint)]
+    if parts.scheme == "unix" and not parts.path:
+        return [Problem("tempotask.E004", f"TEMPOTASK['REDIS_URL'] {mask_url(url)!r} names no socket path.", hint)]
+    db = parts.path.strip("/") if parts.scheme != "unix" else ""
+    if db and not db.isdigit():
+        return [Problem("tempotask.E004", f"TEMPOTASK['REDIS_URL'] database {db!r} is not a number.", hint)]
+    return []
+
+
+def _check_queues(setting: Setting, queues: Any) -> list[Problem]:
+    hint = QUEUES_HINT
+    if not isinstance(queues, dict):
+        return [Problem("tempotask.E005", "TEMPOTASK['QUEUES'] must be a dict of queue name -> overrides.", hint)]
+    problems: list[Problem] = []
+    for name, overrides in queues.items():
+        if not isinstance(name, str) or not NAME_PATTERN.match(name):
+            problems.append(Problem("tempotask.E005", f"TEMPOTASK['QUEUES'] has an invalid queue name {name!r}.", hint))
+            continue
+        if not isinstance(overrides, dict):
+            problems.append(Problem("tempotask.E005", f"TEMPOTASK['QUEUES'][{name!r}] must be a dict.", hint))
+            continue
+        for key, value in overrides.items():
+            rule = QUEUE_OVERRIDES.get(key)
+            if rule is None:
+                msg = f"TEMPOTASK['QUEUES'][{name!r}] has unknown key {key!r}."
+                problems.append(Problem("tempotask.E005", msg, f"Allowed: {sorted(QUEUE_OVERRIDES)}"))
+            elif not rule.test(value):
+                msg = f"TEMPOTASK['QUEUES'][{name!r}][{key!r}] must be {rule.expected}, not {value!r}."
+                problems.append(Problem("tempotask.E005", msg, hint))
+    return problems
+
+
+CONCURRENCY_RULE = Rule(lambda v: is_int(v) and 1 <= v <= 1000, "an integer from 1 to 1000")
+HISTORY_RULE = Rule(lambda v: is_int(v) and v >= 1, "an integer >= 1")
+# Keys a queue of QUEUES may override, with their rules.
+QUEUE_OVERRIDES = {"CONCURRENCY": CONCURRENCY_RULE, "MAX_JOBS_PER_STATUS": HISTORY_RULE}
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "REDIS_URL",
+        "redis://localhost:6379/0",
+        _check_url,
+        "`redis://`, `rediss://` or `unix://`; the password (`user:password@`, even one holding `@`, or a "
+        "`password=` query parameter) never appears in logs, errors or pages",
+    ),
+    Setting(
+        "OPTIMISE",
+        False,
+        Rule(lambda v: isinstance(v, bool), "True or False"),
+        "keep every tempotask key in database N+1 of the same server, apart from your app's data in N",
+    ),
+    Setting(
+        "KEY_PREFIX",
+        "tempotask",
+        Rule(lambda v: isinstance(v, str) and PREFIX_PATTERN.match(v), "letters, digits, '_.:-' (1-60)"),
+        "first part of every key; use another to share one database between projects",
+    ),
+    Setting(
+        "DEFAULT_QUEUE",
+        "default",
+        Rule(lambda v: isinstance(v, str) and NAME_PATTERN.match(v), "a queue name: letters, digits, '_.-'"),
+        "queue of tasks that name none",
+    ),
+    Setting(
+        "CONCURRENCY",
+        1,
+        CONCURRENCY_RULE,
+        "jobs one worker process runs at once",
+    ),
+    Setting(
+        "MAX_JOBS_PER_STATUS",
+        300,
+        HISTORY_RULE,
+        "completed and failed jobs kept per queue",
+    ),
+    Setting(
+        "STALLED_TIMEOUT",
+        30,
+        Rule(lambda v: is_number(v) and v >= 1, "a number of seconds >= 1"),
+        "seconds without a lease renewal before a running job is taken over",
+        float,
+    ),
+    Setting(
+        "SHUTDOWN_TIMEOUT",
+        30,
+        Rule(lambda v: is_number(v) and v >= 0, "a number of seconds >= 0"),
+        "seconds a stopping worker waits for running jobs",
+        float,
+    ),
+    Setting(
+        "MAX_DELIVERIES",
+        5,
+        Rule(lambda v: is_int(v) and v >= 1, "an integer >= 1"),
+        "a job delivered more times than this (taken over after its workers died) fails as a poison pill; "
+        "keep it at 3 or more so a job taken over twice can run alone first",
+    ),
+    Setting(
+        "CONTEXT",
+        None,
+        Rule(lambda v: v is None or (isinstance(v, str) and "." in v), "None or a dotted path"),
+        "dotted path to a dict, or a function returning one: the attributes of `ctx`",
+    ),
+    Setting(
+        "ATTEMPTS",
+        1,
+        Rule(lambda v: is_int(v) and 1 <= v <= 1000, "an integer from 1 to 1000"),
+        "default total tries",
+    ),
+    Setting(
+        "RETRY_DELAY",
+        5,
+        Rule(lambda v: is_number(v) and v >= 0, "a number of seconds >= 0"),
+        "default seconds before a retry",
+        float,
+    ),
+    Setting(
+        "BACKOFF",
+        "fixed",
+        Rule(lambda v: v in BACKOFF_CHOICES, f"one of {BACKOFF_CHOICES}"),
+        'default backoff: `"fixed"` or `"exponential"`',
+    ),
+    Setting(
+        "MAX_RETRY_DELAY",
+        3600,
+        Rule(lambda v: is_number(v) and v >= 0, "a number of seconds >= 0"),
+        "cap of an exponential retry delay, seconds",
+        float,
+    ),
+    Setting(
+        "MAX_PAYLOAD_BYTES",
+        1_048_576,
+        Rule(lambda v: is_int(v) and v >= 64, "an integer >= 64"),
+        "largest JSON payload of one job",
+    ),
+    Setting(
+        "ENQUEUE_ON_COMMIT",
+        True,
+        Rule(lambda v: isinstance(v, bool), "True or False"),
+        "inside a transaction, enqueue on commit",
+    ),
+    Setting(
+        "CRONS",
+        {},
+        None,
+        'named schedules: `{"name": {"task": ..., "cron": ..., "data": ..., "queue": ..., "timezone": ..., '
+        '"attempts": ..., "priority": ...}}`',
+    ),
+    Setting(
+        "CRON_CATCHUP_WINDOW",
+        3600,
+        Rule(lambda v: is_number(v) and v >= 1, "a number of seconds >= 1"),
+        "seconds a cron tick may be late and still fire (after downtime, only the most recent missed tick fires)",
+        float,
+    ),
+    Setting(
+        "CRON_BEAT_HEARTBEAT",
+        10,
+        Rule(lambda v: is_number(v) and 0.5 <= v <= 3600, "a number of seconds from 0.5 to 3600"),
+        "seconds between two heartbeats of a cron beat (0.5 to 3600); the admin drops a beat after three missed ones",
+        float,
+    ),
+    # Last: its problems are reported after those of the values it overrides.
+    Setting(
+        "QUEUES",
+        {},
+        _check_queues,
+        'per-queue overrides: `{"emails": {"CONCURRENCY": 4, "MAX_JOBS_PER_STATUS": 1000}}`',
+    ),
+)
+DEFAULTS: dict[str, Any] = {setting.key: setting.default for setting in SETTINGS}
 
 
 @dataclass(frozen=True)
@@ -76,7 +255,8 @@ class QueueSettings:
 
 @dataclass(frozen=True)
 class Settings:
-    """Validated, typed view of TEMPOTASK merged over DEFAULTS."""
+    """Validated, typed view of TEMPOTASK merged over the defaults: one attribute per key of
+    SETTINGS (its name in lower case), but CRONS."""
 
     redis_url: str
     optimise: bool
@@ -94,10 +274,9 @@ class Settings:
     max_retry_delay: float
     max_payload_bytes: int
     enqueue_on_commit: bool
-    cron_catchup_window: float = float(DEFAULTS["CRON_CATCHUP_WINDOW"])
-    cron_beat_heartbeat: float = float(DEFAULTS["CRON_BEAT_HEARTBEAT"])
+    cron_catchup_window: float
+    cron_beat_heartbeat: float
     queues: dict[str, QueueSettings] = field(default_factory=dict)
-    raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def for_queue(self, queue: str) -> QueueSettings:
         """Concurrency and history size of one queue, with its overrides applied."""
@@ -142,140 +321,38 @@ def _mask_password_param(item: str) -> str:
     return f"{name}=***" if equals and unquote_plus(name).lower() == "password" else item
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _check_url(url: Any) -> list[Problem]:
-    hint = "Use redis://[:password@]host:port/db, rediss://... or unix:///path/to/redis.sock?db=0"
-    if not isinstance(url, str):
-        return [("tempotask.E004", f"TEMPOTASK['REDIS_URL'] must be a string, not {type(url).__name__}.", hint)]
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a bad port
-    except ValueError as exc:
-        return [("tempotask.E004", f"TEMPOTASK['REDIS_URL'] {mask_url(url)!r} is not a valid URL: {exc}.", hint)]
-    if parts.scheme not in URL_SCHEMES:
-        msg = f"TEMPOTASK['REDIS_URL'] {mask_url(url)!r} has scheme {parts.scheme!r}; expected one of {URL_SCHEMES}."
-        return [("tempotask.E004", msg, hint)]
-    if parts.scheme != "unix" and not parts.hostname:
-        return [("tempotask.E004", f"TEMPOTASK['REDIS_URL'] {mask_url(url)!r} names no host.", hint)]
-    if parts.scheme == "unix" and not parts.path:
-        return [("tempotask.E004", f"TEMPOTASK['REDIS_URL'] {mask_url(url)!r} names no socket path.", hint)]
-    db = parts.path.strip("/") if parts.scheme != "unix" else ""
-    if db and not db.isdigit():
-        return [("tempotask.E004", f"TEMPOTASK['REDIS_URL'] database {db!r} is not a number.", hint)]
-    return []
-
-
-# Each simple key: (predicate, description of the expected value).
-_SIMPLE_RULES: dict[str, tuple[Any, str]] = {
-    "OPTIMISE": (lambda v: isinstance(v, bool), "True or False"),
-    "KEY_PREFIX": (lambda v: isinstance(v, str) and PREFIX_PATTERN.match(v), "letters, digits, '_.:-' (1-60)"),
-    "DEFAULT_QUEUE": (lambda v: isinstance(v, str) and NAME_PATTERN.match(v), "a queue name: letters, digits, '_.-'"),
-    "CONCURRENCY": (lambda v: _is_int(v) and 1 <= v <= 1000, "an integer from 1 to 1000"),
-    "MAX_JOBS_PER_STATUS": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    "STALLED_TIMEOUT": (lambda v: _is_number(v) and v >= 1, "a number of seconds >= 1"),
-    "SHUTDOWN_TIMEOUT": (lambda v: _is_number(v) and v >= 0, "a number of seconds >= 0"),
-    "MAX_DELIVERIES": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    "CONTEXT": (lambda v: v is None or (isinstance(v, str) and "." in v), "None or a dotted path"),
-    "ATTEMPTS": (lambda v: _is_int(v) and 1 <= v <= 1000, "an integer from 1 to 1000"),
-    "RETRY_DELAY": (lambda v: _is_number(v) and v >= 0, "a number of seconds >= 0"),
-    "BACKOFF": (lambda v: v in BACKOFF_CHOICES, f"one of {BACKOFF_CHOICES}"),
-    "MAX_RETRY_DELAY": (lambda v: _is_number(v) and v >= 0, "a number of seconds >= 0"),
-    "MAX_PAYLOAD_BYTES": (lambda v: _is_int(v) and v >= 64, "an integer >= 64"),
-    "ENQUEUE_ON_COMMIT": (lambda v: isinstance(v, bool), "True or False"),
-    "CRON_CATCHUP_WINDOW": (lambda v: _is_number(v) and v >= 1, "a number of seconds >= 1"),
-    "CRON_BEAT_HEARTBEAT": (lambda v: _is_number(v) and 0.5 <= v <= 3600, "a number of seconds from 0.5 to 3600"),
-}
-
-# Keys other features own (validated by their own modules); accepted here so they are not "unknown".
-EXTENSION_KEYS: set[str] = {"CRONS"}
-
-
-def _check_queues(queues: Any) -> list[Problem]:
-    hint = 'Example: {"emails": {"CONCURRENCY": 4}}'
-    if not isinstance(queues, dict):
-        return [("tempotask.E005", "TEMPOTASK['QUEUES'] must be a dict of queue name -> overrides.", hint)]
-    problems: list[Problem] = []
-    for name, overrides in queues.items():
-        if not isinstance(name, str) or not NAME_PATTERN.match(name):
-            problems.append(("tempotask.E005", f"TEMPOTASK['QUEUES'] has an invalid queue name {name!r}.", hint))
-            continue
-        if not isinstance(overrides, dict):
-            problems.append(("tempotask.E005", f"TEMPOTASK['QUEUES'][{name!r}] must be a dict.", hint))
-            continue
-        for key, value in overrides.items():
-            if key not in QUEUE_OVERRIDE_KEYS:
-                msg = f"TEMPOTASK['QUEUES'][{name!r}] has unknown key {key!r}."
-                problems.append(("tempotask.E005", msg, f"Allowed: {sorted(QUEUE_OVERRIDE_KEYS)}"))
-            elif not _SIMPLE_RULES[key][0](value):
-                msg = f"TEMPOTASK['QUEUES'][{name!r}][{key!r}] must be {_SIMPLE_RULES[key][1]}, not {value!r}."
-                problems.append(("tempotask.E005", msg, hint))
-    return problems
-
-
 def validate(raw: Any) -> list[Problem]:
     """Every problem of a TEMPOTASK value, without raising."""
     if not isinstance(raw, dict):
-        return [("tempotask.E001", "The TEMPOTASK setting must be a dict.", "TEMPOTASK = {'REDIS_URL': ...}")]
+        return [Problem("tempotask.E001", "The TEMPOTASK setting must be a dict.", "TEMPOTASK = {'REDIS_URL': ...}")]
     problems: list[Problem] = []
-    known = set(DEFAULTS) | EXTENSION_KEYS
     for key in raw:
-        if key not in known:
-            close = [k for k in sorted(known) if k.replace("_", "") == str(key).upper().replace("_", "")]
-            hint = f"Did you mean {close[0]!r}?" if close else f"Known keys: {', '.join(sorted(known))}"
-            problems.append(("tempotask.E002", f"TEMPOTASK has an unknown key {key!r}.", hint))
-    merged = {**DEFAULTS, **raw}
-    problems += _check_url(merged["REDIS_URL"])
-    for key, (is_valid, expected) in _SIMPLE_RULES.items():
-        if not is_valid(merged[key]):
-            msg = f"TEMPOTASK[{key!r}] must be {expected}, not {merged[key]!r}."
-            problems.append(("tempotask.E003", msg, f"Default: {DEFAULTS[key]!r}"))
-    problems += _check_queues(merged["QUEUES"])
+        if key not in DEFAULTS:
+            close = [k for k in sorted(DEFAULTS) if k.replace("_", "") == str(key).upper().replace("_", "")]
+            hint = f"Did you mean {close[0]!r}?" if close else f"Known keys: {', '.join(sorted(DEFAULTS))}"
+            problems.append(Problem("tempotask.E002", f"TEMPOTASK has an unknown key {key!r}.", hint))
+    for setting in SETTINGS:
+        if setting.validator is not None:
+            problems += setting.validator(setting, raw.get(setting.key, setting.default))
     return problems
 
 
 def build_settings(raw: dict[str, Any]) -> Settings:
     """Validate ``raw`` and return Settings, raising ConfigurationError on the first problem."""
-    problems = validate(raw)
-    if problems:
-        check_id, message, hint = problems[0]
-        raise ConfigurationError(f"{message} ({check_id}) {hint}")
+    raise_first(validate(raw))
     merged = {**DEFAULTS, **raw}
-    queues = {
+    values = {
+        setting.attribute: setting.convert(merged[setting.key]) for setting in SETTINGS if setting.validator is not None
+    }
+    # QUEUES becomes the settings of each queue, its overrides over the global values.
+    values["queues"] = {
         name: QueueSettings(
             concurrency=overrides.get("CONCURRENCY", merged["CONCURRENCY"]),
             max_jobs_per_status=overrides.get("MAX_JOBS_PER_STATUS", merged["MAX_JOBS_PER_STATUS"]),
         )
         for name, overrides in merged["QUEUES"].items()
     }
-    return Settings(
-        redis_url=merged["REDIS_URL"],
-        optimise=merged["OPTIMISE"],
-        key_prefix=merged["KEY_PREFIX"],
-        default_queue=merged["DEFAULT_QUEUE"],
-        concurrency=merged["CONCURRENCY"],
-        max_jobs_per_status=merged["MAX_JOBS_PER_STATUS"],
-        stalled_timeout=float(merged["STALLED_TIMEOUT"]),
-        shutdown_timeout=float(merged["SHUTDOWN_TIMEOUT"]),
-        max_deliveries=merged["MAX_DELIVERIES"],
-        context=merged["CONTEXT"],
-        attempts=merged["ATTEMPTS"],
-        retry_delay=float(merged["RETRY_DELAY"]),
-        backoff=merged["BACKOFF"],
-        max_retry_delay=float(merged["MAX_RETRY_DELAY"]),
-        max_payload_bytes=merged["MAX_PAYLOAD_BYTES"],
-        enqueue_on_commit=merged["ENQUEUE_ON_COMMIT"],
-        cron_catchup_window=float(merged["CRON_CATCHUP_WINDOW"]),
-        cron_beat_heartbeat=float(merged["CRON_BEAT_HEARTBEAT"]),
-        queues=queues,
-        raw=dict(raw),
-    )
+    return Settings(**values)
 
 
 def raw_settings() -> Any:
@@ -292,6 +369,3 @@ def reset_on_setting_changed(setting: str, **kwargs: Any) -> None:
     """Receiver for Django's setting_changed (connected in AppConfig.ready)."""
     if setting in {"TEMPOTASK", "TIME_ZONE"}:
         get_settings.cache_clear()
-        from tempotask_django.storage.connection import reset_default_store
-
-        reset_default_store()

@@ -1,13 +1,105 @@
-"""The ``@task`` decorator."""
+"""Tasks: the ``@task`` decorator and the Task it builds."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from collections.abc import Callable
-from typing import Any, overload
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, overload
 
-from tempotask_django import validation
-from tempotask_django.cron import validate_cron
-from tempotask_django.registry import Task, registry
+from tempotask_django import producer, validation
+from tempotask_django.cron.expression import validate_cron
+from tempotask_django.registry import registry
+
+if TYPE_CHECKING:
+    import datetime
+
+    from tempotask_django.job import Job
+
+
+@dataclass(frozen=True)
+class Task:
+    """A registered handler and its default options. Built by ``@task``; immutable.
+
+    Call ``enqueue()`` to add a job; call the task itself to run the handler directly (tests).
+    Options left as None take the TEMPOTASK defaults when a job is enqueued.
+    """
+
+    func: Callable[..., Any]
+    name: str
+    queue: str | None = None
+    attempts: int | None = None
+    retry_delay: float | None = None
+    backoff: str | None = None
+    priority: int = 0
+    description: str = ""
+    cron: str | None = None
+    timezone: str | None = None
+    cron_data: Any = None
+    module: str = ""
+    is_async: bool = field(default=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "is_async", asyncio.iscoroutinefunction(self.func))
+
+    def __call__(self, job: Job, ctx: Any) -> Any:
+        return self.func(job, ctx)
+
+    def using(self, **changes: Any) -> Task:
+        """A copy with other default options, e.g. ``send.using(queue="bulk").enqueue(...)``.
+
+        The options changed are checked as ``@task`` checks them (enqueue() trusts a task's options).
+        """
+        checked = {key: value for key, value in changes.items() if key in validation.TASK_OPTIONS}
+        validation.task_options(f"task {self.name!r}", **checked)
+        if changes.get("retry_delay") is not None:
+            changes["retry_delay"] = validation.seconds(changes["retry_delay"], "retry_delay")
+        if "priority" in changes and changes["priority"] is None:
+            changes["priority"] = 0
+        return dataclasses.replace(self, **changes)
+
+    def enqueue(
+        self,
+        data: Any = None,
+        *,
+        job_id: str | None = None,
+        queue: str | None = None,
+        attempts: int | None = None,
+        retry_delay: float | datetime.timedelta | None = None,
+        backoff: str | None = None,
+        priority: int | None = None,
+        delay: float | datetime.timedelta | None = None,
+        run_at: datetime.datetime | None = None,
+        on_commit: bool | None = None,
+    ) -> str:
+        """Add a job for this task and return its id.
+
+        ``data`` must be JSON-serializable (datetime, Decimal and UUID become strings). With ``job_id``,
+        nothing is added while a job with that id is waiting, delayed or processing. ``delay`` (seconds
+        or timedelta) or ``run_at`` (aware datetime) make it ``delayed`` until due. Inside a database
+        transaction the job is added when it commits unless ``on_commit=False``.
+
+        Example: ``send_notification.enqueue({"user_id": 7}, job_id="notify-7", delay=60)``
+        """
+        return producer.enqueue(
+            self,
+            data,
+            job_id=job_id,
+            queue=queue,
+            attempts=attempts,
+            retry_delay=retry_delay,
+            backoff=backoff,
+            priority=priority,
+            delay=delay,
+            run_at=run_at,
+            on_commit=on_commit,
+        )
+
+    def enqueue_many(self, items: list[Any], **options: Any) -> list[str]:
+        """Add one job per item of ``items`` (data values) in one round trip; returns their ids."""
+        on_commit = options.pop("on_commit", None)
+        return producer.enqueue_many([(self, data, options) for data in items], on_commit=on_commit)
 
 
 @overload

@@ -31,10 +31,6 @@ class InvalidJobState(TempotaskError):
     """The job is not in a state that allows the requested operation."""
 
 
-class DuplicateJob(TempotaskError):
-    """Raised internally when a job id is already active; enqueue returns the id instead."""
-
-
 class WorkerLost(TempotaskError):
     """An attempt ended because its worker stopped renewing its lease (it died or hung), or because
     the lease itself was lost with the job's stream entry (deleted while pending, or lost by Redis).

@@ -17,18 +17,41 @@ from tempotask_django import serialization
 
 
 class JobStatus(enum.StrEnum):
-    """Where a job is in its life. Every job is in exactly one of these."""
+    """Where a job is in its life. Every job is in exactly one of these.
+
+    The order is the admin's (tabs) and stats.lua's (counts): waiting, delayed, processing, then
+    the history (completed, failed). Each status is also the name of the queue's set of its jobs
+    (storage/keys.py).
+    """
 
     WAITING = "waiting"
+    DELAYED = "delayed"
     PROCESSING = "processing"
     COMPLETED = "completed"
     FAILED = "failed"
-    DELAYED = "delayed"
+
+    @classmethod
+    def parse(cls, value: object) -> JobStatus | None:
+        """The status named ``value``, or None for anything else (a damaged record, a bad URL)."""
+        return _STATUSES.get(value) if isinstance(value, str) else None
 
     @classmethod
     def active(cls) -> tuple[JobStatus, ...]:
         """Statuses in which a job id deduplicates a new enqueue."""
         return (cls.WAITING, cls.DELAYED, cls.PROCESSING)
+
+    @property
+    def label(self) -> str:
+        """The status as a title: "Waiting"."""
+        return self.value.capitalize()
+
+    @property
+    def is_history(self) -> bool:
+        """Finished for good: kept (MAX_JOBS_PER_STATUS of each) until trimmed or purged."""
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED)
+
+
+_STATUSES: dict[str, JobStatus] = {status.value: status for status in JobStatus}
 
 
 def ms_to_datetime(value: str | int | None) -> datetime.datetime | None:
@@ -39,9 +62,6 @@ def ms_to_datetime(value: str | int | None) -> datetime.datetime | None:
         return datetime.datetime.fromtimestamp(int(value) / 1000, tz=datetime.UTC)
     except (TypeError, ValueError, OverflowError, OSError):
         return None
-
-
-_STATUSES = {status.value: status for status in JobStatus}
 
 
 def _decoded(text: str | None) -> Any:
@@ -107,7 +127,7 @@ class Job:
             return
         self._log_sink(self, message)
 
-    # The original design called it ``job.logger(...)``; both spellings work.
+    # ``job.logger(...)`` is the same call.
     logger = log
 
     @property
@@ -124,10 +144,7 @@ class Job:
         With ``decode_data=False`` the data stays unset, for a caller that decodes it (and reports
         bad JSON) itself.
         """
-        try:
-            status = _STATUSES[fields.get("status", "waiting")]
-        except KeyError:
-            status = JobStatus.FAILED
+        status = JobStatus.parse(fields.get("status", "waiting")) or JobStatus.FAILED
         data = _decoded(fields.get("data")) if decode_data else None
         result = _decoded(fields.get("result"))
         return cls(

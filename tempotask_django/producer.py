@@ -16,18 +16,14 @@ from django.db import DEFAULT_DB_ALIAS, transaction
 
 from tempotask_django import serialization, signals, validation
 from tempotask_django.conf import Settings, get_settings
-from tempotask_django.registry import registry
+from tempotask_django.registry import TaskRegistry, registry
 from tempotask_django.storage.connection import get_default_store
 from tempotask_django.storage.records import JobSpec
 
 if TYPE_CHECKING:
-    from tempotask_django.registry import Task
+    from tempotask_django.decorators import Task
 
 logger = logging.getLogger("tempotask")
-
-ENQUEUE_OPTIONS = frozenset(
-    {"job_id", "queue", "attempts", "retry_delay", "backoff", "priority", "delay", "run_at", "on_commit"}
-)
 
 
 def build_spec(
@@ -96,11 +92,7 @@ def _build_specs(items: Sequence[tuple[Task, Any, dict[str, Any]]], settings: Se
     shared: tuple[Task, dict[str, Any]] | None = None
     for task, data, options in items:
         if shared is not None and shared[0] is task and shared[1] is options and "job_id" not in options:
-            first = specs[-1]
-            data_json = serialization.encode(
-                data, max_bytes=settings.max_payload_bytes, what=f"data of task {task.name!r}"
-            )
-            specs.append(first.another(new_job_id(), data_json))
+            specs.append(specs[-1].another(new_job_id(), _data_json(task, data, settings)))
         else:
             specs.append(build_spec(task, data, settings=settings, **options))
             shared = (task, options)
@@ -122,17 +114,23 @@ def submit(specs: Sequence[JobSpec]) -> list[tuple[bool, str]]:
         if added:
             if debug:
                 logger.debug("enqueued %s %s on %s (%s)", spec.name, spec.id, spec.queue, status)
-            signals.send(
-                signals.job_enqueued,
-                sender=registry.find(spec.name),
-                job_id=spec.id,
-                name=spec.name,
-                queue=spec.queue,
-                status=status,
-            )
+            announce(spec, status)
         elif debug:
             logger.debug("job %s (%s) is already %s; not added again", spec.id, spec.name, status)
     return results
+
+
+def announce(spec: JobSpec, status: str, tasks: TaskRegistry = registry) -> None:
+    """Send ``job_enqueued`` for a job just added (``status``: "waiting" or "delayed"); the sender is
+    its task in ``tasks`` (None when not registered there)."""
+    signals.send(
+        signals.job_enqueued,
+        sender=tasks.find(spec.name),
+        job_id=spec.id,
+        name=spec.name,
+        queue=spec.queue,
+        status=status,
+    )
 
 
 def enqueue(task: Task, data: Any = None, *, on_commit: bool | None = None, **options: Any) -> str:

@@ -20,9 +20,10 @@ from django.db import close_old_connections
 
 from tempotask_django import serialization, signals
 from tempotask_django.context import JobContext
+from tempotask_django.decorators import Task
 from tempotask_django.exceptions import TaskNotRegistered
 from tempotask_django.job import Job
-from tempotask_django.registry import Task, TaskRegistry
+from tempotask_django.registry import TaskRegistry
 
 logger = logging.getLogger("tempotask")
 

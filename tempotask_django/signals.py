@@ -27,7 +27,8 @@ job_failed = Signal()
 
 
 def send(signal: Signal, sender: Any = None, **kwargs: Any) -> None:
-    """Send ``signal`` robustly: a failing receiver is logged with its traceback, not raised."""
+    """Send ``signal`` (ours, or one of Django's task signals) robustly: a failing receiver is
+    logged with its traceback, never raised into the worker, the producer or the job."""
     if not signal.receivers or not signal.has_listeners(sender):  # the first test is the cheap one
         return
     for receiver, response in signal.send_robust(sender=sender, **kwargs):

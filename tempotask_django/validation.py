@@ -1,14 +1,22 @@
-"""Checks of user-given options, raising clear errors where the user made the mistake."""
+"""Checks of user-given options, raising clear errors where the user made the mistake.
+
+Settings and definitions are checked twice: ``manage.py check`` lists every ``Problem``, and the
+code that reads them raises the first one (``raise_first``).
+"""
 
 from __future__ import annotations
 
 import datetime
 import re
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 from tempotask_django import serialization
-from tempotask_django.conf import BACKOFF_CHOICES, NAME_PATTERN
 from tempotask_django.exceptions import ConfigurationError
+
+# Queue names appear in Redis keys, URLs and logs.
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
+BACKOFF_CHOICES = ("fixed", "exponential")
 
 # Job ids appear in Redis keys, URLs and logs: keep them printable and bounded.
 JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:@+=\-]{1,200}$")
@@ -18,11 +26,28 @@ MAX_PRIORITY = 1000
 MAX_SECONDS = 10 * 365 * 86400
 
 
-def _is_int(value: Any) -> bool:
+class Problem(NamedTuple):
+    """One mistake in a setting or a definition, as ``manage.py check`` reports it."""
+
+    check_id: str  # "tempotask.E003"
+    message: str
+    hint: str
+
+
+def raise_first(problems: Sequence[Problem]) -> None:
+    """Raise ConfigurationError naming the first of ``problems``; nothing when there is none."""
+    if problems:
+        check_id, message, hint = problems[0]
+        raise ConfigurationError(f"{message} ({check_id}) {hint}")
+
+
+def is_int(value: Any) -> bool:
+    """An int, and not a bool (True is an int to Python, never to a user)."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
+    """An int or a float, and not a bool."""
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
@@ -41,13 +66,13 @@ def job_id(value: Any) -> str:
 
 
 def attempts(value: Any) -> int:
-    if not _is_int(value) or not 1 <= value <= 1000:
+    if not is_int(value) or not 1 <= value <= 1000:
         raise ValueError(f"attempts must be an integer from 1 to 1000, not {value!r}")
     return value
 
 
 def priority(value: Any) -> int:
-    if not _is_int(value) or not -MAX_PRIORITY <= value <= MAX_PRIORITY:
+    if not is_int(value) or not -MAX_PRIORITY <= value <= MAX_PRIORITY:
         raise ValueError(f"priority must be an integer from {-MAX_PRIORITY} to {MAX_PRIORITY}, not {value!r}")
     return value
 
@@ -56,7 +81,7 @@ def seconds(value: Any, what: str) -> float:
     """A non-negative number of seconds, from a number or a timedelta."""
     if isinstance(value, datetime.timedelta):
         value = value.total_seconds()
-    if not _is_number(value) or not 0 <= value <= MAX_SECONDS:
+    if not is_number(value) or not 0 <= value <= MAX_SECONDS:
         raise ValueError(
             f"{what} must be a number of seconds from 0 to {MAX_SECONDS} (ten years) or a timedelta, not {value!r}"
         )
@@ -89,7 +114,8 @@ def _check_name(value: Any) -> str:
     return value
 
 
-_TASK_OPTION_CHECKS = {
+# What @task (and Task.using) checks of a task's options.
+TASK_OPTIONS = {
     "name": _check_name,
     "queue": queue_name,
     "attempts": attempts,
@@ -105,7 +131,7 @@ def task_options(where: str, **options: Any) -> None:
         if value is None:
             continue
         try:
-            _TASK_OPTION_CHECKS[key](value)
+            TASK_OPTIONS[key](value)
         except (TypeError, ValueError) as exc:
             raise ConfigurationError(f"{where}: {exc}") from None
 

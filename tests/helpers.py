@@ -5,12 +5,16 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import pytest
 import redis
 
+from tempotask_django.job import JobStatus
+from tempotask_django.storage.inspect import QueueStats
+from tempotask_django.storage.records import Finish, FinishOutcome
+from tempotask_django.storage.store import RedisStore
 from tempotask_django.worker import Worker
 
 T = TypeVar("T")
@@ -36,6 +40,32 @@ def drain(queues=None, **options) -> Worker:
     worker = Worker(queues, burst=True, **options)
     worker.run()
     return worker
+
+
+def finish(store: RedisStore, consumer: str, finishes: Sequence[Finish]) -> list[FinishOutcome]:
+    """Record finished attempts as a worker does (without claiming more); each is refused if
+    ``consumer`` lost the job."""
+    outcomes, _ = store.finish_and_claim(consumer, finishes)
+    return outcomes
+
+
+def status_of(store: RedisStore, queue: str, job_id: str) -> JobStatus | None:
+    """The status field of a job's record, None when there is no such job."""
+    return JobStatus.parse(store.client.hget(store.keys(queue).job(job_id), "status"))
+
+
+def is_paused(store: RedisStore, queue: str) -> bool:
+    return bool(store.client.exists(store.keys(queue).paused))
+
+
+def job_total(stats: QueueStats) -> int:
+    """Jobs of the queue in any status."""
+    return sum(getattr(stats, status) for status in JobStatus)
+
+
+def minute_stats(store: RedisStore, queue: str, minutes: int) -> list[dict[str, int]]:
+    """The dashboard's per-minute counts of one queue, oldest minute first."""
+    return store.inspect.minute_totals([queue], minutes)
 
 
 class CommandLog:

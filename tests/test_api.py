@@ -33,7 +33,7 @@ def test_one_id_in_two_queues_is_two_jobs_and_queue_picks_one(store):
     assert tasks.add.enqueue({"a": 1, "b": 1}, job_id="dup", queue="beta") == "dup"
     assert tasks.add.enqueue({"a": 2, "b": 2}, job_id="dup", queue="alpha") == "dup"
     assert tasks.add.enqueue({"a": 3, "b": 3}, job_id="dup", queue="alpha") == "dup"  # deduplicated in alpha
-    assert store.count_jobs("alpha", "waiting") == store.count_jobs("beta", "waiting") == 1
+    assert store.inspect.count_jobs("alpha", "waiting") == store.inspect.count_jobs("beta", "waiting") == 1
     assert get_job("dup", queue="alpha").data == {"a": 2, "b": 2}
     assert get_job("dup", queue="beta").data == {"a": 1, "b": 1}
     assert get_job("dup").queue == "alpha"  # no queue=: the other queues alphabetically...

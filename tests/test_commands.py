@@ -44,7 +44,7 @@ def test_a_stopping_worker_keeps_renewing_the_lease_of_its_running_job(workers, 
     first = workers.start("--queues", "slow", overrides=overrides)
     wait_until(lambda: ledger.entries("start"), message="the job to start")
     second = workers.start("--queues", "slow", overrides=overrides)  # live, reclaiming every 0.5 s
-    wait_until(lambda: len(store.list_workers()) == 2, message="the second worker to be up")
+    wait_until(lambda: len(store.inspect.list_workers()) == 2, message="the second worker to be up")
     first.send_signal(signal.SIGTERM)
     assert first.wait(timeout=20) == 0, workers.output(first)
     job = get_job(job_id)
@@ -122,13 +122,13 @@ def test_per_queue_concurrency_and_history_size_in_a_real_worker(workers, ledger
     )
     running = [sum(step for _, step in events[: i + 1]) for i in range(len(events))]
     assert len(events) == 16 and max(running) == 2  # two at once, never more, although 6 threads idled
-    stats = store.queue_stats("slow")
+    stats = store.inspect.queue_stats("slow")
     assert (stats.completed, stats.failed) == (5, 5)
-    assert set(store.list_job_ids("slow", "completed", 0, 100)) <= set(slow)
-    assert set(store.list_job_ids("slow", "failed", 0, 100)) <= set(failing)
+    assert set(store.inspect.list_job_ids("slow", "completed", 0, 100)) <= set(slow)
+    assert set(store.inspect.list_job_ids("slow", "failed", 0, 100)) <= set(failing)
     kept = [job_id for job_id in slow + failing if store.client.exists(store.keys("slow").job(job_id))]
     assert len(kept) == 10  # the trimmed ones are gone with their records
-    assert store.queue_stats("default").completed == len(others)  # other queues keep the global size
+    assert store.inspect.queue_stats("default").completed == len(others)  # other queues keep the global size
 
 
 def test_context_may_be_a_plain_mapping(workers):
@@ -174,14 +174,14 @@ def test_memory_is_flat_with_max_jobs_per_status(workers, redis_client):
     keys_small, bytes_small = _our_memory(redis_client)
     run(18_000)
     keys_large, bytes_large = _our_memory(redis_client)
-    assert store.queue_stats("default").completed == 300
+    assert store.inspect.queue_stats("default").completed == 300
     assert keys_large <= keys_small + 2  # a minute-counter key may have been added
     assert bytes_large <= bytes_small * 1.05 + 4096, (bytes_small, bytes_large)
 
 
 def test_idle_worker_blocks_on_redis_and_starts_a_new_job_at_once(workers, ledger):
     process = workers.start()
-    wait_until(lambda: get_default_store().list_workers(), timeout=30, message="the worker's first heartbeat")
+    wait_until(lambda: get_default_store().inspect.list_workers(), timeout=30, message="the worker's first heartbeat")
     time.sleep(1.0)
     cpu_start = _cpu_seconds(process.pid)
     # What the idle worker sends Redis (its scripts' own commands aside) over four seconds: blocking

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
+from pathlib import Path
+
 import pytest
 from django.core.checks import run_checks
 from django.test import override_settings
 
-from tempotask_django.conf import DEFAULTS, build_settings, get_settings, mask_url, validate
+from tempotask_django.conf import DEFAULTS, SETTINGS, Settings, build_settings, get_settings, mask_url, validate
 from tempotask_django.exceptions import ConfigurationError
 from tempotask_django.storage.connection import make_client
 
@@ -139,3 +143,26 @@ def test_per_queue_overrides():
     settings = build_settings({"CONCURRENCY": 2, "QUEUES": {"emails": {"CONCURRENCY": 8}}})
     assert settings.for_queue("emails").concurrency == 8
     assert settings.for_queue("other").concurrency == 2
+
+
+def readme_settings_rows() -> list[tuple[str, str, str]]:
+    """The (key, default, meaning) rows of the README's Settings table."""
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = text.split("\n## Settings\n", 1)[1].split("\n## ", 1)[0]
+    rows = []
+    for line in section.splitlines():
+        found = re.fullmatch(r"\| `([A-Z_]+)` \| `(.*?)` \| (.*) \|", line)
+        if found:
+            rows.append(found.groups())
+    return rows
+
+
+def test_the_readme_documents_exactly_the_settings_table():
+    expected = [(s.key, f'"{s.default}"' if isinstance(s.default, str) else repr(s.default), s.doc) for s in SETTINGS]
+    assert readme_settings_rows() == expected
+
+
+def test_settings_has_one_attribute_per_key_the_engine_reads():
+    attributes = {f.name for f in dataclasses.fields(Settings)}
+    assert attributes == {s.attribute for s in SETTINGS if s.validator is not None}
+    assert {s.key: s.default for s in SETTINGS} == DEFAULTS

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from tempotask_django import JobStatus, add_job, add_jobs, get_job, signals
 from tempotask_django.exceptions import TaskNotRegistered
+from tests.helpers import job_total
 from tests.testapp import tasks
 
 pytestmark = pytest.mark.redis
@@ -39,7 +40,7 @@ def test_job_id_deduplicates_while_active(store):
     second = tasks.add.enqueue({"a": 9, "b": 9}, job_id="same")
     assert first == second == "same"
     assert get_job("same").data == {"a": 1, "b": 2}
-    assert store.queue_stats("default").waiting == 1
+    assert store.inspect.queue_stats("default").waiting == 1
 
 
 def test_delay_and_run_at(store):
@@ -79,7 +80,7 @@ def test_bad_data_raises_at_enqueue(store, settings):
 
 
 def get_job_count(store) -> int:
-    return store.queue_stats("default").total
+    return job_total(store.inspect.queue_stats("default"))
 
 
 def test_unknown_task_name_raises_at_enqueue(store):
@@ -93,7 +94,7 @@ def test_add_jobs_validates_all_before_adding_any(store):
     assert get_job_count(store) == 0
     ids = add_jobs([{"name": "add", "data": {"a": n, "b": 0}, "job_id": f"bulk-{n}"} for n in range(3)])
     assert ids == ["bulk-0", "bulk-1", "bulk-2"]
-    assert store.queue_stats("default").waiting == 3
+    assert store.inspect.queue_stats("default").waiting == 3
 
 
 @pytest.mark.django_db(transaction=True)

@@ -29,9 +29,11 @@ from hypothesis.stateful import (
 )
 
 from tempotask_django import get_job
-from tempotask_django.storage.keys import CONSUMER_GROUP, STATUS_KEYS
+from tempotask_django.job import JobStatus
+from tempotask_django.storage.keys import CONSUMER_GROUP
 from tempotask_django.storage.records import Finish, JobSpec
 from tempotask_django.worker import Worker
+from tests.helpers import finish as finish_attempts
 from tests.testapp import tasks
 
 pytestmark = pytest.mark.redis
@@ -251,7 +253,7 @@ def run_worker_until_quiet(worker: Worker, done, timeout: float = 10.0) -> None:
 
 def one_status(store, job_id: str) -> str | None:
     """The single status set holding ``job_id`` (asserting there is at most one), matching its record."""
-    holding = [s for s in STATUS_KEYS if store.client.zscore(store.keys(Q).status(s), job_id) is not None]
+    holding = [s for s in JobStatus if store.client.zscore(store.keys(Q).status(s), job_id) is not None]
     assert len(holding) <= 1, holding
     record = store.client.hget(store.keys(Q).job(job_id), "status")
     if holding:
@@ -432,7 +434,7 @@ class JobLifecycle(RuleBasedStateMachine):
             swept += result.requeued + result.failed
         assert swept == len(self.orphans)
         for job_id in self.orphans:
-            job = self.store.get_job(Q, job_id)
+            job = self.store.inspect.get_job(Q, job_id)
             assert job.status in ("waiting", "failed") and job.errors[-1]["type"] in ("EntryLost", "PoisonPill")
         self.orphans.clear()
 
@@ -441,7 +443,7 @@ class JobLifecycle(RuleBasedStateMachine):
         worker, job_id, entry = lease
         owns = self.current.get(job_id) == (worker, entry)
         finish = Finish(Q, entry, job_id, succeeded, '"ok"' if succeeded else "{}", 0 if retry else -1)
-        outcome = self.store.finish(worker, [finish])[0]
+        outcome = finish_attempts(self.store, worker, [finish])[0]
         assert outcome.accepted == owns, (lease, self.current, outcome)
         if outcome.accepted:
             del self.current[job_id]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 
 from tempotask_django import task
@@ -84,3 +86,11 @@ def test_calling_a_task_runs_the_handler_directly():
                 return None
 
     assert tasks.add(Job(), Ctx()) == 3
+
+
+def test_using_checks_the_options_it_changes_and_leaves_the_task_alone():
+    with pytest.raises(ConfigurationError, match="attempts"):
+        tasks.add.using(attempts=0)
+    copy = tasks.add.using(queue="other", retry_delay=datetime.timedelta(seconds=3), priority=None)
+    assert (copy.name, copy.queue, copy.retry_delay, copy.priority) == ("add", "other", 3.0, 0)
+    assert registry.get("add") is tasks.add and tasks.add.queue is None

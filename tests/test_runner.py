@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tempotask_django import runner as runner_module
-from tempotask_django.registry import Task, TaskRegistry
+from tempotask_django.decorators import Task
+from tempotask_django.registry import TaskRegistry
 from tempotask_django.runner import JobRunner
 
 

@@ -219,7 +219,7 @@ def test_max_jobs_stops_the_worker(store):
     worker = Worker(max_jobs=2)
     worker.run()
     assert worker.jobs_done == 2
-    assert get_default_store().queue_stats("default").waiting == 3
+    assert get_default_store().inspect.queue_stats("default").waiting == 3
 
 
 def test_history_is_trimmed_to_max_jobs_per_status(store, settings):
@@ -227,8 +227,8 @@ def test_history_is_trimmed_to_max_jobs_per_status(store, settings):
     ids = tasks.noop.enqueue_many([None] * 12)
     drain(concurrency=4)
     store = get_default_store()
-    assert store.queue_stats("default").completed == 5
-    kept = set(store.list_job_ids("default", "completed", 0, 100))
+    assert store.inspect.queue_stats("default").completed == 5
+    kept = set(store.inspect.list_job_ids("default", "completed", 0, 100))
     assert kept <= set(ids)
     assert sum(1 for job_id in ids if store.client.exists(store.keys("default").job(job_id))) == 5
     assert not any(store.client.exists(store.keys("default").logs(job_id)) for job_id in set(ids) - kept)

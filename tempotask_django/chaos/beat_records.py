@@ -17,8 +17,8 @@ from tempotask_django.chaos.lab import QUEUE, Lab
 from tempotask_django.chaos.ledger import Run
 from tempotask_django.chaos.report import Result
 from tempotask_django.chaos.ticks import Tick, TickWindow, count_tick_jobs, parse_tick_job
+from tempotask_django.job import JobStatus
 from tempotask_django.storage.crons import CronStore
-from tempotask_django.storage.keys import STATUS_KEYS
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def tick_jobs(lab: Lab, names: Iterable[str]) -> TickJobs:
     """Every tick job of the queue, whatever its status, and the schedules' fire counters."""
     keys = lab.store.keys(QUEUE)
     ids: list[str] = []
-    for status in STATUS_KEYS:
+    for status in JobStatus:
         members = [str(member) for member in lab.client.zrange(keys.status(status), 0, -1)]
         ids += [job_id for job_id in members if parse_tick_job(job_id)]
     pipe = lab.client.pipeline(transaction=False)

@@ -226,7 +226,7 @@ class Lab:
 
     def unfinished(self) -> int:
         """Jobs waiting, delayed or processing, or leased (pending stream entries)."""
-        stats = self.store.queue_stats(QUEUE)
+        stats = self.store.inspect.queue_stats(QUEUE)
         return stats.waiting + stats.delayed + stats.processing + self.pending()
 
     def wait_drained(self, timeout: float, poll: float = 0.1) -> bool:

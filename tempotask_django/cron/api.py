@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import uuid
 
-from tempotask_django import serialization, signals
+from tempotask_django import serialization
 from tempotask_django.conf import get_settings
 from tempotask_django.cron.schedules import id_part
 from tempotask_django.exceptions import CronNotFound
-from tempotask_django.producer import build_spec
+from tempotask_django.producer import announce, build_spec
 from tempotask_django.registry import registry
 from tempotask_django.storage.connection import get_default_store
 from tempotask_django.storage.crons import BeatInfo, CronInfo, CronStore, Fire
@@ -86,12 +86,5 @@ def run_cron_now(name: str) -> str:
     [reply] = crons.fire([Fire(name, spec)], catchup_ms=0)
     if reply.outcome == "unknown":
         raise _not_found(name)
-    signals.send(
-        signals.job_enqueued,
-        sender=registry.find(spec.name),
-        job_id=spec.id,
-        name=spec.name,
-        queue=spec.queue,
-        status=reply.job_status,
-    )
+    announce(spec, reply.job_status)
     return spec.id

@@ -19,10 +19,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from tempotask_django import signals
 from tempotask_django.conf import Settings, get_settings
 from tempotask_django.cron.schedules import CronSchedule, collect_schedules
-from tempotask_django.producer import build_spec
+from tempotask_django.producer import announce, build_spec
 from tempotask_django.registry import TaskRegistry, registry
 from tempotask_django.storage.connection import get_default_store
 from tempotask_django.storage.crons import CronStore, Fire, FireOutcome
@@ -181,14 +180,7 @@ class CronBeat:
         if reply.outcome == "fired":
             logger.info("cron %s: enqueued job %s (%d ms after its tick)", fire.name, fire.spec.id, lag)
             if reply.job_status:
-                signals.send(
-                    signals.job_enqueued,
-                    sender=self.tasks.find(fire.spec.name),
-                    job_id=fire.spec.id,
-                    name=fire.spec.name,
-                    queue=fire.spec.queue,
-                    status=reply.job_status,
-                )
+                announce(fire.spec, reply.job_status, tasks=self.tasks)
         elif reply.outcome == "missed":
             logger.warning(
                 "cron %s: tick %s skipped: %.0f s late, beyond CRON_CATCHUP_WINDOW (%.0f s)",

@@ -18,8 +18,10 @@ from tempotask_django import serialization, validation
 from tempotask_django.conf import raw_settings
 from tempotask_django.cron.describe import describe
 from tempotask_django.cron.expression import CronExpression
+from tempotask_django.decorators import Task
 from tempotask_django.exceptions import ConfigurationError
-from tempotask_django.registry import Task, TaskRegistry, registry
+from tempotask_django.registry import TaskRegistry, registry
+from tempotask_django.validation import Problem
 
 CRON_KEYS = {"task", "cron", "data", "queue", "timezone", "attempts", "priority"}
 REQUIRED_CRON_KEYS = ("task", "cron")
@@ -29,8 +31,6 @@ CRONS_HINT = (
     'TEMPOTASK["CRONS"] = {"nightly-report": {"task": "build_report", "cron": "0 3 * * *", '
     '"data": {...}, "queue": "reports", "timezone": "Europe/Paris", "attempts": 3, "priority": 0}}'
 )
-
-Problem = tuple[str, str, str]  # (check id, message, hint)
 
 
 @dataclass(frozen=True)
@@ -159,19 +159,19 @@ def _build(tasks: TaskRegistry, raw: Any) -> tuple[list[CronSchedule], list[Prob
             try:
                 schedules.append(_from_task(task, default_queue))
             except ConfigurationError as exc:  # a timezone the decorator could not check (TIME_ZONE)
-                problems.append(("tempotask.E009", str(exc), "Fix the task's cron or timezone."))
+                problems.append(Problem("tempotask.E009", str(exc), "Fix the task's cron or timezone."))
     crons = raw.get("CRONS", {})
     if not isinstance(crons, dict):
-        return schedules, [*problems, ("tempotask.E007", "TEMPOTASK['CRONS'] must be a dict.", CRONS_HINT)]
+        return schedules, [*problems, Problem("tempotask.E007", "TEMPOTASK['CRONS'] must be a dict.", CRONS_HINT)]
     for name, entry in crons.items():
         if name in {schedule.name for schedule in schedules}:
             message = f"TEMPOTASK['CRONS'] defines {name!r}, the name of a task's own @task(cron=...) schedule."
-            problems.append(("tempotask.E007", message, "Give the CRONS entry another name."))
+            problems.append(Problem("tempotask.E007", message, "Give the CRONS entry another name."))
             continue
         try:
             schedules.append(_from_settings(name, entry, tasks, default_queue))
         except _Problem as problem:
-            problems.append((problem.check_id, str(problem), CRONS_HINT))
+            problems.append(Problem(problem.check_id, str(problem), CRONS_HINT))
     return sorted(schedules, key=lambda s: s.name), problems
 
 
@@ -183,7 +183,5 @@ def schedule_problems(tasks: TaskRegistry = registry, raw: Any = None) -> list[P
 def collect_schedules(tasks: TaskRegistry = registry, raw: Any = None) -> list[CronSchedule]:
     """Every schedule the code defines, sorted by name. ConfigurationError on the first mistake."""
     schedules, problems = _build(tasks, raw_settings() if raw is None else raw)
-    if problems:
-        check_id, message, hint = problems[0]
-        raise ConfigurationError(f"{message} ({check_id}) {hint}")
+    validation.raise_first(problems)
     return schedules

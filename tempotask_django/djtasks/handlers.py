@@ -19,24 +19,14 @@ import json
 import logging
 from typing import Any
 
+from tempotask_django import signals
+from tempotask_django.decorators import Task
 from tempotask_django.djtasks.results import ASYNC_TASK_NAME, SYNC_TASK_NAME, TASK_NAMES, TaskCall, to_task_result
 from tempotask_django.job import Job, JobStatus
-from tempotask_django.registry import Task, registry
+from tempotask_django.registry import registry
 from tempotask_django.storage.connection import get_default_store
 
 logger = logging.getLogger("tempotask")
-
-
-def send(signal: Any, sender: type, task_result: Any) -> None:
-    """Send one of Django's task signals; a failing receiver is logged, never fatal to the job."""
-    for receiver, response in signal.send_robust(sender=sender, task_result=task_result):
-        if isinstance(response, Exception):
-            logger.error(
-                "task signal receiver %r failed: %s",
-                receiver,
-                response,
-                exc_info=(type(response), response, response.__traceback__),
-            )
 
 
 def _backend_class(alias: str) -> type:
@@ -55,10 +45,10 @@ def _prepare(job: Job) -> tuple[TaskCall, Any, list[Any]]:
         # Earlier attempts' errors give worker_ids (so TaskContext.attempt) and TaskResult.errors,
         # and the claimed fields lack them. Kept on the job for task_finished. A first attempt has
         # none, which saves a round trip for almost every job.
-        stored = get_default_store().get_job(job.queue, job.id)
+        stored = get_default_store().inspect.get_job(job.queue, job.id)
         job.errors = stored.errors if stored else []
     task_result = to_task_result(job, task)
-    send(task_started, _backend_class(call.backend), task_result)
+    signals.send(task_started, sender=_backend_class(call.backend), task_result=task_result)
     args = [TaskContext(task_result=task_result), *call.args] if task.takes_context else list(call.args)
     return call, task, args
 
@@ -120,7 +110,7 @@ def _send_finished(job: Job, status: JobStatus, duration: float | None, **change
     except Exception as exc:  # e.g. the task's module is gone: the job's own error already says so
         logger.warning("job %s: no task_finished signal, its TaskResult cannot be built: %s", job.id, exc)
         return
-    send(task_finished, _backend_class(call.backend), task_result)
+    signals.send(task_finished, sender=_backend_class(call.backend), task_result=task_result)
 
 
 def on_job_completed(job: Job, result: Any = None, duration: float | None = None, **kwargs: Any) -> None:

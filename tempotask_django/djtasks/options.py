@@ -24,9 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tempotask_django import validation
-from tempotask_django.exceptions import ConfigurationError
-
-Problem = tuple[str, str, str]  # (check id, message, hint)
+from tempotask_django.validation import Problem
 
 RETRY_CHECKS: dict[str, Callable[[Any], Any]] = {
     "ATTEMPTS": validation.attempts,
@@ -73,7 +71,7 @@ def _retry_problems(raw: Mapping[str, Any], where: str, allowed: tuple[str, ...]
     problems: list[Problem] = []
     for key, value in raw.items():
         if key not in allowed:
-            problems.append(("tempotask.E101", f"{where} has an unknown key {key!r}.", f"Known keys: {allowed}"))
+            problems.append(Problem("tempotask.E101", f"{where} has an unknown key {key!r}.", f"Known keys: {allowed}"))
             continue
         check = RETRY_CHECKS.get(key)
         if check is None:
@@ -81,20 +79,20 @@ def _retry_problems(raw: Mapping[str, Any], where: str, allowed: tuple[str, ...]
         try:
             check(value)
         except (TypeError, ValueError) as exc:
-            problems.append(("tempotask.E102", f"{where}[{key!r}]: {exc}.", OPTIONS_HINT))
+            problems.append(Problem("tempotask.E102", f"{where}[{key!r}]: {exc}.", OPTIONS_HINT))
     return problems
 
 
 def _per_task_problems(per_task: Any, where: str) -> list[Problem]:
     if not isinstance(per_task, Mapping):
-        return [("tempotask.E103", f"{where} must be a dict of task module path -> options.", OPTIONS_HINT)]
+        return [Problem("tempotask.E103", f"{where} must be a dict of task module path -> options.", OPTIONS_HINT)]
     problems: list[Problem] = []
     for path, overrides in per_task.items():
         if not isinstance(path, str) or "." not in path:
             msg = f"{where} key {path!r} is not a task's module path."
-            problems.append(("tempotask.E103", msg, "Use the dotted path, e.g. 'myapp.tasks.send_email'."))
+            problems.append(Problem("tempotask.E103", msg, "Use the dotted path, e.g. 'myapp.tasks.send_email'."))
         elif not isinstance(overrides, Mapping):
-            problems.append(("tempotask.E103", f"{where}[{path!r}] must be a dict.", OPTIONS_HINT))
+            problems.append(Problem("tempotask.E103", f"{where}[{path!r}] must be a dict.", OPTIONS_HINT))
         else:
             problems += _retry_problems(overrides, f"{where}[{path!r}]", tuple(RETRY_CHECKS))
     return problems
@@ -104,21 +102,19 @@ def validate(raw: Any, alias: str) -> list[Problem]:
     """Every problem of one backend's OPTIONS, without raising."""
     where = f"TASKS[{alias!r}]['OPTIONS']"
     if not isinstance(raw, Mapping):
-        return [("tempotask.E101", f"{where} must be a dict.", OPTIONS_HINT)]
+        return [Problem("tempotask.E101", f"{where} must be a dict.", OPTIONS_HINT)]
     problems = _retry_problems(raw, where, OPTION_KEYS)
     if "PER_TASK" in raw:
         problems += _per_task_problems(raw["PER_TASK"], f"{where}['PER_TASK']")
     if not isinstance(raw.get("ENQUEUE_ON_COMMIT", False), bool):
         msg = f"{where}['ENQUEUE_ON_COMMIT'] must be True or False, not {raw['ENQUEUE_ON_COMMIT']!r}."
-        problems.append(("tempotask.E102", msg, "Default: False (enqueue at once, as Django's backends do)."))
+        problems.append(Problem("tempotask.E102", msg, "Default: False (enqueue at once, as Django's backends do)."))
     return problems
 
 
 def parse(raw: Any, alias: str) -> BackendOptions:
     """Validated options; raises ConfigurationError naming the first problem."""
     problems = validate(raw, alias)
-    if problems:
-        check_id, message, hint = problems[0]
-        raise ConfigurationError(f"{message} ({check_id}) {hint}")
+    validation.raise_first(problems)
     per_task = {path: RetryPolicy.from_raw(overrides) for path, overrides in raw.get("PER_TASK", {}).items()}
     return BackendOptions(RetryPolicy.from_raw(raw), per_task, raw.get("ENQUEUE_ON_COMMIT", False))

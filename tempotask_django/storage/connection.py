@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from typing import Any
 
 import redis
 
 from tempotask_django.conf import Settings, get_settings
-
-if TYPE_CHECKING:
-    from tempotask_django.storage.store import RedisStore
+from tempotask_django.storage.store import RedisStore
 
 _lock = threading.Lock()
 _default_store: RedisStore | None = None
@@ -40,8 +38,6 @@ def get_default_store() -> RedisStore:
     global _default_store
     with _lock:
         if _default_store is None:
-            from tempotask_django.storage.store import RedisStore
-
             settings = get_settings()
             _default_store = RedisStore(make_client(settings), settings)
         return _default_store
@@ -54,3 +50,10 @@ def reset_default_store() -> None:
         store, _default_store = _default_store, None
     if store is not None:
         store.close()
+
+
+def reset_on_setting_changed(setting: str, **kwargs: Any) -> None:
+    """Receiver for Django's setting_changed (connected in AppConfig.ready): a store built from
+    the old settings is dropped."""
+    if setting in {"TEMPOTASK", "TIME_ZONE"}:
+        reset_default_store()

@@ -23,15 +23,13 @@ import builtins
 import datetime
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tempotask_django import serialization
 from tempotask_django.job import JobStatus, ms_to_datetime
 from tempotask_django.storage import presence
-
-if TYPE_CHECKING:
-    from tempotask_django.storage.records import JobSpec
-    from tempotask_django.storage.store import RedisStore
+from tempotask_django.storage.records import JobSpec
+from tempotask_django.storage.store import RedisStore
 
 
 @dataclass(frozen=True)
@@ -71,9 +69,7 @@ class CronInfo:
             last_run=ms_to_datetime(fields.get("last_run")),
             last_enqueued_at=ms_to_datetime(fields.get("last_enqueued_at")),
             last_job_id=fields.get("last_job_id") or None,
-            last_job_status=JobStatus(job_status)
-            if job_status and job_status in JobStatus._value2member_map_
-            else None,
+            last_job_status=JobStatus.parse(job_status),
             paused=bool(fields.get("paused")),
             runs=_int_or_none(fields.get("runs")) or 0,
         )
@@ -133,13 +129,9 @@ class FireOutcome:
     job_status: str
     now_ms: int
 
-    @property
-    def enqueued(self) -> bool:
-        return self.outcome in ("fired", "ran")
-
 
 class CronStore:
-    """The cron side of a RedisStore."""
+    """The cron side of a RedisStore: runs its scripts through ``store.scripts``."""
 
     def __init__(self, store: RedisStore) -> None:
         self.store = store
@@ -163,7 +155,7 @@ class CronStore:
         args: list[Any] = [name, now_ms, next_run_ms, carried_tick_ms]
         for field, value in definition.items():
             args += [field, value]
-        fresh = self.store._run("cron_register", queue, *args)
+        fresh = self.store.scripts.run("cron_register", queue, args)
         self.client.hset(self.index, name, queue)
         return bool(fresh)
 
@@ -186,7 +178,7 @@ class CronStore:
         if not fires:
             return []
         for queue in {fire.spec.queue for fire in fires}:
-            self.store._register_queue(queue)
+            self.store.register_queue(queue)
         calls = []
         for fire in fires:
             spec = fire.spec
@@ -202,7 +194,7 @@ class CronStore:
                 *spec.job_args(),
             ]
             calls.append(("cron_fire", spec.queue, args))
-        replies = self.store._pipeline(calls)
+        replies = self.store.scripts.pipeline(calls)
         return [FireOutcome(outcome, status or "", int(now)) for outcome, status, now in replies]
 
     def queue_of(self, name: str) -> str | None:
@@ -214,7 +206,7 @@ class CronStore:
         queue = self.queue_of(name)
         if queue is None:
             return False
-        return bool(self.store._run("cron_control", queue, name, action, now_ms))
+        return bool(self.store.scripts.run("cron_control", queue, [name, action, now_ms]))
 
     def get(self, name: str) -> dict[str, str] | None:
         """The schedule's hash, or None when it is not registered."""

@@ -6,29 +6,25 @@ counts come from ZCARD, pages from ZREVRANGE with offsets, jobs from pipelined H
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
+
+import redis
 
 from tempotask_django.job import Job, JobStatus
 from tempotask_django.storage import presence
-from tempotask_django.storage.keys import CONSUMER_GROUP, STATUS_KEYS
+from tempotask_django.storage.keys import CONSUMER_GROUP, GlobalKeys, QueueKeys
+from tempotask_django.storage.scripts import ScriptRunner
 
-# Order of the counts in stats.lua's reply.
-STATUS_KEYS_IN_STATS_ORDER = ("waiting", "delayed", "processing", "completed", "failed")
 # Priority bands stats.lua visits looking for the oldest waiting job (each visit is one O(log n) read).
 MAX_PRIORITY_BANDS = 100
 # Job names read per round trip when filtering a status by task name.
 NAME_SCAN_CHUNK = 500
 
-if TYPE_CHECKING:
-    import redis
 
-    from tempotask_django.storage.keys import GlobalKeys, QueueKeys
-
-
-@dataclass
+@dataclasses.dataclass
 class QueueStats:
     """Counts of one queue, as ``queue_stats()`` returns them."""
 
@@ -43,23 +39,8 @@ class QueueStats:
     next_job_age: float | None  # seconds the job that runs next has been waiting
     oldest_job_age: float | None = None  # seconds the longest-waiting job has been waiting
 
-    @property
-    def total(self) -> int:
-        return self.waiting + self.processing + self.delayed + self.completed + self.failed
-
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "queue": self.queue,
-            "waiting": self.waiting,
-            "processing": self.processing,
-            "delayed": self.delayed,
-            "completed": self.completed,
-            "failed": self.failed,
-            "consumers": self.consumers,
-            "paused": self.paused,
-            "next_job_age": self.next_job_age,
-            "oldest_job_age": self.oldest_job_age,
-        }
+        return dataclasses.asdict(self)
 
 
 def _age(now_ms: int, since_ms: int | None) -> float | None:
@@ -83,25 +64,17 @@ def _decode_list(items: Iterable[str]) -> list[dict[str, Any]]:
     return decoded
 
 
-def _int(value: Any) -> int | None:
-    """An integer field of a record, None when missing or damaged (records may be written by others)."""
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
-
-
 class QueueInspector:
-    """Mixin of RedisStore: the read side."""
+    """The read side of the store, reached as ``store.inspect``: counts, pages of jobs, workers."""
 
-    client: redis.Redis
-    global_keys: GlobalKeys
+    def __init__(self, client: redis.Redis, prefix: str, scripts: ScriptRunner) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.global_keys = GlobalKeys(prefix)
+        self.scripts = scripts
 
-    def keys(self, queue: str) -> QueueKeys:  # pragma: no cover - provided by RedisStore
-        raise NotImplementedError
-
-    def _pipeline(self, calls: Sequence[tuple[str, str, Sequence[Any]]]) -> list[Any]:  # pragma: no cover
-        raise NotImplementedError
+    def keys(self, queue: str) -> QueueKeys:
+        return QueueKeys(self.prefix, queue)
 
     def known_queues(self, extra: Iterable[str] = ()) -> list[str]:
         """Queues that ever had a job, plus ``extra`` (e.g. from settings and the task registry)."""
@@ -151,8 +124,9 @@ class QueueInspector:
 
     def list_job_ids(self, queue: str, status: str, offset: int = 0, limit: int = 50) -> list[str]:
         """Ids of one status, newest first (waiting: last to run first)."""
-        if status not in STATUS_KEYS:
-            raise ValueError(f"unknown status {status!r}; expected one of {STATUS_KEYS}")
+        if JobStatus.parse(status) is None:
+            expected = ", ".join(JobStatus)
+            raise ValueError(f"unknown status {status!r}; expected one of {expected}")
         return cast(list[str], self.client.zrevrange(self.keys(queue).status(status), offset, offset + limit - 1))
 
     def list_jobs(self, queue: str, status: str, offset: int = 0, limit: int = 50) -> list[Job]:
@@ -167,9 +141,10 @@ class QueueInspector:
         """``queue_stats`` of several queues in one round trip (one read-only script per queue)."""
         calls = [("stats", queue, [CONSUMER_GROUP, MAX_PRIORITY_BANDS]) for queue in queues]
         stats = []
-        for queue, reply in zip(queues, self._pipeline(calls) if calls else [], strict=True):
+        for queue, reply in zip(queues, self.scripts.pipeline(calls) if calls else [], strict=True):
             now, *counts, paused, consumers, next_since, oldest_since = reply
-            by_status = dict(zip(STATUS_KEYS_IN_STATS_ORDER, (int(c) for c in counts), strict=True))
+            # stats.lua counts the statuses in JobStatus order.
+            by_status = {status.value: int(count) for status, count in zip(JobStatus, counts, strict=True)}
             stats.append(
                 QueueStats(
                     queue=queue,
@@ -182,31 +157,9 @@ class QueueInspector:
             )
         return stats
 
-    def is_paused(self, queue: str) -> bool:
-        return bool(self.client.exists(self.keys(queue).paused))
-
-    def minute_stats(self, queue: str, minutes: int = 60) -> list[dict[str, int]]:
-        """Completed/failed/retried counts per minute for the last ``minutes`` minutes, oldest first."""
-        seconds, _ = self.client.time()
-        current = int(seconds) // 60
-        wanted = list(range(current - minutes + 1, current + 1))
-        pipe = self.client.pipeline(transaction=False)
-        for minute in wanted:
-            pipe.hgetall(self.keys(queue).stats(minute))
-        series = []
-        for minute, counts in zip(wanted, pipe.execute(), strict=True):
-            series.append(
-                {
-                    "minute": minute * 60,
-                    "completed": int(counts.get("completed", 0)),
-                    "failed": int(counts.get("failed", 0)),
-                    "retried": int(counts.get("retried", 0)),
-                }
-            )
-        return series
-
     def minute_totals(self, queues: Sequence[str], minutes: int = 60) -> list[dict[str, int]]:
-        """``minute_stats`` summed over ``queues`` (one round trip), oldest minute first."""
+        """Completed/failed/retried counts per minute of the last ``minutes`` minutes, summed over
+        ``queues`` (one round trip), oldest minute first."""
         seconds, _ = self.client.time()
         current = int(seconds) // 60
         wanted = list(range(current - minutes + 1, current + 1))
@@ -273,7 +226,3 @@ class QueueInspector:
         """A live worker's info, or None once its heartbeat expired."""
         info = cast(dict[str, str], self.client.hgetall(self.global_keys.worker(worker_id)))
         return {"id": worker_id, **info} if info else None
-
-    def status_of(self, queue: str, job_id: str) -> JobStatus | None:
-        status = cast(str | None, self.client.hget(self.keys(queue).job(job_id), "status"))
-        return JobStatus(status) if status is not None and status in JobStatus._value2member_map_ else None

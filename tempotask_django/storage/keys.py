@@ -37,7 +37,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-STATUS_KEYS = ("waiting", "delayed", "processing", "completed", "failed")
 CONSUMER_GROUP = "workers"
 
 
@@ -67,6 +66,7 @@ class QueueKeys:
         return f"{self.job_prefix}{job_id}:errors"
 
     def status(self, status: str) -> str:
+        """The set of the queue's jobs in ``status`` (a JobStatus)."""
         return f"{self.base}:{status}"
 
     @property

@@ -4,14 +4,14 @@ The values it takes and returns (JobSpec, Finish, ClaimResult...) are in records
 
 State changes are Lua scripts (see lua/); each is atomic and costs one round trip. Batches
 (bulk enqueue, finishing several jobs) are pipelined: one round trip for the whole batch.
-Read-only views for the API and the admin live in ``inspect.py`` (QueueInspector).
+Scripts run through ``store.scripts`` (scripts.py). Read-only views for the API and the admin are
+``store.inspect`` (inspect.py).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -30,7 +30,7 @@ from tempotask_django.storage.records import (
     ReclaimResult,
     SweepResult,
 )
-from tempotask_django.storage.scripts import Scripts
+from tempotask_django.storage.scripts import ScriptRunner
 
 logger = logging.getLogger("tempotask")
 
@@ -45,12 +45,6 @@ SWEEP_PAGE = 200
 
 
 _COMPLETED = FinishOutcome(True, status="completed")
-
-
-@dataclass
-class _QueueCall:
-    keys: list[str]
-    base: str = field(default="")
 
 
 def _enqueued(spec: JobSpec, reply: Sequence[Any]) -> tuple[bool, str]:
@@ -78,7 +72,7 @@ def _chunks_by_queue(
             yield queue, members[start : start + size]
 
 
-class RedisStore(QueueInspector):
+class RedisStore:
     """All reads and writes of tempotask's Redis state."""
 
     def __init__(self, client: redis.Redis, settings: Settings) -> None:
@@ -86,45 +80,24 @@ class RedisStore(QueueInspector):
         self.settings = settings
         self.prefix = settings.key_prefix
         self.global_keys = GlobalKeys(self.prefix)
-        self.scripts = Scripts(client)
         self.direct = DirectCalls(client.connection_pool)  # the hot paths' round trips
-        self._queue_calls: dict[str, _QueueCall] = {}
+        self.scripts = ScriptRunner(client, self.direct, self.prefix)
+        self.inspect = QueueInspector(client, self.prefix, self.scripts)
         self._registered_queues: set[str] = set()
 
     def close(self) -> None:
         self.direct.close()
         self.client.close()
 
-    # -- keys -------------------------------------------------------------------------------
     def keys(self, queue: str) -> QueueKeys:
         return QueueKeys(self.prefix, queue)
-
-    def _call(self, queue: str) -> _QueueCall:
-        call = self._queue_calls.get(queue)
-        if call is None:
-            k = self.keys(queue)
-            # One key names the queue's hash slot; the scripts build the others from the base (lib.lua).
-            call = self._queue_calls[queue] = _QueueCall([k.waiting], f"{k.base}:")
-        return call
-
-    def _command(self, script_name: str, queue: str, args: Sequence[Any]) -> tuple[Any, ...]:
-        """The EVALSHA command running script ``script_name`` on ``queue`` with ``args``."""
-        call = self._call(queue)
-        return ("EVALSHA", getattr(self.scripts, script_name).sha, len(call.keys), *call.keys, call.base, *args)
-
-    def _run(self, script_name: str, queue: str, *args: Any) -> Any:
-        """Run one script on ``queue`` (EVALSHA; the script is loaded again after NOSCRIPT)."""
-        try:
-            return self.direct.call(*self._command(script_name, queue, args))
-        except NoScriptError:
-            self._load_scripts([script_name])
-            return self.direct.call(*self._command(script_name, queue, args))
 
     def _history_size(self, queue: str) -> int:
         return self.settings.for_queue(queue).max_jobs_per_status
 
     # -- producers --------------------------------------------------------------------------
-    def _register_queue(self, queue: str) -> None:
+    def register_queue(self, queue: str) -> None:
+        """Add ``queue`` to the set of known queues (once per process: later calls cost nothing)."""
         if queue not in self._registered_queues:
             self.client.sadd(self.global_keys.queues, queue)
             self._registered_queues.add(queue)
@@ -132,8 +105,8 @@ class RedisStore(QueueInspector):
     def enqueue(self, spec: JobSpec) -> tuple[bool, str]:
         """Add a job unless one with its id is active. Returns (added, status); an added job's spec
         gets its ``enqueued_at_ms`` (the Redis clock)."""
-        self._register_queue(spec.queue)
-        (reply,) = self._run("enqueue", spec.queue, *spec.script_args())
+        self.register_queue(spec.queue)
+        (reply,) = self.scripts.run("enqueue", spec.queue, spec.script_args())
         return _enqueued(spec, reply)
 
     def enqueue_many(self, specs: Sequence[JobSpec]) -> list[tuple[bool, str]]:
@@ -142,46 +115,21 @@ class RedisStore(QueueInspector):
         Jobs of one queue go ENQUEUE_CHUNK at a time into one script call (short scripts, few commands).
         """
         for queue in {spec.queue for spec in specs}:
-            self._register_queue(queue)
+            self.register_queue(queue)
         calls, positions = [], []
         for queue, chunk in _chunks_by_queue(range(len(specs)), lambda i: specs[i].queue, ENQUEUE_CHUNK):
             calls.append(("enqueue", queue, [arg for i in chunk for arg in specs[i].script_args()]))
             positions.append(chunk)
         results: list[tuple[bool, str]] = [(False, "")] * len(specs)
-        for chunk, replies in zip(positions, self._pipeline(calls), strict=True):
+        for chunk, replies in zip(positions, self.scripts.pipeline(calls), strict=True):
             for i, reply in zip(chunk, replies, strict=True):
                 results[i] = _enqueued(specs[i], reply)
         return results
 
-    def _pipeline(self, calls: Sequence[tuple[str, str, Sequence[Any]]], raise_errors: bool = True) -> list[Any]:
-        """Run several scripts in one round trip (EVALSHA; scripts loaded once on NOSCRIPT).
-
-        Only the calls refused with NOSCRIPT run again: the others already ran, and running a
-        claim twice would lease jobs nobody starts.
-        """
-        results = self._send_pipeline(calls)
-        missing = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
-        if missing:
-            self._load_scripts({calls[i][0] for i in missing})
-            for i, result in zip(missing, self._send_pipeline([calls[i] for i in missing]), strict=True):
-                results[i] = result
-        for result in results:
-            if raise_errors and isinstance(result, Exception):
-                raise result
-        return results
-
-    def _send_pipeline(self, calls: Sequence[tuple[str, str, Sequence[Any]]]) -> list[Any]:
-        return self.direct.pipeline([self._command(name, queue, args) for name, queue, args in calls])
-
-    def _load_scripts(self, names: Iterable[str]) -> None:
-        for name in names:
-            script = getattr(self.scripts, name)
-            script.sha = self.client.script_load(script.script)
-
     # -- workers ----------------------------------------------------------------------------
     def claim(self, queue: str, consumer: str, count: int) -> ClaimResult:
         """Start up to ``count`` jobs of ``queue`` for ``consumer`` (promotes due delayed jobs first)."""
-        return self._claim_result(self._run("claim", queue, *self._claim_args(queue, consumer, count)))
+        return self._claim_result(self.scripts.run("claim", queue, self._claim_args(queue, consumer, count)))
 
     def _claim_args(self, queue: str, consumer: str, count: int) -> list[Any]:
         return [CONSUMER_GROUP, consumer, count, self._history_size(queue)]
@@ -200,17 +148,19 @@ class RedisStore(QueueInspector):
         nothing), and then alone: ``alone`` tells the worker to start nothing else beside it.
         """
         min_idle_ms = int(self.settings.stalled_timeout * 1000)
-        jobs, next_cursor, poisoned, alone, suspects = self._run(
+        jobs, next_cursor, poisoned, alone, suspects = self.scripts.run(
             "reclaim",
             queue,
-            CONSUMER_GROUP,
-            consumer,
-            min_idle_ms,
-            cursor,
-            count,
-            self.settings.max_deliveries,
-            self._history_size(queue),
-            1 if idle else 0,
+            [
+                CONSUMER_GROUP,
+                consumer,
+                min_idle_ms,
+                cursor,
+                count,
+                self.settings.max_deliveries,
+                self._history_size(queue),
+                1 if idle else 0,
+            ],
         )
         return ReclaimResult([_pairs(job) for job in jobs], next_cursor, int(poisoned), bool(alone), int(suspects))
 
@@ -221,15 +171,10 @@ class RedisStore(QueueInspector):
         Such a job could never finish nor be taken over. A job whose entry is pending is left alone
         (a stalled one is ``reclaim``'s). See lua/sweep.lua.
         """
-        next_offset, requeued, failed = self._run(
-            "sweep", queue, CONSUMER_GROUP, offset, page, self.settings.max_deliveries, self._history_size(queue)
+        next_offset, requeued, failed = self.scripts.run(
+            "sweep", queue, [CONSUMER_GROUP, offset, page, self.settings.max_deliveries, self._history_size(queue)]
         )
         return SweepResult(int(next_offset), int(requeued), int(failed))
-
-    def finish(self, consumer: str, finishes: Sequence[Finish]) -> list[FinishOutcome]:
-        """Record finished attempts in one round trip; each is refused if ``consumer`` lost the job."""
-        outcomes, _ = self.finish_and_claim(consumer, finishes)
-        return outcomes
 
     def finish_and_claim(
         self, consumer: str, finishes: Sequence[Finish], queue: str | None = None, count: int = 0
@@ -242,7 +187,7 @@ class RedisStore(QueueInspector):
         calls, positions = self._finish_calls(consumer, finishes)
         if queue is not None and count > 0:
             calls.append(("claim", queue, self._claim_args(queue, consumer, count)))
-        replies = self._pipeline(calls, raise_errors=False)
+        replies = self.scripts.pipeline(calls, raise_errors=False)
         for reply in replies[: len(positions)]:
             if isinstance(reply, Exception):
                 raise reply
@@ -292,7 +237,7 @@ class RedisStore(QueueInspector):
         from the stream while pending: those are acknowledged, and their jobs swept back to waiting)."""
         if not entry_ids:
             return []
-        return list(self._run("renew", queue, CONSUMER_GROUP, consumer, *entry_ids))
+        return list(self.scripts.run("renew", queue, [CONSUMER_GROUP, consumer, *entry_ids]))
 
     def wait_for_jobs(self, wake_ids: dict[str, str], timeout_ms: int) -> bool:
         """Block until a job is enqueued in one of the queues (after ``wake_ids``) or the timeout."""
@@ -309,7 +254,7 @@ class RedisStore(QueueInspector):
         returns (a client's commands run in order), so a job enqueued for an idle worker is claimed
         without a second round trip. The claim runs after a timeout too.
         """
-        claim = self._command("claim", queue, self._claim_args(queue, consumer, count))
+        claim = self.scripts.command("claim", queue, self._claim_args(queue, consumer, count))
         woken, claimed = self.direct.pipeline([self._wait_command(wake_ids, timeout_ms), claim])
         if isinstance(woken, Exception):
             raise woken
@@ -325,19 +270,19 @@ class RedisStore(QueueInspector):
 
     def forget_consumers(self, queue: str, min_idle_ms: int, only: str = "") -> list[str]:
         """Delete idle consumers without pending entries (checked atomically)."""
-        return list(self._run("forget_consumers", queue, CONSUMER_GROUP, min_idle_ms, only))
+        return list(self.scripts.run("forget_consumers", queue, [CONSUMER_GROUP, min_idle_ms, only]))
 
     def append_log(self, queue: str, job_id: str, message_json: str) -> bool:
-        return bool(self._run("log", queue, job_id, message_json))
+        return bool(self.scripts.run("log", queue, [job_id, message_json]))
 
     # -- management -------------------------------------------------------------------------
     def delete_job(self, queue: str, job_id: str) -> str | None:
         """Delete a job in any status. Returns the status it had, None when it did not exist."""
-        return self._run("delete", queue, CONSUMER_GROUP, job_id) or None
+        return self.scripts.run("delete", queue, [CONSUMER_GROUP, job_id]) or None
 
     def retry_job(self, queue: str, job_id: str) -> str | None:
         """Queue a failed or delayed job again now. Returns the status it had (None if missing)."""
-        return self._run("retry", queue, job_id) or None
+        return self.scripts.run("retry", queue, [job_id]) or None
 
     def retry_failed(self, queue: str, batch: int = 500) -> int:
         """Queue every job that was failed when called again now, in batches. Returns the count.
@@ -351,7 +296,7 @@ class RedisStore(QueueInspector):
             ids = self.client.zrangebyscore(failed_key, "-inf", until, start=0, num=batch)
             if not ids:
                 return total
-            replies = self._pipeline([("retry", queue, [job_id]) for job_id in ids])
+            replies = self.scripts.pipeline([("retry", queue, [job_id]) for job_id in ids])
             retried = sum(1 for reply in replies if reply == "failed")
             total += retried
             if retried == 0:  # ids without a record: nothing more this call can do
@@ -361,14 +306,14 @@ class RedisStore(QueueInspector):
         """Delete every completed or failed job of a queue, in short batches. Returns the count."""
         total = 0
         while True:
-            deleted = int(self._run("purge", queue, status, batch))
+            deleted = int(self.scripts.run("purge", queue, [status, batch]))
             total += deleted
             if deleted < batch:
                 return total
 
     def pause_queue(self, queue: str) -> None:
         """Workers stop starting jobs from ``queue``; running jobs finish."""
-        self._register_queue(queue)
+        self.register_queue(queue)
         self.client.set(self.keys(queue).paused, "1")
 
     def resume_queue(self, queue: str) -> None:

@@ -11,10 +11,9 @@ from django.contrib import messages
 from django.contrib.admin.models import CHANGE, DELETION
 from django.http import Http404, HttpRequest, HttpResponse
 
+from tempotask_django.job import JobStatus
 from tempotask_django.models import VIEW
 from tempotask_django.views.base import DashboardAction, admin_url
-
-HISTORY = ("completed", "failed")
 
 
 class RetryJobView(DashboardAction):
@@ -42,7 +41,7 @@ class DeleteJobView(DashboardAction):
 
     def confirm_context(self, **kwargs: Any) -> dict[str, Any]:
         queue = self.known_queue(kwargs["queue"])
-        job = self.store.get_job(queue, kwargs["job_id"])
+        job = self.store.inspect.get_job(queue, kwargs["job_id"])
         if job is None:
             raise Http404("no such job")
         return {"queue": queue, "job": job, "title": f"Delete job {job.id}?"}
@@ -64,7 +63,7 @@ class RetryFailedView(DashboardAction):
 
     def confirm_context(self, **kwargs: Any) -> dict[str, Any]:
         queue = self.known_queue(kwargs["queue"])
-        count = self.store.count_jobs(queue, "failed")
+        count = self.store.inspect.count_jobs(queue, "failed")
         return {
             "queue": queue,
             "title": f"Retry every failed job of {queue}?",
@@ -88,13 +87,14 @@ class PurgeQueueView(DashboardAction):
     confirm_template = "admin/tempotask_django/confirm_queue_action.html"
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if kwargs.get("status") not in HISTORY:
+        status = JobStatus.parse(kwargs.get("status"))
+        if status is None or not status.is_history:
             raise Http404("only completed or failed jobs can be purged")
         return super().dispatch(request, *args, **kwargs)
 
     def confirm_context(self, **kwargs: Any) -> dict[str, Any]:
         queue, status = self.known_queue(kwargs["queue"]), kwargs["status"]
-        count = self.store.count_jobs(queue, status)
+        count = self.store.inspect.count_jobs(queue, status)
         return {
             "queue": queue,
             "status": status,

@@ -15,9 +15,10 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.generic import TemplateView, View
 
 from tempotask_django import api
-from tempotask_django.conf import NAME_PATTERN, get_settings
+from tempotask_django.conf import get_settings
 from tempotask_django.models import VIEW, Dashboard
 from tempotask_django.storage.connection import get_default_store
+from tempotask_django.validation import NAME_PATTERN
 
 if TYPE_CHECKING:
     from django.contrib.admin import ModelAdmin

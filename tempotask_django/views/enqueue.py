@@ -13,10 +13,11 @@ from django.template.response import TemplateResponse
 
 from tempotask_django import serialization, validation
 from tempotask_django.conf import get_settings
+from tempotask_django.decorators import Task
 from tempotask_django.exceptions import TaskNotRegistered
 from tempotask_django.models import VIEW
 from tempotask_django.producer import build_spec, submit
-from tempotask_django.registry import Task, registry
+from tempotask_django.registry import registry
 from tempotask_django.storage.records import JobSpec
 from tempotask_django.validation import RESERVED_NAME_PREFIX
 from tempotask_django.views.base import DashboardAction, admin_url

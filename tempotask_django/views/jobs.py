@@ -10,13 +10,12 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 
 from tempotask_django import api
 from tempotask_django.conf import get_settings
-from tempotask_django.job import Job
+from tempotask_django.job import Job, JobStatus, ms_to_datetime
 from tempotask_django.registry import registry
-from tempotask_django.storage.keys import STATUS_KEYS
 from tempotask_django.validation import RESERVED_NAME_PREFIX
 from tempotask_django.views.base import DashboardPage, admin_url
 from tempotask_django.views.crons import LOG_PREFIX as CRON_LOG_PREFIX
-from tempotask_django.views.timeline import pretty_json, timeline, when
+from tempotask_django.views.timeline import pretty_json, timeline
 
 # Jobs per page of the list.
 PAGE_SIZE = 50
@@ -25,20 +24,12 @@ PAGE_SIZE = 50
 NAME_FILTER_WINDOW = 5000
 # Child jobs listed on a job's page.
 CHILDREN_SHOWN = 100
-HISTORY = ("completed", "failed")
-STATUS_LABELS = {
-    "waiting": "Waiting",
-    "processing": "Processing",
-    "delayed": "Delayed",
-    "completed": "Completed",
-    "failed": "Failed",
-}
 
 
 def log_line(line: dict[str, Any]) -> dict[str, Any]:
     message = line.get("message")
     text = message if isinstance(message, str) else pretty_json(message, indent=None)
-    return {"at": when(line.get("t")), "text": text}
+    return {"at": ms_to_datetime(line.get("t")), "text": text}
 
 
 class JobsHomeView(DashboardPage):
@@ -46,7 +37,7 @@ class JobsHomeView(DashboardPage):
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         queue = request.GET.get("queue") or get_settings().default_queue
-        status = request.GET.get("status") if request.GET.get("status") in STATUS_KEYS else "waiting"
+        status = JobStatus.parse(request.GET.get("status")) or JobStatus.WAITING
         query = request.GET.copy()
         for key in ("queue", "status"):
             query.pop(key, None)
@@ -74,10 +65,10 @@ class JobListView(DashboardPage):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         queue = self.known_queue(kwargs["queue"])
-        status = kwargs["status"]
+        status = JobStatus(kwargs["status"])  # the URL pattern admits statuses only
         task_name = self.request.GET.get("task", "").strip()
         search = self.request.GET.get("q", "").strip()
-        stats = self.store.queue_stats(queue)
+        stats = self.store.inspect.queue_stats(queue)
         note = ""
         if search:
             jobs, total = self.search(search)
@@ -88,11 +79,11 @@ class JobListView(DashboardPage):
         page = Paginator(range(total), PAGE_SIZE).get_page(self.request.GET.get("p"))
         offset = page.start_index() - 1 if total else 0
         if jobs is None:
-            jobs = self.store.list_jobs(queue, status, offset, PAGE_SIZE)
+            jobs = self.store.inspect.list_jobs(queue, status, offset, PAGE_SIZE)
         return super().get_context_data(
-            title=f"{STATUS_LABELS[status]} jobs in {queue}",
+            title=f"{status.label} jobs in {queue}",
             queue=queue,
-            status=status,
+            status=status.value,
             stats=stats,
             jobs=jobs,
             page=page,
@@ -101,22 +92,22 @@ class JobListView(DashboardPage):
             task_name=task_name,
             search=search,
             note=note,
-            statuses=[(name, STATUS_LABELS[name], getattr(stats, name)) for name in STATUS_KEYS],
+            statuses=[(one.value, one.label, getattr(stats, one)) for one in JobStatus],
             queues=self.all_queues(),
             task_names=sorted(task.name for task in registry),
-            is_history=status in HISTORY,
+            is_history=status.is_history,
         )
 
     def search(self, job_id: str) -> tuple[list[Job], int]:
         """The jobs with exactly this id, in any queue and status (an id is unique within its queue only)."""
-        queues = self.store.find_queues(job_id, api.lookup_order())
-        jobs = [job for queue in queues for job in self.store.get_jobs(queue, [job_id])]
+        queues = self.store.inspect.find_queues(job_id, api.lookup_order())
+        jobs = [job for queue in queues for job in self.store.inspect.get_jobs(queue, [job_id])]
         return jobs, len(jobs)
 
     def by_task(self, queue: str, status: str, name: str) -> tuple[list[Job], int, str]:
         page_number = self.request.GET.get("p", "1")
         number = int(page_number) if page_number.isdigit() and int(page_number) > 0 else 1
-        jobs, found, complete = self.store.find_jobs_by_name(
+        jobs, found, complete = self.store.inspect.find_jobs_by_name(
             queue, status, name, (number - 1) * PAGE_SIZE, PAGE_SIZE, NAME_FILTER_WINDOW
         )
         note = "" if complete else f"The task filter looks at the newest {NAME_FILTER_WINDOW} {status} jobs."
@@ -129,13 +120,13 @@ class JobDetailView(DashboardPage):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         queue = self.known_queue(kwargs["queue"])
-        job = self.store.get_job(queue, kwargs["job_id"])
+        job = self.store.inspect.get_job(queue, kwargs["job_id"])
         if job is None:
             raise Http404(f"no job {kwargs['job_id']!r} in {queue} (it may have been deleted or trimmed)")
         queues = self.all_queues()
-        parent_queue = self.store.find_queue(job.parent_id, queues) if job.parent_id else None
-        children, children_total = self.store.children(job.id, queues, CHILDREN_SHOWN)
-        worker = self.store.get_worker(job.worker) if job.worker else None
+        parent_queue = self.store.inspect.find_queue(job.parent_id, queues) if job.parent_id else None
+        children, children_total = self.store.inspect.children(job.id, queues, CHILDREN_SHOWN)
+        worker = self.store.inspect.get_worker(job.worker) if job.worker else None
         return super().get_context_data(
             title=f"Job {job.id}",
             queue=queue,

@@ -13,7 +13,7 @@ from django.http import HttpRequest, JsonResponse
 from django.template.loader import render_to_string
 from django.views import View
 
-from tempotask_django.job import ms_to_datetime
+from tempotask_django.job import JobStatus, ms_to_datetime
 from tempotask_django.storage.crons import CronStore
 from tempotask_django.storage.inspect import QueueStats
 from tempotask_django.templatetags.tempotask_admin import age
@@ -35,7 +35,8 @@ FRAGMENTS = {
     "workers": "admin/tempotask_django/includes/workers_summary.html",
     "beats": "admin/tempotask_django/includes/beats_summary.html",
 }
-COUNTED = ("waiting", "processing", "delayed", "completed", "failed", "consumers")
+# Columns of the queues table that get a total.
+COUNTED = (*(status.value for status in JobStatus), "consumers")
 
 
 def served_queues(workers: list[dict[str, str]]) -> set[str]:
@@ -97,10 +98,10 @@ class OverviewMixin(DashboardMixin):
     def overview_context(self) -> dict[str, Any]:
         queues = self.all_queues()
         store = self.store
-        stats = store.queue_stats_many(queues)
+        stats = store.inspect.queue_stats_many(queues)
         now_ms = store.server_time_ms()
-        workers = worker_rows(store.list_workers(), now_ms)
-        chart = build_chart(store.minute_totals(queues, CHART_MINUTES))
+        workers = worker_rows(store.inspect.list_workers(), now_ms)
+        chart = build_chart(store.inspect.minute_totals(queues, CHART_MINUTES))
         cron_store = CronStore(store)
         crons, beats = cron_store.list(with_job_status=False), cron_store.beats()
         totals = {name: sum(getattr(queue, name) for queue in stats) for name in COUNTED}

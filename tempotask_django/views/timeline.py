@@ -9,14 +9,6 @@ from typing import Any
 from tempotask_django.job import Job, JobStatus, ms_to_datetime
 
 
-def when(ms: Any) -> datetime.datetime | None:
-    """A millisecond timestamp from a log line or error as a datetime; None when missing or malformed."""
-    try:
-        return ms_to_datetime(ms)
-    except (TypeError, ValueError, OverflowError, OSError):
-        return None
-
-
 def pretty_json(value: Any, indent: int | None = 2) -> str:
     """JSON text for display (the template escapes it)."""
     return json.dumps(value, indent=indent, ensure_ascii=False, default=str)
@@ -32,7 +24,7 @@ def timeline(job: Job) -> list[dict[str, Any]]:
         where = f" on {error['worker']}" if error.get("worker") else ""
         text = f"Attempt {error.get('attempt', '?')} failed{where}: {error.get('type', 'error')}"
         rank = 3 if str(error.get("attempt")) == str(job.attempt) else 1
-        events.append((when(error.get("t")), rank, "failed", text))
+        events.append((ms_to_datetime(error.get("t")), rank, "failed", text))
     if job.started_at:
         where = f" on {job.worker}" if job.worker else ""
         events.append((job.started_at, 2, "started", f"Attempt {job.attempt} started{where}"))

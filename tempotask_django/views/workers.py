@@ -20,7 +20,7 @@ class WorkersView(DashboardPage):
         settings = get_settings()
         now_ms = self.store.server_time_ms()
         return super().get_context_data(
-            workers=worker_rows(self.store.list_workers(), now_ms),
+            workers=worker_rows(self.store.inspect.list_workers(), now_ms),
             heartbeat_ttl=max(3.0, settings.stalled_timeout),
             beats=beat_rows(CronStore(self.store).beats(), now_ms),
             beat_heartbeat=settings.cron_beat_heartbeat,

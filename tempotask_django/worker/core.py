@@ -303,7 +303,7 @@ class Worker(FinishingMixin, ChoresMixin):
     def _queues_idle(self) -> bool:
         """Nothing waiting, due or in progress in any of this worker's queues."""
         for queue in self.queues:
-            stats = self.store.queue_stats(queue)
+            stats = self.store.inspect.queue_stats(queue)
             if stats.waiting or stats.processing or self._next_due[queue] == 0:
                 return False
         return True

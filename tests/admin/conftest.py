@@ -59,8 +59,8 @@ def seeded(store, ledger, db):
         "parent": api.add_job("parent", {"children": 1}, job_id="parent-1", on_commit=False),
     }
     drain(["default"])
-    ids["child"] = store.get_job("default", "parent-1").result[0]  # the parent returns its children's ids
-    assert store.get_job("default", ids["child"]).parent_id == "parent-1"
+    ids["child"] = store.inspect.get_job("default", "parent-1").result[0]  # the parent returns its children's ids
+    assert store.inspect.get_job("default", ids["child"]).parent_id == "parent-1"
     ids["waiting"] = api.add_job("record", {"html": XSS}, job_id="xss-1", on_commit=False)
     ids["delayed"] = api.add_job("add", {"a": 5, "b": 5}, job_id="later-1", delay=3600, on_commit=False)
     api.add_job("slow", {"seconds": 0}, job_id="slow-1", on_commit=False)

@@ -16,16 +16,17 @@ from tempotask_django.cron import CronBeat
 from tempotask_django.models import PERMISSIONS
 from tempotask_django.storage.connection import get_default_store
 from tests.admin.conftest import client_for, grant, redis_state
+from tests.helpers import is_paused, status_of
 
 pytestmark = pytest.mark.django_db
 
 
 def _status(job_id):
-    return get_default_store().status_of("default", job_id)
+    return status_of(get_default_store(), "default", job_id)
 
 
 def _paused():
-    return get_default_store().is_paused("default")
+    return is_paused(get_default_store(), "default")
 
 
 def _cron(name):
@@ -56,7 +57,7 @@ ACTIONS = {
         {},
         "retry_job",
         CHANGE,
-        lambda: get_default_store().count_jobs("default", "failed") == 0,
+        lambda: get_default_store().inspect.count_jobs("default", "failed") == 0,
     ),
     "pause": ("tempotask_queue_pause", ["default"], {}, "pause_queue", CHANGE, _paused),
     "resume": ("tempotask_queue_resume", ["default"], {}, "pause_queue", CHANGE, lambda: not _paused()),
@@ -66,7 +67,7 @@ ACTIONS = {
         {},
         "purge_queue",
         DELETION,
-        lambda: get_default_store().count_jobs("default", "completed") == 0,
+        lambda: get_default_store().inspect.count_jobs("default", "completed") == 0,
     ),
     "enqueue": (
         "tempotask_enqueue",
@@ -221,21 +222,21 @@ def test_enqueue_form_errors_say_what_is_wrong(superuser, store, fields, field, 
     assert response.status_code == 400
     assert error in " ".join(response.context["form"].errors[field])
     assert error.split(":")[0] in html.unescape(response.content.decode())
-    assert store.known_queues() == [] and not LogEntry.objects.exists()
+    assert store.inspect.known_queues() == [] and not LogEntry.objects.exists()
 
 
 def test_enqueue_with_options_and_a_duplicate_id(superuser, store):
     client = client_for(superuser)
     response = enqueue(client, json_data='{"a": 2, "b": 3}', queue="emails", priority="10", job_id="mine", attempts="3")
     assert response["Location"] == reverse("admin:tempotask_job", args=["emails", "mine"])
-    job = store.get_job("emails", "mine")
+    job = store.inspect.get_job("emails", "mine")
     assert (job.data, job.priority, job.max_attempts, job.status) == ({"a": 2, "b": 3}, 10, 3, "waiting")
     delayed = enqueue(client, delay="60", job_id="later")
-    assert delayed.status_code == 302 and store.status_of("default", "later") == "delayed"
+    assert delayed.status_code == 302 and status_of(store, "default", "later") == "delayed"
     again = enqueue(client, json_data='{"a": 9}', queue="emails", job_id="mine")
     messages = [str(m) for m in get_messages(again.wsgi_request)]
     assert messages[-1] == "A job with id mine is already waiting; nothing was added."
-    assert store.get_job("emails", "mine").data == {"a": 2, "b": 3}
+    assert store.inspect.get_job("emails", "mine").data == {"a": 2, "b": 3}
     assert LogEntry.objects.count() == 2
 
 

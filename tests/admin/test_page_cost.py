@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 
 from tempotask_django import api
+from tempotask_django.job import JobStatus
 from tempotask_django.storage.connection import get_default_store
-from tempotask_django.storage.keys import STATUS_KEYS
 from tests.admin.conftest import admin_url, client_for
 from tests.conftest import _test_url
 from tests.helpers import CommandLog, drain
@@ -26,13 +26,13 @@ ZSET_RANGES = {"zrange", "zrevrange", "zrangebyscore", "zrevrangebyscore", "zran
 def fill(total: int) -> None:
     """``total`` completed jobs in "default", and ``total`` waiting and ``total`` delayed ones in "other"."""
     store = get_default_store()
-    have = store.count_jobs("default", "completed")
+    have = store.inspect.count_jobs("default", "completed")
     api.add_jobs([{"name": "noop"}] * (total - have), on_commit=False)
     drain(["default"], concurrency=8)
     api.add_jobs([{"name": "noop", "queue": "other"}] * (total - have), on_commit=False)
     api.add_jobs([{"name": "noop", "queue": "other", "delay": 3600}] * (total - have), on_commit=False)
-    assert store.count_jobs("default", "completed") == total
-    assert store.count_jobs("other", "waiting") == store.count_jobs("other", "delayed") == total
+    assert store.inspect.count_jobs("default", "completed") == total
+    assert store.inspect.count_jobs("other", "waiting") == store.inspect.count_jobs("other", "delayed") == total
 
 
 def pages() -> dict[str, str]:
@@ -80,7 +80,7 @@ def test_page_costs_do_not_grow_with_the_number_of_jobs(superuser, redis_client,
     api.add_job("always_fails", {}, job_id="probe-failed", on_commit=False)
     drain(["default"])
     store = get_default_store()
-    big_keys = {store.keys(q).status(s) for q in ("default", "other") for s in STATUS_KEYS}
+    big_keys = {store.keys(q).status(s) for q in ("default", "other") for s in JobStatus}
     big_keys |= {store.keys(q).stream for q in ("default", "other")}
     log = CommandLog(_test_url())
     client = client_for(superuser)

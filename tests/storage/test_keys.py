@@ -39,7 +39,7 @@ def test_every_key_of_a_queue_carries_its_hash_tag(store, ledger):
     api.add_job("add", {"a": 1, "b": 2}, delay=3600, on_commit=False)
     api.add_jobs([{"name": "add", "data": {"a": 1, "b": 2}}] * 2, on_commit=False)
     [running] = store.claim("default", "a-worker", 1).jobs  # leased: processing, pending in the stream
-    assert store.queue_stats("default").waiting == 1
+    assert store.inspect.queue_stats("default").waiting == 1
     store.pause_queue("other")
     store.register_worker("host:1:abc", {"host": "host"}, ttl=30)
 

@@ -9,8 +9,10 @@ import time
 import pytest
 
 from tempotask_django.job import JobStatus
-from tempotask_django.storage.keys import CONSUMER_GROUP, STATUS_KEYS
+from tempotask_django.storage.keys import CONSUMER_GROUP
 from tempotask_django.storage.records import Finish, JobSpec, SweepResult
+from tempotask_django.storage.scripts import script_source
+from tests.helpers import finish, minute_stats
 
 pytestmark = pytest.mark.redis
 
@@ -24,11 +26,11 @@ def spec(job_id: str, **kwargs) -> JobSpec:
 def statuses(store, job_id: str, queue: str = Q) -> list[str]:
     """Every status set holding ``job_id`` (the invariant: exactly one)."""
     keys = store.keys(queue)
-    return [status for status in STATUS_KEYS if store.client.zscore(keys.status(status), job_id) is not None]
+    return [status for status in JobStatus if store.client.zscore(keys.status(status), job_id) is not None]
 
 
 def complete(store, consumer: str, job: dict, result: str = "1"):
-    return store.finish(consumer, [Finish(Q, job["entry"], job["id"], True, result)])[0]
+    return finish(store, consumer, [Finish(Q, job["entry"], job["id"], True, result)])[0]
 
 
 def test_enqueue_then_claim_marks_processing_with_a_lease(store):
@@ -51,7 +53,7 @@ def test_active_job_id_deduplicates_and_finished_one_is_replaced(store):
     assert complete(store, "w1", job).accepted
     assert store.enqueue(spec("dup")) == (True, "waiting")
     assert statuses(store, "dup") == ["waiting"]
-    assert store.count_jobs(Q, "completed") == 0
+    assert store.inspect.count_jobs(Q, "completed") == 0
 
 
 def test_racing_producers_with_one_id_create_one_job(store):
@@ -68,7 +70,7 @@ def test_racing_producers_with_one_id_create_one_job(store):
     for thread in threads:
         thread.join()
     assert sorted(results) == [False] * 7 + [True]
-    assert store.count_jobs(Q, "waiting") == 1
+    assert store.inspect.count_jobs(Q, "waiting") == 1
 
 
 def test_priority_then_fifo_order(store):
@@ -102,7 +104,7 @@ def test_finish_by_a_worker_that_lost_the_job_is_refused(store):
     assert not refused.accepted and "w2" in refused.reason
     assert statuses(store, "j") == ["processing"]
     assert complete(store, "w2", taken.jobs[0], '"ok"').accepted
-    assert store.get_job(Q, "j").result == "ok"
+    assert store.inspect.get_job(Q, "j").result == "ok"
 
 
 def test_renew_keeps_the_lease_and_reports_lost_entries(store):
@@ -123,7 +125,7 @@ def test_stalled_job_is_reclaimed_as_a_new_attempt(store):
     store.settings = type(store.settings)(**{**store.settings.__dict__, "stalled_timeout": 0.0})
     job = store.reclaim(Q, "w2", 1).jobs[0]
     assert (job["attempt"], job["worker"]) == ("2", "w2")
-    errors = store.get_job(Q, "j").errors
+    errors = store.inspect.get_job(Q, "j").errors
     assert errors[0]["type"] == "Stalled" and "dead-worker" in errors[0]["message"]
 
 
@@ -134,7 +136,7 @@ def test_poison_pill_fails_after_max_deliveries(store):
     assert len(store.reclaim(Q, "w1", 1, idle=True).jobs) == 1  # delivery 2
     result = store.reclaim(Q, "w2", 1, idle=True)  # delivery 3 > 2
     assert result.jobs == [] and result.poisoned == 1
-    job = store.get_job(Q, "pill")
+    job = store.inspect.get_job(Q, "pill")
     assert job.status == JobStatus.FAILED and job.errors[-1]["type"] == "PoisonPill"
     assert statuses(store, "pill") == ["failed"]
     assert store.client.xlen(store.keys(Q).stream) == 0
@@ -144,14 +146,14 @@ def test_fail_schedules_retry_or_dead_letters(store):
     store.enqueue(spec("j", max_attempts=2))
     job = store.claim(Q, "w1", 1).jobs[0]
     error = json.dumps({"attempt": 1, "type": "ValueError", "message": "x", "traceback": "tb"})
-    out = store.finish("w1", [Finish(Q, job["entry"], "j", False, error, 60_000)])[0]
+    out = finish(store, "w1", [Finish(Q, job["entry"], "j", False, error, 60_000)])[0]
     assert (out.accepted, out.status) == (True, "delayed")
     assert statuses(store, "j") == ["delayed"]
     store.client.zadd(store.keys(Q).delayed, {"j": 0})
     job = store.claim(Q, "w1", 1).jobs[0]
-    out = store.finish("w1", [Finish(Q, job["entry"], "j", False, error, -1)])[0]
+    out = finish(store, "w1", [Finish(Q, job["entry"], "j", False, error, -1)])[0]
     assert out.status == "failed"
-    record = store.get_job(Q, "j")
+    record = store.inspect.get_job(Q, "j")
     assert record.status == JobStatus.FAILED and len(record.errors) == 2
     assert store.client.xlen(store.keys(Q).stream) == 0
 
@@ -166,10 +168,10 @@ def test_delete_and_retry(store):
 
     store.enqueue(spec("k"))
     job = store.claim(Q, "w1", 1).jobs[0]
-    store.finish("w1", [Finish(Q, job["entry"], "k", False, "{}", -1)])
+    finish(store, "w1", [Finish(Q, job["entry"], "k", False, "{}", -1)])
     assert store.retry_job(Q, "k") == "failed"
     assert statuses(store, "k") == ["waiting"]
-    assert store.get_job(Q, "k").attempt == 0
+    assert store.inspect.get_job(Q, "k").attempt == 0
     assert store.retry_job(Q, "k") == "waiting"  # not retryable: unchanged
     assert statuses(store, "k") == ["waiting"]
 
@@ -180,7 +182,7 @@ def test_purge_history(store):
     for job in store.claim(Q, "w1", 7).jobs:
         complete(store, "w1", job)
     assert store.purge(Q, "completed", batch=3) == 7
-    assert store.count_jobs(Q, "completed") == 0
+    assert store.inspect.count_jobs(Q, "completed") == 0
     assert not store.client.keys(f"{store.keys(Q).job_prefix}*")
 
 
@@ -189,9 +191,9 @@ def test_foreign_stream_entries_become_failed_jobs(store):
     store.enqueue(spec("good"))
     claimed = store.claim(Q, "w1", 1)
     assert [job["id"] for job in claimed.jobs] == ["good"]
-    failed = store.list_jobs(Q, "failed")
+    failed = store.inspect.list_jobs(Q, "failed")
     assert len(failed) == 1 and failed[0].id.startswith("invalid-entry-")
-    assert "not a tempotask job" in store.get_job(Q, failed[0].id).errors[0]["message"]
+    assert "not a tempotask job" in store.inspect.get_job(Q, failed[0].id).errors[0]["message"]
 
 
 def test_lost_group_is_recreated_and_orphaned_jobs_are_not_lost(store):
@@ -231,7 +233,7 @@ def test_entry_deleted_while_pending_of_a_dead_worker_is_acked_and_its_job_runs_
     assert pending_count(store) == 0
     assert statuses(store, "a") == ["processing"]  # until the sweep
     assert store.sweep_lost_entries(Q) == SweepResult(0, 1, 0)
-    record = store.get_job(Q, "a")
+    record = store.inspect.get_job(Q, "a")
     assert (record.status, record.attempt, record.entry_id, record.priority) == (JobStatus.WAITING, 1, None, 5)
     assert statuses(store, "a") == ["waiting"]
     error = record.errors[-1]
@@ -240,7 +242,7 @@ def test_entry_deleted_while_pending_of_a_dead_worker_is_acked_and_its_job_runs_
     again = store.claim(Q, "w2", 1).jobs[0]
     assert again["attempt"] == "2" and again["entry"] != job["entry"]
     assert complete(store, "w2", again).accepted
-    assert store.get_job(Q, "a").status == JobStatus.COMPLETED
+    assert store.inspect.get_job(Q, "a").status == JobStatus.COMPLETED
     assert store.client.xlen(store.keys(Q).stream) == pending_count(store) == 0
 
 
@@ -260,7 +262,7 @@ def test_entry_deleted_while_pending_of_a_live_worker_is_reported_lost_and_its_j
     again = store.claim(Q, "w1", 1).jobs[0]
     assert (again["id"], again["attempt"]) == ("a", "2")
     assert complete(store, "w1", again).accepted and complete(store, "w1", other).accepted
-    assert [store.get_job(Q, job_id).status for job_id in "ab"] == [JobStatus.COMPLETED] * 2
+    assert [store.inspect.get_job(Q, job_id).status for job_id in "ab"] == [JobStatus.COMPLETED] * 2
 
 
 def test_sweep_leaves_jobs_whose_entry_is_pending_alone(store):
@@ -288,7 +290,7 @@ def test_an_entry_lost_again_and_again_fails_the_job_at_max_deliveries(store):
     delete_entry(store, again)
     assert store.renew(Q, "w2", [again["entry"]]) == [again["entry"]]
     assert store.sweep_lost_entries(Q) == SweepResult(0, 0, 1)  # 3 in a row: failed, not queued again
-    record = store.get_job(Q, "j")
+    record = store.inspect.get_job(Q, "j")
     assert record.status == JobStatus.FAILED and statuses(store, "j") == ["failed"]
     assert [error["type"] for error in record.errors] == ["Stalled", "EntryLost", "PoisonPill"]
     assert "3 runs in a row never finished" in record.errors[-1]["message"]
@@ -320,8 +322,8 @@ def test_sweep_pages_through_the_processing_set(store):
         if offset == 0:
             break
     assert requeued == len(lost) == 9 and calls > 4
-    assert {job.id for job in store.list_jobs(Q, "waiting", limit=100)} == lost
-    assert store.count_jobs(Q, "processing") == pending_count(store) == 25 - len(lost)
+    assert {job.id for job in store.inspect.list_jobs(Q, "waiting", limit=100)} == lost
+    assert store.inspect.count_jobs(Q, "processing") == pending_count(store) == 25 - len(lost)
 
 
 def test_sweep_does_nothing_without_the_group(store):
@@ -368,10 +370,10 @@ def test_queue_stats_and_minute_counters(store):
     store.enqueue(spec("c", delay_ms=60_000))
     job = store.claim(Q, "w1", 1).jobs[0]
     complete(store, "w1", job)
-    stats = store.queue_stats(Q)
+    stats = store.inspect.queue_stats(Q)
     assert (stats.waiting, stats.processing, stats.delayed, stats.completed, stats.failed) == (1, 0, 1, 1, 0)
     assert stats.consumers == 1 and not stats.paused and stats.next_job_age is not None
-    series = store.minute_stats(Q, minutes=5)
+    series = minute_stats(store, Q, 5)
     assert len(series) == 5 and series[-1]["completed"] == 1
 
 
@@ -390,7 +392,7 @@ def test_logs_are_capped_and_not_written_for_missing_jobs(store):
     assert store.append_log(Q, "a", json.dumps("hello"))
     assert not store.append_log(Q, "missing", json.dumps("hello"))
     assert not store.client.exists(store.keys(Q).logs("missing"))
-    assert store.get_job(Q, "a").logs[0]["message"] == "hello"
+    assert store.inspect.get_job(Q, "a").logs[0]["message"] == "hello"
 
 
 def test_enqueue_many_is_one_round_trip_with_dedup(store):
@@ -410,14 +412,14 @@ def test_a_finished_batch_checks_each_job_on_its_own(store):
     jobs = {job["id"]: job for job in store.claim(Q, "w1", 3).jobs}
     store.delete_job(Q, "b")  # its lease is released: w1's finish of b must be refused, not the others
     finishes = [Finish(Q, jobs[i]["entry"], i, True, f'"{i}"') for i in ("a", "b", "c")]
-    outcomes = store.finish("w1", finishes)
+    outcomes = finish(store, "w1", finishes)
     assert [o.accepted for o in outcomes] == [True, False, True]
     assert "no longer pending" in outcomes[1].reason
     assert [statuses(store, i) for i in ("a", "c")] == [["completed"], ["completed"]]
-    assert store.get_job(Q, "b") is None
-    assert store.get_job(Q, "c").result == "c" and store.get_job(Q, "c").entry_id is None
-    assert store.queue_stats(Q).processing == 0 and store.client.xlen(store.keys(Q).stream) == 0
-    assert store.minute_stats(Q, minutes=1)[-1]["completed"] == 2
+    assert store.inspect.get_job(Q, "b") is None
+    assert store.inspect.get_job(Q, "c").result == "c" and store.inspect.get_job(Q, "c").entry_id is None
+    assert store.inspect.queue_stats(Q).processing == 0 and store.client.xlen(store.keys(Q).stream) == 0
+    assert minute_stats(store, Q, 1)[-1]["completed"] == 2
 
 
 def test_minute_counter_gets_its_ttl_once_and_keeps_it(store):
@@ -436,9 +438,9 @@ def test_a_batch_of_finishes_trims_history_once_to_the_limit(store, settings):
     store = get_default_store()
     store.enqueue_many([spec(str(n)) for n in range(5)])
     jobs = store.claim(Q, "w1", 5).jobs
-    assert all(o.accepted for o in store.finish("w1", [Finish(Q, j["entry"], j["id"], True, "1") for j in jobs]))
-    assert store.queue_stats(Q).completed == 2
-    kept = store.list_job_ids(Q, "completed", 0, 10)
+    assert all(o.accepted for o in finish(store, "w1", [Finish(Q, j["entry"], j["id"], True, "1") for j in jobs]))
+    assert store.inspect.queue_stats(Q).completed == 2
+    kept = store.inspect.list_job_ids(Q, "completed", 0, 10)
     assert all(store.client.exists(store.keys(Q).job(i)) == (i in kept) for i in map(str, range(5)))
 
 
@@ -456,10 +458,10 @@ def test_after_noscript_only_the_refused_calls_run_again(store):
     store.enqueue_many([spec("a"), spec("b"), spec("c")])
     (job,) = store.claim(Q, "w1", 1).jobs
     store.client.script_flush()
-    store.client.script_load(store.scripts.claim.script)  # claim is loaded, complete is not
+    store.client.script_load(script_source("claim"))  # claim is loaded, complete is not
     outcomes, claimed = store.finish_and_claim("w1", [Finish(Q, job["entry"], "a", True, "1")], Q, 1)
     assert outcomes[0].accepted and [j["id"] for j in claimed.jobs] == ["b"]
-    assert store.queue_stats(Q).processing == 1 and store.queue_stats(Q).waiting == 1
+    assert store.inspect.queue_stats(Q).processing == 1 and store.inspect.queue_stats(Q).waiting == 1
 
 
 def test_enqueue_many_across_queues_keeps_order_and_dedups_each_job(store):
@@ -472,7 +474,7 @@ def test_enqueue_many_across_queues_keeps_order_and_dedups_each_job(store):
         (True, "delayed"),
     ]
     assert [j["id"] for j in store.claim(Q, "w1", 5).jobs] == ["a", "b"]
-    assert store.queue_stats("other").delayed == 1
+    assert store.inspect.queue_stats("other").delayed == 1
 
 
 def test_a_lost_group_is_created_by_the_claim_that_needs_it(store):
@@ -489,7 +491,7 @@ def test_a_failing_claim_does_not_hide_recorded_finishes(store):
     store.client.set(store.keys(Q).waiting, "not a sorted set")  # the claim's ZPOPMIN fails
     outcomes, claimed = store.finish_and_claim("w1", [Finish(Q, job["entry"], "a", True, "1")], Q, 1)
     assert outcomes[0].accepted and claimed is None
-    assert store.get_job(Q, "a").status == JobStatus.COMPLETED
+    assert store.inspect.get_job(Q, "a").status == JobStatus.COMPLETED
 
 
 def _stalled_now(store, **changes):
@@ -518,8 +520,8 @@ def test_a_job_dying_with_a_poison_pill_is_not_failed_with_it(store):
     assert complete(store, worker, innocent).accepted
     time.sleep(lease)  # the pill's worker died alone
     assert store.reclaim(Q, "w4", 2, idle=True).poisoned == 1  # delivery 4 > 3
-    assert store.get_job(Q, "innocent").status == JobStatus.COMPLETED
-    assert store.get_job(Q, "pill").errors[-1]["type"] == "PoisonPill"
+    assert store.inspect.get_job(Q, "innocent").status == JobStatus.COMPLETED
+    assert store.inspect.get_job(Q, "pill").errors[-1]["type"] == "PoisonPill"
 
 
 def test_reclaim_pages_through_many_deleted_entries(store):
@@ -541,10 +543,10 @@ def test_reclaim_pages_through_many_deleted_entries(store):
     assert calls == 3  # pages of COUNT x 10
     assert store.client.xpending(store.keys(Q).stream, CONSUMER_GROUP)["pending"] == 0
     assert store.sweep_lost_entries(Q) == SweepResult(0, 25, 0)
-    assert store.count_jobs(Q, "waiting") == 25 and store.count_jobs(Q, "processing") == 0
+    assert store.inspect.count_jobs(Q, "waiting") == 25 and store.inspect.count_jobs(Q, "processing") == 0
     again = store.claim(Q, "w1", 25).jobs
     assert len(again) == 25 and {job["attempt"] for job in again} == {"2"}
     assert all(
-        outcome.accepted for outcome in store.finish("w1", [Finish(Q, j["entry"], j["id"], True, "1") for j in again])
+        outcome.accepted for outcome in finish(store, "w1", [Finish(Q, j["entry"], j["id"], True, "1") for j in again])
     )
-    assert store.count_jobs(Q, "completed") == 25
+    assert store.inspect.count_jobs(Q, "completed") == 25

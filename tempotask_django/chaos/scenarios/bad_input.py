@@ -202,7 +202,7 @@ def _count(statuses: dict[str, str | None], status: str) -> int:
 
 def _last_error(lab: Lab, job_id: str) -> tuple[str, str]:
     """The type and message of the job's last error ("" when it has none)."""
-    job = lab.store.get_job(QUEUE, job_id)
+    job = lab.store.inspect.get_job(QUEUE, job_id)
     if not job or not job.errors:
         return "", ""
     return str(job.errors[-1].get("type") or ""), str(job.errors[-1].get("message") or "")

@@ -133,4 +133,4 @@ def _consume(lab: Lab) -> None:
             return
         for job in jobs:
             lab.ledger.record("end", job["id"], int(job.get("attempt") or 0))
-        lab.store.finish(CONSUMER, [Finish(QUEUE, job["entry"], job["id"], True, "null") for job in jobs])
+        lab.store.finish_and_claim(CONSUMER, [Finish(QUEUE, job["entry"], job["id"], True, "null") for job in jobs])

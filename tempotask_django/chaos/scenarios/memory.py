@@ -47,7 +47,7 @@ def memory(lab: Lab, params: dict[str, Any], rng: random.Random) -> Result:
         result.must_equal(f"{name} flat within {FLAT:.0%}", abs(growth) <= FLAT, True)
 
     counts = lab.finished_counts()
-    stats = lab.store.queue_stats("chaos")
+    stats = lab.store.inspect.queue_stats("chaos")
     result.figure("completed / failed (counted)", f"{counts['completed']:,} / {counts['failed']:,}")
     result.figure("completed / failed (kept)", f"{stats.completed} / {stats.failed}")
     runs = lab.ledger.entries()

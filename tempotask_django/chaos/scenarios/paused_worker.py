@@ -68,5 +68,5 @@ def _refused(command) -> int:
 
 
 def _result_pid(lab: Lab, job_id: str) -> int | None:
-    job = lab.store.get_job(QUEUE, job_id)
+    job = lab.store.inspect.get_job(QUEUE, job_id)
     return job.result.get("pid") if job and isinstance(job.result, dict) else None
