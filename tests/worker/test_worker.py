@@ -336,7 +336,7 @@ def test_a_suspect_job_runs_alone_after_running_jobs_finish(store, ledger, setti
     thread = threading.Thread(target=worker.run)
     thread.start()
     try:
-        wait_until(lambda: worker._draining, timeout=5, message="the worker to drain for the suspect")
+        wait_until(lambda: worker.running.draining, timeout=5, message="the worker to drain for the suspect")
         later = tasks.slow.enqueue({"seconds": 0.1})
         wait_until(lambda: get_job(later).status == JobStatus.COMPLETED, timeout=10, message="the later job")
     finally:
