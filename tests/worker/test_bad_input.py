@@ -54,7 +54,7 @@ def test_a_damaged_waiting_record_is_settled_and_the_worker_goes_on(store, damag
     worker = drain()
     assert _settled(store, job_id) in ("completed", "failed")
     assert get_job(good).result == 4
-    assert worker.running_count == 0
+    assert worker.slots.free() == worker.concurrency  # every slot came back
 
 
 @pytest.mark.parametrize("priority", ["x", "nan", "-inf", "1e400"])
@@ -152,7 +152,7 @@ def test_a_runner_that_raises_still_frees_the_slot(store, monkeypatch, method):
     worker = drain()
     job = get_job(job_id)
     assert job.status == JobStatus.FAILED and "runner bug" in job.errors[0]["message"]
-    assert worker.running_count == 0
+    assert worker.slots.free() == worker.concurrency  # every slot came back
 
 
 def test_a_cyclic_result_is_stored_as_its_repr(store):

@@ -56,7 +56,12 @@ def retry_delays(store, job_id: str, attempts: int) -> list[float]:
     for attempt in range(1, attempts + 1):
         # Make the job due now, run one attempt, and read the delay chosen for the next one.
         store.client.zadd(store.keys("default").delayed, {job_id: 0}, xx=True)
-        wait_until(lambda: worker.run_once(block=False) or worker.jobs_done, message="a start")
+
+        def started(n: int = attempt) -> bool:
+            worker.run_once(block=False)
+            return worker.jobs_started >= n
+
+        wait_until(started, message=f"attempt {attempt} to start")
         wait_until(lambda n=attempt: worker.jobs_done >= n, message="attempt recorded")
         job = get_job(job_id)
         assert job.status == JobStatus.DELAYED
