@@ -184,6 +184,7 @@ class Worker:
 
     def shutdown(self) -> bool:
         """Wait for running jobs (SHUTDOWN_TIMEOUT), renewing their leases; record them; leave the groups."""
+        self.finisher.start()  # jobs a take-over started outside run() are recorded too
         deadline = time.monotonic() + self.settings.shutdown_timeout
         while self.running_count and time.monotonic() < deadline:
             self.housekeeper.while_stopping()  # keep the leases until the running jobs are recorded

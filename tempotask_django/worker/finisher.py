@@ -69,7 +69,7 @@ class Finisher:
     # -- the thread ----------------------------------------------------------------------------
     def start(self) -> None:
         """Start the finisher thread (once)."""
-        if not self._thread.is_alive() and self._thread.ident is None:
+        if self._thread.ident is None:
             self._thread.start()
 
     def is_alive(self) -> bool:
