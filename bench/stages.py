@@ -41,7 +41,7 @@ def measure(jobs: int, batch: int) -> dict[str, float]:
     from bench.benchapp import tasks
     from tempotask_django.storage.connection import get_default_store, reset_default_store
     from tempotask_django.worker import Worker
-    from tempotask_django.worker.support import RunningJob
+    from tempotask_django.worker.running import RunningJob
 
     reset_default_store()
     store = get_default_store()
@@ -67,14 +67,14 @@ def measure(jobs: int, batch: int) -> dict[str, float]:
             running = timed(STAGES[5], lambda f=fields: RunningJob("bench", f["id"], f["entry"]))
             outcome = timed(STAGES[1], lambda f=fields: worker.runner.run_sync(f))
             timed(STAGES[2], lambda: body_client.incr("bench:stages"))
-            finish = timed(STAGES[3], lambda r=running, o=outcome: worker._finish_for(r, o))
+            finish = timed(STAGES[3], lambda r=running, o=outcome: worker.finisher.finish_for(r, o))
             finished.append((running, outcome, finish))
         results, next_claim = timed(
             STAGES[0], lambda b=finished: store.finish_and_claim(worker.name, [f[2] for f in b], "bench", batch)
         )
         start = clock()
         for (running, outcome, finish), result in zip(finished, results, strict=True):
-            worker._after_finish(running, outcome, finish, result)
+            worker.finisher.after_finish(running, outcome, finish, result)
         spent[STAGES[4]] += clock() - start
         done += len(finished)
         claimed = next_claim.jobs if next_claim else []

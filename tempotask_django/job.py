@@ -9,11 +9,17 @@ from __future__ import annotations
 import datetime
 import enum
 import math
+import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from tempotask_django import serialization
+
+# Longest error message and traceback kept in an error record, characters (the traceback keeps its end).
+MAX_ERROR_MESSAGE = 10_000
+MAX_TRACEBACK = 50_000
 
 
 class JobStatus(enum.StrEnum):
@@ -168,3 +174,22 @@ class Job:
             origin=fields.get("origin") or None,
             entry_id=fields.get("entry") or None,
         )
+
+
+def error_record(exc: BaseException, attempt: int, worker: str) -> dict[str, Any]:
+    """The record of attempt ``attempt`` failing with ``exc`` on ``worker``, as ``Job.errors`` holds it.
+
+    Every failed attempt's record is built here, whoever builds it (the runner, the worker for a
+    record it could not even run, the finisher for one it could not store, the Django tasks
+    bridge), so the admin and ``Job.errors`` always read the same fields.
+    """
+    kind = type(exc)
+    name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+    return {
+        "attempt": attempt,
+        "type": name,
+        "message": str(exc)[:MAX_ERROR_MESSAGE],
+        "traceback": "".join(traceback.format_exception(exc))[-MAX_TRACEBACK:],
+        "t": int(time.time() * 1000),
+        "worker": worker,
+    }

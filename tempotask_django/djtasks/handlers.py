@@ -22,7 +22,7 @@ from typing import Any
 from tempotask_django import signals
 from tempotask_django.decorators import Task
 from tempotask_django.djtasks.results import ASYNC_TASK_NAME, SYNC_TASK_NAME, TASK_NAMES, TaskCall, to_task_result
-from tempotask_django.job import Job, JobStatus
+from tempotask_django.job import Job, JobStatus, error_record
 from tempotask_django.registry import registry
 from tempotask_django.storage.connection import get_default_store
 
@@ -128,9 +128,7 @@ def on_job_failed(
     if error is None:
         _send_finished(job, JobStatus.FAILED, duration)
         return
-    from tempotask_django.runner import error_info
-
-    errors = [*job.errors, error_info(error, job.attempt, job.worker or "")]
+    errors = [*job.errors, error_record(error, job.attempt, job.worker or "")]
     # Django sends task_finished of a failure inside the exception handler: its own receiver logs
     # sys.exc_info() from there, so error monitoring sees the traceback. Do the same.
     try:

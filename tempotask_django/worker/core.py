@@ -1,14 +1,22 @@
 """The worker: claims jobs, runs them on threads (or an event loop) and records how they ended.
 
-One Worker is one consumer in each of its queues' consumer groups. ``run_once()`` is a single
-iteration (housekeeping, claim, dispatch, or block until work arrives); ``run()`` repeats it until
-stopped. A separate finisher thread records finished attempts, batching them under load
-(finishing.py); leases, heartbeats and take-overs are periodic chores (chores.py).
+One Worker is one consumer in each of its queues' consumer groups. It is built from parts with
+one job each, which it creates and wires together:
+
+- ``RunningJobs`` (running.py): the jobs running now, and whether another may start beside them;
+- ``Slots`` (slots.py): how many more jobs may start, overall and per queue;
+- ``Claimer`` (claimer.py): claims from the streams and blocks on the doorbell when idle;
+- ``Dispatcher`` (dispatch.py): runs claimed jobs on job threads or the event loop (runner.py);
+- ``Finisher`` (finisher.py): its own thread, records finished attempts in batches and refills;
+- ``Housekeeper`` (housekeeper.py): leases, heartbeat, take-overs and sweeps, on a schedule.
+
+``run_once()`` is a single iteration (housekeeping, claim, dispatch, or block until work arrives);
+``run()`` repeats it until stopped. Constructing a Worker starts no thread: the finisher starts
+with the first iteration, job threads and the event loop with their first job.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import queue as queue_module
@@ -20,25 +28,27 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tempotask_django import serialization
+from tempotask_django.api import add_job
 from tempotask_django.conf import Settings, get_settings
-from tempotask_django.context import load_app_context
 from tempotask_django.job import Job
 from tempotask_django.registry import TaskRegistry, registry
-from tempotask_django.runner import JobRunner, Outcome
-from tempotask_django.slots import Slots
 from tempotask_django.storage.connection import get_default_store
 from tempotask_django.storage.outage import REDIS_ERRORS, ErrorThrottle
-from tempotask_django.storage.records import ClaimResult
 from tempotask_django.storage.store import RedisStore
-from tempotask_django.worker.chores import ChoresMixin
-from tempotask_django.worker.finishing import FinishingMixin
-from tempotask_django.worker.support import IDLE_BLOCK_MS, AsyncLoopThread, RunningJob
-from tempotask_django.worker.threads import JobThreads
+from tempotask_django.worker.claimer import Claimer
+from tempotask_django.worker.context import load_app_context
+from tempotask_django.worker.dispatch import Dispatcher
+from tempotask_django.worker.finisher import Finisher
+from tempotask_django.worker.housekeeper import Housekeeper
+from tempotask_django.worker.outcome import FinishedJobs
+from tempotask_django.worker.runner import JobRunner
+from tempotask_django.worker.running import RunningJobs
+from tempotask_django.worker.slots import Slots
 
 logger = logging.getLogger("tempotask")
 
 
-class Worker(FinishingMixin, ChoresMixin):
+class Worker:
     """Processes jobs of ``queues`` (first listed first) with ``concurrency`` jobs at once.
 
     Example (what ``manage.py runworkers`` does)::
@@ -66,36 +76,50 @@ class Worker(FinishingMixin, ChoresMixin):
         self.burst = burst
         self.max_jobs = max_jobs
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.started_at = time.time()
         if app_context is None:
             app_context = load_app_context(self.settings.context)
-        self.runner = JobRunner(tasks, app_context, self._write_log, self._enqueue_child, self.name)
-        self.jobs_started = 0
-        self.jobs_done = 0
-        self.started_at = time.time()
-        self._running: dict[str, RunningJob] = {}
-        self._lock = threading.Lock()
-        self._slot_freed = threading.Event()
+        self.runner = JobRunner(tasks, app_context, self._write_log, add_job, self.name)
         self._stopping = threading.Event()
-        self._done: queue_module.SimpleQueue[tuple[RunningJob, Outcome] | None] = queue_module.SimpleQueue()
+        # Set when the loop may have something to do: a slot freed, or a stop requested.
+        self._wakeup = threading.Event()
+        self._throttle = ErrorThrottle()
         limits = {
             q: self.settings.for_queue(q).concurrency if q in self.settings.queues else self.concurrency
             for q in self.queues
         }
-        self._slots = Slots(self.concurrency, limits, max_jobs)
-        self._wake_ids = dict.fromkeys(self.queues, "0-0")
-        self._next_due = dict.fromkeys(self.queues, -1)
-        # Per queue: did the last claim get every job it asked for (so more may be waiting)? The
-        # finisher only refills from a queue that may have more; otherwise it wakes the loop.
-        self._more_waiting = dict.fromkeys(self.queues, False)
-        self._chores_due: dict[str, float] = {}
-        # A suspect job (taken over twice) runs alone: its entry id, and whether one waits for us.
-        self._alone: str | None = None
-        self._draining = False
-        self._throttle = ErrorThrottle()
-        self._job_threads = JobThreads(self.concurrency, self._run_sync)
-        self._async: AsyncLoopThread | None = None
-        self._finisher = threading.Thread(target=self._finish_loop, name="tempotask-finisher", daemon=True)
-        self._finisher.start()
+        self.slots = Slots(self.concurrency, limits, max_jobs)
+        self.running = RunningJobs()
+        finished: FinishedJobs = queue_module.SimpleQueue()
+        self.dispatcher = Dispatcher(self.runner, self.running, finished, self.concurrency, self.name)
+        self.claimer = Claimer(self.store, self.name, self.queues, self.slots, self.dispatcher, self._throttle)
+        self.finisher = Finisher(
+            self.store,
+            self.settings,
+            self.name,
+            self.queues,
+            self.concurrency,
+            max_jobs,
+            self.running,
+            self.slots,
+            self.claimer,
+            finished,
+            stopping=self._stopping,
+            wakeup=self._wakeup,
+        )
+        self.housekeeper = Housekeeper(
+            self.store,
+            self.settings,
+            self.name,
+            self.queues,
+            self.concurrency,
+            self.running,
+            self.slots,
+            self.dispatcher,
+            self._throttle,
+            stopping=self._stopping,
+            describe=self.info,
+        )
 
     # -- lifecycle ----------------------------------------------------------------------------
     @property
@@ -107,19 +131,27 @@ class Worker(FinishingMixin, ChoresMixin):
         if not self._stopping.is_set():
             logger.info("worker %s stopping: no new jobs; waiting for %d running", self.name, self.running_count)
         self._stopping.set()
-        self._slot_freed.set()
+        self._wakeup.set()
 
     @property
     def running_count(self) -> int:
-        with self._lock:
-            return len(self._running)
+        return len(self.running)
+
+    @property
+    def jobs_started(self) -> int:
+        return self.dispatcher.started
+
+    @property
+    def jobs_done(self) -> int:
+        return self.finisher.jobs_done
 
     def run(self) -> bool:
         """Process jobs until stopped (or, with ``burst``, until the queues are idle).
 
         Returns True when every running job finished before exiting.
         """
-        self._announce()
+        self.announce()
+        self.finisher.start()
         while not self.stopping:
             try:
                 self.run_once()
@@ -130,18 +162,20 @@ class Worker(FinishingMixin, ChoresMixin):
                 self._stopping.wait(1.0)
         return self.shutdown()
 
-    def run_once(self, block: bool = True) -> int:
-        """One iteration: housekeeping, then claim and start jobs, or wait for work. Returns jobs started."""
-        self._do_chores()
-        if self._draining and not self.running_count and not self.stopping:
-            self._reclaim()  # running nothing now: take the suspect that waits for such a worker
-        self._slot_freed.clear()
+    def run_once(self, now: float | None = None, *, block: bool = True) -> int:
+        """One iteration: housekeeping due at ``now`` (``time.monotonic()`` by default), then claim
+        and start jobs, or wait for work. Returns jobs started."""
+        self.finisher.start()
+        self.housekeeper.run_due(time.monotonic() if now is None else now)
+        if self.running.draining and not self.running_count and not self.stopping:
+            self.housekeeper.reclaim()  # running nothing now: take the suspect that waits for such a worker
+        self._wakeup.clear()
         free = self._free_slots()
         if free <= 0:
             if block and not self.stopping:
-                self._slot_freed.wait(timeout=self._seconds_to_next_chore())
+                self._wakeup.wait(timeout=self.housekeeper.seconds_to_next())
             return 0
-        started, drained = self._claim_and_start(free)
+        started, drained = self.claimer.claim_and_start(free)
         # A claim that got fewer jobs than it asked for emptied its queue: wait for the doorbell
         # (any later enqueue rings it) instead of claiming again for nothing.
         if (started == 0 or drained) and block and not self.stopping:
@@ -150,17 +184,15 @@ class Worker(FinishingMixin, ChoresMixin):
 
     def shutdown(self) -> bool:
         """Wait for running jobs (SHUTDOWN_TIMEOUT), renewing their leases; record them; leave the groups."""
+        self.finisher.start()  # jobs a take-over started outside run() are recorded too
         deadline = time.monotonic() + self.settings.shutdown_timeout
         while self.running_count and time.monotonic() < deadline:
-            self._chores_while_stopping()  # keep the leases until the running jobs are recorded
-            self._slot_freed.wait(timeout=0.1)
-            self._slot_freed.clear()
+            self.housekeeper.while_stopping()  # keep the leases until the running jobs are recorded
+            self._wakeup.wait(timeout=0.1)
+            self._wakeup.clear()
         left = self.running_count
-        self._done.put(None)
-        self._finisher.join(timeout=10)
-        self._job_threads.stop()
-        if self._async is not None:
-            self._async.stop()
+        self.finisher.stop()
+        self.dispatcher.stop()
         if left:
             logger.warning(
                 "worker %s exits with %d job(s) still running after SHUTDOWN_TIMEOUT; another worker "
@@ -172,7 +204,8 @@ class Worker(FinishingMixin, ChoresMixin):
         logger.info("worker %s stopped after %d jobs", self.name, self.jobs_done)
         return left == 0
 
-    def _announce(self) -> None:
+    def announce(self) -> None:
+        """Log the start line, and warn when Redis may evict the queues' keys."""
         logger.info(
             "worker %s started: queues %s, concurrency %d, redis %s",
             self.name,
@@ -188,6 +221,19 @@ class Worker(FinishingMixin, ChoresMixin):
         if warning:
             logger.warning(warning)
 
+    def info(self) -> dict[str, Any]:
+        """What the admin shows about this worker."""
+        host, pid, _ = ([*self.name.split(":"), "", "", ""])[:3]
+        return {
+            "host": host,
+            "pid": pid,
+            "queues": ",".join(self.queues),
+            "concurrency": self.concurrency,
+            "started": int(self.started_at * 1000),
+            "jobs_done": self.jobs_done,
+            "running": self.running_count,
+        }
+
     def _leave(self) -> None:
         try:
             self.store.unregister_worker(self.name)
@@ -197,124 +243,28 @@ class Worker(FinishingMixin, ChoresMixin):
             logger.warning("worker %s could not unregister cleanly: %s", self.name, exc)
 
     # -- claiming -----------------------------------------------------------------------------
-    def _free_slots(self, reclaiming: bool = False) -> int:
-        """Jobs this worker can start now: none beside a suspect, and none while it drains to take one
-        (until it runs nothing; then only the reclaim that takes the suspect)."""
-        if self._alone is not None or (self._draining and (not reclaiming or self.running_count)):
+    def _free_slots(self) -> int:
+        """Jobs this worker can start now (none beside a suspect, nor while draining for one). With
+        ``max_jobs`` reached and nothing running, the worker stops."""
+        if not self.running.may_start():
             return 0
-        free = self._slots.free()
+        free = self.slots.free()
         if self.max_jobs is not None and free <= 0 and self.running_count == 0:
             self.request_stop()
         return free
 
-    def _claim_and_start(self, free: int) -> tuple[int, bool]:
-        """Claim up to ``free`` jobs, first listed queue first. Returns (started, every queue drained)."""
-        started, drained = 0, True
-        for queue in self.queues:
-            count = self._slots.reserve(queue, free - started)
-            if count <= 0:
-                continue
-            result = self._claim(queue, count)
-            started += len(result.jobs)
-            drained = drained and len(result.jobs) < count
-            if started >= free:
-                break
-        return started, drained
-
-    def _claim(self, queue: str, count: int, wait_ms: int = 0) -> ClaimResult:
-        """Claim ``count`` reserved slots' worth of jobs of ``queue`` and start them; with ``wait_ms``,
-        after waiting that long at most for the doorbell, in the same round trip."""
-        jobs: list[dict[str, str]] = []
-        try:
-            if wait_ms > 0:
-                result = self.store.wait_then_claim(self._wake_ids, wait_ms, queue, self.name, count)
-            else:
-                result = self.store.claim(queue, self.name, count)
-            self._throttle.succeeded()  # Redis answered
-            jobs = result.jobs
-            self._wake_ids[queue] = result.wake_id
-            self._claimed(queue, result, count)
-        finally:
-            self._slots.settle(queue, count, len(jobs))
-        return result
-
-    def _claimed(self, queue: str, result: ClaimResult, count: int) -> None:
-        self._next_due[queue] = result.next_due_ms
-        self._more_waiting[queue] = len(result.jobs) >= count and not result.paused
-        for fields in result.jobs:
-            self._start(queue, fields)
-
-    def _start(self, queue: str, fields: dict[str, str]) -> None:
-        """Run a claimed job (its slot is already reserved)."""
-        running = RunningJob(queue, fields.get("id", ""), fields.get("entry", ""))
-        with self._lock:
-            self._running[running.entry_id] = running
-        self.jobs_started += 1
-        if self.runner.is_async(fields):
-            if self._async is None:
-                self._async = AsyncLoopThread()
-            future = asyncio.run_coroutine_threadsafe(self.runner.run_async(fields), self._async.loop)
-            future.add_done_callback(lambda f: self._done.put((running, self._outcome_of(f, fields))))
-        else:
-            self._job_threads.submit(running, fields)
-
-    def _run_sync(self, running: RunningJob, fields: dict[str, str]) -> None:
-        try:
-            outcome = self.runner.run_sync(fields)
-        except BaseException as exc:  # every started job must reach the finisher, or its slot leaks
-            outcome = self._broken(fields, exc)
-        self._done.put((running, outcome))
-
-    def _outcome_of(self, future: Any, fields: dict[str, str]) -> Outcome:
-        try:
-            return future.result()
-        except BaseException as exc:
-            return self._broken(fields, exc)
-
-    def _broken(self, fields: dict[str, str], exc: BaseException) -> Outcome:
-        """The outcome of a job the runner could not even describe (a damaged record): failed for good."""
-        logger.exception("worker %s: job %s could not be run", self.name, fields.get("id"))
-        job = Job(id=fields.get("id", ""), name=fields.get("name", ""), queue=fields.get("queue", ""))
-        info = {"attempt": 0, "type": type(exc).__name__, "message": repr(exc)[:10_000], "traceback": ""}
-        return Outcome(job, False, 0.0, error=exc, error_info=info, permanent=True)
-
     def _wait_for_work(self) -> int:
-        """Block until a job is enqueued (or a chore or a delayed job is due); returns jobs started.
-
-        The wait and a claim of the first queue with room go in one round trip (see
-        ``RedisStore.wait_then_claim``): the job that ends the wait usually starts at once. Jobs of
-        the other queues are claimed by the next iteration.
-        """
-        if self.burst and self.running_count == 0 and self._queues_idle():
+        """Block until a job is enqueued (or a chore or a delayed job is due); returns jobs started."""
+        if self.burst and self.running_count == 0 and self.claimer.queues_idle():
             logger.info("worker %s: queues are idle, burst mode exits", self.name)
             self.request_stop()
             return 0
-        timeout = min([IDLE_BLOCK_MS, *(due for due in self._next_due.values() if due >= 0)])
-        timeout = min(timeout, int(self._seconds_to_next_chore() * 1000))
+        timeout = min(self.claimer.block_ms(), int(self.housekeeper.seconds_to_next() * 1000))
         if timeout <= 0:
             return 0
-        queue = next((q for q in self.queues if self._slots.free_in(q) > 0), None)
-        count = self._slots.reserve(queue, self._free_slots()) if queue is not None else 0
-        if queue is None or count <= 0:
-            self.store.wait_for_jobs(self._wake_ids, timeout)
-            return 0
-        return len(self._claim(queue, count, wait_ms=timeout).jobs)
-
-    def _queues_idle(self) -> bool:
-        """Nothing waiting, due or in progress in any of this worker's queues."""
-        for queue in self.queues:
-            stats = self.store.inspect.queue_stats(queue)
-            if stats.waiting or stats.processing or self._next_due[queue] == 0:
-                return False
-        return True
+        return self.claimer.wait_then_claim(timeout, self._free_slots())
 
     # -- what handlers call -------------------------------------------------------------------
     def _write_log(self, job: Job, message: Any) -> None:
         text = serialization.dumps(serialization.normalize(message, "message"))
         self.store.append_log(job.queue, job.id, text)
-
-    @staticmethod
-    def _enqueue_child(name: str, data: Any = None, **options: Any) -> str:
-        from tempotask_django.api import add_job
-
-        return add_job(name, data, **options)

@@ -1,4 +1,4 @@
-"""The threads that run a worker's sync jobs.
+"""The threads that run a worker's jobs: a pool for sync handlers, an event loop for async ones.
 
 A job thread takes the next job from one queue and runs it; nothing else. The worker reserves a
 slot before it hands a job over, so the queue never holds more jobs than there are threads, and
@@ -9,6 +9,7 @@ only add work to the hot path.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
@@ -59,3 +60,29 @@ class JobThreads:
                 self._run(*args)
             except BaseException:  # run() reports outcomes itself; this thread must survive anything
                 logger.exception("a job thread caught an error its job did not report")
+
+
+class AsyncLoopThread:
+    """An event loop on its own thread, for async handlers (started on first use)."""
+
+    def __init__(self, name: str = "tempotask-async") -> None:
+        self._name = name
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()  # the main loop and the finisher both start jobs
+
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The running event loop, started by the first caller."""
+        with self._start_lock:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                self._thread = threading.Thread(target=self._loop.run_forever, name=self._name, daemon=True)
+                self._thread.start()
+            return self._loop
+
+    def stop(self) -> None:
+        """Stop the loop if it was started (a coroutine still running is left behind)."""
+        if self._loop is None or self._thread is None:
+            return
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)

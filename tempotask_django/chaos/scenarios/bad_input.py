@@ -39,7 +39,7 @@ class Corruption:
 
 # The error of a chaos.work job asked to fail.
 FAILING = "failing on purpose"
-# Reasons given by the worker for records it cannot turn into a call (runner.py, BadJob).
+# Reasons given by the worker for records it cannot turn into a call (worker/runner.py, BadJob).
 NOT_RUN = ("the job's data is not valid JSON", "No task named", "the job record has no task name")
 CORRUPTIONS: list[Corruption] = [
     Corruption({"data": b"{not json"}, "the job's data is not valid JSON"),

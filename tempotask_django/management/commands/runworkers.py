@@ -12,8 +12,12 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
+from tempotask_django.conf import get_settings
+from tempotask_django.cron import CronBeat
 from tempotask_django.log_output import configure_logging
 from tempotask_django.validation import queue_name
+from tempotask_django.worker import Worker
+from tempotask_django.worker.supervisor import Supervisor
 
 
 def positive_int(text: str) -> int:
@@ -56,8 +60,6 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         configure_logging(options["verbosity"])
-        from tempotask_django.conf import get_settings
-
         settings = get_settings()  # fail here, clearly, on bad settings
         queues = options["queues"] or [settings.default_queue]
 
@@ -66,12 +68,7 @@ class Command(BaseCommand):
                 queues, options["concurrency"], options["burst"], options["max_jobs"], with_cron=options["with_cron"]
             )
 
-        if options["processes"] == 1:
-            code = child_main()
-        else:
-            from tempotask_django.supervisor import Supervisor
-
-            code = Supervisor(options["processes"], child_main).run()
+        code = child_main() if options["processes"] == 1 else Supervisor(options["processes"], child_main).run()
         sys.stdout.flush()
         sys.stderr.flush()
         # Handler threads still running past SHUTDOWN_TIMEOUT must not hold the process open.
@@ -82,9 +79,6 @@ def run_worker(
     queues: list[str], concurrency: int | None, burst: bool, max_jobs: int | None, *, with_cron: bool = False
 ) -> int:
     """Run one Worker (and a cron beat thread when ``with_cron``) with signal handling; returns the exit code."""
-    from tempotask_django.cron import CronBeat
-    from tempotask_django.worker import Worker
-
     beat = CronBeat(kind="runworkers --with-cron") if with_cron else None
     worker = Worker(queues, concurrency=concurrency, burst=burst, max_jobs=max_jobs)
 

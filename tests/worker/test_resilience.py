@@ -59,7 +59,7 @@ def test_a_redis_restarted_empty_is_survived_with_few_log_lines(own_redis, runni
     later = tasks.add.enqueue({"a": 2, "b": 2})
     wait_until(lambda: get_job(later).status == JobStatus.COMPLETED, timeout=10, message="a job after the restart")
     assert time.monotonic() - back < 8  # BACKOFF_CAP (5 s) plus a claim
-    assert running_worker._finisher.is_alive()
+    assert running_worker.finisher.is_alive()
     assert len(_noisy(caplog)) <= 6, [r.getMessage() for r in _noisy(caplog)]
 
 
@@ -77,11 +77,11 @@ def test_startup_warns_when_redis_may_evict_keys(settings, tmp_path, caplog):
     with EmbeddedRedis(directory=str(tmp_path), extra_args=["--maxmemory-policy", "allkeys-lru"]) as server:
         settings.TEMPOTASK = {**settings.TEMPOTASK, "REDIS_URL": server.url}
         reset_default_store()
-        Worker()._announce()
+        Worker().announce()
         assert "maxmemory-policy is 'allkeys-lru'" in caplog.text
         caplog.clear()
         get_default_store().client.config_set("maxmemory-policy", "noeviction")
-        Worker()._announce()
+        Worker().announce()
         assert "maxmemory-policy" not in caplog.text
         reset_default_store()
 
@@ -132,7 +132,7 @@ def test_a_worker_with_a_fast_clock_does_not_take_over_a_live_job(store, setting
         other = Worker(["slow"])
         deadline = time.monotonic() + 2.5
         while time.monotonic() < deadline:
-            other._reclaim()
+            other.housekeeper.reclaim()
             time.sleep(0.1)
         assert other.running_count == 0
         other.request_stop()

@@ -7,23 +7,21 @@ a message that says what was wrong; it never raises out of ``run_job``.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
-import traceback
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from django.db import close_old_connections
 
 from tempotask_django import serialization, signals
-from tempotask_django.context import JobContext
 from tempotask_django.decorators import Task
 from tempotask_django.exceptions import TaskNotRegistered
-from tempotask_django.job import Job
+from tempotask_django.job import Job, error_record
 from tempotask_django.registry import TaskRegistry
+from tempotask_django.worker.context import JobContext
+from tempotask_django.worker.outcome import Outcome
 
 logger = logging.getLogger("tempotask")
 
@@ -45,36 +43,8 @@ def _close_old_connections_after_job() -> None:
     _checked.at = time.monotonic()
 
 
-@dataclass
-class Outcome:
-    """How one attempt ended."""
-
-    job: Job
-    succeeded: bool
-    duration: float
-    result: Any = None
-    error: BaseException | None = None
-    error_info: dict[str, Any] | None = None
-    permanent: bool = False  # no retry whatever the attempts left
-    task: Task | None = None  # None when the job's task could not be found
-
-
 class BadJob(Exception):
     """A claimed job that cannot be run as it is (reported as its failure, never retried)."""
-
-
-def error_info(exc: BaseException, attempt: int, worker: str) -> dict[str, Any]:
-    """The JSON-ready description of a failed attempt, with the full traceback."""
-    kind = type(exc)
-    name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
-    return {
-        "attempt": attempt,
-        "type": name,
-        "message": str(exc)[:10_000],
-        "traceback": "".join(traceback.format_exception(exc))[-50_000:],
-        "t": int(time.time() * 1000),
-        "worker": worker,
-    }
 
 
 class JobRunner:
@@ -117,7 +87,7 @@ class JobRunner:
         job = Job.from_fields(fields)
         logger.error("job %s (%r) cannot run: %s", job.id, job.name, exc)
         return Outcome(
-            job, False, 0.0, error=exc, error_info=error_info(exc, job.attempt, self.worker_name), permanent=True
+            job, False, 0.0, error=exc, error_info=error_record(exc, job.attempt, self.worker_name), permanent=True
         )
 
     def run_sync(self, fields: dict[str, str]) -> Outcome:
@@ -161,9 +131,5 @@ class JobRunner:
         signals.send(signals.job_started, sender=task, job=job)
 
     def _failed(self, job: Job, task: Task, exc: BaseException, duration: float) -> Outcome:
-        info = error_info(exc, job.attempt, self.worker_name)
+        info = error_record(exc, job.attempt, self.worker_name)
         return Outcome(job, False, duration, error=exc, error_info=info, task=task)
-
-
-def error_json(outcome: Outcome) -> str:
-    return json.dumps(outcome.error_info or {}, default=str)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 import redis
 from django.conf import settings
 
 from tempotask_django import JobStatus, get_job, queue_stats
-from tempotask_django.runner import JobRunner
 from tempotask_django.storage.keys import CONSUMER_GROUP
-from tests.helpers import drain
+from tempotask_django.worker import Worker
+from tempotask_django.worker.runner import JobRunner
+from tests.helpers import drain, wait_until
 from tests.testapp import tasks
 
 pytestmark = pytest.mark.redis
@@ -52,7 +54,7 @@ def test_a_damaged_waiting_record_is_settled_and_the_worker_goes_on(store, damag
     worker = drain()
     assert _settled(store, job_id) in ("completed", "failed")
     assert get_job(good).result == 4
-    assert worker.running_count == 0
+    assert worker.slots.free() == worker.concurrency  # every slot came back
 
 
 @pytest.mark.parametrize("priority", ["x", "nan", "-inf", "1e400"])
@@ -79,16 +81,23 @@ def test_an_overflowing_retry_delay_fails_the_job_instead_of_the_finisher(store)
     """int(1e308 * 1000) raised in the finisher thread, which died: no job was recorded after it."""
     job_id = tasks.always_fails.enqueue({})
     store.client.hset(store.keys(Q).job(job_id), "retry_delay", "1e308")
-    worker = drain()
-    job = get_job(job_id)
-    assert (job.status, job.attempt) == (JobStatus.FAILED, 1)
-    assert job.errors[-1]["type"] == "ValueError"  # the handler's own error, with why it was not retried
-    why = "not retried: retry_delay 1e+308 in its record is out of range"
-    assert job.errors[-1]["message"] == f"this task always fails ({why})"
-    assert worker._finisher.is_alive() or worker.stopping
-    later = tasks.add.enqueue({"a": 1, "b": 1})
-    drain()
-    assert get_job(later).result == 2
+    worker = Worker()
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        wait_until(lambda: get_job(job_id).status == JobStatus.FAILED, message="the damaged job to fail")
+        job = get_job(job_id)
+        assert job.attempt == 1
+        assert job.errors[-1]["type"] == "ValueError"  # the handler's own error, with why it was not retried
+        why = "not retried: retry_delay 1e+308 in its record is out of range"
+        assert job.errors[-1]["message"] == f"this task always fails ({why})"
+        assert worker.finisher.is_alive()
+        later = tasks.add.enqueue({"a": 1, "b": 1})  # recorded by the same finisher
+        wait_until(lambda: get_job(later).status == JobStatus.COMPLETED, message="a later job to be recorded")
+        assert get_job(later).result == 2
+    finally:
+        worker.request_stop()
+        thread.join(timeout=15)
 
 
 def test_invalid_utf8_in_a_record_is_read_not_raised(store):
@@ -143,7 +152,7 @@ def test_a_runner_that_raises_still_frees_the_slot(store, monkeypatch, method):
     worker = drain()
     job = get_job(job_id)
     assert job.status == JobStatus.FAILED and "runner bug" in job.errors[0]["message"]
-    assert worker.running_count == 0
+    assert worker.slots.free() == worker.concurrency  # every slot came back
 
 
 def test_a_cyclic_result_is_stored_as_its_repr(store):

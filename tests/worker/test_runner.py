@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tempotask_django import runner as runner_module
 from tempotask_django.decorators import Task
 from tempotask_django.registry import TaskRegistry
-from tempotask_django.runner import JobRunner
+from tempotask_django.worker import runner as runner_module
+from tempotask_django.worker.runner import JobRunner
 
 
 def fields(job_id: str) -> dict[str, str]:

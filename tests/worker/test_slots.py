@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from tempotask_django.slots import Slots
+from tempotask_django.worker.slots import Slots
 
 
 def test_reservations_never_exceed_concurrency_or_a_queue_limit():

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from tempotask_django.backoff import JITTER, retry_delay_seconds
+from tempotask_django.worker.backoff import JITTER, retry_delay_seconds
 
 
 class Endpoints(random.Random):

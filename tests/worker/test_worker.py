@@ -56,7 +56,12 @@ def retry_delays(store, job_id: str, attempts: int) -> list[float]:
     for attempt in range(1, attempts + 1):
         # Make the job due now, run one attempt, and read the delay chosen for the next one.
         store.client.zadd(store.keys("default").delayed, {job_id: 0}, xx=True)
-        wait_until(lambda: worker.run_once(block=False) or worker.jobs_done, message="a start")
+
+        def started(n: int = attempt) -> bool:
+            worker.run_once(block=False)
+            return worker.jobs_started >= n
+
+        wait_until(started, message=f"attempt {attempt} to start")
         wait_until(lambda n=attempt: worker.jobs_done >= n, message="attempt recorded")
         job = get_job(job_id)
         assert job.status == JobStatus.DELAYED
@@ -336,7 +341,7 @@ def test_a_suspect_job_runs_alone_after_running_jobs_finish(store, ledger, setti
     thread = threading.Thread(target=worker.run)
     thread.start()
     try:
-        wait_until(lambda: worker._draining, timeout=5, message="the worker to drain for the suspect")
+        wait_until(lambda: worker.running.draining, timeout=5, message="the worker to drain for the suspect")
         later = tasks.slow.enqueue({"seconds": 0.1})
         wait_until(lambda: get_job(later).status == JobStatus.COMPLETED, timeout=10, message="the later job")
     finally:

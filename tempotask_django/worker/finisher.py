@@ -2,80 +2,139 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import queue as queue_module
+import threading
 import time
 
 from tempotask_django import serialization, signals
-from tempotask_django.backoff import retry_delay_seconds
-from tempotask_django.runner import Outcome, error_json
+from tempotask_django.conf import Settings
+from tempotask_django.job import error_record
 from tempotask_django.storage.outage import REDIS_ERRORS, ErrorThrottle
 from tempotask_django.storage.records import ClaimResult, Finish, FinishOutcome
+from tempotask_django.storage.store import RedisStore
 from tempotask_django.validation import MAX_SECONDS
-from tempotask_django.worker.support import FINISH_BATCH, FINISH_RETRY_CAP, RunningJob, WorkerParts
+from tempotask_django.worker.backoff import retry_delay_seconds
+from tempotask_django.worker.claimer import Claimer
+from tempotask_django.worker.outcome import FinishedJobs, Outcome, error_json, not_retried_json
+from tempotask_django.worker.running import RunningJob, RunningJobs
+from tempotask_django.worker.slots import Slots
 
 logger = logging.getLogger("tempotask")
 
+# Finished attempts recorded in one round trip at most.
+FINISH_BATCH = 100
+# Cap of the finisher's retry delay, seconds: finished jobs hold their slots until recorded, so they
+# are recorded soon after Redis is back (a refused connection costs nothing).
+FINISH_RETRY_CAP = 1.0
 
-class FinishingMixin(WorkerParts):
-    """The finisher thread's side of Worker."""
 
-    def _finish_loop(self) -> None:
+class Finisher:
+    """Takes (job, outcome) pairs from ``finished`` and records them, on its own thread.
+
+    Each batch's round trip also claims jobs for the slots it frees (``claimer`` starts them), and
+    ``wakeup`` is set when the worker loop has something to do: room left, or a stop to finish.
+    """
+
+    def __init__(
+        self,
+        store: RedisStore,
+        settings: Settings,
+        worker_name: str,
+        queues: list[str],
+        concurrency: int,
+        max_jobs: int | None,
+        running: RunningJobs,
+        slots: Slots,
+        claimer: Claimer,
+        finished: FinishedJobs,
+        stopping: threading.Event,
+        wakeup: threading.Event,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.worker_name = worker_name
+        self.queues = queues
+        self.concurrency = concurrency
+        self.max_jobs = max_jobs
+        self.running = running
+        self.slots = slots
+        self.claimer = claimer
+        self.finished = finished
+        self.stopping = stopping
+        self.wakeup = wakeup
+        self.jobs_done = 0
+        self._thread = threading.Thread(target=self._loop, name="tempotask-finisher", daemon=True)
+
+    # -- the thread ----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the finisher thread (once)."""
+        if self._thread.ident is None:
+            self._thread.start()
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self, timeout: float = 10) -> None:
+        """Record what is left in the inbox, then let the thread exit (waits ``timeout`` at most)."""
+        self.finished.put(None)
+        if self._thread.ident is not None:
+            self._thread.join(timeout=timeout)
+
+    def _loop(self) -> None:
         while True:
-            item = self._done.get()
+            item = self.finished.get()
             if item is None:
                 return
             batch = [item]
             last = False
             while len(batch) < FINISH_BATCH:
                 try:
-                    more = self._done.get_nowait()
+                    more = self.finished.get_nowait()
                 except queue_module.Empty:
                     break
                 if more is None:
                     last = True
                     break
                 batch.append(more)
-            self._record(batch)
+            self.record(batch)
             if last:
                 return
 
-    def _record(self, batch: list[tuple[RunningJob, Outcome]]) -> None:
+    # -- one batch -----------------------------------------------------------------------------
+    def record(self, batch: list[tuple[RunningJob, Outcome]]) -> None:
         """Record a batch of finished attempts and, in the same round trip, claim jobs for the slots it frees."""
-        with self._lock:
-            for running, _ in batch:
-                running.finishing = True
+        self.running.finishing([running for running, _ in batch])
         finishes = [self._safe_finish_for(running, outcome) for running, outcome in batch]
         for running, _ in batch:
-            self._slots.finished(running.queue)
+            self.slots.finished(running.queue)
         queue, count = self._refill_target()
         claimed: ClaimResult | None = None
         try:
             results, claimed = self._send_finishes(finishes, queue, count)
             if claimed is not None and queue is not None:
-                self._claimed(queue, claimed, count)  # new jobs start before the bookkeeping below
+                self.claimer.claimed(queue, claimed, count)  # new jobs start before the bookkeeping below
         finally:
             if queue is not None:
-                self._slots.settle(queue, count, len(claimed.jobs) if claimed else 0)
+                self.slots.settle(queue, count, len(claimed.jobs) if claimed else 0)
         for (running, outcome), finish, result in zip(batch, finishes, results, strict=True):
-            self._after_finish(running, outcome, finish, result)
-        if self._slots.free() > 0 or self.stopping or (self.max_jobs is not None and not self.running_count):
+            self.after_finish(running, outcome, finish, result)
+        if self.slots.free() > 0 or self.stopping.is_set() or (self.max_jobs is not None and not len(self.running)):
             # Room left that this refill did not fill (the loop claims or waits), or --max-jobs
             # reached with nothing running (the loop stops).
-            self._slot_freed.set()
+            self.wakeup.set()
 
     def _refill_target(self) -> tuple[str | None, int]:
         """The queue to refill from with the finish round trip, with its slots reserved; or (None, 0)."""
-        if self.stopping or self._alone is not None or self._draining:
+        if self.stopping.is_set() or not self.running.may_refill():
             return None, 0
         for queue in self.queues:
-            if self._slots.free_in(queue) <= 0:
+            if self.slots.free_in(queue) <= 0:
                 continue
             # First listed first: if the first queue with room may be empty, let the loop decide.
-            if not self._more_waiting[queue]:
+            if not self.claimer.may_have_more(queue):
                 return None, 0
-            return queue, self._slots.reserve(queue, self.concurrency)
+            return queue, self.slots.reserve(queue, self.concurrency)
         return None, 0
 
     def _send_finishes(
@@ -84,46 +143,45 @@ class FinishingMixin(WorkerParts):
         throttle = ErrorThrottle(cap=FINISH_RETRY_CAP)
         while True:
             try:
-                return self.store.finish_and_claim(self.name, finishes, queue, count)
+                return self.store.finish_and_claim(self.worker_name, finishes, queue, count)
             except REDIS_ERRORS as exc:
                 # The jobs stay pending (leased to us); keep trying. If we never get through,
                 # another worker takes them over after STALLED_TIMEOUT. The claim is not repeated.
                 time.sleep(throttle.failed("recording finished jobs", exc))
                 queue, count = None, 0
             except Exception:
-                logger.exception("worker %s: could not record %d finished jobs", self.name, len(finishes))
+                logger.exception("worker %s: could not record %d finished jobs", self.worker_name, len(finishes))
                 return [FinishOutcome(False, reason="recording failed")] * len(finishes), None
 
     def _safe_finish_for(self, running: RunningJob, outcome: Outcome) -> Finish:
         """The finish to record; a record too damaged to compute one fails the job (the finisher must live)."""
         try:
-            return self._finish_for(running, outcome)
+            return self.finish_for(running, outcome)
         except Exception as exc:
-            logger.exception("worker %s: job %s: cannot record how it ended", self.name, running.job_id)
-            error = {"attempt": outcome.job.attempt, "type": type(exc).__name__, "message": repr(exc)[:10_000]}
-            return Finish(running.queue, running.entry_id, running.job_id, False, json.dumps(error), -1)
+            logger.exception("worker %s: job %s: cannot record how it ended", self.worker_name, running.job_id)
+            error = error_json(error_record(exc, outcome.job.attempt, self.worker_name))
+            return Finish(running.queue, running.entry_id, running.job_id, False, error, -1)
 
-    def _finish_for(self, running: RunningJob, outcome: Outcome) -> Finish:
+    def finish_for(self, running: RunningJob, outcome: Outcome) -> Finish:
+        """What to record for one attempt: its result, or its error and when to retry (-1: never)."""
         job = outcome.job
         if outcome.succeeded:
             return Finish(
                 running.queue, running.entry_id, running.job_id, True, serialization.encode_result(outcome.result)
             )
         delay_ms = -1
-        error = error_json(outcome)
+        error = error_json(outcome.error_info)
         if not outcome.permanent and job.attempt < job.max_attempts:
             delay = retry_delay_seconds(job.attempt, job.retry_delay, job.backoff, self.settings.max_retry_delay)
             if 0 <= delay <= MAX_SECONDS:
                 delay_ms = int(delay * 1000)
             else:  # only a record damaged by another program holds such a delay: fail for good, saying so
-                error = _not_retried(outcome, f"retry_delay {job.retry_delay!r} in its record is out of range")
+                error = not_retried_json(outcome, f"retry_delay {job.retry_delay!r} in its record is out of range")
         return Finish(running.queue, running.entry_id, running.job_id, False, error, delay_ms)
 
-    def _after_finish(self, running: RunningJob, outcome: Outcome, finish: Finish, result: FinishOutcome) -> None:
-        with self._lock:
-            self._running.pop(running.entry_id, None)
-            if self._alone == running.entry_id:
-                self._alone = None
+    def after_finish(self, running: RunningJob, outcome: Outcome, finish: Finish, result: FinishOutcome) -> None:
+        """A recorded attempt: the job no longer runs; log it and send its signal."""
+        self.running.remove(running)
         self.jobs_done += 1
         job = outcome.job
         if not result.accepted:
@@ -156,10 +214,3 @@ class FinishingMixin(WorkerParts):
             will_retry=will_retry,
             duration=outcome.duration,
         )
-
-
-def _not_retried(outcome: Outcome, why: str) -> str:
-    """The attempt's error JSON, its message saying why the job is failed without a retry."""
-    info = dict(outcome.error_info or {})
-    info["message"] = f"{info.get('message', '')} (not retried: {why})".lstrip()
-    return json.dumps(info, default=str)

@@ -1,0 +1,109 @@
+"""Claiming jobs from the queues' streams, and blocking on the doorbell while there is nothing to claim.
+
+Every claim first reserves its slots (``Slots``) and settles them afterwards, whoever claims: the
+worker loop here, or the finisher when it refills the slots a batch frees.
+"""
+
+from __future__ import annotations
+
+from tempotask_django.storage.outage import ErrorThrottle
+from tempotask_django.storage.records import ClaimResult
+from tempotask_django.storage.store import RedisStore
+from tempotask_django.worker.dispatch import Dispatcher
+from tempotask_django.worker.slots import Slots
+
+# Longest single block on the doorbell, ms: bounds how long a stop request waits when idle.
+IDLE_BLOCK_MS = 2000
+
+
+class Claimer:
+    """Claims jobs of ``queues`` (first listed first) for one worker and hands them to the dispatcher."""
+
+    def __init__(
+        self,
+        store: RedisStore,
+        worker_name: str,
+        queues: list[str],
+        slots: Slots,
+        dispatcher: Dispatcher,
+        throttle: ErrorThrottle,
+    ) -> None:
+        self.store = store
+        self.worker_name = worker_name
+        self.queues = queues
+        self.slots = slots
+        self.dispatcher = dispatcher
+        self.throttle = throttle
+        self._wake_ids = dict.fromkeys(queues, "0-0")
+        self._next_due = dict.fromkeys(queues, -1)
+        # Per queue: did the last claim get every job it asked for (so more may be waiting)? The
+        # finisher only refills from a queue that may have more; otherwise it wakes the loop.
+        self._more_waiting = dict.fromkeys(queues, False)
+
+    def claim_and_start(self, free: int) -> tuple[int, bool]:
+        """Claim up to ``free`` jobs, first listed queue first. Returns (started, every queue drained)."""
+        started, drained = 0, True
+        for queue in self.queues:
+            count = self.slots.reserve(queue, free - started)
+            if count <= 0:
+                continue
+            result = self.claim(queue, count)
+            started += len(result.jobs)
+            drained = drained and len(result.jobs) < count
+            if started >= free:
+                break
+        return started, drained
+
+    def claim(self, queue: str, count: int, wait_ms: int = 0) -> ClaimResult:
+        """Claim ``count`` reserved slots' worth of jobs of ``queue`` and start them; with ``wait_ms``,
+        after waiting that long at most for the doorbell, in the same round trip."""
+        jobs: list[dict[str, str]] = []
+        try:
+            if wait_ms > 0:
+                result = self.store.wait_then_claim(self._wake_ids, wait_ms, queue, self.worker_name, count)
+            else:
+                result = self.store.claim(queue, self.worker_name, count)
+            self.throttle.succeeded()  # Redis answered
+            jobs = result.jobs
+            self._wake_ids[queue] = result.wake_id
+            self.claimed(queue, result, count)
+        finally:
+            self.slots.settle(queue, count, len(jobs))
+        return result
+
+    def claimed(self, queue: str, result: ClaimResult, count: int) -> None:
+        """Start the jobs a claim of ``count`` got (claimed here or by the finisher's refill)."""
+        self._next_due[queue] = result.next_due_ms
+        self._more_waiting[queue] = len(result.jobs) >= count and not result.paused
+        for fields in result.jobs:
+            self.dispatcher.start(queue, fields)
+
+    def may_have_more(self, queue: str) -> bool:
+        """Did the last claim of ``queue`` get all it asked for (so more may be waiting)?"""
+        return self._more_waiting[queue]
+
+    def block_ms(self) -> int:
+        """How long an idle wait may block: IDLE_BLOCK_MS, or less when a delayed job is due sooner."""
+        return min([IDLE_BLOCK_MS, *(due for due in self._next_due.values() if due >= 0)])
+
+    def wait_then_claim(self, timeout_ms: int, free: int) -> int:
+        """Block until a job is enqueued (``timeout_ms`` at most); returns jobs started.
+
+        The wait and a claim of the first queue with room go in one round trip (see
+        ``RedisStore.wait_then_claim``): the job that ends the wait usually starts at once. Jobs of
+        the other queues are claimed by the next iteration.
+        """
+        queue = next((q for q in self.queues if self.slots.free_in(q) > 0), None)
+        count = self.slots.reserve(queue, free) if queue is not None else 0
+        if queue is None or count <= 0:
+            self.store.wait_for_jobs(self._wake_ids, timeout_ms)
+            return 0
+        return len(self.claim(queue, count, wait_ms=timeout_ms).jobs)
+
+    def queues_idle(self) -> bool:
+        """Nothing waiting, due or in progress in any of this worker's queues."""
+        for queue in self.queues:
+            stats = self.store.inspect.queue_stats(queue)
+            if stats.waiting or stats.processing or self._next_due[queue] == 0:
+                return False
+        return True

@@ -1,0 +1,70 @@
+"""Handing claimed jobs to where they run: a job thread for a sync handler, the event loop for an
+async one. Every started job reaches the finisher's inbox with its outcome, whatever happens, or
+its slot would never be freed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import Future
+
+from tempotask_django.job import Job, error_record
+from tempotask_django.worker.outcome import FinishedJobs, Outcome
+from tempotask_django.worker.runner import JobRunner
+from tempotask_django.worker.running import RunningJob, RunningJobs
+from tempotask_django.worker.threads import AsyncLoopThread, JobThreads
+
+logger = logging.getLogger("tempotask")
+
+
+class Dispatcher:
+    """Starts claimed jobs (their slots already reserved) on ``concurrency`` threads or the event loop.
+
+    Threads start with the first job of their kind; ``stop()`` lets them exit.
+    """
+
+    def __init__(
+        self, runner: JobRunner, running: RunningJobs, finished: FinishedJobs, concurrency: int, worker_name: str
+    ) -> None:
+        self.runner = runner
+        self.running = running
+        self.finished = finished
+        self.worker_name = worker_name
+        self.started = 0
+        self._job_threads = JobThreads(concurrency, self._run_sync)
+        self._async_loop = AsyncLoopThread()
+
+    def start(self, queue: str, fields: dict[str, str], *, alone: bool = False) -> None:
+        """Run a claimed job; ``alone`` when it is a suspect that runs with nothing beside it."""
+        running = RunningJob(queue, fields.get("id", ""), fields.get("entry", ""))
+        self.running.add(running, alone=alone)
+        self.started += 1
+        if self.runner.is_async(fields):
+            future = asyncio.run_coroutine_threadsafe(self.runner.run_async(fields), self._async_loop.loop())
+            future.add_done_callback(lambda f: self.finished.put((running, self._outcome_of(f, fields))))
+        else:
+            self._job_threads.submit(running, fields)
+
+    def stop(self) -> None:
+        """Let the job threads and the event loop exit once their jobs finish."""
+        self._job_threads.stop()
+        self._async_loop.stop()
+
+    def _run_sync(self, running: RunningJob, fields: dict[str, str]) -> None:
+        try:
+            outcome = self.runner.run_sync(fields)
+        except BaseException as exc:  # every started job must reach the finisher, or its slot leaks
+            outcome = self._broken(fields, exc)
+        self.finished.put((running, outcome))
+
+    def _outcome_of(self, future: Future[Outcome], fields: dict[str, str]) -> Outcome:
+        try:
+            return future.result()
+        except BaseException as exc:
+            return self._broken(fields, exc)
+
+    def _broken(self, fields: dict[str, str], exc: BaseException) -> Outcome:
+        """The outcome of a job the runner could not even describe (a damaged record): failed for good."""
+        logger.exception("worker %s: job %s could not be run", self.worker_name, fields.get("id"))
+        job = Job(id=fields.get("id", ""), name=fields.get("name", ""), queue=fields.get("queue", ""))
+        return Outcome(job, False, 0.0, error=exc, error_info=error_record(exc, 0, self.worker_name), permanent=True)

@@ -1,0 +1,44 @@
+"""How an attempt ended: the runner describes each attempt as an ``Outcome``, and the finisher
+turns it into what Redis stores. The error record itself is built by ``job.error_record``.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+from dataclasses import dataclass
+from typing import Any
+
+from tempotask_django.decorators import Task
+from tempotask_django.job import Job
+from tempotask_django.worker.running import RunningJob
+
+
+@dataclass
+class Outcome:
+    """How one attempt ended."""
+
+    job: Job
+    succeeded: bool
+    duration: float
+    result: Any = None
+    error: BaseException | None = None
+    error_info: dict[str, Any] | None = None
+    permanent: bool = False  # no retry whatever the attempts left
+    task: Task | None = None  # None when the job's task could not be found
+
+
+# The finisher's inbox: each started job's (job, outcome), and None to stop the finisher.
+FinishedJobs = queue.SimpleQueue[tuple[RunningJob, Outcome] | None]
+
+
+def error_json(record: dict[str, Any] | None) -> str:
+    """An attempt's error record as stored."""
+    return json.dumps(record or {}, default=str)
+
+
+def not_retried_json(outcome: Outcome, why: str) -> str:
+    """The attempt's error record as stored, its message saying why the job fails without a retry."""
+    info = dict(outcome.error_info or {})
+    info["message"] = f"{info.get('message', '')} (not retried: {why})".lstrip()
+    return error_json(info)
