@@ -30,6 +30,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from tempotask_django import signals
+from tempotask_django.api import all_queues
 from tempotask_django.conf import get_settings
 from tempotask_django.djtasks import options as backend_options
 from tempotask_django.djtasks.compat import (
@@ -137,8 +138,6 @@ class TempotaskBackend(BaseTaskBackend):
     def _find(self, result_id: Any) -> Job | None:
         if not isinstance(result_id, str) or not JOB_ID_PATTERN.match(result_id):
             return None
-        from tempotask_django.api import all_queues
-
         store = get_default_store()
         queue = store.inspect.find_queue(result_id, sorted(self.queues)) if self.queues else None
         if queue is None:  # QUEUES may have changed since the task was enqueued

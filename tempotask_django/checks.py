@@ -14,6 +14,7 @@ from typing import Any
 from django.core.checks import Error, Tags, register
 
 from tempotask_django import conf
+from tempotask_django.cron import schedule_problems
 
 
 @register(Tags.compatibility, "tempotask")
@@ -78,6 +79,4 @@ def check_tasks_framework(app_configs: Any = None, **kwargs: Any) -> list[Error]
 
 @register(Tags.compatibility, "tempotask")
 def check_crons(app_configs: Any = None, **kwargs: Any) -> list[Error]:
-    from tempotask_django.cron import schedule_problems
-
     return [Error(message, hint=hint, id=check_id) for check_id, message, hint in schedule_problems()]
