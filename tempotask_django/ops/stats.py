@@ -86,7 +86,7 @@ def render(data: dict[str, Any]) -> str:
         [
             cli.table(HEADERS, rows),
             "",
-            f"Live workers: {len(data['workers'])}" + (f": {workers}" if workers else ""),
+            f"Live workers ({len(data['workers'])})" + (f": {workers}" if workers else ""),
             f"Live cron beats: {len(data['beats'])}",
             f"Cron schedules: {crons['total']} ({crons['paused']} paused)",
         ]
