@@ -110,7 +110,9 @@ class Command(BaseCommand):
         )
         parser.add_argument("--max-waiting", metavar="N", help="Fail when more jobs wait in a queue.")
         parser.add_argument("--max-age", metavar="SECONDS", help="Fail when a queue's oldest job waited longer.")
-        parser.add_argument("--skip", action="append", default=[], choices=SKIPPABLE, help="A check not to run.")
+        parser.add_argument(
+            "--skip", action="append", default=[], metavar="CHECK", help=f"A check not to run: {', '.join(SKIPPABLE)}."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["action"] == "health":
