@@ -81,13 +81,14 @@ def render(data: dict[str, Any]) -> str:
     ]
     rows.append(("TOTAL", *(data["totals"][name] for name in COUNTS), None, None, None))
     workers = ", ".join(f"{worker['id']} ({','.join(worker['queues'])})" for worker in data["workers"])
+    beats = ", ".join(f"{beat['id']} ({beat['kind']})" for beat in data["beats"])
     crons = data["crons"]
     return "\n".join(
         [
             cli.table(HEADERS, rows),
             "",
             f"Live workers ({len(data['workers'])})" + (f": {workers}" if workers else ""),
-            f"Live cron beats: {len(data['beats'])}",
+            f"Live cron beats ({len(data['beats'])})" + (f": {beats}" if beats else ""),
             f"Cron schedules: {crons['total']} ({crons['paused']} paused)",
         ]
     )

@@ -7,7 +7,7 @@ import json
 import pytest
 from django.core.management.base import CommandError
 
-from tempotask_django import api
+from tempotask_django import api, list_beats
 from tests.helpers import drain
 from tests.ops.conftest import announce_beat, announce_worker, tempotask
 
@@ -72,9 +72,10 @@ def test_text_is_a_table_and_a_line_per_kind_of_process(busy):
     assert rows["default"][:6] == ["default", "2", "0", "0", "1", "1"] and rows["default"][-2:] == ["1", "no"]
     assert rows["slow"] == ["slow", "0", "1", "0", "0", "0", "-", "1", "yes"]
     assert rows["TOTAL"] == ["TOTAL", "2", "1", "0", "1", "1", "-", "-", "-"]
+    [beat] = list_beats()
     assert lines[6:] == [
         "Live workers (1): host:4242:ops (default,slow)",
-        "Live cron beats: 1",
+        f"Live cron beats (1): {beat.id} (beat)",
         "Cron schedules: 2 (0 paused)",
     ]
 
