@@ -91,7 +91,8 @@ class Command(BaseCommand):
             ("run", "Enqueue a job of a schedule now; its own ticks are unaffected."),
         ):
             action(name, text, cron_actions).add_argument("name", metavar="NAME")
-        self._add_health(actions.add_parser("health", help="Exit 0 (OK) or 1 (FAIL: reason): Redis, workers, beat."))
+        health = "Check Redis, workers, beat, backlog: exit 0 (OK) or 1 (FAIL: reason)."
+        self._add_health(actions.add_parser("health", help=health, description=health))
 
     @staticmethod
     def _add_enqueue(parser: argparse.ArgumentParser) -> None:
