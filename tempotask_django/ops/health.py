@@ -23,8 +23,8 @@ from tempotask_django import validation
 from tempotask_django.conf import get_settings
 from tempotask_django.exceptions import ConfigurationError
 from tempotask_django.ops import backend, cli
-from tempotask_django.ops.stats import queues_of
 from tempotask_django.registry import registry
+from tempotask_django.views.overview import served_queues
 
 SKIPPABLE = ("workers", "beat", "backlog")
 
@@ -123,7 +123,7 @@ def _skipped(name: str) -> Check:
 
 def check_workers(queues: list[str]) -> Check:
     workers = backend.workers()
-    served = {queue for worker in workers for queue in queues_of(worker)}
+    served = served_queues(workers)
     missing = [queue for queue in queues if queue not in served]
     if missing:
         return Check("workers", False, f"no live worker serves queue(s) {', '.join(missing)}")
