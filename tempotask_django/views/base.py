@@ -56,6 +56,23 @@ def admin_url(name: str, *args: Any) -> str:
     return reverse(f"admin:{name}", args=args)
 
 
+def log_action(user: Any, flag: int, object_id: str, description: str, message: str) -> None:
+    """Write the admin's LogEntry of an action on queues, jobs or schedules by ``user``.
+
+    ``flag`` is ADDITION, CHANGE or DELETION; ``object_id`` names the target ("default/job-1",
+    "reports", "cron:nightly"). Shared by the dashboard's actions and ``manage.py tempotask --user``,
+    so both show up alike in "Recent actions" and the admin log.
+    """
+    LogEntry.objects.create(
+        user_id=user.pk,
+        content_type=ContentType.objects.get_for_model(Dashboard, for_concrete_model=False),
+        object_id=object_id,
+        object_repr=description[:200],
+        action_flag=flag,
+        change_message=message,
+    )
+
+
 class DashboardMixin:
     """Checks the page's permissions and builds the admin context (title, breadcrumbs, tabs)."""
 
@@ -138,14 +155,7 @@ class DashboardAction(DashboardMixin, View):
 
     def record(self, flag: int, object_id: str, description: str, message: str) -> None:
         """Write the admin's LogEntry for this action (shown in "Recent actions" and the log)."""
-        LogEntry.objects.create(
-            user_id=self.request.user.pk,
-            content_type=ContentType.objects.get_for_model(Dashboard, for_concrete_model=False),
-            object_id=object_id,
-            object_repr=description[:200],
-            action_flag=flag,
-            change_message=message,
-        )
+        log_action(self.request.user, flag, object_id, description, message)
 
     def report(self, level: int, text: str) -> None:
         messages.add_message(self.request, level, text)
