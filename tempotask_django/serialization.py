@@ -11,6 +11,7 @@ import datetime
 import decimal
 import json
 import math
+import re
 import uuid
 from typing import Any
 
@@ -120,6 +121,30 @@ def encode_result(value: Any) -> str:
 
 
 def decode(text: str | bytes | None, default: Any = None) -> Any:
+    """The value of JSON ``text`` (``default`` when empty); ValueError when it is not JSON or is
+    nested more than MAX_NESTING levels deep."""
     if text is None or text == "" or text == b"":
         return default
+    if isinstance(text, bytes):
+        text = text.decode()
+    _refuse_deep_nesting(text)
     return json.loads(text)
+
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_NOT_A_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+def _refuse_deep_nesting(text: str) -> None:
+    """Raise ValueError for JSON nested more than MAX_NESTING levels, measured without recursion.
+
+    ``json.loads`` would walk it to the recursion limit, where anything else that needs the stack
+    (a collected object's ``__del__`` in the same thread) fails too.
+    """
+    if text.count("[") + text.count("{") <= MAX_NESTING:  # the common case: a count in C
+        return
+    depth = 0
+    for bracket in _NOT_A_BRACKET.sub("", _JSON_STRING.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        if depth > MAX_NESTING:
+            raise ValueError(f"the JSON is nested too deeply: more than {MAX_NESTING} levels")

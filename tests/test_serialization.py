@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import json
 import sys
 import uuid
 
@@ -79,3 +80,21 @@ def test_nesting_up_to_the_limit_is_accepted():
     assert serialization.normalize(value) == value
     with pytest.raises(ValueError, match="more than 200 levels"):
         serialization.normalize([value, [value]])
+
+
+def test_decoding_json_nested_deeper_than_the_limit_is_a_value_error_before_any_deep_walk():
+    """json.loads walked such text to the recursion limit, where a collected object's __del__
+    (a Redis client's, in a worker) failed in turn and was reported as an unraisable exception."""
+    deep = "[" * 5000 + "]" * 5000
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(serialization.MAX_NESTING + 300)
+    try:
+        for text in (deep, deep.encode(), '{"a":' * 5000 + "1" + "}" * 5000):
+            with pytest.raises(ValueError, match="more than 200 levels"):
+                serialization.decode(text)
+    finally:
+        sys.setrecursionlimit(limit)
+    brackets_in_strings = json.dumps(["[" * 1000, {"k": "{" * 1000}])
+    assert serialization.decode(brackets_in_strings) == ["[" * 1000, {"k": "{" * 1000}]
+    wide = [[n] for n in range(1000)]  # many containers, shallow
+    assert serialization.decode(json.dumps(wide)) == wide

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import redis
 
-from tempotask_django import api, cron_api
-from tempotask_django.conf import NAME_PATTERN, get_settings
+from tempotask_django import api
+from tempotask_django.conf import get_settings
+from tempotask_django.cron import api as cron_api
+from tempotask_django.cron.schedules import collect_schedules
 from tempotask_django.job import JobStatus
 from tempotask_django.producer import submit
-from tempotask_django.schedules import collect_schedules
 from tempotask_django.storage.connection import get_default_store, make_client
 from tempotask_django.storage.crons import BeatInfo, CronInfo, CronStore
 from tempotask_django.storage.inspect import QueueStats
 from tempotask_django.storage.outage import REDIS_ERRORS
 from tempotask_django.storage.records import JobSpec
+from tempotask_django.validation import NAME_PATTERN
 
 # Any failure to talk to Redis (unreachable, refused login, read-only replica, ...).
 RedisError = redis.RedisError
@@ -89,7 +91,7 @@ def is_known_queue(queue: str) -> bool:
 
 
 def queue_stats(queues: list[str]) -> list[QueueStats]:
-    return get_default_store().queue_stats_many(queues)
+    return get_default_store().inspect.queue_stats_many(queues)
 
 
 def pause_queue(queue: str) -> None:
@@ -113,11 +115,12 @@ def purge(queue: str, status: str) -> int:
 # -- jobs ---------------------------------------------------------------------------------------
 def find_job_queues(job_id: str) -> list[str]:
     """The queues holding a job ``job_id``, in the API's lookup order."""
-    return get_default_store().find_queues(job_id, api.lookup_order())
+    return get_default_store().inspect.find_queues(job_id, api.lookup_order())
 
 
 def job_status(queue: str, job_id: str) -> JobStatus | None:
-    return get_default_store().status_of(queue, job_id)
+    jobs = get_default_store().inspect.get_jobs(queue, [job_id])
+    return jobs[0].status if jobs else None
 
 
 def retry_job(queue: str, job_id: str) -> str | None:
@@ -139,7 +142,7 @@ def submit_job(spec: JobSpec) -> tuple[bool, str]:
 # -- workers, beats and schedules ---------------------------------------------------------------
 def workers() -> list[dict[str, str]]:
     """Live workers' info (``queues`` comma-separated, ``heartbeat`` in server ms), newest first."""
-    return get_default_store().list_workers()
+    return get_default_store().inspect.list_workers()
 
 
 def beats() -> list[BeatInfo]:

@@ -9,9 +9,9 @@ from __future__ import annotations
 from django.contrib.admin.models import CHANGE, DELETION
 from django.core.management.base import CommandError
 
+from tempotask_django.job import JobStatus
 from tempotask_django.ops import backend
 from tempotask_django.ops.audit import Operator
-from tempotask_django.views.actions import HISTORY
 
 
 def known_queue(queue: str) -> str:
@@ -47,8 +47,9 @@ def retry_failed(operator: Operator, queue: str) -> str:
 
 def purge(operator: Operator, queue: str, status: str) -> str:
     """Delete the history of one status; only completed or failed jobs, as in the admin."""
-    if status not in HISTORY:
-        raise CommandError(f"cannot purge {status!r} jobs: only {' or '.join(HISTORY)} jobs can be purged")
+    history = [str(each) for each in JobStatus if each.is_history]
+    if status not in history:
+        raise CommandError(f"cannot purge {status!r} jobs: only {' or '.join(history)} jobs can be purged")
     operator.require("purge_queue")
     queue = known_queue(queue)
     count = backend.purge(queue, status)

@@ -7,12 +7,12 @@ counts come from ZCARD, pages from ZREVRANGE with offsets, jobs from pipelined H
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 import redis
 
+from tempotask_django import serialization
 from tempotask_django.job import Job, JobStatus
 from tempotask_django.storage import presence
 from tempotask_django.storage.keys import CONSUMER_GROUP, GlobalKeys, QueueKeys
@@ -57,7 +57,7 @@ def _decode_list(items: Iterable[str]) -> list[dict[str, Any]]:
     decoded = []
     for item in items:
         try:
-            value = json.loads(item)
+            value = serialization.decode(item)
         except ValueError:
             value = {"message": item}
         decoded.append(value if isinstance(value, dict) else {"message": value})

@@ -59,11 +59,13 @@ class EnqueueForm(forms.Form):
     def clean_json_data(self) -> Any:
         text = self.cleaned_data["json_data"]
         try:
-            value = json.loads(text)
+            value = serialization.decode(text) if text.strip() else json.loads(text)
         except json.JSONDecodeError as exc:
             raise forms.ValidationError(
                 f"This is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
             ) from None
+        except ValueError as exc:  # nested too deeply
+            raise forms.ValidationError(f"This JSON cannot be used: {exc}.") from None
         limit = get_settings().max_payload_bytes
         _checked(lambda v: serialization.encode(v, max_bytes=limit, what="the data"), value)
         return value

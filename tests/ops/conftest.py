@@ -10,7 +10,7 @@ import sys
 import pytest
 from django.core.management import call_command
 
-from tempotask_django.scheduler import CronScheduler
+from tempotask_django.cron import CronBeat
 from tempotask_django.storage.connection import get_default_store
 from tests.admin.conftest import grant
 from tests.conftest import ROOT, _test_url
@@ -51,7 +51,7 @@ def announce_worker(*queues: str, name: str = "host:4242:ops") -> None:
 
 def announce_beat() -> None:
     """Register the test app's schedules and publish a beat's heartbeat, as ``runcron`` does."""
-    beat = CronScheduler()
+    beat = CronBeat()
     beat.sync()
     beat.heartbeat(get_default_store().server_time_ms())
 

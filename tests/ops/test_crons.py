@@ -10,8 +10,8 @@ from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.core.management.base import CommandError
 
 from tempotask_django import api, list_crons
+from tempotask_django.cron import CronBeat
 from tempotask_django.ops.crons import HEADERS
-from tempotask_django.scheduler import CronScheduler
 from tests.ops.conftest import tempotask
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db]
@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.redis, pytest.mark.django_db]
 @pytest.fixture
 def schedules(store):
     """The test app's schedules, registered as a beat registers them: hourly_sweep and nightly_digest."""
-    CronScheduler().sync()
+    CronBeat().sync()
     return store
 
 

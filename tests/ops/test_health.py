@@ -11,8 +11,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from tempotask_django import api
+from tempotask_django.cron import CronBeat
 from tempotask_django.ops import backend
-from tempotask_django.scheduler import CronScheduler
 from tempotask_django.storage.connection import get_default_store
 from tempotask_django.worker import Worker
 from tests.helpers import wait_until
@@ -51,7 +51,7 @@ def test_healthy_with_a_real_worker_running_in_a_thread(store):
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     try:
-        wait_until(lambda: get_default_store().list_workers(), message="the worker's first heartbeat")
+        wait_until(lambda: get_default_store().inspect.list_workers(), message="the worker's first heartbeat")
         assert tempotask("health", "--skip", "beat").startswith("OK: Redis reachable; 1 live worker(s) serve")
     finally:
         worker.request_stop()
@@ -85,7 +85,7 @@ def test_no_schedules_need_no_beat(store, monkeypatch):
 
 def test_a_schedule_registered_in_redis_needs_a_beat_too(store, monkeypatch):
     """One a beat of another release registered, which this code no longer defines."""
-    CronScheduler().sync()  # registered by a beat that has stopped since
+    CronBeat().sync()  # registered by a beat that has stopped since
     monkeypatch.setattr(backend, "collect_schedules", list)
     announce_worker(*CONFIGURED)
     assert failure() == f"FAIL: {NO_BEAT}"

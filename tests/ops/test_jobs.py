@@ -173,9 +173,9 @@ def test_with_user_the_admin_log_records_each_job_action(jobs, operator):
 )
 def test_a_user_without_the_permission_is_refused_and_nothing_changes(jobs, viewer, args, permission):
     before = {job_id: status(job_id) for job_id in ("bad-1", "done-1", "wait-1", "later-1")}
-    waiting = jobs.count_jobs("default", "waiting")
+    waiting = jobs.inspect.count_jobs("default", "waiting")
     with pytest.raises(CommandError, match=rf"^user 'viewer' may not do this: .* tempotask_django\.{permission}$"):
         tempotask(*args, "--user", "viewer")
     assert {job_id: status(job_id) for job_id in before} == before
-    assert jobs.count_jobs("default", "waiting") == waiting
+    assert jobs.inspect.count_jobs("default", "waiting") == waiting
     assert LogEntry.objects.count() == 0
