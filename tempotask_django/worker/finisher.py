@@ -205,6 +205,9 @@ class Finisher:
             type(outcome.error).__name__,
             outcome.error,
             f"; retry in {finish.retry_delay_ms / 1000:.1f}s" if will_retry else "",
+            # The traceback and the job's fields, for error trackers and structured log handlers.
+            exc_info=outcome.error,
+            extra={"job_id": job.id, "task": job.name, "queue": running.queue, "attempt": job.attempt},
         )
         signals.send(
             signals.job_failed,
