@@ -236,6 +236,13 @@ SETTINGS: tuple[Setting, ...] = (
         "seconds between two heartbeats of a cron beat (0.5 to 3600); the admin drops a beat after three missed ones",
         float,
     ),
+    Setting(
+        "METRICS_TOKEN",
+        None,
+        Rule(lambda v: v is None or (isinstance(v, str) and len(v) >= 16), "None or a string of 16+ characters"),
+        "bearer token Prometheus sends to scrape `metrics/` (`tempotask_django.urls`); staff users who may "
+        "view the dashboard need none",
+    ),
     # Last: its problems are reported after those of the values it overrides.
     Setting(
         "QUEUES",
@@ -276,6 +283,7 @@ class Settings:
     enqueue_on_commit: bool
     cron_catchup_window: float
     cron_beat_heartbeat: float
+    metrics_token: str | None
     queues: dict[str, QueueSettings] = field(default_factory=dict)
 
     def for_queue(self, queue: str) -> QueueSettings:

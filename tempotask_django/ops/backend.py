@@ -45,6 +45,7 @@ __all__ = [
     "find_job_queues",
     "is_known_queue",
     "job_status",
+    "metric_counters",
     "pause_cron",
     "pause_queue",
     "ping",
@@ -88,6 +89,11 @@ def all_queues() -> list[str]:
 def is_known_queue(queue: str) -> bool:
     """True for a well-formed name the admin would show (the admin answers 404 otherwise)."""
     return bool(NAME_PATTERN.match(queue)) and queue in api.all_queues()
+
+
+def metric_counters(queues: list[str]) -> dict[str, dict[str, int]]:
+    """Each queue's counters since its first job (see ops/metrics.py)."""
+    return get_default_store().inspect.metric_counters(queues)
 
 
 def queue_stats(queues: list[str]) -> list[QueueStats]:

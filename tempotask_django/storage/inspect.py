@@ -157,6 +157,17 @@ class QueueInspector:
             )
         return stats
 
+    def metric_counters(self, queues: Sequence[str]) -> dict[str, dict[str, int]]:
+        """Each queue's counters since its first job (field -> count; see lua/lib.lua count_job),
+        one round trip; their number grows with the task names, not with the jobs."""
+        pipe = self.client.pipeline(transaction=False)
+        for queue in queues:
+            pipe.hgetall(self.keys(queue).metrics)
+        return {
+            queue: {field: int(value) for field, value in fields.items() if value.lstrip("-").isdigit()}
+            for queue, fields in zip(queues, pipe.execute() if queues else [], strict=True)
+        }
+
     def minute_totals(self, queues: Sequence[str], minutes: int = 60) -> list[dict[str, int]]:
         """Completed/failed/retried counts per minute of the last ``minutes`` minutes, summed over
         ``queues`` (one round trip), oldest minute first."""

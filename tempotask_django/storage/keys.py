@@ -18,6 +18,8 @@ Per queue ``Q`` (all under the hash tag ``{Q}`` so one queue's scripts run on Re
     P:{Q}:children:<id>     SET     ids of the child jobs of job <id> that are in queue Q (the
                                     parent may live in another queue); a child leaves it when deleted
     P:{Q}:stats:<minute>    HASH    completed/failed counts for one minute (expire after 2 h)
+    P:{Q}:metrics           HASH    counters since the queue's first job, per task: completed,
+                                    failed, retried, durations by bucket (see lua/lib.lua count_job)
     P:{Q}:cron:<name>       HASH    one cron schedule whose jobs go to Q: its definition (task,
                                     expression, timezone, data...) and state (since, last_tick,
                                     last_run, next_run, last_job_id, paused...); see storage/crons.py
@@ -111,6 +113,10 @@ class QueueKeys:
 
     def stats(self, minute: int) -> str:
         return f"{self.stats_prefix}{minute}"
+
+    @property
+    def metrics(self) -> str:
+        return f"{self.base}:metrics"
 
     def children(self, parent_id: str) -> str:
         return f"{self.base}:children:{parent_id}"

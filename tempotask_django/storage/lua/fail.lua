@@ -21,10 +21,12 @@ if delay < 0 then
   redis.call('HSET', jk, 'status', 'failed')
   redis.call('ZADD', K.failed, now, id)
   count_stat('failed', now)
+  count_job(jk, 'failed', now, true)
   trim_history(K.failed, tonumber(ARGV[8]))
   return {1, 'failed'}
 end
 count_stat('retried', now)
+count_job(jk, 'retried', now, true)
 if delay == 0 then
   make_waiting(id, priority_of(redis.call('HGET', jk, 'priority')))
   return {1, 'waiting'}

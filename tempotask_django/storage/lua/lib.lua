@@ -333,3 +333,30 @@ local function release(group, eid, id)
   redis.call('ZREM', K.processing, id)
   redis.call('HDEL', job_key(id), 'entry')
 end
+
+-- Counters for metrics, one HASH per queue (P:{Q}:metrics), fields ending with the task name:
+--   <outcome>:<task>           jobs completed / failed (for good) / retried (a failed attempt)
+--   duration:<le>:<task>       attempts that took at most <le> seconds and more than the bound
+--                              below it (not cumulative; "+Inf" above the last bound)
+--   duration_ms:<task>         their total duration, ms
+-- Durations run from the attempt's start to its recorded end, by the server's clock. Bounded work:
+-- at most four HINCRBY; fields grow with the number of task names only.
+local DURATION_BOUNDS_MS = {5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000}
+local function count_job(jk, outcome, now, timed)
+  local name, started = unpack(redis.call('HMGET', jk, 'name', 'started_at'))
+  if not name then return end
+  local key = BASE .. 'metrics'
+  redis.call('HINCRBY', key, outcome .. ':' .. name, 1)
+  started = tonumber(started)
+  if not timed or not started then return end
+  local ms = math.max(0, now - started)
+  local le = '+Inf'
+  for _, bound in ipairs(DURATION_BOUNDS_MS) do
+    if ms <= bound then
+      le = tostring(bound / 1000)
+      break
+    end
+  end
+  redis.call('HINCRBY', key, 'duration:' .. le .. ':' .. name, 1)
+  redis.call('HINCRBY', key, 'duration_ms:' .. name, math.floor(ms))
+end

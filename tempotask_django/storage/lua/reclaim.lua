@@ -59,6 +59,7 @@ for _, p in ipairs(stalled) do
           redis.call('HSET', jk, 'status', 'failed', 'finished_at', now, 'attempt', attempt - 1)
           redis.call('ZADD', K.failed, now, id)
           count_stat('failed', now)
+          count_job(jk, 'failed', now, false)
           trim_history(K.failed, max_failed)
           poisoned = poisoned + 1
         else

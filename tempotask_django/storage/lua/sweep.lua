@@ -61,6 +61,7 @@ for _, id in ipairs(ids) do
       redis.call('HSET', jk, 'status', 'failed', 'finished_at', now)
       redis.call('ZADD', K.failed, now, id)
       count_stat('failed', now)
+      count_job(jk, 'failed', now, false)
       trim_history(K.failed, max_failed)
       failed = failed + 1
     else
