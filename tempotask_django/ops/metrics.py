@@ -27,6 +27,10 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from tempotask_django.job import JobStatus
 from tempotask_django.ops import backend
 
+# The histogram's upper bounds, seconds: DURATION_BOUNDS_MS of lua/lib.lua (a test checks they match).
+# Every series gets every bucket, so a bucket set never changes under a query.
+DURATION_BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+
 OUTCOMES = {
     "completed": "Jobs completed.",
     "failed": "Jobs failed for good (no attempt left, or a poison pill).",
@@ -96,17 +100,11 @@ def _durations(counters: dict[str, dict[str, int]]) -> Metric:
                 total_ms[rest] = count
         for task in sorted(buckets):
             cumulative, running = [], 0
-            for bound in sorted(buckets[task]):
-                running += buckets[task][bound]
-                cumulative.append((_le(bound), running))
-            if cumulative[-1][0] != "+Inf":
-                cumulative.append(("+Inf", running))
+            for bound in (*DURATION_BOUNDS, float("inf")):
+                running += buckets[task].get(bound, 0)
+                cumulative.append(("+Inf" if bound == float("inf") else repr(bound), running))
             histogram.add_metric([queue, task], cumulative, sum_value=total_ms.get(task, 0) / 1000)
     return histogram
-
-
-def _le(bound: float) -> str:
-    return "+Inf" if bound == float("inf") else repr(bound)
 
 
 def _process_gauges(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from django.core import checks
 from django.test import Client
@@ -10,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tempotask_django import api
 from tempotask_django.models import VIEW
+from tempotask_django.ops import metrics as ops_metrics
 from tempotask_django.views import metrics as metrics_view
 from tests.admin.conftest import grant
 from tests.helpers import drain
@@ -74,6 +78,7 @@ def test_counts_counters_durations_workers_and_beats(store, with_token, settings
         for (name, labels), count in found.items()
         if name == "tempotask_job_duration_seconds_bucket" and dict(labels)["task"] == "add"
     )
+    assert len(buckets) == len(ops_metrics.DURATION_BOUNDS) + 1  # every bucket, observed or not
     assert [count for _, count in buckets] == sorted(count for _, count in buckets)  # cumulative
     assert 0 <= value(found, "tempotask_job_duration_seconds_sum", queue="default", task="add") < 5
     assert value(found, "tempotask_workers") == 1
@@ -122,3 +127,9 @@ def test_without_the_extra_the_view_says_what_to_install(store, with_token, monk
     response = scrape()
     assert response.status_code == 501
     assert b"pip install 'tempotask-django[prometheus]'" in response.content
+
+
+def test_the_histograms_bounds_are_the_ones_the_scripts_count_in():
+    lib = (Path(ops_metrics.__file__).parent.parent / "storage" / "lua" / "lib.lua").read_text()
+    [bounds] = re.findall(r"local DURATION_BOUNDS_MS = \{([^}]*)\}", lib)
+    assert tuple(int(ms) / 1000 for ms in bounds.split(",")) == ops_metrics.DURATION_BOUNDS
