@@ -63,6 +63,12 @@ def test_the_tick_window_starts_after_registration_and_ends_with_its_last_second
     assert TickWindow(60, {"a": 300_000}, 300_000).expected() == set()
 
 
+def test_a_tick_window_mixes_schedules_of_different_periods():
+    window = TickWindow(1, {"a": 1_500, "five": 1_500}, 12_700, {"five": 5})
+    assert window.expected() == {("a", n) for n in range(2, 13)} | {("five", 5), ("five", 10)}
+    assert (window.last_due_ms("a"), window.last_due_ms("five")) == (12_000, 10_000)
+
+
 def test_tick_counts_tell_missed_doubled_early_and_late_ticks_apart():
     window = TickWindow(60, {"a": 0, "b": 60_000}, 180_000)  # a: 60, 120, 180; b: 120, 180
     seen = Counter({("a", 60): 1, ("a", 120): 3, ("b", 120): 1, ("b", 60): 1, ("a", 240): 2, ("z", 60): 1})
@@ -85,7 +91,7 @@ def test_tick_counts_tell_missed_doubled_early_and_late_ticks_apart():
 def test_every_scenario_has_both_profiles_and_a_title():
     scenarios = load_all()
     assert {"kills", "redis_restarts", "sigterm", "bad_input", "memory", "paused_worker"} <= set(scenarios)
-    assert {"beats", "beats_simulated"} <= set(scenarios)
+    assert {"beats", "beats_simulated", "beats_outages"} <= set(scenarios)
     for scenario in scenarios.values():
         assert set(scenario.params) == set(PROFILES)
         for profile in PROFILES:

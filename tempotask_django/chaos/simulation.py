@@ -63,11 +63,11 @@ class RecordingCronStore(CronStore):
         super().__init__(store)
         self.fired = fired
 
-    def fire(self, fires: Sequence[Fire], *, catchup_ms: int, now_ms: int = 0) -> list[FireOutcome]:
+    def fire(self, fires: Sequence[Fire], *, catchup_ms: int, now_ms: int = 0) -> list[FireOutcome | Exception]:
         replies = super().fire(fires, catchup_ms=catchup_ms, now_ms=now_ms)
         for request, reply in zip(fires, replies, strict=True):
             tick = parse_tick_job(request.spec.id)
-            if reply.outcome == "fired" and tick is not None:
+            if isinstance(reply, FireOutcome) and reply.outcome == "fired" and tick is not None:
                 self.fired[tick] += 1
         return replies
 

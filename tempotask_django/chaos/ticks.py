@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tempotask_django.chaos.ledger import percentile
 from tempotask_django.chaos.report import Result
@@ -37,19 +37,29 @@ def count_tick_jobs(job_ids: Iterable[str]) -> Counter[Tick]:
 @dataclass(frozen=True)
 class TickWindow:
     """The ticks that must fire: every ``period_s`` seconds (aligned on the UTC epoch, as
-    ``* * * * *`` and ``* * * * * *`` are), per schedule after ``since_ms``, up to ``until_ms``."""
+    ``* * * * *``, ``* * * * * *`` and ``* * * * * */5`` are), per schedule after ``since_ms``, up to
+    ``until_ms``. ``periods`` gives schedules of another period their own."""
 
     period_s: int
     since_ms: Mapping[str, int]  # schedule name -> registration time, ms (server clock)
     until_ms: int
+    periods: Mapping[str, int] = field(default_factory=dict)  # schedule name -> its period, s
+
+    def period_of(self, name: str) -> int:
+        return self.periods.get(name, self.period_s)
+
+    def last_due_ms(self, name: str) -> int:
+        """The schedule's last tick in the window, ms."""
+        period = self.period_of(name)
+        return self.until_ms // 1000 // period * period * 1000
 
     def expected(self) -> set[Tick]:
         ticks: set[Tick] = set()
-        last = self.until_ms // 1000 // self.period_s * self.period_s
         for name, since in self.since_ms.items():
+            period = self.period_of(name)
             after = since // 1000 + 1  # the first whole second later than ``since``
-            first = -(-after // self.period_s) * self.period_s
-            ticks.update((name, epoch) for epoch in range(first, last + 1, self.period_s))
+            first = -(-after // period) * period
+            ticks.update((name, epoch) for epoch in range(first, self.last_due_ms(name) // 1000 + 1, period))
         return ticks
 
     def before_registration(self, tick: Tick) -> bool:

@@ -84,6 +84,8 @@ def run_cron_now(name: str) -> str:
         origin=f"cron:{name}",
     )
     [reply] = crons.fire([Fire(name, spec)], catchup_ms=0)
+    if isinstance(reply, Exception):  # Redis refused it (READONLY, OOM): nothing was enqueued
+        raise reply
     if reply.outcome == "unknown":
         raise _not_found(name)
     announce(spec, reply.job_status)

@@ -6,6 +6,12 @@ the schedules, then repeats ``tick()`` and sleeps until the next tick is due, or
 heartbeat (every CRON_BEAT_HEARTBEAT seconds: one pipelined write that lets the admin tell whether a
 beat is alive). "Now" is always the Redis server's clock, so beats on hosts with skewed clocks agree
 on which tick is due; the host clock only measures how long to sleep.
+
+A tick stays the beat's to offer until Redis has answered for it (fired, already decided, missed,
+paused): a connection error, READONLY or OOM leaves it owed, and so are the ticks that come while
+Redis keeps failing; the next step offers them again, oldest first (the fire script's last-tick
+check makes a retry after a lost reply answer "done"). A schedule whose job cannot be built is
+logged and skipped on its own: it never stops another.
 """
 
 from __future__ import annotations
@@ -19,13 +25,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import redis
+
 from tempotask_django.conf import Settings, get_settings
 from tempotask_django.cron.schedules import CronSchedule, collect_schedules
 from tempotask_django.producer import announce, build_spec
 from tempotask_django.registry import TaskRegistry, registry
 from tempotask_django.storage.connection import get_default_store
 from tempotask_django.storage.crons import CronStore, Fire, FireOutcome
-from tempotask_django.storage.outage import REDIS_ERRORS, ErrorThrottle
+from tempotask_django.storage.outage import ERROR_LOG_INTERVAL, REDIS_ERRORS, ErrorThrottle
 from tempotask_django.storage.store import RedisStore
 
 logger = logging.getLogger("tempotask")
@@ -33,6 +41,12 @@ logger = logging.getLogger("tempotask")
 # Longest sleep between two looks at the server clock, ms: bounds how far the host's clock may drift
 # from the server's during a long wait (a daily schedule), at the cost of one TIME call per period.
 MAX_SLEEP_MS = 30_000
+# Longest wait between two tries while Redis fails, s: a tick owed through an outage goes out within
+# about this long of Redis answering again (one TIME call per try meanwhile).
+RETRY_CAP = 1.0
+# Most owed ticks of one schedule offered in one step (a long outage of an every-second schedule is
+# replayed in slices, with no sleep between them).
+REPLAY_BATCH = 100
 
 
 @dataclass
@@ -78,10 +92,16 @@ class CronBeat:
         self.store = store or get_default_store()
         self.crons = CronStore(self.store)
         self.catchup_ms = int(self.settings.cron_catchup_window * 1000)
-        self._upcoming: dict[str, int | None] = {}  # name -> next tick (epoch s) this beat will offer
+        # name -> the oldest tick (epoch s) this beat still has to offer: the next one, or one Redis
+        # has not answered for yet.
+        self._upcoming: dict[str, int | None] = {}
+        # Schedules owed ticks since a step failed: every tick from _upcoming on is offered (a Redis
+        # outage is not downtime: the catch-up rule's "latest tick only" does not apply).
+        self._replaying: set[str] = set()
+        self._refused_logged: dict[str, float] = {}  # name -> when (self._clock) its refusal was logged
         self._synced = False
         self._stopping = threading.Event()
-        self._throttle = ErrorThrottle()
+        self._throttle = ErrorThrottle(cap=RETRY_CAP)
         self.kind = kind  # how it runs, for the admin: "runcron" or "runworkers --with-cron"
         self.name = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self._clock = clock  # measures the heartbeat interval (tests pass a fake one)
@@ -129,47 +149,112 @@ class CronBeat:
         """Fire every schedule whose tick has come (by the server clock, or ``now_ms`` in tests).
 
         A schedule more than one tick behind (after downtime) offers only its most recent tick;
-        the script fires it if it is within CRON_CATCHUP_WINDOW and no beat fired it yet.
+        the script fires it if it is within CRON_CATCHUP_WINDOW and no beat fired it yet. A tick
+        Redis did not answer for stays owed: when this raises (a Redis error), the next call offers
+        it again, with every tick that came meanwhile.
         """
+        try:
+            return self._tick(now_ms)
+        except Exception:
+            self._replaying.update(schedule.name for schedule in self.schedules)
+            raise
+
+    def _tick(self, now_ms: int | None) -> TickResult:
         fake_now = now_ms is not None
         now_ms = now_ms if now_ms is not None else self.store.server_time_ms()
-        now = now_ms // 1000
         fires: list[Fire] = []
         for schedule in self.schedules:
-            due = self._due(schedule, now)
-            if due is None:
+            ticks = self._due(schedule, now_ms)
+            if not ticks:
                 continue
-            following = schedule.cron.next_after(due)
-            self._upcoming[schedule.name] = following
-            spec = build_spec(
-                self.tasks.get(schedule.task),
-                schedule.data,
-                settings=self.settings,
-                job_id=schedule.job_id(due),
-                queue=schedule.queue,
-                attempts=schedule.attempts,
-                priority=schedule.priority,
-                origin=f"cron:{schedule.name}",
-            )
-            fires.append(Fire(schedule.name, spec, due * 1000, (following or 0) * 1000))
+            try:
+                fires += [self._fire_of(schedule, due) for due in ticks]
+            except Exception as exc:  # its job cannot be built: skip this schedule's ticks, and only its
+                self._refuse(schedule, ticks[-1], exc)
+                self._upcoming[schedule.name] = schedule.cron.next_after(ticks[-1])
         replies = self.crons.fire(fires, catchup_ms=self.catchup_ms, now_ms=now_ms if fake_now else 0)
-        result = TickResult(now_ms, self._next_due_ms())
+        result = TickResult(now_ms, None)
+        owed: dict[str, int | None] = {}  # name -> its oldest tick Redis has not answered for
+        error: Exception | None = None
         for fire, reply in zip(fires, replies, strict=True):
+            tick = fire.tick_ms // 1000
+            if isinstance(reply, Exception):
+                error = error or reply
+                if owed.get(fire.name) is None:  # an older unanswered tick of it stays the one owed
+                    owed[fire.name] = tick
+                continue
+            owed[fire.name] = None  # answered: this tick, and any earlier one, is decided
             result.outcomes[fire.name] = reply
             self._report(fire, reply)
+            self._upcoming[fire.name] = fire.next_run_ms // 1000 or None
+        for name, owed_tick in owed.items():
+            if owed_tick is not None:
+                self._upcoming[name] = owed_tick
+        now = now_ms // 1000
+        for name in list(self._replaying):
+            upcoming = self._upcoming.get(name)
+            if owed.get(name) is None and (upcoming is None or upcoming > now):
+                self._replaying.discard(name)  # caught up
+        result.next_due_ms = self._next_due_ms()
+        if error is not None:
+            raise error
         return result
 
-    def _due(self, schedule: CronSchedule, now: int) -> int | None:
-        """The tick to offer now (epoch s), or None when the next one has not come yet."""
+    def _fire_of(self, schedule: CronSchedule, due: int) -> Fire:
+        """The fire request of ``schedule``'s tick ``due`` (epoch s); raises when its job is invalid."""
+        following = schedule.cron.next_after(due)
+        spec = build_spec(
+            self.tasks.get(schedule.task),
+            schedule.data,
+            settings=self.settings,
+            job_id=schedule.job_id(due),
+            queue=schedule.queue,
+            attempts=schedule.attempts,
+            priority=schedule.priority,
+            origin=f"cron:{schedule.name}",
+        )
+        return Fire(schedule.name, spec, due * 1000, (following or 0) * 1000)
+
+    def _due(self, schedule: CronSchedule, now_ms: int) -> list[int]:
+        """The ticks to offer now (epoch s, oldest first); empty when the next one has not come yet."""
+        now = now_ms // 1000
+        cron = schedule.cron
         if schedule.name not in self._upcoming:  # first look: the most recent tick may be a missed one
-            self._upcoming[schedule.name] = schedule.cron.last_at_or_before(now) or schedule.cron.next_after(now)
+            self._upcoming[schedule.name] = cron.last_at_or_before(now) or cron.next_after(now)
         due = self._upcoming[schedule.name]
         if due is None or due > now:
-            return None
-        following = schedule.cron.next_after(due)
+            return []
+        if schedule.name in self._replaying:
+            # Owed ticks older than the catch-up window are missed whatever happens: offer the
+            # latest of them only (the script records it as missed), then every tick after it.
+            too_old = cron.last_at_or_before((now_ms - self.catchup_ms) // 1000 - 1)
+            if too_old is not None and too_old > due:
+                due = too_old
+            ticks: list[int] = []
+            while due is not None and due <= now and len(ticks) < REPLAY_BATCH:
+                ticks.append(due)
+                due = cron.next_after(due)
+            return ticks
+        following = cron.next_after(due)
         if following is not None and following <= now:  # behind by several ticks: only the latest counts
-            due = schedule.cron.last_at_or_before(now)
-        return due
+            due = cron.last_at_or_before(now)
+        return [due] if due is not None else []
+
+    def _refuse(self, schedule: CronSchedule, tick: int, exc: Exception) -> None:
+        """Log that ``schedule``'s job cannot be built: at most once per ERROR_LOG_INTERVAL per schedule."""
+        now = self._clock()
+        last = self._refused_logged.get(schedule.name)
+        if last is not None and now - last < ERROR_LOG_INTERVAL:
+            return
+        self._refused_logged[schedule.name] = now
+        logger.error(
+            "cron %s: tick %s skipped, its job cannot be built: %s (the other schedules go on; "
+            "logged at most every %.0f s)",
+            schedule.name,
+            schedule.job_id(tick),
+            exc,
+            ERROR_LOG_INTERVAL,
+        )
 
     def _next_due_ms(self) -> int | None:
         upcoming = [tick for tick in self._upcoming.values() if tick is not None]
@@ -252,7 +337,7 @@ class CronBeat:
             try:
                 wait_ms = self.step()
                 self._throttle.succeeded()
-            except REDIS_ERRORS as exc:
+            except redis.RedisError as exc:  # unreachable, or refusing writes (READONLY, OOM): retry
                 wait_ms = int(self._throttle.failed("cron beat talking to Redis", exc) * 1000)
             except Exception:
                 logger.exception("cron beat: unexpected error; continuing")

@@ -1,8 +1,10 @@
 """Cron schedules as the code defines them: ``@task(cron=...)`` and ``TEMPOTASK["CRONS"]``.
 
 ``collect_schedules()`` builds every schedule (raising ConfigurationError on the first mistake);
-``schedule_problems()`` lists every mistake for ``manage.py check`` (ids tempotask.E007-E009)
-without touching Redis. The beat (beat.py) turns these definitions into jobs.
+``schedule_problems()`` lists every mistake for ``manage.py check`` (ids tempotask.E007-E010)
+without touching Redis. Data larger than MAX_PAYLOAD_BYTES (E010) is reported but not refused
+here: the beat skips that schedule's ticks alone, so one schedule never stops the others. The beat
+(beat.py) turns these definitions into jobs.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 from django.conf import settings as django_settings
 
 from tempotask_django import serialization, validation
-from tempotask_django.conf import raw_settings
+from tempotask_django.conf import DEFAULTS, raw_settings
 from tempotask_django.cron.describe import describe
 from tempotask_django.cron.expression import CronExpression
 from tempotask_django.decorators import Task
@@ -30,6 +32,11 @@ SCHEDULE_NAME = re.compile(r"^[A-Za-z0-9_.@+=\-]{1,150}$")
 CRONS_HINT = (
     'TEMPOTASK["CRONS"] = {"nightly-report": {"task": "build_report", "cron": "0 3 * * *", '
     '"data": {...}, "queue": "reports", "timezone": "Europe/Paris", "attempts": 3, "priority": 0}}'
+)
+
+OVERSIZE_HINT = (
+    "Keep a schedule's data small: store large data elsewhere (a file, a table) and pass a reference, "
+    "or raise MAX_PAYLOAD_BYTES."
 )
 
 
@@ -177,7 +184,27 @@ def _build(tasks: TaskRegistry, raw: Any) -> tuple[list[CronSchedule], list[Prob
 
 def schedule_problems(tasks: TaskRegistry = registry, raw: Any = None) -> list[Problem]:
     """Every mistake in the cron schedules, as (check id, message, hint); never touches Redis."""
-    return _build(tasks, raw_settings() if raw is None else raw)[1]
+    raw = raw_settings() if raw is None else raw
+    schedules, problems = _build(tasks, raw)
+    return problems + oversize_data(schedules, _max_payload_bytes(raw))
+
+
+def oversize_data(schedules: list[CronSchedule], max_bytes: int) -> list[Problem]:
+    """The schedules whose data is more than ``max_bytes`` of JSON (tempotask.E010): no tick of
+    theirs can be enqueued."""
+    problems = []
+    for schedule in schedules:
+        try:
+            serialization.encode(schedule.data, max_bytes=max_bytes, what=f"cron schedule {schedule.name!r}: data")
+        except ValueError as exc:
+            problems.append(Problem("tempotask.E010", f"{exc}; the beat skips its ticks.", OVERSIZE_HINT))
+    return problems
+
+
+def _max_payload_bytes(raw: Any) -> int:
+    value = raw.get("MAX_PAYLOAD_BYTES") if isinstance(raw, dict) else None
+    # A wrong value is the settings check's to report (E003); measure against the default meanwhile.
+    return value if isinstance(value, int) and not isinstance(value, bool) else int(DEFAULTS["MAX_PAYLOAD_BYTES"])
 
 
 def collect_schedules(tasks: TaskRegistry = registry, raw: Any = None) -> list[CronSchedule]:

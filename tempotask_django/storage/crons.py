@@ -130,6 +130,11 @@ class FireOutcome:
     now_ms: int
 
 
+def _outcome(reply: Sequence[Any]) -> FireOutcome:
+    outcome, status, now = reply
+    return FireOutcome(outcome, status or "", int(now))
+
+
 class CronStore:
     """The cron side of a RedisStore: runs its scripts through ``store.scripts``."""
 
@@ -173,8 +178,13 @@ class CronStore:
         """Delete a schedule's hash in ``queue`` (after it moved to another queue)."""
         self.client.delete(self.store.keys(queue).cron(name))
 
-    def fire(self, fires: Sequence[Fire], *, catchup_ms: int, now_ms: int = 0) -> list[FireOutcome]:
-        """Fire ticks (or runs now) in one round trip; each is decided atomically by cron_fire.lua."""
+    def fire(self, fires: Sequence[Fire], *, catchup_ms: int, now_ms: int = 0) -> list[FireOutcome | Exception]:
+        """Fire ticks (or runs now) in one round trip; each is decided atomically by cron_fire.lua.
+
+        A call Redis refused (READONLY, OOM) has its error in its place: nothing of it was written
+        (the script's first write is the refused one). A connection error raises: whether the
+        server ran the calls is unknown, and offering them again is safe (a decided tick answers
+        "done")."""
         if not fires:
             return []
         for queue in {fire.spec.queue for fire in fires}:
@@ -194,8 +204,8 @@ class CronStore:
                 *spec.job_args(),
             ]
             calls.append(("cron_fire", spec.queue, args))
-        replies = self.store.scripts.pipeline(calls)
-        return [FireOutcome(outcome, status or "", int(now)) for outcome, status, now in replies]
+        replies = self.store.scripts.pipeline(calls, raise_errors=False)
+        return [reply if isinstance(reply, Exception) else _outcome(reply) for reply in replies]
 
     def queue_of(self, name: str) -> str | None:
         queue = self.client.hget(self.index, name)

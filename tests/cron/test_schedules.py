@@ -93,3 +93,26 @@ def test_task_names_that_are_not_job_id_safe_get_a_stable_id_part():
         assert schedule.job_id(10) == "cron:h-a49485c0d93cae9b:10"  # sha1 of the name, first 16 hex digits
     finally:
         registry.unregister(name)
+
+
+def test_schedule_data_larger_than_max_payload_bytes_is_reported_by_check():
+    crons = {"big": {**REPORT, "data": {"blob": "x" * 200}}, "small": {**REPORT, "data": {"n": 1}}}
+    with override_settings(TEMPOTASK={**TEMPOTASK, "CRONS": crons, "MAX_PAYLOAD_BYTES": 100}):
+        errors = [e for e in run_checks() if e.id.startswith("tempotask.")]
+        assert [(e.id, "'big'" in e.msg, "MAX_PAYLOAD_BYTES" in e.msg) for e in errors] == [
+            ("tempotask.E010", True, True)
+        ]
+        assert "reference" in errors[0].hint
+        # The beat still runs the others: the oversize schedule is refused tick by tick, not at start.
+        assert [s.name for s in collect_schedules() if s.name in crons] == ["big", "small"]
+
+
+def test_a_task_schedule_with_oversize_data_is_reported_by_check():
+    task(name="fat_cron", cron="0 1 * * *", data={"blob": "x" * 200})(lambda job, ctx: None)
+    try:
+        with override_settings(TEMPOTASK={**TEMPOTASK, "MAX_PAYLOAD_BYTES": 100}):
+            assert [(e.id, "'fat_cron'" in e.msg) for e in run_checks() if e.id.startswith("tempotask.")] == [
+                ("tempotask.E010", True)
+            ]
+    finally:
+        registry.unregister("fat_cron")

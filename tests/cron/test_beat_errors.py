@@ -1,0 +1,133 @@
+"""The beat when Redis does not answer a fire call, and when one schedule cannot be built.
+
+A tick is the beat's to offer until Redis has answered for it (fired, already decided, missed,
+paused): a connection error, READONLY during a failover or OOM leaves it owed, and the next step
+offers it again. One schedule whose job cannot be built never stops the others.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import redis
+from redis.exceptions import NoScriptError, OutOfMemoryError, ReadOnlyError
+
+from tempotask_django import list_crons
+from tempotask_django.cron import CronBeat
+from tests.cron.support import MS, T0, cron_jobs, only_schedules
+
+pytestmark = pytest.mark.redis
+
+EVERY_5 = {"task": "record", "cron": "*/5 * * * *", "data": {"n": 1}}
+EVERY_SECOND = {"task": "record", "cron": "* * * * * *"}
+
+REFUSALS = [
+    pytest.param(lambda: redis.ConnectionError("Connection closed by server."), id="connection-error"),
+    pytest.param(lambda: ReadOnlyError("You can't write against a read only replica."), id="readonly"),
+    pytest.param(lambda: OutOfMemoryError("command not allowed when used memory > 'maxmemory'."), id="oom"),
+]
+
+
+def beat(**crons) -> CronBeat:
+    """A beat for these schedules, registered at T0."""
+    cron_beat = CronBeat(only_schedules(**crons))
+    cron_beat.sync(now_ms=T0 * MS)
+    return cron_beat
+
+
+class FireCalls:
+    """Stands in for the fire pipeline of one beat: refuses the next ``refusals`` calls as Redis would
+    (a connection error raises; READONLY or OOM answers each script with its error), optionally after
+    the server ran them (the reply lost on the way back)."""
+
+    def __init__(self, cron_beat: CronBeat, monkeypatch, error, refusals: int = 1, ran: bool = False) -> None:
+        self.direct = cron_beat.store.scripts.direct
+        self.real = self.direct.pipeline
+        self.error, self.refusals, self.ran = error, refusals, ran
+        monkeypatch.setattr(self.direct, "pipeline", self)
+
+    def __call__(self, commands):
+        if self.refusals <= 0:
+            return self.real(commands)
+        if self.ran:
+            replies = self.real(commands)
+            if any(isinstance(reply, NoScriptError) for reply in replies):
+                return replies  # not run yet: the runner loads the script and sends it again
+        self.refusals -= 1
+        error = self.error()
+        if isinstance(error, redis.ConnectionError):
+            raise error
+        return [error for _ in commands]
+
+
+@pytest.mark.parametrize("error", REFUSALS)
+def test_a_tick_whose_fire_call_fails_is_offered_again_and_fires_once(redis_client, monkeypatch, error):
+    cron_beat = beat(every5=EVERY_5)
+    FireCalls(cron_beat, monkeypatch, error)
+    with pytest.raises(redis.RedisError):
+        cron_beat.step((T0 + 300) * MS + 10)
+    assert cron_jobs() == []
+    assert cron_beat.step((T0 + 300) * MS + 900) >= 0  # Redis answers again: the same tick is offered
+    assert cron_jobs() == [f"cron:every5:{T0 + 300}"]
+    assert cron_beat.tick((T0 + 301) * MS).outcomes == {}  # answered: not offered a third time
+    assert [c.runs for c in list_crons()] == [1]
+
+
+def test_a_retry_after_a_lost_reply_is_answered_already_fired(redis_client, monkeypatch):
+    cron_beat = beat(every5=EVERY_5)
+    FireCalls(cron_beat, monkeypatch, lambda: redis.ConnectionError("Connection reset by peer"), ran=True)
+    with pytest.raises(redis.ConnectionError):
+        cron_beat.tick((T0 + 300) * MS + 10)  # the script ran and enqueued the job; the reply was lost
+    assert cron_jobs() == [f"cron:every5:{T0 + 300}"]
+    retry = cron_beat.tick((T0 + 300) * MS + 500)
+    assert retry.outcomes["every5"].outcome == "done"  # the last-tick check: no second job, no second run
+    assert cron_jobs() == [f"cron:every5:{T0 + 300}"] and [c.runs for c in list_crons()] == [1]
+
+
+def test_ticks_that_came_while_redis_refused_fire_in_order_once_it_answers(redis_client, monkeypatch):
+    cron_beat = beat(second=EVERY_SECOND)
+    FireCalls(cron_beat, monkeypatch, lambda: OutOfMemoryError("command not allowed"), refusals=3)
+    for offset in (1, 2, 3):  # three ticks refused, each offered once more at every step
+        with pytest.raises(redis.RedisError):
+            cron_beat.tick((T0 + offset) * MS + 5)
+    result = cron_beat.tick((T0 + 4) * MS + 5)
+    assert result.fired == ["second"]
+    assert cron_jobs() == [f"cron:second:{T0 + offset}" for offset in (1, 2, 3, 4)]
+    assert cron_beat.tick((T0 + 4) * MS + 600).outcomes == {}
+
+
+def test_a_refused_tick_older_than_the_catchup_window_is_missed_not_fired(redis_client, monkeypatch, settings):
+    settings.TEMPOTASK = {**settings.TEMPOTASK, "CRON_CATCHUP_WINDOW": 400}
+    cron_beat = beat(every5=EVERY_5)
+    FireCalls(cron_beat, monkeypatch, lambda: ReadOnlyError("You can't write against a read only replica."))
+    with pytest.raises(redis.RedisError):
+        cron_beat.tick((T0 + 300) * MS)
+    cron_beat.tick((T0 + 750) * MS)  # back 450 s after 10:05: 10:05 is missed, 10:10 fires
+    assert cron_jobs() == [f"cron:every5:{T0 + 600}"]
+    [info] = list_crons()
+    assert info.runs == 1
+
+
+def test_a_beat_that_was_not_running_still_fires_only_the_latest_tick(redis_client):
+    cron_beat = beat(every5=EVERY_5)
+    cron_beat.tick((T0 + 300) * MS)
+    assert cron_beat.tick((T0 + 1300) * MS).fired == ["every5"]  # no error: it slept through, as after downtime
+    assert cron_jobs() == [f"cron:every5:{T0 + 300}", f"cron:every5:{T0 + 1200}"]
+
+
+def test_a_schedule_that_cannot_be_built_stops_no_other(redis_client, settings, caplog):
+    settings.TEMPOTASK = {**settings.TEMPOTASK, "MAX_PAYLOAD_BYTES": 64}
+    cron_beat = beat(
+        a_small={"task": "record", "cron": "* * * * * *"},
+        b_huge={"task": "record", "cron": "* * * * * *", "data": {"blob": "x" * 200}},
+        c_small={"task": "record", "cron": "* * * * * *"},
+    )
+    with caplog.at_level(logging.ERROR, logger="tempotask"):
+        for offset in (1, 2, 3):
+            assert cron_beat.tick((T0 + offset) * MS).fired == ["a_small", "c_small"]
+    small = ("a_small", "c_small")
+    assert cron_jobs() == sorted(f"cron:{name}:{T0 + offset}" for name in small for offset in (1, 2, 3))
+    refused = [r.getMessage() for r in caplog.records if "b_huge" in r.getMessage()]
+    assert len(refused) == 1 and "MAX_PAYLOAD_BYTES" in refused[0]  # logged once, not at every tick
+    assert cron_beat.tick((T0 + 3) * MS + 500).sleep_ms() == 500  # it does not keep the beat awake
