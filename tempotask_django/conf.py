@@ -120,7 +120,7 @@ SETTINGS: tuple[Setting, ...] = (
         "redis",
         Rule(lambda v: v in MODES, f"one of {MODES}"),
         '`"immediate"`: enqueue runs the job at once in the caller, on an in-memory Redis (tests; needs '
-        "`tempotask-django[testing]`); see docs/testing.md",
+        "`tempotask-django[testing]`); see [docs/testing.md](docs/testing.md)",
     ),
     Setting(
         "REDIS_URL",
