@@ -49,6 +49,7 @@ class InProcessRunner:
         self.worker = Worker(self.queues, concurrency=1, store=self.store, settings=self.settings, name=name)
         self.worker.runner.closes_connections = False  # the caller's connections, maybe inside its transaction
         self._claimed_from: set[str] = set()
+        self._grouped: set[str] = set()
 
     def run(self, max_jobs: int | None = None) -> list[Job]:
         """Run attempts until no queue has a due job (or ``max_jobs`` attempts ran); returns one Job
@@ -75,8 +76,9 @@ class InProcessRunner:
     def run_one(self, queue: str) -> Job | None:
         """Claim one due job of ``queue``, run it here and record how it ended. Returns the job as
         stored after that attempt (status, result, errors, logs), or None when nothing was due."""
-        if self.settings.immediate:
+        if self.settings.immediate and queue not in self._grouped:
             self._create_group(queue)
+            self._grouped.add(queue)
         claimed = self.store.claim(queue, self.worker.name, 1)
         self._claimed_from.add(queue)
         if not claimed.jobs:
