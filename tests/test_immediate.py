@@ -21,7 +21,7 @@ from tempotask_django.exceptions import ConfigurationError
 from tempotask_django.storage import memory
 from tempotask_django.storage.connection import get_default_store
 from tempotask_django.testing import immediate_mode
-from tests.testapp import tasks, testing_tasks
+from tests.testapp import dtasks, tasks, testing_tasks
 
 NO_REDIS = "redis://127.0.0.1:1/0"  # nothing answers on port 1
 
@@ -165,3 +165,10 @@ def test_without_the_testing_extra_the_error_names_it(monkeypatch, missing):
         monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "lupa" else real(name, *a))
     with pytest.raises(ConfigurationError, match=r'pip install "tempotask-django\[testing\]"'):
         tasks.echoes.enqueue({"text": "never runs"})
+
+
+@pytest.mark.djtasks
+def test_a_django_task_runs_at_once_and_its_result_is_ready():
+    result = dtasks.calculate_meaning_of_life.enqueue()
+    result.refresh()
+    assert (result.status.name, result.return_value, result.attempts) == ("SUCCESSFUL", 42, 1)
