@@ -12,12 +12,13 @@ class TempotaskConfig(AppConfig):
         from django.core.signals import setting_changed
         from django.utils.module_loading import autodiscover_modules
 
-        from tempotask_django import checks, conf, signals  # checks: imported to register them
+        from tempotask_django import checks, conf, immediate, producer, signals  # checks: imported to register them
         from tempotask_django.djtasks import handlers  # registers the tasks that run Django tasks
         from tempotask_django.storage import connection
 
         setting_changed.connect(conf.reset_on_setting_changed, dispatch_uid="tempotask_settings_reset")
         setting_changed.connect(connection.reset_on_setting_changed, dispatch_uid="tempotask_store_reset")
+        producer.jobs_added.connect(immediate.run_added_jobs, dispatch_uid="tempotask_immediate_mode")
         for task in (handlers.SYNC_TASK, handlers.ASYNC_TASK):  # only jobs of Django tasks pay for these
             signals.job_completed.connect(handlers.on_job_completed, sender=task, dispatch_uid=f"{task.name}_completed")
             signals.job_failed.connect(handlers.on_job_failed, sender=task, dispatch_uid=f"{task.name}_failed")

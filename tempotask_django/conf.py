@@ -112,7 +112,16 @@ HISTORY_RULE = Rule(lambda v: is_int(v) and v >= 1, "an integer >= 1")
 # Keys a queue of QUEUES may override, with their rules.
 QUEUE_OVERRIDES = {"CONCURRENCY": CONCURRENCY_RULE, "MAX_JOBS_PER_STATUS": HISTORY_RULE}
 
+MODES = ("redis", "immediate")
+
 SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "MODE",
+        "redis",
+        Rule(lambda v: v in MODES, f"one of {MODES}"),
+        '`"immediate"`: enqueue runs the job at once in the caller, on an in-memory Redis (tests; needs '
+        "`tempotask-django[testing]`); see [docs/testing.md](docs/testing.md)",
+    ),
     Setting(
         "REDIS_URL",
         "redis://localhost:6379/0",
@@ -265,6 +274,7 @@ class Settings:
     """Validated, typed view of TEMPOTASK merged over the defaults: one attribute per key of
     SETTINGS (its name in lower case), but CRONS."""
 
+    mode: str
     redis_url: str
     optimise: bool
     key_prefix: str
@@ -294,6 +304,11 @@ class Settings:
     def cron_beat_ttl(self) -> float:
         """Seconds a beat stays listed after its last heartbeat: three heartbeats."""
         return 3 * self.cron_beat_heartbeat
+
+    @property
+    def immediate(self) -> bool:
+        """MODE is "immediate": jobs run in the process that enqueues them, on an in-memory Redis."""
+        return self.mode == "immediate"
 
     @property
     def safe_redis_url(self) -> str:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from django.db import DEFAULT_DB_ALIAS, transaction
+from django.dispatch import Signal
 
 from tempotask_django import serialization, signals, validation
 from tempotask_django.conf import Settings, get_settings
@@ -24,6 +25,10 @@ if TYPE_CHECKING:
     from tempotask_django.decorators import Task
 
 logger = logging.getLogger("tempotask")
+
+# Internal: sent in immediate mode (MODE) after jobs were added and announced, with ``specs`` and
+# ``results`` (submit's); tempotask_django/immediate.py runs them (connected in AppConfig.ready).
+jobs_added = Signal()
 
 
 def build_spec(
@@ -117,6 +122,8 @@ def submit(specs: Sequence[JobSpec]) -> list[tuple[bool, str]]:
             announce(spec, status)
         elif debug:
             logger.debug("job %s (%s) is already %s; not added again", spec.id, spec.name, status)
+    if store.settings.immediate:
+        jobs_added.send(sender=None, specs=specs, results=results)
     return results
 
 

@@ -17,6 +17,7 @@ from django.conf import settings
 from tempotask_django.conf import mask_url
 from tempotask_django.embedded import redis_reachable
 from tempotask_django.storage.connection import get_default_store, reset_default_store
+from tempotask_django.testing import immediate_mode
 from tests.testapp.context import Ledger
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,6 +52,18 @@ def redis_client(redis_server: redis.Redis):
     yield redis_server
     reset_default_store()
     redis_server.flushdb()
+
+
+@pytest.fixture(params=["redis", "immediate"])
+def both_modes(request, redis_client):
+    """Runs the test in Redis mode, then in immediate mode (TEMPOTASK["MODE"]): there the jobs live
+    in the in-memory Redis and run when enqueued (the ledger stays on the test database). Ask for
+    it before ``store``, so the store is the mode's."""
+    if request.param == "redis":
+        yield request.param
+        return
+    with immediate_mode():
+        yield request.param
 
 
 @pytest.fixture

@@ -70,7 +70,7 @@ def test_bad_options_raise_at_enqueue_and_add_nothing(store, options, error, mes
     assert store.client.dbsize() == 0
 
 
-def test_bad_data_raises_at_enqueue(store, settings):
+def test_bad_data_raises_at_enqueue(both_modes, store, settings):
     with pytest.raises(TypeError, match="not JSON-serializable"):
         tasks.add.enqueue({"a": object()})
     settings.TEMPOTASK = {**settings.TEMPOTASK, "MAX_PAYLOAD_BYTES": 100}
@@ -83,7 +83,7 @@ def get_job_count(store) -> int:
     return job_total(store.inspect.queue_stats("default"))
 
 
-def test_unknown_task_name_raises_at_enqueue(store):
+def test_unknown_task_name_raises_at_enqueue(both_modes, store):
     with pytest.raises(TaskNotRegistered):
         add_job("no_such_task", {})
 
@@ -98,15 +98,16 @@ def test_add_jobs_validates_all_before_adding_any(store):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_inside_a_transaction_the_job_is_added_on_commit(store):
+def test_inside_a_transaction_the_job_is_added_on_commit(both_modes, store):
     with transaction.atomic():
         job_id = tasks.add.enqueue({"a": 1, "b": 2})
         assert get_job(job_id) is None
-    assert get_job(job_id).status == JobStatus.WAITING
+    ran = both_modes == "immediate"  # immediate mode: the job ran on commit
+    assert get_job(job_id).status == (JobStatus.COMPLETED if ran else JobStatus.WAITING)
 
 
 @pytest.mark.django_db(transaction=True)
-def test_rolled_back_transaction_adds_nothing(store):
+def test_rolled_back_transaction_adds_nothing(both_modes, store):
     with pytest.raises(RuntimeError), transaction.atomic():
         job_id = tasks.add.enqueue({"a": 1, "b": 2})
         raise RuntimeError("rollback")
@@ -114,14 +115,14 @@ def test_rolled_back_transaction_adds_nothing(store):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_on_commit_false_enqueues_at_once(store):
+def test_on_commit_false_enqueues_at_once(both_modes, store):
     with transaction.atomic():
         job_id = tasks.add.enqueue({"a": 1, "b": 2}, on_commit=False)
         assert get_job(job_id) is not None
 
 
 @pytest.mark.django_db(transaction=True)
-def test_enqueue_on_commit_setting_off(store, settings):
+def test_enqueue_on_commit_setting_off(both_modes, store, settings):
     settings.TEMPOTASK = {**settings.TEMPOTASK, "ENQUEUE_ON_COMMIT": False}
     with transaction.atomic():
         job_id = tasks.add.enqueue({"a": 1, "b": 2})

@@ -8,6 +8,7 @@ from typing import Any
 import redis
 
 from tempotask_django.conf import Settings, get_settings
+from tempotask_django.storage.memory import memory_client
 from tempotask_django.storage.store import RedisStore
 
 _lock = threading.Lock()
@@ -18,8 +19,11 @@ def make_client(settings: Settings, **overrides) -> redis.Redis:
     """A client for the queue's database (N+1 when OPTIMISE is on). Responses are decoded to str.
 
     Bytes that are not UTF-8 (written by another program) decode to U+FFFD instead of raising:
-    a damaged record must not make every read of the queue fail.
+    a damaged record must not make every read of the queue fail. In immediate mode (MODE), a
+    client of the process's in-memory Redis (storage/memory.py).
     """
+    if settings.immediate:
+        return memory_client()
     options = {
         "decode_responses": True,
         "encoding_errors": "replace",

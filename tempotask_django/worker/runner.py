@@ -48,7 +48,14 @@ class BadJob(Exception):
 
 
 class JobRunner:
-    """Prepares and runs jobs for one worker process."""
+    """Prepares and runs jobs for one worker process.
+
+    ``closes_connections``: close the thread's failed or old database connections around each sync
+    job, as Django does around a request. Off when jobs run in their caller's thread (worker/inprocess.py):
+    the caller owns its connections, and closing one inside its transaction (a test's) would break it.
+    """
+
+    closes_connections = True
 
     def __init__(
         self,
@@ -97,14 +104,16 @@ class JobRunner:
         except BadJob as exc:
             return self.failed_to_prepare(fields, exc)
         self._started(job, task)
-        _close_old_connections_before_job()
+        if self.closes_connections:
+            _close_old_connections_before_job()
         start = time.monotonic()
         try:
             result = task.func(job, self.context_for(job))
         except BaseException as exc:  # a handler must never take its worker down (SystemExit too)
             return self._failed(job, task, exc, time.monotonic() - start)
         finally:
-            _close_old_connections_after_job()
+            if self.closes_connections:
+                _close_old_connections_after_job()
         return Outcome(job, True, time.monotonic() - start, result=result, task=task)
 
     async def run_async(self, fields: dict[str, str]) -> Outcome:

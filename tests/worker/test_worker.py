@@ -19,7 +19,7 @@ from tests.testapp import tasks
 pytestmark = pytest.mark.redis
 
 
-def test_runs_a_job_and_stores_its_result(store, ledger):
+def test_runs_a_job_and_stores_its_result(both_modes, store, ledger):
     job_id = tasks.add.enqueue({"a": 2, "b": 3})
     drain()
     job = get_job(job_id)
@@ -30,7 +30,7 @@ def test_runs_a_job_and_stores_its_result(store, ledger):
     assert [e["job"] for e in ledger.entries("ran")] == [job_id]
 
 
-def test_failing_job_retries_then_lands_in_failed_with_every_traceback(store, ledger):
+def test_failing_job_retries_then_lands_in_failed_with_every_traceback(both_modes, store, ledger):
     job_id = tasks.always_fails.enqueue({})
     drain()
     job = get_job(job_id)
@@ -42,7 +42,7 @@ def test_failing_job_retries_then_lands_in_failed_with_every_traceback(store, le
     assert len(ledger.entries("ran")) == 2
 
 
-def test_flaky_job_succeeds_on_a_later_attempt(store):
+def test_flaky_job_succeeds_on_a_later_attempt(both_modes, store):
     job_id = tasks.flaky.enqueue({"succeed_on": 3})
     drain()
     job = get_job(job_id)
@@ -85,7 +85,7 @@ def test_the_worker_caps_exponential_delays_at_max_retry_delay(store, settings):
     assert 0.89 <= delays[0] <= 1.11 and delays[1:] == [1.5, 1.5], delays
 
 
-def test_logs_child_jobs_and_parent_id(store, ledger):
+def test_logs_child_jobs_and_parent_id(both_modes, store, ledger):
     parent_id = tasks.parent.enqueue({"children": 3})
     drain()
     parent = get_job(parent_id)
@@ -97,13 +97,13 @@ def test_logs_child_jobs_and_parent_id(store, ledger):
     assert {child.status for child in children} == {JobStatus.COMPLETED}
 
 
-def test_app_context_is_injected(store):
+def test_app_context_is_injected(both_modes, store):
     job_id = tasks.uses_context.enqueue()
     drain()
     assert get_job(job_id).result == {"greeting": "hello", "item": "hello", "has_ledger": True}
 
 
-def test_async_handlers_run_on_the_event_loop(store, ledger):
+def test_async_handlers_run_on_the_event_loop(both_modes, store, ledger):
     ids = [tasks.async_add.enqueue({"a": n, "b": 1}) for n in range(5)]
     drain(concurrency=5)
     assert [get_job(job_id).result for job_id in ids] == [1, 2, 3, 4, 5]
@@ -159,7 +159,7 @@ def test_a_freed_slot_takes_the_best_waiting_job_not_one_claimed_earlier(store, 
     assert [entry["job"] for entry in ledger.entries("start")] == [low[0], high, low[1], low[2]]
 
 
-def test_signals_fire_for_each_transition(store):
+def test_signals_fire_for_each_transition(both_modes, store):
     seen = []
 
     def receiver(signal, **kwargs):
@@ -179,7 +179,7 @@ def test_signals_fire_for_each_transition(store):
     assert counts == {"started": 3, "completed": 1, "failed": 2}
 
 
-def test_a_receiver_can_listen_to_one_task(store):
+def test_a_receiver_can_listen_to_one_task(both_modes, store):
     heard = []
     lifecycle = {
         signals.job_enqueued: "enqueued",
@@ -204,7 +204,7 @@ def test_a_receiver_can_listen_to_one_task(store):
     assert heard == [("enqueued", tasks.add, "add"), ("started", tasks.add, "add"), ("completed", tasks.add, "add")]
 
 
-def test_a_failing_signal_receiver_is_logged_and_ignored(store, caplog):
+def test_a_failing_signal_receiver_is_logged_and_ignored(both_modes, store, caplog):
     def broken(**kwargs):
         raise RuntimeError("receiver bug")
 
