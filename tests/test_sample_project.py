@@ -76,10 +76,10 @@ def test_the_sample_projects_tasks_run_retry_spawn_wait_and_use_the_context(samp
         )
 
     def job(job_id: str, queue: str) -> dict:
-        key = f"{PREFIX}:{{{queue}}}:job:{job_id}"
-        fields = redis_client.hgetall(key)
-        fields["logs"] = [json.loads(line)["message"] for line in redis_client.lrange(f"{key}:logs", 0, -1)]
-        fields["errors"] = [json.loads(line) for line in redis_client.lrange(f"{key}:errors", 0, -1)]
+        base = f"{PREFIX}:{{{queue}}}"
+        fields = redis_client.hgetall(f"{base}:job:{job_id}")
+        fields["logs"] = [json.loads(line)["message"] for line in redis_client.lrange(f"{base}:logs:{job_id}", 0, -1)]
+        fields["errors"] = [json.loads(line) for line in redis_client.lrange(f"{base}:errors:{job_id}", 0, -1)]
         return fields
 
     where = {

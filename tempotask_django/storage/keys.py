@@ -3,8 +3,14 @@
 Per queue ``Q`` (all under the hash tag ``{Q}`` so one queue's scripts run on Redis Cluster)::
 
     P:{Q}:job:<id>          HASH    the job record (see job.py for fields)
-    P:{Q}:job:<id>:logs     LIST    JSON log lines {"t": ms, "message": ...}
-    P:{Q}:job:<id>:errors   LIST    JSON error per failed attempt {"attempt", "type", "message", "traceback", "t"}
+    P:{Q}:logs:<id>         LIST    JSON log lines {"t": ms, "message": ...}
+    P:{Q}:errors:<id>       LIST    JSON error per failed attempt {"attempt", "type", "message", "traceback", "t"}
+    P:{Q}:children:<id>     SET     ids of the child jobs of job <id> that are in queue Q (the
+                                    parent may live in another queue); a child leaves it when deleted
+    P:{Q}:cron:<name>       HASH    one cron schedule whose jobs go to Q: its definition (task,
+                                    expression, timezone, data...) and state (since, last_tick,
+                                    last_run, next_run, last_job_id, paused...); see storage/crons.py
+    P:{Q}:stats:<minute>    HASH    completed/failed counts for one minute (expire after 2 h)
     P:{Q}:waiting           ZSET    id -> priority-then-FIFO score (lowest runs first)
     P:{Q}:delayed           ZSET    id -> due time, ms (server clock)
     P:{Q}:processing        ZSET    id -> start time, ms
@@ -15,14 +21,8 @@ Per queue ``Q`` (all under the hash tag ``{Q}`` so one queue's scripts run on Re
     P:{Q}:wake              STREAM  doorbell: an entry per enqueue wakes blocked workers (capped)
     P:{Q}:seq               STRING  counter giving FIFO order within one priority
     P:{Q}:paused            STRING  present while the queue is paused
-    P:{Q}:children:<id>     SET     ids of the child jobs of job <id> that are in queue Q (the
-                                    parent may live in another queue); a child leaves it when deleted
-    P:{Q}:stats:<minute>    HASH    completed/failed counts for one minute (expire after 2 h)
     P:{Q}:metrics           HASH    counters since the queue's first job, per task: completed,
                                     failed, retried, durations by bucket (see lua/lib.lua count_job)
-    P:{Q}:cron:<name>       HASH    one cron schedule whose jobs go to Q: its definition (task,
-                                    expression, timezone, data...) and state (since, last_tick,
-                                    last_run, next_run, last_job_id, paused...); see storage/crons.py
 
 Global::
 
@@ -33,6 +33,17 @@ Global::
     P:beats                 ZSET    cron beat id -> last heartbeat, ms
     P:beat:<id>             HASH    cron beat info (host, pid, started, last tick, schedules), expires
                                     with its heartbeat
+
+Why no two keys can collide, whatever the ids: job ids, schedule names and worker ids may contain
+``:`` (and anything else their own patterns allow), so a user-chosen part is only ever the LAST
+segment of a key, after a fixed kind (``job:``, ``logs:``, ``errors:``, ``children:``, ``cron:``,
+``stats:``, ``worker:``, ``beat:``). A key is then read back unambiguously from the left: ``P:``, then
+either ``{`` and a queue name up to the first ``}`` (queue names cannot hold ``{``, ``}`` or ``:``,
+see validation.NAME_PATTERN) or a global word; then the kind, which ends at its ``:`` (no kind is a
+prefix of another kind followed by ``:``, and the fixed names ``waiting``... hold no ``:``); the rest
+is the id. Two different (queue, kind, id) triples therefore give two different keys. A layout with
+a suffix after the id (the old ``P:{Q}:job:<id>:errors``) breaks this: job ``a``'s errors were the
+record of job ``a:errors``.
 """
 
 from __future__ import annotations
@@ -55,17 +66,27 @@ class QueueKeys:
 
     @property
     def job_prefix(self) -> str:
-        """``job_prefix + id`` is the job hash; scripts build job keys from it."""
+        """``job_prefix + id`` is the job hash."""
         return f"{self.base}:job:"
+
+    @property
+    def logs_prefix(self) -> str:
+        """``logs_prefix + id`` is the job's log lines."""
+        return f"{self.base}:logs:"
+
+    @property
+    def errors_prefix(self) -> str:
+        """``errors_prefix + id`` is the job's errors."""
+        return f"{self.base}:errors:"
 
     def job(self, job_id: str) -> str:
         return f"{self.job_prefix}{job_id}"
 
     def logs(self, job_id: str) -> str:
-        return f"{self.job_prefix}{job_id}:logs"
+        return f"{self.logs_prefix}{job_id}"
 
     def errors(self, job_id: str) -> str:
-        return f"{self.job_prefix}{job_id}:errors"
+        return f"{self.errors_prefix}{job_id}"
 
     def status(self, status: str) -> str:
         """The set of the queue's jobs in ``status`` (a JobStatus)."""

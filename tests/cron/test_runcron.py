@@ -215,7 +215,10 @@ def test_the_demo_beat_fires_the_sample_minutely_cron_and_its_workers_run_it(red
         job = redis_client.hgetall(job_key)
         assert (job["name"], json.loads(job["data"])) == ("minutely_cleanup", {"source": "cron"})
         assert set(json.loads(job["result"])) == {"cleaned"}
-        logs = [json.loads(line)["message"] for line in redis_client.lrange(f"{job_key}:logs", 0, -1)]
+        logs = [
+            json.loads(line)["message"]
+            for line in redis_client.lrange(f"tempotask-demo:{{crons}}:logs:{job_id}", 0, -1)
+        ]
         assert logs == ["cleaning up expired sessions"]
         next_run = int(redis_client.hget(cron_key, "next_run"))
         assert next_run > tick * 1000 and next_run % 60_000 == 0  # and then the next whole minute

@@ -20,10 +20,7 @@ QUEUE_KEY = re.compile(rf"^{PREFIX}:\{{(?P<queue>[^{{}}]+)\}}:(?P<rest>[^{{}}]+)
 
 def kind(rest: str) -> str:
     """What a queue key holds: "job", "logs", "children", "stats", "waiting"... (ids and minutes left out)."""
-    parts = rest.split(":")
-    if parts[0] == "job":
-        return "job" if len(parts) == 2 else parts[-1]
-    return parts[0]
+    return rest.split(":")[0]
 
 
 def test_every_key_of_a_queue_carries_its_hash_tag(store, ledger):

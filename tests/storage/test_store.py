@@ -183,7 +183,10 @@ def test_purge_history(store):
         complete(store, "w1", job)
     assert store.purge(Q, "completed", batch=3) == 7
     assert store.inspect.count_jobs(Q, "completed") == 0
-    assert not store.client.keys(f"{store.keys(Q).job_prefix}*")
+    keys = store.keys(Q)
+    assert not [
+        k for prefix in (keys.job_prefix, keys.logs_prefix, keys.errors_prefix) for k in store.client.keys(f"{prefix}*")
+    ]
 
 
 def test_foreign_stream_entries_become_failed_jobs(store):

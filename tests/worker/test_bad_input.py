@@ -167,6 +167,6 @@ def test_every_error_record_is_json(store):
         job_id = tasks.add.enqueue({"a": 1, "b": 2})
         store.client.hset(store.keys(Q).job(job_id), mapping=damage)
     drain()
-    for raw in store.client.scan_iter(f"{store.keys(Q).job_prefix}*:errors"):
+    for raw in store.client.scan_iter(f"{store.keys(Q).errors_prefix}*"):
         for line in store.client.lrange(raw, 0, -1):
             assert isinstance(json.loads(line), dict)

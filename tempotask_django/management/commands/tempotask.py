@@ -17,6 +17,8 @@ from tempotask_django.conf import get_settings
 from tempotask_django.ops import backend, crons, jobs, queues, stats
 from tempotask_django.ops.audit import Operator
 from tempotask_django.ops.health import SKIPPABLE, HealthOptions, check_health
+from tempotask_django.storage.connection import get_default_store
+from tempotask_django.storage.migration import migrate_keys
 
 Options = dict[str, Any]
 Action = Callable[[Operator, Options], str]
@@ -93,6 +95,12 @@ class Command(BaseCommand):
             action(name, text, cron_actions).add_argument("name", metavar="NAME")
         health = "Check Redis, workers, beat, backlog: exit 0 (OK) or 1 (FAIL: reason)."
         self._add_health(actions.add_parser("health", help=health, description=health))
+        migrate = (
+            "Once after upgrading: move job logs and errors from the old layout (P:{Q}:job:<id>:logs) to the "
+            "new one (P:{Q}:logs:<id>). Idempotent and safe while workers run; run it again once the last old "
+            "worker has stopped."
+        )
+        actions.add_parser("migrate-keys", help=migrate, description=migrate)
 
     @staticmethod
     def _add_enqueue(parser: argparse.ArgumentParser) -> None:
@@ -119,6 +127,9 @@ class Command(BaseCommand):
         if options["action"] == "health":
             self.health(options)
             return
+        if options["action"] == "migrate-keys":
+            self.migrate_keys()
+            return
         operator = Operator.named(options.get("user"))
         is_cron = options["action"] == "crons"
         run = CRON_ACTIONS[options["cron_action"]] if is_cron else ACTIONS[options["action"]]
@@ -127,6 +138,16 @@ class Command(BaseCommand):
         except backend.REDIS_ERRORS as exc:
             raise CommandError(f"Redis is unreachable at {get_settings().safe_redis_url}: {exc}") from None
         self.stdout.write(output)
+
+    def migrate_keys(self) -> None:
+        store = get_default_store()
+        try:
+            result = migrate_keys(store.client, store.prefix)
+        except backend.REDIS_ERRORS as exc:
+            raise CommandError(f"Redis is unreachable at {get_settings().safe_redis_url}: {exc}") from None
+        self.stdout.write(f"{result.moved} job log/error list(s) moved to the new key layout.")
+        for old in result.conflicts:
+            self.stderr.write(f"left in place: {old} (its new key holds something else than a list)")
 
     def health(self, options: Options) -> None:
         """Print "OK: ..." and return, or print "FAIL: <reasons>" and exit with status 1."""

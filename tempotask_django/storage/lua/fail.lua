@@ -15,7 +15,7 @@ local now = now_ms()
 local delay = tonumber(ARGV[7])
 local jk = job_key(id)
 release(group, eid, id)
-redis.call('RPUSH', jk .. ':errors', ARGV[6])
+redis.call('RPUSH', errors_key(id), ARGV[6])
 redis.call('HSET', jk, 'finished_at', now)
 if delay < 0 then
   redis.call('HSET', jk, 'status', 'failed')

@@ -34,7 +34,11 @@ local WAKE_MAXLEN = 100
 -- Log lines kept per job.
 local MAX_LOG_LINES = 1000
 
+-- Per-job keys put the kind before the id, which always comes last (see storage/keys.py): no id,
+-- whatever its ':', can name another job's key.
 local function job_key(id) return BASE .. 'job:' .. id end
+local function logs_key(id) return BASE .. 'logs:' .. id end
+local function errors_key(id) return BASE .. 'errors:' .. id end
 
 -- Job records can be damaged by other programs: numbers read from them fall back to a default
 -- instead of failing the script (a failing script would fail it for every job of the queue).
@@ -70,7 +74,7 @@ local function delete_job_keys(id)
   local jk = job_key(id)
   local parent = redis.call('HGET', jk, 'parent_id')
   if parent then redis.call('SREM', children_key(parent), id) end
-  redis.call('DEL', jk, jk .. ':logs', jk .. ':errors')
+  redis.call('DEL', jk, logs_key(id), errors_key(id))
 end
 
 -- Add n (default 1) to a per-minute counter. The TTL is set when the field is created, not on
@@ -89,8 +93,7 @@ local function trim_history(zkey, max_kept)
   local old = redis.call('ZRANGE', zkey, 0, excess - 1)
   local keys = {}
   for _, id in ipairs(old) do
-    local jk = job_key(id)
-    keys[#keys + 1], keys[#keys + 2], keys[#keys + 3] = jk, jk .. ':logs', jk .. ':errors'
+    keys[#keys + 1], keys[#keys + 2], keys[#keys + 3] = job_key(id), logs_key(id), errors_key(id)
     if #keys >= 300 then
       redis.call('DEL', unpack(keys))
       keys = {}
@@ -217,7 +220,7 @@ local function fail_invalid_entry(group, eid, fields, now, max_failed, problem)
   local raw = cjson.encode(fields or {})
   redis.call('HSET', job_key(fid), 'id', fid, 'name', '', 'queue', QUEUE, 'status', 'failed',
     'data', raw, 'enqueued_at', now, 'finished_at', now, 'attempt', 0, 'max_attempts', 1)
-  redis.call('RPUSH', job_key(fid) .. ':errors', cjson.encode({
+  redis.call('RPUSH', errors_key(fid), cjson.encode({
     attempt = 0, type = 'InvalidStreamEntry', t = now, traceback = '',
     message = 'stream entry ' .. eid .. ' ' .. problem .. ': ' .. string.sub(raw, 1, 500)}))
   redis.call('ZADD', K.failed, now, fid)

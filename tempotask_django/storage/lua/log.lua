@@ -5,6 +5,6 @@
 local jk = job_key(ARGV[2])
 if redis.call('EXISTS', jk) == 0 then return 0 end
 local now = now_ms()
-redis.call('RPUSH', jk .. ':logs', '{"t":' .. now .. ',"message":' .. ARGV[3] .. '}')
-redis.call('LTRIM', jk .. ':logs', -MAX_LOG_LINES, -1)
+redis.call('RPUSH', logs_key(ARGV[2]), '{"t":' .. now .. ',"message":' .. ARGV[3] .. '}')
+redis.call('LTRIM', logs_key(ARGV[2]), -MAX_LOG_LINES, -1)
 return 1

@@ -55,7 +55,7 @@ for _, p in ipairs(stalled) do
           err.message = 'delivered ' .. deliveries .. ' times without finishing (its worker died each time); ' ..
             'failed instead of retried (MAX_DELIVERIES=' .. max_deliveries .. ')'
           release(group, eid, id)
-          redis.call('RPUSH', jk .. ':errors', cjson.encode(err))
+          redis.call('RPUSH', errors_key(id), cjson.encode(err))
           redis.call('HSET', jk, 'status', 'failed', 'finished_at', now, 'attempt', attempt - 1)
           redis.call('ZADD', K.failed, now, id)
           count_stat('failed', now)
@@ -67,7 +67,7 @@ for _, p in ipairs(stalled) do
             alone = 1
             err.message = err.message .. '; runs alone on its worker in case it is what kills them'
           end
-          redis.call('RPUSH', jk .. ':errors', cjson.encode(err))
+          redis.call('RPUSH', errors_key(id), cjson.encode(err))
           jobs[#jobs + 1] = redis.call('HGETALL', jk)
         end
       end

@@ -23,8 +23,8 @@ local group_state = redis.pcall('XPENDING', K.stream, group)
 if type(group_state) ~= 'table' or group_state.err then return {0, 0, 0} end
 
 -- Runs in a row that never finished before this one: the trailing Stalled / EntryLost errors.
-local function unfinished_runs(jk)
-  local recent = redis.call('LRANGE', jk .. ':errors', -max_deliveries, -1)
+local function unfinished_runs(id)
+  local recent = redis.call('LRANGE', errors_key(id), -max_deliveries, -1)
   local runs = 0
   for i = #recent, 1, -1 do
     local ok, err = pcall(cjson.decode, recent[i])
@@ -46,7 +46,7 @@ for _, id in ipairs(ids) do
   end
   if current[1] == 'processing' and not (pending and #pending > 0) then
     local worker = current[3] or '?'
-    local runs = unfinished_runs(jk) + 1
+    local runs = unfinished_runs(id) + 1
     local err = {attempt = finite(current[4], 0), type = 'EntryLost', t = now, traceback = '', worker = worker,
       message = 'its stream entry was lost: deleted while pending, or Redis lost it (entry ' ..
         (current[2] or 'none') .. ', worker ' .. worker .. ')'}
@@ -57,7 +57,7 @@ for _, id in ipairs(ids) do
       err.type = 'PoisonPill'
       err.message = err.message .. '; ' .. runs .. ' runs in a row never finished: failed instead of ' ..
         'retried (MAX_DELIVERIES=' .. max_deliveries .. ')'
-      redis.call('RPUSH', jk .. ':errors', cjson.encode(err))
+      redis.call('RPUSH', errors_key(id), cjson.encode(err))
       redis.call('HSET', jk, 'status', 'failed', 'finished_at', now)
       redis.call('ZADD', K.failed, now, id)
       count_stat('failed', now)
@@ -66,7 +66,7 @@ for _, id in ipairs(ids) do
       failed = failed + 1
     else
       err.message = err.message .. '; runs again'
-      redis.call('RPUSH', jk .. ':errors', cjson.encode(err))
+      redis.call('RPUSH', errors_key(id), cjson.encode(err))
       make_waiting(id, priority_of(current[5]))
       requeued = requeued + 1
     end
