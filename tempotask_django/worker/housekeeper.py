@@ -162,12 +162,12 @@ class Housekeeper:
                         may_hold=self.running.may_hold(),
                     )
                     jobs = result.jobs
-                    self.running.hold(queue, result.held)
                     for fields in jobs:
                         logger.warning(
                             "job %s %s taken over from a stalled worker", fields.get("id"), fields.get("name")
                         )
                         self.dispatcher.start(queue, fields, alone=result.alone)
+                    self.running.hold(queue, result.held)  # after a held suspect started: never a gap
                 finally:
                     self.slots.settle(queue, free, len(jobs))
                 if result.held and result.held != held:
