@@ -79,7 +79,8 @@ class ReclaimResult:
     cursor: str
     poisoned: int
     alone: bool = False  # the one job returned is a suspect: run nothing else beside it
-    suspects: int = 0  # suspects left for a worker running nothing
+    suspects: int = 0  # suspects left for another worker
+    held: str = ""  # entry id of the suspect the worker holds in this queue after the call, "" when none
 
 
 @dataclass

@@ -140,15 +140,26 @@ class RedisStore:
         return ClaimResult([_pairs(job) for job in jobs], int(next_due), wake_id, bool(paused))
 
     def reclaim(
-        self, queue: str, consumer: str, count: int, cursor: str = "0-0", *, idle: bool = False
+        self,
+        queue: str,
+        consumer: str,
+        count: int,
+        cursor: str = "0-0",
+        *,
+        idle: bool = False,
+        held: str = "",
+        may_hold: bool = False,
     ) -> ReclaimResult:
         """Take over up to ``count`` jobs whose workers stopped renewing their leases.
 
-        A job taken over twice already (a suspect) is only taken by an ``idle`` worker (running
-        nothing), and then alone: ``alone`` tells the worker to start nothing else beside it.
+        A job taken over twice already (a suspect) is only started by an ``idle`` worker (running
+        nothing), and then alone: ``alone`` tells the worker to start nothing else beside it. A busy
+        worker that ``may_hold`` one instead holds it (its lease moves to the worker, no delivery
+        counted): the result's ``held``. Passed back as ``held``, it is started once the worker is
+        ``idle``. Nothing is taken over from a paused queue. See lua/reclaim.lua.
         """
         min_idle_ms = int(self.settings.stalled_timeout * 1000)
-        jobs, next_cursor, poisoned, alone, suspects = self.scripts.run(
+        jobs, next_cursor, poisoned, alone, suspects, now_held = self.scripts.run(
             "reclaim",
             queue,
             [
@@ -160,9 +171,13 @@ class RedisStore:
                 self.settings.max_deliveries,
                 self._history_size(queue),
                 1 if idle else 0,
+                held,
+                1 if may_hold else 0,
             ],
         )
-        return ReclaimResult([_pairs(job) for job in jobs], next_cursor, int(poisoned), bool(alone), int(suspects))
+        return ReclaimResult(
+            [_pairs(job) for job in jobs], next_cursor, int(poisoned), bool(alone), int(suspects), now_held
+        )
 
     def sweep_lost_entries(self, queue: str, offset: int = 0, page: int = SWEEP_PAGE) -> SweepResult:
         """Send back to waiting, as a new attempt, the processing jobs whose stream entry is no longer

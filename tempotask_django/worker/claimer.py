@@ -12,8 +12,9 @@ from tempotask_django.storage.store import RedisStore
 from tempotask_django.worker.dispatch import Dispatcher
 from tempotask_django.worker.slots import Slots
 
-# Longest single block on the doorbell, ms: bounds how long a stop request waits when idle.
-IDLE_BLOCK_MS = 2000
+# Longest single block on the doorbell, ms: bounds how long a stop request waits when idle (about
+# a second), at the cost of one round trip a second per idle worker.
+IDLE_BLOCK_MS = 1000
 
 
 class Claimer:

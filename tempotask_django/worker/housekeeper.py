@@ -135,13 +135,13 @@ class Housekeeper:
     def reclaim(self) -> None:
         """Take over jobs of dead workers, as far as free slots allow.
 
-        A suspect (a job taken over twice) is only taken when this worker runs nothing, and then
-        runs alone; when one waits, the worker stops claiming until it runs nothing (draining).
+        A suspect (a job taken over twice) is only started when this worker runs nothing, and then
+        runs alone. A busy worker may hold one instead: it drains (starts nothing new) and starts
+        the suspect once it runs nothing. The other workers go on as usual.
         """
-        suspects = 0
         if len(self.running) and self._free_slots() > 0:
             self.renew_leases()  # after an outage our own running jobs look stalled too: not to us
-        for queue in self.queues:
+        for queue in sorted(self.queues, key=lambda q: not self.running.held_in(q)):  # a held suspect first
             cursor, budget_end = "0-0", time.monotonic() + PASS_BUDGET
             while time.monotonic() < budget_end:
                 if self.stopping.is_set() or self._free_slots() <= 0:
@@ -150,23 +150,39 @@ class Housekeeper:
                 if free <= 0:
                     break
                 jobs: list[dict[str, str]] = []
+                held = self.running.held_in(queue)
                 try:
-                    result = self.store.reclaim(queue, self.worker_name, free, cursor, idle=len(self.running) == 0)
+                    result = self.store.reclaim(
+                        queue,
+                        self.worker_name,
+                        free,
+                        cursor,
+                        idle=len(self.running) == 0,
+                        held=held,
+                        may_hold=self.running.may_hold(),
+                    )
                     jobs = result.jobs
                     for fields in jobs:
                         logger.warning(
                             "job %s %s taken over from a stalled worker", fields.get("id"), fields.get("name")
                         )
                         self.dispatcher.start(queue, fields, alone=result.alone)
+                    self.running.hold(queue, result.held)  # after a held suspect started: never a gap
                 finally:
                     self.slots.settle(queue, free, len(jobs))
+                if result.held and result.held != held:
+                    logger.warning(
+                        "entry %s on %s is a suspect (its workers stopped twice): worker %s holds it and runs it "
+                        "alone once its running jobs end",
+                        result.held,
+                        queue,
+                        self.worker_name,
+                    )
                 if result.poisoned:
                     logger.error("%d job(s) on %s failed as poison pills (MAX_DELIVERIES)", result.poisoned, queue)
-                suspects += result.suspects
                 cursor = result.cursor
                 if cursor == "0-0" or result.alone:
                     break
-        self.running.suspects_waiting(suspects > 0)
 
     def forget_idle_consumers(self) -> None:
         for queue in self.queues:

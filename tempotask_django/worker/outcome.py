@@ -33,8 +33,9 @@ FinishedJobs = queue.SimpleQueue[tuple[RunningJob, Outcome] | None]
 
 
 def error_json(record: dict[str, Any] | None) -> str:
-    """An attempt's error record as stored."""
-    return json.dumps(record or {}, default=str)
+    """An attempt's error record as the fail script takes it: without its time, which the script
+    adds from the Redis clock (the worker host's clock may be off)."""
+    return json.dumps({key: value for key, value in (record or {}).items() if key != "t"}, default=str)
 
 
 def not_retried_json(outcome: Outcome, why: str) -> str:

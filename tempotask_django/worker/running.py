@@ -2,9 +2,10 @@
 
 The dispatcher adds a job when it starts, the finisher removes it once recorded, the housekeeper
 renews its lease and marks it lost. A suspect job (taken over twice: it may be what kills its
-workers) runs alone, and a worker that knows one waits for a worker running nothing stops starting
-jobs until it runs nothing (draining). That state lives here, next to the table it depends on,
-so every part asks one owner whether it may start a job.
+workers) runs alone. A busy worker that took one over holds it (renews its lease without running it)
+and starts nothing new until it runs nothing (draining); then it starts the suspect alone. Only
+that worker drains: the others never see the held suspect as stalled. That state lives here, next
+to the table it depends on, so every part asks one owner whether it may start a job.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class RunningJobs:
         self._jobs: dict[str, RunningJob] = {}
         self._lock = threading.Lock()
         self._alone: str | None = None  # entry id of the suspect running alone
-        self._draining = False  # a suspect waits for a worker running nothing: start nothing
+        self._held: tuple[str, str] | None = None  # (queue, entry id) of the suspect held: start nothing
 
     def __len__(self) -> int:
         with self._lock:
@@ -44,7 +45,9 @@ class RunningJobs:
         with self._lock:
             self._jobs[running.entry_id] = running
             if alone:
-                self._alone, self._draining = running.entry_id, False
+                self._alone = running.entry_id
+                if self._held is not None and self._held[1] == running.entry_id:
+                    self._held = None
 
     def finishing(self, batch: list[RunningJob]) -> None:
         """These jobs ended and are being recorded: a lease lost from now on is no news."""
@@ -66,11 +69,17 @@ class RunningJobs:
             for running in self._jobs.values():
                 if not running.lost:
                     by_queue.setdefault(running.queue, []).append(running.entry_id)
+            if self._held is not None:  # held, not started: renewed, or another worker takes it over
+                by_queue.setdefault(self._held[0], []).append(self._held[1])
             return by_queue
 
     def mark_lost(self, entry_id: str) -> bool:
-        """The lease of ``entry_id`` is gone. True when that is news (the job still runs, not finishing)."""
+        """The lease of ``entry_id`` is gone. True when that is news (the job still runs, not finishing).
+        A held suspect whose lease is gone is no longer held: the worker stops draining for it."""
         with self._lock:
+            if self._held is not None and self._held[1] == entry_id:
+                self._held = None
+                return False
             running = self._jobs.get(entry_id)
             if running is None or running.finishing:
                 return False  # finished meanwhile: not a loss
@@ -85,20 +94,33 @@ class RunningJobs:
 
     @property
     def draining(self) -> bool:
-        """True while a suspect waits for this worker to run nothing."""
-        return self._draining
+        """True while this worker holds a suspect: it starts nothing until it runs nothing."""
+        return self._held is not None
 
-    def suspects_waiting(self, waiting: bool) -> None:
-        """What the last take-over saw: drain when a suspect waits, unless one already runs alone."""
-        self._draining = waiting and self._alone is None
+    def held_in(self, queue: str) -> str:
+        """Entry id of the suspect held in ``queue``, "" when none."""
+        held = self._held
+        return held[1] if held is not None and held[0] == queue else ""
+
+    def may_hold(self) -> bool:
+        """May a take-over hold a suspect? One at a time, and not beside one running alone."""
+        return self._held is None and self._alone is None
+
+    def hold(self, queue: str, entry_id: str) -> None:
+        """What a take-over of ``queue`` left held: ``entry_id`` ("" when none there: started or gone)."""
+        with self._lock:
+            if entry_id:
+                self._held = (queue, entry_id)
+            elif self._held is not None and self._held[0] == queue:
+                self._held = None
 
     def may_start(self, *, reclaiming: bool = False) -> bool:
         """May a job start now? Never beside a suspect, nor while draining for one (until nothing
         runs; then only the take-over that starts the suspect)."""
         if self._alone is not None:
             return False
-        return not self._draining or (reclaiming and not len(self))
+        return self._held is None or (reclaiming and not len(self))
 
     def may_refill(self) -> bool:
         """May the finisher claim new jobs for the slots it frees? Not around a suspect."""
-        return self._alone is None and not self._draining
+        return self._alone is None and self._held is None

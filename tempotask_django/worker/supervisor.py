@@ -2,7 +2,11 @@
 
 The parent forks one child per process (Django is already set up, so children start fast),
 forwards SIGTERM/SIGINT to them, and starts a new child when one dies unexpectedly (SIGKILL,
-out of memory), so capacity comes back by itself.
+out of memory), so capacity comes back by itself. A second stop signal SIGKILLs the children.
+
+The parent's signal handlers only record the signal and wake its loop (a self-pipe, see
+stop_signals.py); the loop forwards signals, reaps children and logs, outside any handler. The
+parent starts no thread, so forking it copies no lock held by another thread.
 """
 
 from __future__ import annotations
@@ -17,11 +21,14 @@ from collections.abc import Callable
 from django.db import connections
 
 from tempotask_django.storage.connection import reset_default_store
+from tempotask_django.worker.stop_signals import STOP_SIGNALS, SignalPipe
 
 logger = logging.getLogger("tempotask")
 
 # A child that dies this soon after starting is restarted only after this pause, seconds.
 RESTART_PAUSE = 1.0
+# Longest the loop sleeps without looking at its children, seconds (SIGCHLD wakes it sooner).
+REAP_INTERVAL = 0.5
 
 
 class Supervisor:
@@ -32,14 +39,19 @@ class Supervisor:
         self.child_main = child_main
         self.children: dict[int, float] = {}  # pid -> start time
         self.stopping = False
+        self._forwarded = 0  # stop signals acted on so far
+        self._signals: SignalPipe | None = None
+        self._restart_at: float | None = None  # when to replace crashed children (after RESTART_PAUSE)
+        self._missing = 0  # crashed children not replaced yet
+        self._worst = 0
 
     def _spawn(self) -> None:
         connections.close_all()
         reset_default_store()
         pid = os.fork()
         if pid == 0:  # child
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            if self._signals is not None:
+                self._signals.forget()  # the child handles its own signals (run_worker)
             code = 1
             try:
                 code = self.child_main()
@@ -51,40 +63,63 @@ class Supervisor:
         self.children[pid] = time.monotonic()
         logger.info("started worker process %d", pid)
 
-    def _forward(self, signum: int, frame: object) -> None:
-        if self.stopping:
+    def _act_on_signals(self) -> None:
+        """Forward the stop signals received since the last call (outside the handler)."""
+        assert self._signals is not None
+        received = self._signals.stop_requests
+        if received > self._forwarded and not self.stopping:
+            self.stopping = True
+            for pid in list(self.children):
+                _kill(pid, signal.SIGTERM)
+        if received >= 2 and self._forwarded < 2:
             logger.warning("second stop signal: killing worker processes")
-            for pid in self.children:
+            for pid in list(self.children):
                 _kill(pid, signal.SIGKILL)
-            return
-        self.stopping = True
-        for pid in self.children:
-            _kill(pid, signum)
+        self._forwarded = received
 
-    def run(self) -> int:
-        signal.signal(signal.SIGTERM, self._forward)
-        signal.signal(signal.SIGINT, self._forward)
-        for _ in range(self.processes):
-            self._spawn()
-        worst = 0
+    def _reap(self) -> None:
+        """Collect the children that exited; note the crashed ones to replace."""
         while self.children:
             try:
-                pid, status = os.wait()
+                pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
-                break
+                self.children.clear()
+                return
+            if pid == 0:
+                return
             started = self.children.pop(pid, time.monotonic())
             code = os.waitstatus_to_exitcode(status)
             # Exit code 0 is a child's own decision (--burst, --max-jobs): only crashes are replaced,
             # and a replaced crash does not make the whole run fail.
             if self.stopping or code == 0:
-                worst = max(worst, 0 if code == 0 else 1)
+                self._worst = max(self._worst, 0 if code == 0 else 1)
             else:
                 logger.error("worker process %d exited with %d; starting a new one", pid, code)
-                if time.monotonic() - started < RESTART_PAUSE:
-                    time.sleep(RESTART_PAUSE)
-                if not self.stopping:
-                    self._spawn()
-        return worst
+                self._missing += 1
+                pause = RESTART_PAUSE if time.monotonic() - started < RESTART_PAUSE else 0.0
+                self._restart_at = max(self._restart_at or 0.0, time.monotonic() + pause)
+
+    def _replace_crashed(self) -> None:
+        if self.stopping or not self._missing or self._restart_at is None or time.monotonic() < self._restart_at:
+            return
+        while self._missing:
+            self._missing -= 1
+            self._spawn()
+        self._restart_at = None
+
+    def run(self) -> int:
+        self._signals = SignalPipe((*STOP_SIGNALS, signal.SIGCHLD)).install()
+        for _ in range(self.processes):
+            self._spawn()
+        while self.children or (self._missing and not self.stopping):
+            self._act_on_signals()
+            self._reap()
+            self._replace_crashed()
+            if self.stopping:
+                self._missing = 0
+            if self.children or self._missing:
+                self._signals.wait(REAP_INTERVAL)
+        return self._worst
 
 
 def _kill(pid: int, signum: int) -> None:

@@ -142,3 +142,19 @@ def test_a_worker_with_a_fast_clock_does_not_take_over_a_live_job(store, setting
         thread.join(timeout=10)
     assert [entry["job"] for entry in ledger.entries("start")] == [job_id]
     assert get_job(job_id).status == JobStatus.COMPLETED
+
+
+@pytest.mark.parametrize("skew", [3600, -3600])
+def test_error_times_come_from_the_redis_clock_not_the_worker_host(store, monkeypatch, skew):
+    """An attempt's error record is stamped by the Redis server, as every other time of a job is: a
+    worker whose clock is an hour off writes the same times as any other."""
+    job_id = tasks.always_fails.enqueue({})
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + skew)
+    Worker(burst=True).run()
+    monkeypatch.setattr(time, "time", real_time)
+    job = get_job(job_id)
+    server_ms = store.server_time_ms()
+    assert [error["attempt"] for error in job.errors] == [1, 2]
+    assert all(abs(error["t"] - server_ms) < 10_000 for error in job.errors), (job.errors, server_ms)
+    assert abs(job.errors[-1]["t"] - job.finished_at.timestamp() * 1000) <= 1  # the same instant as the finish

@@ -322,37 +322,6 @@ def test_a_job_whose_entry_was_deleted_under_a_live_worker_runs_again(store, led
     assert "lost the lease of entry" in caplog.text and "result discarded" in caplog.text
 
 
-def _make_suspect(store, queue: str, lease: float) -> None:
-    """Give the waiting job at the head of ``queue`` two dead workers in a row (delivered twice)."""
-    store.claim(queue, "dead-1", 1)
-    time.sleep(lease + 0.05)
-    assert len(store.reclaim(queue, "dead-2", 1).jobs) == 1
-
-
-def test_a_suspect_job_runs_alone_after_running_jobs_finish(store, ledger, settings):
-    """A job taken over twice may be what kills its workers: the worker drains (claims nothing new),
-    runs it alone, then goes on, so if it kills this worker too, no other job dies with it."""
-    settings.TEMPOTASK = {**settings.TEMPOTASK, "STALLED_TIMEOUT": 1}
-    store = get_default_store()
-    suspect = tasks.slow.enqueue({"seconds": 0.3})
-    _make_suspect(store, "slow", lease=1)
-    running = tasks.slow.enqueue({"seconds": 2})
-    worker = Worker(["slow"], concurrency=4)
-    thread = threading.Thread(target=worker.run)
-    thread.start()
-    try:
-        wait_until(lambda: worker.running.draining, timeout=5, message="the worker to drain for the suspect")
-        later = tasks.slow.enqueue({"seconds": 0.1})
-        wait_until(lambda: get_job(later).status == JobStatus.COMPLETED, timeout=10, message="the later job")
-    finally:
-        worker.request_stop()
-        thread.join(timeout=10)
-    events = {(entry["event"], entry["job"]): entry["t"] for entry in ledger.entries()}
-    assert events[("end", running)] <= events[("start", suspect)]  # nothing ran beside the suspect
-    assert events[("end", suspect)] <= events[("start", later)]
-    assert get_job(suspect).status == JobStatus.COMPLETED
-
-
 def test_a_worker_leaving_with_a_job_still_running_keeps_its_lease(store, ledger, settings):
     """Deleting a consumer drops its pending entries silently: a worker that exits past
     SHUTDOWN_TIMEOUT must leave its consumer (and so the job's lease) for another to take over."""

@@ -34,6 +34,7 @@ MODULES = (
     "kills",
     "redis_restarts",
     "shutdown",
+    "signal_storm",
     "bad_input",
     "memory",
     "paused_worker",

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-import os
-import signal
 from typing import Any
 
 from django.core.management.base import BaseCommand
 
 from tempotask_django.cron import CronBeat
 from tempotask_django.log_output import configure_logging
+from tempotask_django.worker.stop_signals import exit_now, watch_stop_signals
 
 
 class Command(BaseCommand):
@@ -22,13 +20,5 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         configure_logging(options["verbosity"])
         beat = CronBeat(kind="runcron")  # bad schedules fail here, clearly (manage.py check reports them too)
-
-        def on_signal(signum: int, frame: object) -> None:
-            if beat.stopping:
-                logging.getLogger("tempotask").warning("second stop signal: exiting now")
-                os._exit(1)
-            beat.request_stop()
-
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
+        watch_stop_signals(beat.request_stop, exit_now)  # a second signal exits at once
         beat.run()

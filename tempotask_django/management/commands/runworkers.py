@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
-import signal
 import sys
 import threading
 from typing import Any
@@ -17,6 +15,7 @@ from tempotask_django.cron import CronBeat
 from tempotask_django.log_output import configure_logging
 from tempotask_django.validation import queue_name
 from tempotask_django.worker import Worker
+from tempotask_django.worker.stop_signals import exit_now, watch_stop_signals
 from tempotask_django.worker.supervisor import Supervisor
 
 
@@ -82,17 +81,12 @@ def run_worker(
     beat = CronBeat(kind="runworkers --with-cron") if with_cron else None
     worker = Worker(queues, concurrency=concurrency, burst=burst, max_jobs=max_jobs)
 
-    def on_signal(signum: int, frame: object) -> None:
-        if worker.stopping:
-            logging.getLogger("tempotask").warning("second stop signal: exiting now")
-            logging.shutdown()
-            os._exit(1)
+    def request_stop() -> None:
         if beat is not None:
             beat.request_stop()
         worker.request_stop()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    watch_stop_signals(request_stop, exit_now)  # a second signal exits at once
     beat_thread = None
     if beat is not None:
         beat_thread = threading.Thread(target=beat.run, name="tempotask-cron", daemon=True)

@@ -4,18 +4,29 @@
 -- ARGV[3] consumer (worker) name
 -- ARGV[4] stream entry id
 -- ARGV[5] job id
--- ARGV[6] error (JSON object)
+-- ARGV[6] error (JSON object without its time: "t" is added here, by the server clock, as
+--         every other time of a job is)
 -- ARGV[7] retry delay in ms, or -1 to fail for good (dead letter)
 -- ARGV[8] history size (failed jobs kept)
 -- Returns {1, new status} when done, {0, reason} when the worker no longer owns the job.
 local group, consumer, eid, id = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+
+-- The error record with its time first: {"t": now, ...the record's own fields}. An argument that
+-- is not a JSON object is stored as given.
+local function stamped(record, now)
+  if string.sub(record, 1, 1) ~= '{' then return record end
+  local rest = string.sub(record, 2)
+  if string.match(rest, '^%s*}') then return '{"t":' .. now .. '}' end
+  return '{"t":' .. now .. ',' .. rest
+end
+
 local problem = ownership_problem(group, consumer, eid, id)
 if problem then return {0, problem} end
 local now = now_ms()
 local delay = tonumber(ARGV[7])
 local jk = job_key(id)
 release(group, eid, id)
-redis.call('RPUSH', errors_key(id), ARGV[6])
+redis.call('RPUSH', errors_key(id), stamped(ARGV[6], now))
 redis.call('HSET', jk, 'finished_at', now)
 if delay < 0 then
   redis.call('HSET', jk, 'status', 'failed')
