@@ -195,7 +195,8 @@ class CronStore:
             ]
             calls.append(("cron_fire", spec.queue, args))
         replies = self.store.scripts.pipeline(calls)
-        return [FireOutcome(outcome, status or "", int(now)) for outcome, status, now in replies]
+        self.store.registered_again({fire.spec.queue for fire, reply in zip(fires, replies, strict=True) if reply[3]})
+        return [FireOutcome(outcome, status or "", int(now)) for outcome, status, now, _ in replies]
 
     def queue_of(self, name: str) -> str | None:
         queue = self.client.hget(self.index, name)

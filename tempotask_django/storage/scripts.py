@@ -31,6 +31,7 @@ SCRIPT_NAMES = (
     "log",
     "purge",
     "forget_consumers",
+    "forget_queue",
     "stats",
     "cron_register",
     "cron_fire",

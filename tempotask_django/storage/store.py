@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import redis
 from redis.exceptions import NoScriptError, ResponseError
 
+from tempotask_django import serialization
 from tempotask_django.conf import Settings
 from tempotask_django.storage import presence
 from tempotask_django.storage.direct import DirectCalls
@@ -42,9 +43,33 @@ FINISH_CHUNK = 100
 WAKE_MAXLEN = 100
 # Processing jobs one sweep call looks at (two commands each): keeps each call well under a millisecond.
 SWEEP_PAGE = 200
+# Most history jobs one script call deletes when a history is over MAX_JOBS_PER_STATUS (lib.lua's
+# TRIM_SLICE, the same number): more than a finish batch adds, so the excess shrinks under any load,
+# and few enough that a lowered MAX_JOBS_PER_STATUS never blocks Redis (the rest go on later calls).
+HISTORY_TRIM_SLICE = 200
 
 
 _COMPLETED = FinishOutcome(True, status="completed")
+
+
+def _cut_log_line(message_json: str, max_bytes: int) -> str:
+    """``message_json`` when it fits in ``max_bytes``, else the start of its text (of the JSON itself
+    when it is not a string) as a JSON string that says it was cut."""
+    size = len(message_json.encode())
+    if size <= max_bytes:
+        return message_json
+    try:
+        message = serialization.decode(message_json)
+    except ValueError:
+        message = None
+    text = message if isinstance(message, str) else message_json
+    note = f" [cut: {size:,} bytes, MAX_LOG_LINE_BYTES={max_bytes:,}]"
+    kept = text.encode()[: max(0, max_bytes - len(note) - 2)].decode(errors="ignore")
+    line = serialization.dumps(kept + note)
+    while len(line.encode()) > max_bytes and kept:  # JSON escapes made it longer: keep less
+        kept = kept[: len(kept) // 2]
+        line = serialization.dumps(kept + note)
+    return line
 
 
 def _enqueued(spec: JobSpec, reply: Sequence[Any]) -> tuple[bool, str]:
@@ -97,16 +122,30 @@ class RedisStore:
 
     # -- producers --------------------------------------------------------------------------
     def register_queue(self, queue: str) -> None:
-        """Add ``queue`` to the set of known queues (once per process: later calls cost nothing)."""
+        """Add ``queue`` to the set of known queues (once per process: later calls cost nothing).
+
+        Redis may lose the set (FLUSHALL, a restart without persistence) or it may be pruned
+        (``forget_empty_queues``): the scripts that enqueue report a queue they find without its mark
+        of use, and ``registered_again`` adds it back whatever this cache says.
+        """
         if queue not in self._registered_queues:
             self.client.sadd(self.global_keys.queues, queue)
             self._registered_queues.add(queue)
+
+    def registered_again(self, queues: Iterable[str]) -> None:
+        """Add ``queues`` to the set of known queues: a script found them new (see lua/lib.lua, mark_queue_used)."""
+        queues = list(queues)
+        if queues:
+            self.client.sadd(self.global_keys.queues, *queues)
+            self._registered_queues.update(queues)
 
     def enqueue(self, spec: JobSpec) -> tuple[bool, str]:
         """Add a job unless one with its id is active. Returns (added, status); an added job's spec
         gets its ``enqueued_at_ms`` (the Redis clock)."""
         self.register_queue(spec.queue)
-        (reply,) = self.scripts.run("enqueue", spec.queue, spec.script_args())
+        (reply,), new_queue = self.scripts.run("enqueue", spec.queue, spec.script_args())
+        if new_queue:
+            self.registered_again([spec.queue])
         return _enqueued(spec, reply)
 
     def enqueue_many(self, specs: Sequence[JobSpec]) -> list[tuple[bool, str]]:
@@ -121,9 +160,14 @@ class RedisStore:
             calls.append(("enqueue", queue, [arg for i in chunk for arg in specs[i].script_args()]))
             positions.append(chunk)
         results: list[tuple[bool, str]] = [(False, "")] * len(specs)
-        for chunk, replies in zip(positions, self.scripts.pipeline(calls), strict=True):
+        new_queues = set()
+        answers = self.scripts.pipeline(calls)
+        for (_, queue, _), chunk, (replies, new_queue) in zip(calls, positions, answers, strict=True):
+            if new_queue:
+                new_queues.add(queue)
             for i, reply in zip(chunk, replies, strict=True):
                 results[i] = _enqueued(specs[i], reply)
+        self.registered_again(new_queues)
         return results
 
     # -- workers ----------------------------------------------------------------------------
@@ -160,6 +204,7 @@ class RedisStore:
                 self.settings.max_deliveries,
                 self._history_size(queue),
                 1 if idle else 0,
+                self.settings.max_errors_per_job,
             ],
         )
         return ReclaimResult([_pairs(job) for job in jobs], next_cursor, int(poisoned), bool(alone), int(suspects))
@@ -169,11 +214,13 @@ class RedisStore:
         pending (deleted while pending, or lost by Redis), looking at ``page`` of them from ``offset``.
 
         Such a job could never finish nor be taken over. A job whose entry is pending is left alone
-        (a stalled one is ``reclaim``'s). See lua/sweep.lua.
+        (a stalled one is ``reclaim``'s). The first call of a pass (``offset`` 0) also trims the
+        queue's history by one slice (HISTORY_TRIM_SLICE) when it is over MAX_JOBS_PER_STATUS, so an
+        idle queue gets back to it too. See lua/sweep.lua.
         """
-        next_offset, requeued, failed = self.scripts.run(
-            "sweep", queue, [CONSUMER_GROUP, offset, page, self.settings.max_deliveries, self._history_size(queue)]
-        )
+        settings = self.settings
+        args = [CONSUMER_GROUP, offset, page, settings.max_deliveries, self._history_size(queue)]
+        next_offset, requeued, failed = self.scripts.run("sweep", queue, [*args, settings.max_errors_per_job])
         return SweepResult(int(next_offset), int(requeued), int(failed))
 
     def finish_and_claim(
@@ -227,6 +274,7 @@ class RedisStore:
                     item.payload,
                     item.retry_delay_ms,
                     self._history_size(item.queue),
+                    self.settings.max_errors_per_job,
                 ]
                 calls.append(("fail", item.queue, args))
                 positions.append([i])
@@ -273,7 +321,10 @@ class RedisStore:
         return list(self.scripts.run("forget_consumers", queue, [CONSUMER_GROUP, min_idle_ms, only]))
 
     def append_log(self, queue: str, job_id: str, message_json: str) -> bool:
-        return bool(self.scripts.run("log", queue, [job_id, message_json]))
+        """Append a line to a job's log, unless the job is gone. A line longer than MAX_LOG_LINE_BYTES
+        is cut (it says so), and the log keeps its newest MAX_LOG_LINES_PER_JOB lines."""
+        line = _cut_log_line(message_json, self.settings.max_log_line_bytes)
+        return bool(self.scripts.run("log", queue, [job_id, line, self.settings.max_log_lines_per_job]))
 
     # -- management -------------------------------------------------------------------------
     def delete_job(self, queue: str, job_id: str) -> str | None:
@@ -313,8 +364,35 @@ class RedisStore:
 
     def pause_queue(self, queue: str) -> None:
         """Workers stop starting jobs from ``queue``; running jobs finish."""
-        self.register_queue(queue)
+        # Paused first, registered second: ``forget_empty_queues`` checks the flag after its SREM.
         self.client.set(self.keys(queue).paused, "1")
+        self._registered_queues.discard(queue)
+        self.register_queue(queue)
+
+    def forget_empty_queues(self, queues: Iterable[str]) -> list[str]:
+        """Take the queues of ``queues`` left with nothing out of the set of known queues, and delete
+        their last keys (see lua/forget_queue.lua); returns the queues forgotten.
+
+        A queue a cron schedule enqueues to is kept. A queue forgotten here comes back with its next
+        job: the enqueue finds its mark of use gone and registers it again. One enqueued while this
+        runs is registered again here if its enqueue registered it before the SREM below.
+        """
+        scheduled = set(cast(list[str], self.client.hvals(self.global_keys.crons)))
+        candidates = [queue for queue in dict.fromkeys(queues) if queue not in scheduled]
+        if not candidates:
+            return []
+        replies = self.scripts.pipeline([("forget_queue", queue, [CONSUMER_GROUP]) for queue in candidates])
+        forgotten = [queue for queue, reply in zip(candidates, replies, strict=True) if reply == 1]
+        if not forgotten:
+            return []
+        self.client.srem(self.global_keys.queues, *forgotten)
+        self._registered_queues.difference_update(forgotten)
+        pipe = self.client.pipeline(transaction=False)
+        for queue in forgotten:
+            pipe.exists(self.keys(queue).seq, self.keys(queue).paused)
+        used_again = [queue for queue, used in zip(forgotten, pipe.execute(), strict=True) if used]
+        self.registered_again(used_again)
+        return [queue for queue in forgotten if queue not in used_again]
 
     def resume_queue(self, queue: str) -> None:
         """Workers start jobs from ``queue`` again; idle ones are woken at once (the doorbell rings)."""

@@ -7,6 +7,7 @@
 -- ARGV[6] error (JSON object)
 -- ARGV[7] retry delay in ms, or -1 to fail for good (dead letter)
 -- ARGV[8] history size (failed jobs kept)
+-- ARGV[9] error records kept per job (the newest; MAX_ERRORS_PER_JOB)
 -- Returns {1, new status} when done, {0, reason} when the worker no longer owns the job.
 local group, consumer, eid, id = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local problem = ownership_problem(group, consumer, eid, id)
@@ -15,7 +16,7 @@ local now = now_ms()
 local delay = tonumber(ARGV[7])
 local jk = job_key(id)
 release(group, eid, id)
-redis.call('RPUSH', jk .. ':errors', ARGV[6])
+push_error(jk, ARGV[6], tonumber(ARGV[9]))
 redis.call('HSET', jk, 'finished_at', now)
 if delay < 0 then
   redis.call('HSET', jk, 'status', 'failed')

@@ -31,8 +31,10 @@ local PRIORITY_BAND = 4398046511104
 local STATS_TTL = 7200
 -- Doorbell entries kept (approximately); only the newest id matters.
 local WAKE_MAXLEN = 100
--- Log lines kept per job.
-local MAX_LOG_LINES = 1000
+-- Most history jobs one trim deletes (the rest go on later calls: a script blocks Redis). More than
+-- one call adds (a finish batch is 100 jobs, FINISH_CHUNK in store.py), so an over-long history
+-- shrinks under any load; store.py's HISTORY_TRIM_SLICE says the same number.
+local TRIM_SLICE = 200
 
 local function job_key(id) return BASE .. 'job:' .. id end
 
@@ -66,11 +68,20 @@ end
 -- script only touches its own queue's keys). A child leaves the set when its record is deleted.
 local function children_key(parent_id) return BASE .. 'children:' .. parent_id end
 
+-- Delete a job's record, logs, errors and the set of its children in this queue, and take it out
+-- of its parent's set: no set keeps the id of a job that is gone. UNLINK frees long lists off the
+-- main thread.
 local function delete_job_keys(id)
   local jk = job_key(id)
   local parent = redis.call('HGET', jk, 'parent_id')
   if parent then redis.call('SREM', children_key(parent), id) end
-  redis.call('DEL', jk, jk .. ':logs', jk .. ':errors')
+  redis.call('UNLINK', jk, jk .. ':logs', jk .. ':errors', children_key(id))
+end
+
+-- Append an error record (JSON) to a job's errors, keeping the newest `keep`.
+local function push_error(jk, record, keep)
+  redis.call('RPUSH', jk .. ':errors', record)
+  redis.call('LTRIM', jk .. ':errors', -keep, -1)
 end
 
 -- Add n (default 1) to a per-minute counter. The TTL is set when the field is created, not on
@@ -81,23 +92,26 @@ local function count_stat(field, now, n)
   if redis.call('HINCRBY', key, field, n) == n then redis.call('EXPIRE', key, STATS_TTL) end
 end
 
--- Keep at most max_kept members in a history ZSET, deleting everything stored for the oldest.
--- Their keys go in one DEL per chunk of 100 jobs (all keys of a queue share one hash slot).
+-- Bring a history ZSET towards max_kept members, deleting everything stored for the oldest: at most
+-- TRIM_SLICE jobs per call, so lowering MAX_JOBS_PER_STATUS never makes one call delete a whole
+-- history. Returns how many members are still over the limit.
 local function trim_history(zkey, max_kept)
   local excess = redis.call('ZCARD', zkey) - max_kept
-  if excess <= 0 then return end
-  local old = redis.call('ZRANGE', zkey, 0, excess - 1)
-  local keys = {}
-  for _, id in ipairs(old) do
-    local jk = job_key(id)
-    keys[#keys + 1], keys[#keys + 2], keys[#keys + 3] = jk, jk .. ':logs', jk .. ':errors'
-    if #keys >= 300 then
-      redis.call('DEL', unpack(keys))
-      keys = {}
-    end
-  end
-  if #keys > 0 then redis.call('DEL', unpack(keys)) end
-  redis.call('ZREMRANGEBYRANK', zkey, 0, excess - 1)
+  if excess <= 0 then return 0 end
+  local n = math.min(excess, TRIM_SLICE)
+  local old = redis.call('ZRANGE', zkey, 0, n - 1)
+  for _, id in ipairs(old) do delete_job_keys(id) end
+  redis.call('ZREMRANGEBYRANK', zkey, 0, n - 1)
+  return excess - n
+end
+
+-- The queue's FIFO counter is also its mark of use: a write that finds it missing (a new queue, a
+-- queue forgotten while empty, or Redis lost its data) creates it and returns 1, and the caller then
+-- adds the queue to the global set of queue names (a global key, outside this queue's hash slot).
+local function mark_queue_used()
+  if redis.call('EXISTS', K.seq) == 1 then return 0 end
+  redis.call('SET', K.seq, 0)
+  return 1
 end
 
 local function ring_doorbell(id)

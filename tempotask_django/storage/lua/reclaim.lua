@@ -10,12 +10,15 @@
 -- ARGV[7] MAX_DELIVERIES: more deliveries than this fails the job as a poison pill
 -- ARGV[8] history size (failed jobs kept)
 -- ARGV[9] '1' when the worker runs nothing now, so it may take a suspect
+-- ARGV[10] error records kept per job (MAX_ERRORS_PER_JOB; never fewer than MAX_DELIVERIES, which
+--          sweep.lua counts from the newest records)
 -- Returns {jobs, next_cursor, poisoned, alone, suspects}: jobs as in claim.lua; next_cursor '0-0'
 -- when the pass is complete; alone 1 when the (single) job returned must run alone; suspects is
 -- how many suspects were left for a worker running nothing.
 local group, consumer, min_idle = ARGV[2], ARGV[3], tonumber(ARGV[4])
 local count, max_deliveries, max_failed = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local may_take_suspect = ARGV[9] == '1'
+local errors_kept = math.max(tonumber(ARGV[10]), max_deliveries)
 -- Deliveries from which a job is a suspect: it was taken over twice (or at once when the cap is lower).
 local suspect_from = math.min(3, max_deliveries)
 local page = count * 10
@@ -55,7 +58,7 @@ for _, p in ipairs(stalled) do
           err.message = 'delivered ' .. deliveries .. ' times without finishing (its worker died each time); ' ..
             'failed instead of retried (MAX_DELIVERIES=' .. max_deliveries .. ')'
           release(group, eid, id)
-          redis.call('RPUSH', jk .. ':errors', cjson.encode(err))
+          push_error(jk, cjson.encode(err), errors_kept)
           redis.call('HSET', jk, 'status', 'failed', 'finished_at', now, 'attempt', attempt - 1)
           redis.call('ZADD', K.failed, now, id)
           count_stat('failed', now)
@@ -66,7 +69,7 @@ for _, p in ipairs(stalled) do
             alone = 1
             err.message = err.message .. '; runs alone on its worker in case it is what kills them'
           end
-          redis.call('RPUSH', jk .. ':errors', cjson.encode(err))
+          push_error(jk, cjson.encode(err), errors_kept)
           jobs[#jobs + 1] = redis.call('HGETALL', jk)
         end
       end

@@ -1,0 +1,56 @@
+"""The set of queue names: every queue holding jobs is in it, even after Redis lost its data, and
+queues left with nothing are pruned from it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tempotask_django.storage.records import Finish, JobSpec
+from tests.helpers import finish
+
+pytestmark = pytest.mark.redis
+
+
+def spec(job_id: str, queue: str, **options) -> JobSpec:
+    return JobSpec(id=job_id, name="add", queue=queue, data=json.dumps({"a": 1}), **options)
+
+
+def registered(store) -> set[str]:
+    return set(store.client.smembers(store.global_keys.queues))
+
+
+def test_an_enqueue_registers_its_queue_again_after_redis_lost_its_data(store):
+    store.enqueue(spec("a", "reports"))
+    store.enqueue_many([spec("b", "exports", delay_ms=60_000)])
+    assert registered(store) == {"reports", "exports"}
+    store.client.flushdb()  # FLUSHALL, or a restart without persistence
+    store.enqueue(spec("c", "reports"))
+    store.enqueue_many([spec("d", "exports", delay_ms=60_000)])
+    assert registered(store) == {"reports", "exports"}
+
+
+def test_queues_left_with_nothing_are_forgotten_and_come_back_with_their_next_job(store):
+    store.enqueue_many([spec("a", "gone"), spec("b", "busy"), spec("c", "history")])
+    store.delete_job("gone", "a")
+    (job,) = store.claim("history", "w1", 1).jobs
+    finish(store, "w1", [Finish("history", job["entry"], "c", True, "1")])
+    store.pause_queue("paused")
+    assert registered(store) == {"gone", "busy", "history", "paused"}
+
+    forgotten = store.forget_empty_queues(["gone", "busy", "history", "paused"])
+    assert forgotten == ["gone"]
+    assert registered(store) == {"busy", "history", "paused"}
+    assert store.client.keys(f"{store.keys('gone').base}*") == []
+
+    store.enqueue(spec("again", "gone"))
+    assert "gone" in registered(store)
+    assert [job["id"] for job in store.claim("gone", "w1", 5).jobs] == ["again"]
+
+
+def test_a_queue_with_a_running_job_is_not_forgotten(store):
+    store.enqueue(spec("a", "work"))
+    (job,) = store.claim("work", "w1", 1).jobs
+    assert store.forget_empty_queues(["work"]) == []
+    assert finish(store, "w1", [Finish("work", job["entry"], "a", True, "1")])[0].accepted
