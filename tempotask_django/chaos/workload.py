@@ -14,6 +14,8 @@ from tempotask_django.chaos.report import Result
 # Jobs enqueued per round trip.
 ENQUEUE_BATCH = 1000
 FINISHED = ("completed", "failed")
+# Allowed growth of memory and key count between two measurements that must be flat.
+FLAT = 0.05
 
 
 def enqueue_work(count: int, rng: random.Random, max_ms: int = 0, fail_ratio: float = 0.0) -> list[str]:
@@ -115,3 +117,19 @@ def crashed_children(command: Command) -> list[int]:
         if line.message.startswith("worker process ") and " exited with " in line.message:
             pids.append(int(line.message.split()[2]))
     return pids
+
+
+def measure_memory(lab: Lab) -> dict[str, int]:
+    """INFO memory, the key count, and the exact bytes of every key (MEMORY USAGE, all samples)."""
+    time.sleep(1.0)  # let the last finishes and client buffers settle
+    info = lab.client.info("memory")
+    keys = list(lab.client.scan_iter(count=1000))
+    pipe = lab.client.pipeline(transaction=False)
+    for key in keys:
+        pipe.memory_usage(key, samples=0)
+    return {
+        "used_memory": int(info["used_memory"]),
+        "used_memory_lua": int(info["used_memory_lua"]),  # the scripts' heap: garbage collected lazily
+        "keys": len(keys),
+        "bytes in keys": sum(size or 0 for size in pipe.execute()),
+    }

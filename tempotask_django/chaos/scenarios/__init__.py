@@ -30,7 +30,18 @@ from tempotask_django.chaos.lab import Lab
 from tempotask_django.chaos.report import Result
 
 PROFILES = ("short", "long")
-MODULES = ("kills", "redis_restarts", "shutdown", "bad_input", "memory", "paused_worker", "beats", "beats_simulated")
+MODULES = (
+    "kills",
+    "redis_restarts",
+    "shutdown",
+    "bad_input",
+    "memory",
+    "soak",
+    "shrinking_history",
+    "paused_worker",
+    "beats",
+    "beats_simulated",
+)
 
 Runner = Callable[[Lab, dict[str, Any], random.Random], Result]
 
