@@ -193,7 +193,10 @@ class CronStore:
                 spec.priority,
                 *spec.job_args(),
             ]
-            calls.append(("cron_fire", spec.queue, args))
+            keys = self.store.keys(spec.queue)
+            calls.append(
+                ("cron_fire", spec.queue, args, [keys.cron(fire.name), *self.store.job_keys(spec.queue, spec.id)])
+            )
         replies = self.store.scripts.pipeline(calls)
         self.store.registered_again({fire.spec.queue for fire, reply in zip(fires, replies, strict=True) if reply[3]})
         return [FireOutcome(outcome, status or "", int(now)) for outcome, status, now, _ in replies]

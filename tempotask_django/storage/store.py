@@ -31,7 +31,7 @@ from tempotask_django.storage.records import (
     ReclaimResult,
     SweepResult,
 )
-from tempotask_django.storage.scripts import ScriptRunner
+from tempotask_django.storage.scripts import ScriptCall, ScriptRunner
 
 logger = logging.getLogger("tempotask")
 
@@ -254,8 +254,8 @@ class RedisStore:
                 claimed = self._claim_result(replies[-1])
         return outcomes, claimed
 
-    def _finish_calls(self, consumer: str, finishes: Sequence[Finish]) -> tuple[list, list[list[int]]]:
-        calls: list[tuple[str, str, list[Any]]] = []
+    def _finish_calls(self, consumer: str, finishes: Sequence[Finish]) -> tuple[list[ScriptCall], list[list[int]]]:
+        calls: list[ScriptCall] = []
         positions: list[list[int]] = []
         succeeded = [i for i, item in enumerate(finishes) if item.succeeded]
         for queue, chunk in _chunks_by_queue(succeeded, lambda i: finishes[i].queue, FINISH_CHUNK):
@@ -276,7 +276,8 @@ class RedisStore:
                     self._history_size(item.queue),
                     self.settings.max_errors_per_job,
                 ]
-                calls.append(("fail", item.queue, args))
+                keys = self.keys(item.queue)
+                calls.append(("fail", item.queue, args, [keys.job(item.job_id), keys.errors(item.job_id)]))
                 positions.append([i])
         return calls, positions
 
@@ -324,12 +325,19 @@ class RedisStore:
         """Append a line to a job's log, unless the job is gone. A line longer than MAX_LOG_LINE_BYTES
         is cut (it says so), and the log keeps its newest MAX_LOG_LINES_PER_JOB lines."""
         line = _cut_log_line(message_json, self.settings.max_log_line_bytes)
-        return bool(self.scripts.run("log", queue, [job_id, line, self.settings.max_log_lines_per_job]))
+        keys = self.keys(queue)
+        args = [job_id, line, self.settings.max_log_lines_per_job]
+        return bool(self.scripts.run("log", queue, args, keys=[keys.job(job_id), keys.logs(job_id)]))
 
     # -- management -------------------------------------------------------------------------
     def delete_job(self, queue: str, job_id: str) -> str | None:
         """Delete a job in any status. Returns the status it had, None when it did not exist."""
-        return self.scripts.run("delete", queue, [CONSUMER_GROUP, job_id]) or None
+        return self.scripts.run("delete", queue, [CONSUMER_GROUP, job_id], keys=self.job_keys(queue, job_id)) or None
+
+    def job_keys(self, queue: str, job_id: str) -> list[str]:
+        """The record, logs, errors and children set of a job: the keys a script deleting it names."""
+        keys = self.keys(queue)
+        return [keys.job(job_id), keys.logs(job_id), keys.errors(job_id), keys.children(job_id)]
 
     def retry_job(self, queue: str, job_id: str) -> str | None:
         """Queue a failed or delayed job again now. Returns the status it had (None if missing)."""

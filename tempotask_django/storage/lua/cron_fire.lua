@@ -3,7 +3,9 @@
 -- only when it is later than the last tick decided (fired, missed or skipped while paused) and than
 -- the schedule's start, by the server clock. Job-id dedup alone would not do: a finished job's id
 -- can be used again.
--- ARGV[2] schedule name (its hash is BASE .. 'cron:' .. name)
+-- KEYS[10] the schedule's hash; KEYS[11..14] the job's record, logs, errors and children set (a
+-- finished job with its id is deleted: enqueue_job)
+-- ARGV[2] schedule name
 -- ARGV[3] mode: 'tick' (a beat firing a tick) or 'now' (run now: no tick, ignores pause)
 -- ARGV[4] tick, ms (mode 'tick')
 -- ARGV[5] next run after this tick, ms (0 = leave as it is)
@@ -15,7 +17,7 @@
 -- Returns {outcome, job status, now, new_queue}: outcome is 'fired', 'ran' (mode 'now'), 'not-due',
 -- 'done' (already decided, by this or another beat), 'paused', 'missed' or 'unknown' (no such
 -- schedule); new_queue is 1 when the job's queue had no mark of use (the caller registers it).
-local key = BASE .. 'cron:' .. ARGV[2]
+local key = KEYS[10]
 local mode = ARGV[3]
 local tick = tonumber(ARGV[4])
 local now = tonumber(ARGV[6])

@@ -1,11 +1,12 @@
 -- Delete a job in any status, with its logs and errors. A running job's entry is released, so
 -- its worker's finish is refused.
+-- KEYS[10..13] the job's record, logs, errors and children set (delete_job_keys deletes them, and
+-- takes the job out of its parent's children set, a key known from the record only)
 -- ARGV[2] consumer group
 -- ARGV[3] job id
 -- Returns the status the job had, or false when it did not exist.
 local group, id = ARGV[2], ARGV[3]
-local jk = job_key(id)
-local current = redis.call('HMGET', jk, 'status', 'entry')
+local current = redis.call('HMGET', KEYS[10], 'status', 'entry')
 if not current[1] then return false end
 local zkey = status_key(current[1])
 if zkey then redis.call('ZREM', zkey, id) end

@@ -1,5 +1,6 @@
 -- Record a failed attempt of a running job, if the calling worker still owns it, then either
 -- schedule the next attempt (delayed, or waiting when the delay is 0) or fail the job for good.
+-- KEYS[10] the job's record, KEYS[11] its errors
 -- ARGV[2] consumer group
 -- ARGV[3] consumer (worker) name
 -- ARGV[4] stream entry id
@@ -14,9 +15,9 @@ local problem = ownership_problem(group, consumer, eid, id)
 if problem then return {0, problem} end
 local now = now_ms()
 local delay = tonumber(ARGV[7])
-local jk = job_key(id)
+local jk = KEYS[10]
 release(group, eid, id)
-push_error(jk, ARGV[6], tonumber(ARGV[9]))
+push_error(KEYS[11], ARGV[6], tonumber(ARGV[9]))
 redis.call('HSET', jk, 'finished_at', now)
 if delay < 0 then
   redis.call('HSET', jk, 'status', 'failed')

@@ -1,18 +1,19 @@
 -- Shared prelude, prepended to every queue script by scripts.py.
 --
--- Every queue script is called with one key, KEYS[1] = the queue's waiting set (it names the
--- queue's hash slot, so the call goes to the right Redis Cluster node), and ARGV[1] = the queue's
--- key base "P:{Q}:". Its keys are built from that base, all under the queue's hash tag:
---   waiting     ZSET  id -> priority-then-FIFO score        (KEYS[1])
---   delayed     ZSET  id -> due ms
---   processing  ZSET  id -> start ms
---   completed   ZSET  id -> finish ms
---   failed      ZSET  id -> finish ms
---   stream      STREAM running jobs, consumer group holds the leases
---   wake        STREAM doorbell for blocked workers
---   seq         STRING FIFO counter
---   paused      STRING present while paused
--- and job, log, error, children and stats keys (see storage/keys.py).
+-- Every queue script is called with the queue's keys as KEYS[1..9] (scripts.py, QUEUE_KEYS), all
+-- under the queue's hash tag, so the call goes to the right Redis Cluster node:
+--   KEYS[1] waiting     ZSET  id -> priority-then-FIFO score
+--   KEYS[2] delayed     ZSET  id -> due ms
+--   KEYS[3] processing  ZSET  id -> start ms
+--   KEYS[4] completed   ZSET  id -> finish ms
+--   KEYS[5] failed      ZSET  id -> finish ms
+--   KEYS[6] stream      STREAM running jobs, consumer group holds the leases
+--   KEYS[7] wake        STREAM doorbell for blocked workers
+--   KEYS[8] seq         STRING FIFO counter (and the queue's mark of use, see mark_queue_used)
+--   KEYS[9] paused      STRING present while paused
+-- then the keys of its own that are known before the call (KEYS[10...], each script's header says
+-- which), and ARGV[1] = the queue's key base "P:{Q}:": the job, log, error, children and stats
+-- keys found only while the script runs are built from it (see storage/keys.py).
 -- A script's own arguments start at ARGV[2].
 --
 -- Rule for every script: validate and read first, write after, so a failure cannot leave a job
@@ -20,9 +21,8 @@
 
 local BASE = ARGV[1]
 local K = {
-  waiting = KEYS[1], delayed = BASE .. 'delayed', processing = BASE .. 'processing',
-  completed = BASE .. 'completed', failed = BASE .. 'failed', stream = BASE .. 'stream',
-  wake = BASE .. 'wake', seq = BASE .. 'seq', paused = BASE .. 'paused',
+  waiting = KEYS[1], delayed = KEYS[2], processing = KEYS[3], completed = KEYS[4], failed = KEYS[5],
+  stream = KEYS[6], wake = KEYS[7], seq = KEYS[8], paused = KEYS[9],
 }
 local QUEUE = string.match(BASE, '{(.-)}:$') or BASE
 -- Priority bands are 2^42 apart so -priority * BAND + seq stays an exact double for |priority| <= 1000.
@@ -78,10 +78,10 @@ local function delete_job_keys(id)
   redis.call('UNLINK', jk, jk .. ':logs', jk .. ':errors', children_key(id))
 end
 
--- Append an error record (JSON) to a job's errors, keeping the newest `keep`.
-local function push_error(jk, record, keep)
-  redis.call('RPUSH', jk .. ':errors', record)
-  redis.call('LTRIM', jk .. ':errors', -keep, -1)
+-- Append an error record (JSON) to a job's errors list, keeping the newest `keep`.
+local function push_error(errors_key, record, keep)
+  redis.call('RPUSH', errors_key, record)
+  redis.call('LTRIM', errors_key, -keep, -1)
 end
 
 -- Add n (default 1) to a per-minute counter. The TTL is set when the field is created, not on

@@ -58,7 +58,7 @@ for _, p in ipairs(stalled) do
           err.message = 'delivered ' .. deliveries .. ' times without finishing (its worker died each time); ' ..
             'failed instead of retried (MAX_DELIVERIES=' .. max_deliveries .. ')'
           release(group, eid, id)
-          push_error(jk, cjson.encode(err), errors_kept)
+          push_error(jk .. ':errors', cjson.encode(err), errors_kept)
           redis.call('HSET', jk, 'status', 'failed', 'finished_at', now, 'attempt', attempt - 1)
           redis.call('ZADD', K.failed, now, id)
           count_stat('failed', now)
@@ -69,7 +69,7 @@ for _, p in ipairs(stalled) do
             alone = 1
             err.message = err.message .. '; runs alone on its worker in case it is what kills them'
           end
-          push_error(jk, cjson.encode(err), errors_kept)
+          push_error(jk .. ':errors', cjson.encode(err), errors_kept)
           jobs[#jobs + 1] = redis.call('HGETALL', jk)
         end
       end

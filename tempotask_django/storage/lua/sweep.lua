@@ -66,7 +66,7 @@ for _, id in ipairs(ids) do
       err.type = 'PoisonPill'
       err.message = err.message .. '; ' .. runs .. ' runs in a row never finished: failed instead of ' ..
         'retried (MAX_DELIVERIES=' .. max_deliveries .. ')'
-      push_error(jk, cjson.encode(err), errors_kept)
+      push_error(jk .. ':errors', cjson.encode(err), errors_kept)
       redis.call('HSET', jk, 'status', 'failed', 'finished_at', now)
       redis.call('ZADD', K.failed, now, id)
       count_stat('failed', now)
@@ -74,7 +74,7 @@ for _, id in ipairs(ids) do
       failed = failed + 1
     else
       err.message = err.message .. '; runs again'
-      push_error(jk, cjson.encode(err), errors_kept)
+      push_error(jk .. ':errors', cjson.encode(err), errors_kept)
       make_waiting(id, priority_of(current[5]))
       requeued = requeued + 1
     end
