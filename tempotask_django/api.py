@@ -45,15 +45,11 @@ def add_jobs(jobs: Iterable[Mapping[str, Any]], *, on_commit: bool | None = None
     return enqueue_many(items, on_commit=on_commit)
 
 
-def configured_queues() -> set[str]:
-    """DEFAULT_QUEUE, the queues of TEMPOTASK["QUEUES"] and every queue a registered task names."""
-    settings = get_settings()
-    return {settings.default_queue, *settings.queues, *(t.queue for t in registry if t.queue)}
-
-
 def all_queues() -> list[str]:
     """Every queue known from settings, registered tasks and Redis."""
-    return get_default_store().inspect.known_queues(configured_queues())
+    settings = get_settings()
+    configured = {settings.default_queue, *settings.queues, *(t.queue for t in registry if t.queue)}
+    return get_default_store().inspect.known_queues(configured)
 
 
 def lookup_order() -> list[str]:

@@ -31,7 +31,6 @@ SCRIPT_NAMES = (
     "log",
     "purge",
     "forget_consumers",
-    "forget_queue",
     "stats",
     "cron_register",
     "cron_fire",

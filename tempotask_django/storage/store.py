@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, cast
+from typing import Any
 
 import redis
 from redis.exceptions import NoScriptError, ResponseError
@@ -331,8 +331,17 @@ class RedisStore:
 
     # -- management -------------------------------------------------------------------------
     def delete_job(self, queue: str, job_id: str) -> str | None:
-        """Delete a job in any status. Returns the status it had, None when it did not exist."""
-        return self.scripts.run("delete", queue, [CONSUMER_GROUP, job_id], keys=self.job_keys(queue, job_id)) or None
+        """Delete a job in any status. Returns the status it had, None when it did not exist.
+
+        A queue left with nothing is taken out of the set of known queues (see ``_forget``).
+        """
+        reply = self.scripts.run("delete", queue, [CONSUMER_GROUP, job_id], keys=self.job_keys(queue, job_id))
+        if not reply:
+            return None
+        status, emptied = reply
+        if emptied:
+            self._forget(queue)
+        return status
 
     def job_keys(self, queue: str, job_id: str) -> list[str]:
         """The record, logs, errors and children set of a job: the keys a script deleting it names."""
@@ -362,45 +371,42 @@ class RedisStore:
                 return total
 
     def purge(self, queue: str, status: str, batch: int = 500) -> int:
-        """Delete every completed or failed job of a queue, in short batches. Returns the count."""
+        """Delete every completed or failed job of a queue, in short batches. Returns the count.
+
+        A queue left with nothing is taken out of the set of known queues (see ``_forget``).
+        """
         total = 0
         while True:
-            deleted = int(self.scripts.run("purge", queue, [status, batch]))
-            total += deleted
-            if deleted < batch:
+            deleted, emptied = self.scripts.run("purge", queue, [status, batch, CONSUMER_GROUP])
+            total += int(deleted)
+            if emptied:
+                self._forget(queue)
+            if int(deleted) < batch:
                 return total
+
+    def _forget(self, queue: str) -> None:
+        """Take ``queue``, which a script found left with nothing and cleared, out of the set of known
+        queues, so the set (and the admin's overview, which reads every queue in it) holds only queues
+        in use. The queue comes back with its next job: that enqueue finds its mark of use gone.
+
+        A queue a cron schedule enqueues to stays. A job enqueued or a pause set since the script ran
+        registered the queue, maybe just before the SREM: finding the queue's mark of use or pause
+        after the SREM, the queue is registered again.
+        """
+        if queue in self.client.hvals(self.global_keys.crons):
+            return
+        keys = self.keys(queue)
+        self.client.srem(self.global_keys.queues, queue)
+        self._registered_queues.discard(queue)
+        if self.client.exists(keys.seq, keys.paused):
+            self.registered_again([queue])
 
     def pause_queue(self, queue: str) -> None:
         """Workers stop starting jobs from ``queue``; running jobs finish."""
-        # Paused first, registered second: ``forget_empty_queues`` checks the flag after its SREM.
+        # Paused first, registered second: ``_forget`` checks the flag after its SREM.
         self.client.set(self.keys(queue).paused, "1")
         self._registered_queues.discard(queue)
         self.register_queue(queue)
-
-    def forget_empty_queues(self, queues: Iterable[str]) -> list[str]:
-        """Take the queues of ``queues`` left with nothing out of the set of known queues, and delete
-        their last keys (see lua/forget_queue.lua); returns the queues forgotten.
-
-        A queue a cron schedule enqueues to is kept. A queue forgotten here comes back with its next
-        job: the enqueue finds its mark of use gone and registers it again. One enqueued while this
-        runs is registered again here if its enqueue registered it before the SREM below.
-        """
-        scheduled = set(cast(list[str], self.client.hvals(self.global_keys.crons)))
-        candidates = [queue for queue in dict.fromkeys(queues) if queue not in scheduled]
-        if not candidates:
-            return []
-        replies = self.scripts.pipeline([("forget_queue", queue, [CONSUMER_GROUP]) for queue in candidates])
-        forgotten = [queue for queue, reply in zip(candidates, replies, strict=True) if reply == 1]
-        if not forgotten:
-            return []
-        self.client.srem(self.global_keys.queues, *forgotten)
-        self._registered_queues.difference_update(forgotten)
-        pipe = self.client.pipeline(transaction=False)
-        for queue in forgotten:
-            pipe.exists(self.keys(queue).seq, self.keys(queue).paused)
-        used_again = [queue for queue, used in zip(forgotten, pipe.execute(), strict=True) if used]
-        self.registered_again(used_again)
-        return [queue for queue in forgotten if queue not in used_again]
 
     def resume_queue(self, queue: str) -> None:
         """Workers start jobs from ``queue`` again; idle ones are woken at once (the doorbell rings)."""

@@ -13,7 +13,6 @@ from django.http import HttpRequest, JsonResponse
 from django.template.loader import render_to_string
 from django.views import View
 
-from tempotask_django import api
 from tempotask_django.job import JobStatus, ms_to_datetime
 from tempotask_django.storage.crons import CronStore
 from tempotask_django.storage.inspect import QueueStats
@@ -42,18 +41,6 @@ COUNTED = (*(status.value for status in JobStatus), "consumers")
 
 def served_queues(workers: list[dict[str, str]]) -> set[str]:
     return {queue for worker in workers for queue in worker.get("queues", "").split(",") if queue}
-
-
-def unused(stats: list[QueueStats], kept: set[str]) -> list[str]:
-    """Queues of ``stats`` with no job, no consumer and no pause, but those of ``kept``."""
-    return [
-        queue.queue
-        for queue in stats
-        if queue.queue not in kept
-        and not queue.paused
-        and queue.consumers == 0
-        and not any(getattr(queue, status.value) for status in JobStatus)
-    ]
 
 
 def _problem(level: str, queue: str, status: str, text: str) -> dict[str, str]:
@@ -114,13 +101,6 @@ class OverviewMixin(DashboardMixin):
         stats = store.inspect.queue_stats_many(queues)
         now_ms = store.server_time_ms()
         workers = worker_rows(store.inspect.list_workers(), now_ms)
-        # Queues named once (queue= overrides, per-tenant queues) and now empty are pruned from the
-        # set of queue names, so the set, and what this page reads, holds only queues in use. One
-        # comes back with its next job (see RedisStore.forget_empty_queues).
-        forgotten = set(store.forget_empty_queues(unused(stats, api.configured_queues() | served_queues(workers))))
-        if forgotten:
-            queues = [queue for queue in queues if queue not in forgotten]
-            stats = [queue for queue in stats if queue.queue not in forgotten]
         chart = build_chart(store.inspect.minute_totals(queues, CHART_MINUTES))
         cron_store = CronStore(store)
         crons, beats = cron_store.list(with_job_status=False), cron_store.beats()

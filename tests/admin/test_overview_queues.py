@@ -1,4 +1,5 @@
-"""The overview's queue list: queues left with nothing are pruned, so it reads only queues in use."""
+"""The overview's queue list: queues left with nothing are pruned from the set of queue names, so it
+reads only queues in use."""
 
 from __future__ import annotations
 
@@ -16,13 +17,12 @@ def registered(store) -> set[str]:
     return set(store.client.smembers(store.global_keys.queues))
 
 
-def test_the_overview_forgets_queues_left_with_nothing(store, superuser):
+def test_the_overview_leaves_out_queues_left_with_nothing(store, superuser):
     for n in range(5):
         job_id = api.add_job("add", {"a": 1, "b": 2}, queue=f"tenant-{n}", on_commit=False)
         if n:
             api.delete_job(job_id, queue=f"tenant-{n}")
     api.add_job("add", {"a": 1, "b": 2}, on_commit=False)
-    assert {f"tenant-{n}" for n in range(5)} <= registered(store)
 
     response = client_for(superuser).get(reverse("admin:tempotask_overview"))
     shown = [queue.queue for queue in response.context["queues"]]

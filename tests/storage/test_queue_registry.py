@@ -31,26 +31,33 @@ def test_an_enqueue_registers_its_queue_again_after_redis_lost_its_data(store):
     assert registered(store) == {"reports", "exports"}
 
 
-def test_queues_left_with_nothing_are_forgotten_and_come_back_with_their_next_job(store):
-    store.enqueue_many([spec("a", "gone"), spec("b", "busy"), spec("c", "history")])
-    store.delete_job("gone", "a")
-    (job,) = store.claim("history", "w1", 1).jobs
-    finish(store, "w1", [Finish("history", job["entry"], "c", True, "1")])
+def test_a_queue_left_with_nothing_is_forgotten_and_comes_back_with_its_next_job(store):
+    store.enqueue_many([spec("a", "gone"), spec("b", "busy"), spec("c", "purged"), spec("d", "paused")])
     store.pause_queue("paused")
-    assert registered(store) == {"gone", "busy", "history", "paused"}
+    assert registered(store) == {"gone", "busy", "purged", "paused"}
 
-    forgotten = store.forget_empty_queues(["gone", "busy", "history", "paused"])
-    assert forgotten == ["gone"]
-    assert registered(store) == {"busy", "history", "paused"}
+    assert store.delete_job("gone", "a") == "waiting"
+    (job,) = store.claim("purged", "w1", 1).jobs
+    finish(store, "w1", [Finish("purged", job["entry"], "c", True, "1")])
+    assert store.purge("purged", "completed") == 1
+    assert store.delete_job("paused", "d") == "waiting"
+    assert registered(store) == {"busy", "paused"}
     assert store.client.keys(f"{store.keys('gone').base}*") == []
+    # Only its per-minute counters are left, and they expire.
+    assert {key.rsplit(":", 1)[0] for key in store.client.keys(f"{store.keys('purged').base}*")} == {
+        store.keys("purged").stats_prefix.rstrip(":")
+    }
 
     store.enqueue(spec("again", "gone"))
     assert "gone" in registered(store)
     assert [job["id"] for job in store.claim("gone", "w1", 5).jobs] == ["again"]
 
 
-def test_a_queue_with_a_running_job_is_not_forgotten(store):
-    store.enqueue(spec("a", "work"))
+def test_a_queue_with_a_running_job_or_a_schedule_is_kept(store):
+    store.enqueue_many([spec("a", "work"), spec("b", "work"), spec("c", "scheduled")])
     (job,) = store.claim("work", "w1", 1).jobs
-    assert store.forget_empty_queues(["work"]) == []
+    store.client.hset(store.global_keys.crons, "nightly", "scheduled")
+    store.delete_job("work", "b")
+    store.delete_job("scheduled", "c")
+    assert registered(store) == {"work", "scheduled"}
     assert finish(store, "w1", [Finish("work", job["entry"], "a", True, "1")])[0].accepted

@@ -4,7 +4,8 @@
 -- takes the job out of its parent's children set, a key known from the record only)
 -- ARGV[2] consumer group
 -- ARGV[3] job id
--- Returns the status the job had, or false when it did not exist.
+-- Returns {the status the job had, 1 when the queue was left with nothing and forgotten (see
+-- forget_if_empty) else 0}, or false when the job did not exist.
 local group, id = ARGV[2], ARGV[3]
 local current = redis.call('HMGET', KEYS[10], 'status', 'entry')
 if not current[1] then return false end
@@ -17,4 +18,4 @@ if current[2] and string.match(current[2], '^%d+%-%d+$') then
   redis.call('XDEL', K.stream, current[2])
 end
 delete_job_keys(id)
-return current[1]
+return {current[1], forget_if_empty(group)}

@@ -114,6 +114,22 @@ local function mark_queue_used()
   return 1
 end
 
+-- After a delete: when the queue holds nothing any more (no job in any status, no pause, no stream
+-- entry, pending or not), delete its last keys (FIFO counter, stream with its consumer group,
+-- doorbell) and return 1; the caller takes the queue out of the global set of queue names, and the
+-- queue's next job marks it as new again (mark_queue_used). Workers recreate the group on their
+-- next claim. Returns 0 when the queue still holds something.
+local function forget_if_empty(group)
+  for _, key in ipairs({K.waiting, K.delayed, K.processing, K.completed, K.failed, K.paused}) do
+    if redis.call('EXISTS', key) == 1 then return 0 end
+  end
+  if redis.call('XLEN', K.stream) > 0 then return 0 end
+  local pending = redis.pcall('XPENDING', K.stream, group)
+  if type(pending) == 'table' and not pending.err and tonumber(pending[1]) > 0 then return 0 end
+  redis.call('UNLINK', K.seq, K.stream, K.wake)
+  return 1
+end
+
 local function ring_doorbell(id)
   redis.call('XADD', K.wake, 'MAXLEN', '~', WAKE_MAXLEN, '*', 'j', id)
 end
