@@ -219,6 +219,24 @@ SETTINGS: tuple[Setting, ...] = (
         "largest JSON payload of one job",
     ),
     Setting(
+        "MAX_LOG_LINES_PER_JOB",
+        1000,
+        Rule(lambda v: is_int(v) and v >= 1, "an integer >= 1"),
+        "log lines kept per job (the newest)",
+    ),
+    Setting(
+        "MAX_LOG_LINE_BYTES",
+        10_000,
+        Rule(lambda v: is_int(v) and v >= 100, "an integer >= 100"),
+        "longest log line kept, bytes of JSON; a longer one is cut and says so",
+    ),
+    Setting(
+        "MAX_ERRORS_PER_JOB",
+        20,
+        Rule(lambda v: is_int(v) and v >= 1, "an integer >= 1"),
+        "error records kept per job, one per failed attempt (the newest; never fewer than MAX_DELIVERIES)",
+    ),
+    Setting(
         "ENQUEUE_ON_COMMIT",
         True,
         Rule(lambda v: isinstance(v, bool), "True or False"),
@@ -290,6 +308,9 @@ class Settings:
     backoff: str
     max_retry_delay: float
     max_payload_bytes: int
+    max_log_lines_per_job: int
+    max_log_line_bytes: int
+    max_errors_per_job: int
     enqueue_on_commit: bool
     cron_catchup_window: float
     cron_beat_heartbeat: float

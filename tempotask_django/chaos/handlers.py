@@ -36,6 +36,16 @@ def work(job, ctx):
     return {"pid": os.getpid()}
 
 
+@task(name="chaos.parent")
+def parent(job, ctx):
+    """Add ``data["children"]`` chaos.work child jobs (``ctx.add_job``), then end as ``work`` does."""
+    data = job.data if isinstance(job.data, dict) else {}
+    ctx.ledger.record("start", job.id, job.attempt)
+    children = [ctx.add_job("chaos.work", {"ms": 0}) for _ in range(int(data.get("children", 0)))]
+    ctx.ledger.record("end", job.id, job.attempt)
+    return {"pid": os.getpid(), "children": children}
+
+
 @task(name="chaos.tick")
 def tick(job, ctx):
     """The job of every cron tick in the beats scenarios: records its run (the job id names the tick)."""

@@ -14,6 +14,8 @@ from tempotask_django.chaos.report import Result
 # Jobs enqueued per round trip.
 ENQUEUE_BATCH = 1000
 FINISHED = ("completed", "failed")
+# Allowed growth of memory and key count between two measurements that must be flat.
+FLAT = 0.05
 
 
 def enqueue_work(count: int, rng: random.Random, max_ms: int = 0, fail_ratio: float = 0.0) -> list[str]:
@@ -115,3 +117,35 @@ def crashed_children(command: Command) -> list[int]:
         if line.message.startswith("worker process ") and " exited with " in line.message:
             pids.append(int(line.message.split()[2]))
     return pids
+
+
+def measure_memory(lab: Lab, samples: int = 3) -> dict[str, int]:
+    """INFO memory, the key count, and the exact bytes of every key (MEMORY USAGE, all samples).
+
+    The memory figures are the lowest of ``samples`` readings 0.5 s apart: a transient (a reply
+    buffer, a free still under way) is not memory kept, while memory that is kept raises every reading.
+    """
+    time.sleep(1.0)  # let the last finishes and client buffers settle
+    # The scripts' heap is garbage collected lazily: collect it now, so its figure is that of the scripts.
+    lab.client.eval("collectgarbage('collect') return 0", 0)
+    readings = []
+    for sample in range(samples):
+        if sample:
+            time.sleep(0.5)
+        info, stats = lab.client.info("memory"), lab.client.memory_stats()
+        used = int(info["used_memory"])
+        # The buffers of the clients connected at that instant and the cache of loaded scripts are
+        # part of used_memory, and move by tens of KB whatever the jobs did.
+        buffers_and_scripts = int(stats.get("clients.normal", 0)) + int(stats.get("lua.caches", 0))
+        readings.append((used, used - buffers_and_scripts, int(info["used_memory_lua"])))
+    keys = list(lab.client.scan_iter(count=1000))
+    pipe = lab.client.pipeline(transaction=False)
+    for key in keys:
+        pipe.memory_usage(key, samples=0)
+    return {
+        "used_memory": min(reading[0] for reading in readings),
+        "used_memory less client buffers and script cache": min(reading[1] for reading in readings),
+        "used_memory_lua": min(reading[2] for reading in readings),  # the scripts' heap (not in used_memory)
+        "keys": len(keys),
+        "bytes in keys": sum(size or 0 for size in pipe.execute()),
+    }

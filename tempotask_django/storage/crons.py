@@ -131,7 +131,7 @@ class FireOutcome:
 
 
 def _outcome(reply: Sequence[Any]) -> FireOutcome:
-    outcome, status, now = reply
+    outcome, status, now, _new_queue = reply
     return FireOutcome(outcome, status or "", int(now))
 
 
@@ -203,8 +203,15 @@ class CronStore:
                 spec.priority,
                 *spec.job_args(),
             ]
-            calls.append(("cron_fire", spec.queue, args))
+            keys = self.store.keys(spec.queue)
+            calls.append(
+                ("cron_fire", spec.queue, args, [keys.cron(fire.name), *self.store.job_keys(spec.queue, spec.id)])
+            )
         replies = self.store.scripts.pipeline(calls, raise_errors=False)
+        answered = [
+            (fire, reply) for fire, reply in zip(fires, replies, strict=True) if not isinstance(reply, Exception)
+        ]
+        self.store.registered_again({fire.spec.queue for fire, reply in answered if reply[3]})
         return [reply if isinstance(reply, Exception) else _outcome(reply) for reply in replies]
 
     def queue_of(self, name: str) -> str | None:

@@ -6,7 +6,8 @@ Per queue ``Q`` (all under the hash tag ``{Q}`` so one queue's scripts run on Re
     P:{Q}:logs:<id>         LIST    JSON log lines {"t": ms, "message": ...}
     P:{Q}:errors:<id>       LIST    JSON error per failed attempt {"attempt", "type", "message", "traceback", "t"}
     P:{Q}:children:<id>     SET     ids of the child jobs of job <id> that are in queue Q (the
-                                    parent may live in another queue); a child leaves it when deleted
+                                    parent may live in another queue); a child leaves it when it is
+                                    deleted or trimmed, and the set goes with job <id>
     P:{Q}:cron:<name>       HASH    one cron schedule whose jobs go to Q: its definition (task,
                                     expression, timezone, data...) and state (since, last_tick,
                                     last_run, next_run, last_job_id, paused...); see storage/crons.py
@@ -26,7 +27,8 @@ Per queue ``Q`` (all under the hash tag ``{Q}`` so one queue's scripts run on Re
 
 Global::
 
-    P:queues                SET     every queue that has ever had a job
+    P:queues                SET     every queue holding something (a delete or purge that empties a
+                                    queue takes it out; its next job puts it back)
     P:workers               ZSET    worker id -> last heartbeat, ms
     P:worker:<id>           HASH    worker info (host, pid, queues, ...), expires with its heartbeat
     P:crons                 HASH    cron schedule name -> the queue holding its P:{Q}:cron:<name> hash

@@ -37,8 +37,11 @@ SCRIPT_NAMES = (
     "cron_control",
 )
 
-# One script call: (script name, queue, the script's own arguments).
-ScriptCall = tuple[str, str, Sequence[Any]]
+# The queue's keys every script gets, in this order, as KEYS[1..10] (lua/lib.lua's K table reads them).
+QUEUE_KEYS = ("waiting", "delayed", "processing", "completed", "failed", "stream", "wake", "seq", "paused", "metrics")
+
+# One script call: (script name, queue, the script's own arguments[, its own keys: KEYS[11...]]).
+ScriptCall = tuple[str, str, Sequence[Any]] | tuple[str, str, Sequence[Any], Sequence[str]]
 
 
 @functools.cache
@@ -51,9 +54,10 @@ def script_source(name: str) -> str:
 class ScriptRunner:
     """Runs the queue scripts on one client, over ``direct``'s connections.
 
-    Every queue script gets one key, the queue's waiting set (it names the queue's hash slot), and
-    the queue's key base as its first argument: the scripts build the queue's other keys from it
-    (see lua/lib.lua).
+    Every queue script gets the queue's keys (QUEUE_KEYS) as KEYS[1..10], then the keys of its own
+    known before the call (a job's record, its logs...), and the queue's key base as its first
+    argument: keys found only while the script runs (the jobs a claim pops, the history a trim
+    deletes) are built from it (see lua/lib.lua). All of them share the queue's hash slot.
     """
 
     def __init__(self, client: Redis, direct: DirectCalls, prefix: str) -> None:
@@ -61,24 +65,26 @@ class ScriptRunner:
         self.direct = direct
         self.prefix = prefix
         self._shas = {name: client.register_script(script_source(name)).sha for name in SCRIPT_NAMES}
-        self._queue_heads: dict[str, tuple[str, str]] = {}
+        self._queue_heads: dict[str, tuple[tuple[str, ...], str]] = {}
 
-    def command(self, script: str, queue: str, args: Sequence[Any]) -> tuple[Any, ...]:
-        """The EVALSHA command running ``script`` on ``queue`` with ``args`` (to send in a pipeline)."""
+    def command(self, script: str, queue: str, args: Sequence[Any], keys: Sequence[str] = ()) -> tuple[Any, ...]:
+        """The EVALSHA command running ``script`` on ``queue`` with ``args`` and the script's own
+        ``keys`` (to send in a pipeline)."""
         head = self._queue_heads.get(queue)
         if head is None:
-            keys = QueueKeys(self.prefix, queue)
-            head = self._queue_heads[queue] = (keys.waiting, f"{keys.base}:")
-        waiting, base = head
-        return ("EVALSHA", self._shas[script], 1, waiting, base, *args)
+            queue_keys = QueueKeys(self.prefix, queue)
+            names = tuple(getattr(queue_keys, name) for name in QUEUE_KEYS)
+            head = self._queue_heads[queue] = (names, f"{queue_keys.base}:")
+        names, base = head
+        return ("EVALSHA", self._shas[script], len(names) + len(keys), *names, *keys, base, *args)
 
-    def run(self, script: str, queue: str, args: Sequence[Any] = ()) -> Any:
+    def run(self, script: str, queue: str, args: Sequence[Any] = (), keys: Sequence[str] = ()) -> Any:
         """Run ``script`` on ``queue`` and return its reply (one round trip)."""
         try:
-            return self.direct.call(*self.command(script, queue, args))
+            return self.direct.call(*self.command(script, queue, args, keys))
         except NoScriptError:
             self.load([script])
-            return self.direct.call(*self.command(script, queue, args))
+            return self.direct.call(*self.command(script, queue, args, keys))
 
     def pipeline(self, calls: Sequence[ScriptCall], raise_errors: bool = True) -> list[Any]:
         """Run several scripts in one round trip and return their replies, in order.
@@ -105,4 +111,4 @@ class ScriptRunner:
             self._shas[name] = self.client.script_load(script_source(name))
 
     def _send(self, calls: Sequence[ScriptCall]) -> list[Any]:
-        return self.direct.pipeline([self.command(name, queue, args) for name, queue, args in calls])
+        return self.direct.pipeline([self.command(*call) for call in calls])

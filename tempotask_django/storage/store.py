@@ -17,6 +17,7 @@ from typing import Any
 import redis
 from redis.exceptions import NoScriptError, ResponseError
 
+from tempotask_django import serialization
 from tempotask_django.conf import Settings
 from tempotask_django.storage import presence
 from tempotask_django.storage.direct import DirectCalls
@@ -30,7 +31,7 @@ from tempotask_django.storage.records import (
     ReclaimResult,
     SweepResult,
 )
-from tempotask_django.storage.scripts import ScriptRunner
+from tempotask_django.storage.scripts import ScriptCall, ScriptRunner
 
 logger = logging.getLogger("tempotask")
 
@@ -42,9 +43,33 @@ FINISH_CHUNK = 100
 WAKE_MAXLEN = 100
 # Processing jobs one sweep call looks at (two commands each): keeps each call well under a millisecond.
 SWEEP_PAGE = 200
+# Most history jobs one script call deletes when a history is over MAX_JOBS_PER_STATUS (lib.lua's
+# TRIM_SLICE, the same number): more than a finish batch adds, so the excess shrinks under any load,
+# and few enough that a lowered MAX_JOBS_PER_STATUS never blocks Redis (the rest go on later calls).
+HISTORY_TRIM_SLICE = 200
 
 
 _COMPLETED = FinishOutcome(True, status="completed")
+
+
+def _cut_log_line(message_json: str, max_bytes: int) -> str:
+    """``message_json`` when it fits in ``max_bytes``, else the start of its text (of the JSON itself
+    when it is not a string) as a JSON string that says it was cut."""
+    size = len(message_json.encode())
+    if size <= max_bytes:
+        return message_json
+    try:
+        message = serialization.decode(message_json)
+    except ValueError:
+        message = None
+    text = message if isinstance(message, str) else message_json
+    note = f" [cut: {size:,} bytes, MAX_LOG_LINE_BYTES={max_bytes:,}]"
+    kept = text.encode()[: max(0, max_bytes - len(note) - 2)].decode(errors="ignore")
+    line = serialization.dumps(kept + note)
+    while len(line.encode()) > max_bytes and kept:  # JSON escapes made it longer: keep less
+        kept = kept[: len(kept) // 2]
+        line = serialization.dumps(kept + note)
+    return line
 
 
 def _enqueued(spec: JobSpec, reply: Sequence[Any]) -> tuple[bool, str]:
@@ -97,16 +122,30 @@ class RedisStore:
 
     # -- producers --------------------------------------------------------------------------
     def register_queue(self, queue: str) -> None:
-        """Add ``queue`` to the set of known queues (once per process: later calls cost nothing)."""
+        """Add ``queue`` to the set of known queues (once per process: later calls cost nothing).
+
+        Redis may lose the set (FLUSHALL, a restart without persistence) or it may be pruned
+        (``forget_empty_queues``): the scripts that enqueue report a queue they find without its mark
+        of use, and ``registered_again`` adds it back whatever this cache says.
+        """
         if queue not in self._registered_queues:
             self.client.sadd(self.global_keys.queues, queue)
             self._registered_queues.add(queue)
+
+    def registered_again(self, queues: Iterable[str]) -> None:
+        """Add ``queues`` to the set of known queues: a script found them new (see lua/lib.lua, mark_queue_used)."""
+        queues = list(queues)
+        if queues:
+            self.client.sadd(self.global_keys.queues, *queues)
+            self._registered_queues.update(queues)
 
     def enqueue(self, spec: JobSpec) -> tuple[bool, str]:
         """Add a job unless one with its id is active. Returns (added, status); an added job's spec
         gets its ``enqueued_at_ms`` (the Redis clock)."""
         self.register_queue(spec.queue)
-        (reply,) = self.scripts.run("enqueue", spec.queue, spec.script_args())
+        (reply,), new_queue = self.scripts.run("enqueue", spec.queue, spec.script_args())
+        if new_queue:
+            self.registered_again([spec.queue])
         return _enqueued(spec, reply)
 
     def enqueue_many(self, specs: Sequence[JobSpec]) -> list[tuple[bool, str]]:
@@ -121,9 +160,14 @@ class RedisStore:
             calls.append(("enqueue", queue, [arg for i in chunk for arg in specs[i].script_args()]))
             positions.append(chunk)
         results: list[tuple[bool, str]] = [(False, "")] * len(specs)
-        for chunk, replies in zip(positions, self.scripts.pipeline(calls), strict=True):
+        new_queues = set()
+        answers = self.scripts.pipeline(calls)
+        for (_, queue, _), chunk, (replies, new_queue) in zip(calls, positions, answers, strict=True):
+            if new_queue:
+                new_queues.add(queue)
             for i, reply in zip(chunk, replies, strict=True):
                 results[i] = _enqueued(specs[i], reply)
+        self.registered_again(new_queues)
         return results
 
     # -- workers ----------------------------------------------------------------------------
@@ -173,6 +217,7 @@ class RedisStore:
                 1 if idle else 0,
                 held,
                 1 if may_hold else 0,
+                self.settings.max_errors_per_job,
             ],
         )
         return ReclaimResult(
@@ -184,11 +229,13 @@ class RedisStore:
         pending (deleted while pending, or lost by Redis), looking at ``page`` of them from ``offset``.
 
         Such a job could never finish nor be taken over. A job whose entry is pending is left alone
-        (a stalled one is ``reclaim``'s). See lua/sweep.lua.
+        (a stalled one is ``reclaim``'s). The first call of a pass (``offset`` 0) also trims the
+        queue's history by one slice (HISTORY_TRIM_SLICE) when it is over MAX_JOBS_PER_STATUS, so an
+        idle queue gets back to it too. See lua/sweep.lua.
         """
-        next_offset, requeued, failed = self.scripts.run(
-            "sweep", queue, [CONSUMER_GROUP, offset, page, self.settings.max_deliveries, self._history_size(queue)]
-        )
+        settings = self.settings
+        args = [CONSUMER_GROUP, offset, page, settings.max_deliveries, self._history_size(queue)]
+        next_offset, requeued, failed = self.scripts.run("sweep", queue, [*args, settings.max_errors_per_job])
         return SweepResult(int(next_offset), int(requeued), int(failed))
 
     def finish_and_claim(
@@ -222,8 +269,8 @@ class RedisStore:
                 claimed = self._claim_result(replies[-1])
         return outcomes, claimed
 
-    def _finish_calls(self, consumer: str, finishes: Sequence[Finish]) -> tuple[list, list[list[int]]]:
-        calls: list[tuple[str, str, list[Any]]] = []
+    def _finish_calls(self, consumer: str, finishes: Sequence[Finish]) -> tuple[list[ScriptCall], list[list[int]]]:
+        calls: list[ScriptCall] = []
         positions: list[list[int]] = []
         succeeded = [i for i, item in enumerate(finishes) if item.succeeded]
         for queue, chunk in _chunks_by_queue(succeeded, lambda i: finishes[i].queue, FINISH_CHUNK):
@@ -242,8 +289,10 @@ class RedisStore:
                     item.payload,
                     item.retry_delay_ms,
                     self._history_size(item.queue),
+                    self.settings.max_errors_per_job,
                 ]
-                calls.append(("fail", item.queue, args))
+                keys = self.keys(item.queue)
+                calls.append(("fail", item.queue, args, [keys.job(item.job_id), keys.errors(item.job_id)]))
                 positions.append([i])
         return calls, positions
 
@@ -288,12 +337,31 @@ class RedisStore:
         return list(self.scripts.run("forget_consumers", queue, [CONSUMER_GROUP, min_idle_ms, only]))
 
     def append_log(self, queue: str, job_id: str, message_json: str) -> bool:
-        return bool(self.scripts.run("log", queue, [job_id, message_json]))
+        """Append a line to a job's log, unless the job is gone. A line longer than MAX_LOG_LINE_BYTES
+        is cut (it says so), and the log keeps its newest MAX_LOG_LINES_PER_JOB lines."""
+        line = _cut_log_line(message_json, self.settings.max_log_line_bytes)
+        keys = self.keys(queue)
+        args = [job_id, line, self.settings.max_log_lines_per_job]
+        return bool(self.scripts.run("log", queue, args, keys=[keys.job(job_id), keys.logs(job_id)]))
 
     # -- management -------------------------------------------------------------------------
     def delete_job(self, queue: str, job_id: str) -> str | None:
-        """Delete a job in any status. Returns the status it had, None when it did not exist."""
-        return self.scripts.run("delete", queue, [CONSUMER_GROUP, job_id]) or None
+        """Delete a job in any status. Returns the status it had, None when it did not exist.
+
+        A queue left with nothing is taken out of the set of known queues (see ``_forget``).
+        """
+        reply = self.scripts.run("delete", queue, [CONSUMER_GROUP, job_id], keys=self.job_keys(queue, job_id))
+        if not reply:
+            return None
+        status, emptied = reply
+        if emptied:
+            self._forget(queue)
+        return status
+
+    def job_keys(self, queue: str, job_id: str) -> list[str]:
+        """The record, logs, errors and children set of a job: the keys a script deleting it names."""
+        keys = self.keys(queue)
+        return [keys.job(job_id), keys.logs(job_id), keys.errors(job_id), keys.children(job_id)]
 
     def retry_job(self, queue: str, job_id: str) -> str | None:
         """Queue a failed or delayed job again now. Returns the status it had (None if missing)."""
@@ -318,18 +386,42 @@ class RedisStore:
                 return total
 
     def purge(self, queue: str, status: str, batch: int = 500) -> int:
-        """Delete every completed or failed job of a queue, in short batches. Returns the count."""
+        """Delete every completed or failed job of a queue, in short batches. Returns the count.
+
+        A queue left with nothing is taken out of the set of known queues (see ``_forget``).
+        """
         total = 0
         while True:
-            deleted = int(self.scripts.run("purge", queue, [status, batch]))
-            total += deleted
-            if deleted < batch:
+            deleted, emptied = self.scripts.run("purge", queue, [status, batch, CONSUMER_GROUP])
+            total += int(deleted)
+            if emptied:
+                self._forget(queue)
+            if int(deleted) < batch:
                 return total
+
+    def _forget(self, queue: str) -> None:
+        """Take ``queue``, which a script found left with nothing and cleared, out of the set of known
+        queues, so the set (and the admin's overview, which reads every queue in it) holds only queues
+        in use. The queue comes back with its next job: that enqueue finds its mark of use gone.
+
+        A queue a cron schedule enqueues to stays. A job enqueued or a pause set since the script ran
+        registered the queue, maybe just before the SREM: finding the queue's mark of use or pause
+        after the SREM, the queue is registered again.
+        """
+        if queue in self.client.hvals(self.global_keys.crons):
+            return
+        keys = self.keys(queue)
+        self.client.srem(self.global_keys.queues, queue)
+        self._registered_queues.discard(queue)
+        if self.client.exists(keys.seq, keys.paused):
+            self.registered_again([queue])
 
     def pause_queue(self, queue: str) -> None:
         """Workers stop starting jobs from ``queue``; running jobs finish."""
-        self.register_queue(queue)
+        # Paused first, registered second: ``_forget`` checks the flag after its SREM.
         self.client.set(self.keys(queue).paused, "1")
+        self._registered_queues.discard(queue)
+        self.register_queue(queue)
 
     def resume_queue(self, queue: str) -> None:
         """Workers start jobs from ``queue`` again; idle ones are woken at once (the doorbell rings)."""

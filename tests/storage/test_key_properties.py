@@ -79,9 +79,14 @@ class Model:
     logs: dict[str, list[str]] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
     entry: dict[str, str] = field(default_factory=dict)
+    # child -> parent for the children listed in their parent's children set: a job's set goes when
+    # the job goes (deleted, trimmed, replaced by a new job with its id).
+    listed: dict[str, str] = field(default_factory=dict)
 
     def forget(self, job_id: str) -> None:
-        for values in (self.status, self.parent, self.logs, self.errors, self.entry):
+        if job_id in self.status:  # its children set goes with it
+            self.listed = {child: of for child, of in self.listed.items() if of != job_id}
+        for values in (self.status, self.parent, self.logs, self.errors, self.entry, self.listed):
             values.pop(job_id, None)
 
 
@@ -109,8 +114,9 @@ class Run:
         self.lines = 0
 
     def own_keys(self, job_id: str) -> set[str]:
-        """The keys an operation on ``job_id`` may change: its own, and its parent's children set."""
-        owned = {self.keys.job(job_id), self.keys.logs(job_id), self.keys.errors(job_id)}
+        """The keys an operation on ``job_id`` may change: its own (its children set included), and
+        its parent's children set."""
+        owned = {self.keys.job(job_id), self.keys.logs(job_id), self.keys.errors(job_id), self.keys.children(job_id)}
         for parent in (self.model.parent.get(job_id), self.store.client.hget(self.keys.job(job_id), "parent_id")):
             if parent:
                 owned.add(self.keys.children(parent))
@@ -169,6 +175,7 @@ class Run:
         self.model.status[job_id] = status
         if parent:
             self.model.parent[job_id] = parent
+            self.model.listed[job_id] = parent
 
     def claim(self, job_id: str, choice: int) -> None:
         claimed = self.store.claim(Q, "w1", 100).jobs
@@ -252,8 +259,11 @@ class Run:
             for prefix, kind in ((keys.job_prefix, "hash"), (keys.logs_prefix, "list"), (keys.errors_prefix, "list")):
                 if key.startswith(prefix):
                     assert key[len(prefix) :] in model.status and client.type(key) == kind, key
-        for job_id, parent in model.parent.items():
+        for job_id, parent in model.listed.items():
             assert client.sismember(keys.children(parent), job_id), (parent, job_id)
+        for parent in {*model.parent.values()}:
+            listed = {child for child, of in model.listed.items() if of == parent}
+            assert client.smembers(keys.children(parent)) == listed, parent  # trimmed children left it
 
 
 @pytest.mark.redis

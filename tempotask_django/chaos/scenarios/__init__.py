@@ -37,6 +37,8 @@ MODULES = (
     "signal_storm",
     "bad_input",
     "memory",
+    "soak",
+    "shrinking_history",
     "paused_worker",
     "beats",
     "beats_simulated",

@@ -9,10 +9,7 @@ from typing import Any
 from tempotask_django.chaos.lab import Lab
 from tempotask_django.chaos.report import Result
 from tempotask_django.chaos.scenarios import scenario
-from tempotask_django.chaos.workload import ended_jobs, enqueue_work, run_figures, stop_figures
-
-# Allowed growth of memory and key count between the two measurements.
-FLAT = 0.05
+from tempotask_django.chaos.workload import FLAT, ended_jobs, enqueue_work, measure_memory, run_figures, stop_figures
 
 
 @scenario(
@@ -32,10 +29,10 @@ def memory(lab: Lab, params: dict[str, Any], rng: random.Random) -> Result:
 
     enqueue_work(first, rng, fail_ratio=ratio)
     lab.wait_drained(timeout=60 + first * 0.02)
-    small = _measure(lab)
+    small = measure_memory(lab)
     enqueue_work(total - first, rng, fail_ratio=ratio)
     lab.wait_drained(timeout=60 + total * 0.02)
-    large = _measure(lab)
+    large = measure_memory(lab)
     result.figure("jobs per second", total / (time.monotonic() - started))
 
     for name in small:
@@ -59,19 +56,3 @@ def memory(lab: Lab, params: dict[str, Any], rng: random.Random) -> Result:
     run_figures(result, runs)
     stop_figures(result, workers)
     return result
-
-
-def _measure(lab: Lab) -> dict[str, int]:
-    """INFO memory, the key count, and the exact bytes of every key (MEMORY USAGE, all samples)."""
-    time.sleep(1.0)  # let the last finishes and client buffers settle
-    info = lab.client.info("memory")
-    keys = list(lab.client.scan_iter(count=1000))
-    pipe = lab.client.pipeline(transaction=False)
-    for key in keys:
-        pipe.memory_usage(key, samples=0)
-    return {
-        "used_memory": int(info["used_memory"]),
-        "used_memory_lua": int(info["used_memory_lua"]),  # the scripts' heap: garbage collected lazily
-        "keys": len(keys),
-        "bytes in keys": sum(size or 0 for size in pipe.execute()),
-    }

@@ -5,9 +5,11 @@
 --   '0' when it is new (a random id); priority (integer, higher runs first); delay in ms from the
 --   server's now (0 = none); absolute due time in ms (0 = none; wins over the delay); then the
 --   record's values in the order of JOB_FIELDS (lib.lua)
--- Returns one {added, status, now} per job, in order: {1, status, now} when added (now: its
--- enqueued_at), {0, status, now} when an active job already has its id.
+-- Returns {replies, new_queue}: one {added, status, now} per job, in order ({1, status, now} when
+-- added (now: its enqueued_at), {0, status, now} when an active job already has its id), and
+-- new_queue 1 when the queue had no mark of use (see mark_queue_used): the caller registers it.
 local now = now_ms()
+local new_queue = mark_queue_used()
 local replies, waiting, delayed = {}, {}, {}
 local i = 2
 while i <= #ARGV do
@@ -36,4 +38,4 @@ if #waiting > 0 then
   redis.call('ZADD', K.waiting, unpack(scored))
   ring_doorbell(waiting[#waiting][1])
 end
-return replies
+return {replies, new_queue}

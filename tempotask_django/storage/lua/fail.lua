@@ -1,5 +1,6 @@
 -- Record a failed attempt of a running job, if the calling worker still owns it, then either
 -- schedule the next attempt (delayed, or waiting when the delay is 0) or fail the job for good.
+-- KEYS[11] the job's record, KEYS[12] its errors
 -- ARGV[2] consumer group
 -- ARGV[3] consumer (worker) name
 -- ARGV[4] stream entry id
@@ -8,6 +9,7 @@
 --         every other time of a job is)
 -- ARGV[7] retry delay in ms, or -1 to fail for good (dead letter)
 -- ARGV[8] history size (failed jobs kept)
+-- ARGV[9] error records kept per job (the newest; MAX_ERRORS_PER_JOB)
 -- Returns {1, new status} when done, {0, reason} when the worker no longer owns the job.
 local group, consumer, eid, id = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 
@@ -24,9 +26,9 @@ local problem = ownership_problem(group, consumer, eid, id)
 if problem then return {0, problem} end
 local now = now_ms()
 local delay = tonumber(ARGV[7])
-local jk = job_key(id)
+local jk = KEYS[11]
 release(group, eid, id)
-redis.call('RPUSH', errors_key(id), stamped(ARGV[6], now))
+push_error(KEYS[12], stamped(ARGV[6], now), tonumber(ARGV[9]))
 redis.call('HSET', jk, 'finished_at', now)
 if delay < 0 then
   redis.call('HSET', jk, 'status', 'failed')

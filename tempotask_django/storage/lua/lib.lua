@@ -1,18 +1,20 @@
 -- Shared prelude, prepended to every queue script by scripts.py.
 --
--- Every queue script is called with one key, KEYS[1] = the queue's waiting set (it names the
--- queue's hash slot, so the call goes to the right Redis Cluster node), and ARGV[1] = the queue's
--- key base "P:{Q}:". Its keys are built from that base, all under the queue's hash tag:
---   waiting     ZSET  id -> priority-then-FIFO score        (KEYS[1])
---   delayed     ZSET  id -> due ms
---   processing  ZSET  id -> start ms
---   completed   ZSET  id -> finish ms
---   failed      ZSET  id -> finish ms
---   stream      STREAM running jobs, consumer group holds the leases
---   wake        STREAM doorbell for blocked workers
---   seq         STRING FIFO counter
---   paused      STRING present while paused
--- and job, log, error, children and stats keys (see storage/keys.py).
+-- Every queue script is called with the queue's keys as KEYS[1..10] (scripts.py, QUEUE_KEYS), all
+-- under the queue's hash tag, so the call goes to the right Redis Cluster node:
+--   KEYS[1] waiting     ZSET  id -> priority-then-FIFO score
+--   KEYS[2] delayed     ZSET  id -> due ms
+--   KEYS[3] processing  ZSET  id -> start ms
+--   KEYS[4] completed   ZSET  id -> finish ms
+--   KEYS[5] failed      ZSET  id -> finish ms
+--   KEYS[6] stream      STREAM running jobs, consumer group holds the leases
+--   KEYS[7] wake        STREAM doorbell for blocked workers
+--   KEYS[8] seq         STRING FIFO counter (and the queue's mark of use, see mark_queue_used)
+--   KEYS[9] paused      STRING present while paused
+--   KEYS[10] metrics    HASH   counters per task since the queue's first job (count_job)
+-- then the keys of its own that are known before the call (KEYS[11...], each script's header says
+-- which), and ARGV[1] = the queue's key base "P:{Q}:": the job, log, error, children and stats
+-- keys found only while the script runs are built from it (see storage/keys.py).
 -- A script's own arguments start at ARGV[2].
 --
 -- Rule for every script: validate and read first, write after, so a failure cannot leave a job
@@ -20,9 +22,8 @@
 
 local BASE = ARGV[1]
 local K = {
-  waiting = KEYS[1], delayed = BASE .. 'delayed', processing = BASE .. 'processing',
-  completed = BASE .. 'completed', failed = BASE .. 'failed', stream = BASE .. 'stream',
-  wake = BASE .. 'wake', seq = BASE .. 'seq', paused = BASE .. 'paused',
+  waiting = KEYS[1], delayed = KEYS[2], processing = KEYS[3], completed = KEYS[4], failed = KEYS[5],
+  stream = KEYS[6], wake = KEYS[7], seq = KEYS[8], paused = KEYS[9], metrics = KEYS[10],
 }
 local QUEUE = string.match(BASE, '{(.-)}:$') or BASE
 -- Priority bands are 2^42 apart so -priority * BAND + seq stays an exact double for |priority| <= 1000.
@@ -31,8 +32,10 @@ local PRIORITY_BAND = 4398046511104
 local STATS_TTL = 7200
 -- Doorbell entries kept (approximately); only the newest id matters.
 local WAKE_MAXLEN = 100
--- Log lines kept per job.
-local MAX_LOG_LINES = 1000
+-- Most history jobs one trim deletes (the rest go on later calls: a script blocks Redis). More than
+-- one call adds (a finish batch is 100 jobs, FINISH_CHUNK in store.py), so an over-long history
+-- shrinks under any load; store.py's HISTORY_TRIM_SLICE says the same number.
+local TRIM_SLICE = 200
 
 -- Per-job keys put the kind before the id, which always comes last (see storage/keys.py): no id,
 -- whatever its ':', can name another job's key.
@@ -70,11 +73,20 @@ end
 -- script only touches its own queue's keys). A child leaves the set when its record is deleted.
 local function children_key(parent_id) return BASE .. 'children:' .. parent_id end
 
+-- Delete a job's record, logs, errors and the set of its children in this queue, and take it out
+-- of its parent's set: no set keeps the id of a job that is gone. UNLINK frees long lists off the
+-- main thread.
 local function delete_job_keys(id)
   local jk = job_key(id)
   local parent = redis.call('HGET', jk, 'parent_id')
   if parent then redis.call('SREM', children_key(parent), id) end
-  redis.call('DEL', jk, logs_key(id), errors_key(id))
+  redis.call('UNLINK', jk, logs_key(id), errors_key(id), children_key(id))
+end
+
+-- Append an error record (JSON) to a job's errors list, keeping the newest `keep`.
+local function push_error(errors_key, record, keep)
+  redis.call('RPUSH', errors_key, record)
+  redis.call('LTRIM', errors_key, -keep, -1)
 end
 
 -- Add n (default 1) to a per-minute counter. The TTL is set when the field is created, not on
@@ -85,22 +97,42 @@ local function count_stat(field, now, n)
   if redis.call('HINCRBY', key, field, n) == n then redis.call('EXPIRE', key, STATS_TTL) end
 end
 
--- Keep at most max_kept members in a history ZSET, deleting everything stored for the oldest.
--- Their keys go in one DEL per chunk of 100 jobs (all keys of a queue share one hash slot).
+-- Bring a history ZSET towards max_kept members, deleting everything stored for the oldest: at most
+-- TRIM_SLICE jobs per call, so lowering MAX_JOBS_PER_STATUS never makes one call delete a whole
+-- history. Returns how many members are still over the limit.
 local function trim_history(zkey, max_kept)
   local excess = redis.call('ZCARD', zkey) - max_kept
-  if excess <= 0 then return end
-  local old = redis.call('ZRANGE', zkey, 0, excess - 1)
-  local keys = {}
-  for _, id in ipairs(old) do
-    keys[#keys + 1], keys[#keys + 2], keys[#keys + 3] = job_key(id), logs_key(id), errors_key(id)
-    if #keys >= 300 then
-      redis.call('DEL', unpack(keys))
-      keys = {}
-    end
+  if excess <= 0 then return 0 end
+  local n = math.min(excess, TRIM_SLICE)
+  local old = redis.call('ZRANGE', zkey, 0, n - 1)
+  for _, id in ipairs(old) do delete_job_keys(id) end
+  redis.call('ZREMRANGEBYRANK', zkey, 0, n - 1)
+  return excess - n
+end
+
+-- The queue's FIFO counter is also its mark of use: a write that finds it missing (a new queue, a
+-- queue forgotten while empty, or Redis lost its data) creates it and returns 1, and the caller then
+-- adds the queue to the global set of queue names (a global key, outside this queue's hash slot).
+local function mark_queue_used()
+  if redis.call('EXISTS', K.seq) == 1 then return 0 end
+  redis.call('SET', K.seq, 0)
+  return 1
+end
+
+-- After a delete: when the queue holds nothing any more (no job in any status, no pause, no stream
+-- entry, pending or not), delete its last keys (FIFO counter, stream with its consumer group,
+-- doorbell) and return 1; the caller takes the queue out of the global set of queue names, and the
+-- queue's next job marks it as new again (mark_queue_used). Workers recreate the group on their
+-- next claim. Returns 0 when the queue still holds something.
+local function forget_if_empty(group)
+  for _, key in ipairs({K.waiting, K.delayed, K.processing, K.completed, K.failed, K.paused}) do
+    if redis.call('EXISTS', key) == 1 then return 0 end
   end
-  if #keys > 0 then redis.call('DEL', unpack(keys)) end
-  redis.call('ZREMRANGEBYRANK', zkey, 0, excess - 1)
+  if redis.call('XLEN', K.stream) > 0 then return 0 end
+  local pending = redis.pcall('XPENDING', K.stream, group)
+  if type(pending) == 'table' and not pending.err and tonumber(pending[1]) > 0 then return 0 end
+  redis.call('UNLINK', K.seq, K.stream, K.wake, K.metrics)
+  return 1
 end
 
 local function ring_doorbell(id)
@@ -337,7 +369,7 @@ local function release(group, eid, id)
   redis.call('HDEL', job_key(id), 'entry')
 end
 
--- Counters for metrics, one HASH per queue (P:{Q}:metrics), fields ending with the task name:
+-- Counters for metrics, one HASH per queue (K.metrics), fields ending with the task name:
 --   <outcome>:<task>           jobs completed / failed (for good) / retried (a failed attempt)
 --   duration:<le>:<task>       attempts that took at most <le> seconds and more than the bound
 --                              below it (not cumulative; "+Inf" above the last bound)
@@ -348,7 +380,7 @@ local DURATION_BOUNDS_MS = {5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 1000
 local function count_job(jk, outcome, now, timed)
   local name, started = unpack(redis.call('HMGET', jk, 'name', 'started_at'))
   if not name then return end
-  local key = BASE .. 'metrics'
+  local key = K.metrics
   redis.call('HINCRBY', key, outcome .. ':' .. name, 1)
   started = tonumber(started)
   if not timed or not started then return end

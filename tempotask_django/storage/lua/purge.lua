@@ -1,10 +1,12 @@
 -- Delete up to COUNT of the oldest jobs of one history status (completed or failed).
 -- ARGV[2] status: 'completed' or 'failed'
 -- ARGV[3] COUNT per call (keeps each call short; callers repeat until 0)
--- Returns how many were deleted.
+-- ARGV[4] consumer group
+-- Returns {how many were deleted, 1 when the queue was left with nothing and forgotten (see
+-- forget_if_empty) else 0}.
 local zkey = status_key(ARGV[2])
 if ARGV[2] ~= 'completed' and ARGV[2] ~= 'failed' then return redis.error_reply('not a history status') end
 local ids = redis.call('ZRANGE', zkey, 0, tonumber(ARGV[3]) - 1)
 for _, id in ipairs(ids) do delete_job_keys(id) end
 if #ids > 0 then redis.call('ZREM', zkey, unpack(ids)) end
-return #ids
+return {#ids, #ids > 0 and forget_if_empty(ARGV[4]) or 0}

@@ -17,6 +17,8 @@
 -- ARGV[9] '1' when the worker runs nothing now, so it may take a suspect
 -- ARGV[10] entry id of the suspect this worker holds in this queue, '' when none
 -- ARGV[11] '1' when the worker may hold a suspect (it holds none in any queue)
+-- ARGV[12] error records kept per job (MAX_ERRORS_PER_JOB; never fewer than MAX_DELIVERIES, which
+--          sweep.lua counts from the newest records)
 -- Returns {jobs, next_cursor, poisoned, alone, suspects, held}: jobs as in claim.lua; next_cursor
 -- '0-0' when the pass is complete; alone 1 when the (single) job returned must run alone; suspects
 -- is how many suspects were left for another worker; held the entry id of the suspect the worker
@@ -25,6 +27,7 @@ local group, consumer, min_idle = ARGV[2], ARGV[3], tonumber(ARGV[4])
 local count, max_deliveries, max_failed = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local may_take_suspect = ARGV[9] == '1'
 local held, may_hold = ARGV[10], ARGV[11] == '1'
+local errors_kept = math.max(tonumber(ARGV[12]), max_deliveries)
 if redis.call('EXISTS', K.paused) == 1 then return {{}, '0-0', 0, 0, 0, ''} end
 -- Deliveries from which a job is a suspect: it was taken over twice (or at once when the cap is lower).
 local suspect_from = math.min(3, max_deliveries)
@@ -56,7 +59,7 @@ local function take(eid, deliveries, suspect, min_idle_ms)
     err.message = 'delivered ' .. deliveries .. ' times without finishing (its worker died each time); ' ..
       'failed instead of retried (MAX_DELIVERIES=' .. max_deliveries .. ')'
     release(group, eid, id)
-    redis.call('RPUSH', errors_key(id), cjson.encode(err))
+    push_error(errors_key(id), cjson.encode(err), errors_kept)
     redis.call('HSET', jk, 'status', 'failed', 'finished_at', now, 'attempt', attempt - 1)
     redis.call('ZADD', K.failed, now, id)
     count_stat('failed', now)
@@ -69,7 +72,7 @@ local function take(eid, deliveries, suspect, min_idle_ms)
     alone = 1
     err.message = err.message .. '; runs alone on its worker in case it is what kills them'
   end
-  redis.call('RPUSH', errors_key(id), cjson.encode(err))
+  push_error(errors_key(id), cjson.encode(err), errors_kept)
   jobs[#jobs + 1] = redis.call('HGETALL', jk)
 end
 

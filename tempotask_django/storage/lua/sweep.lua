@@ -12,10 +12,19 @@
 -- ARGV[3] offset: rank in the processing set to start at ('0' for a fresh pass)
 -- ARGV[4] how many processing jobs to look at in this call
 -- ARGV[5] MAX_DELIVERIES
--- ARGV[6] history size (failed jobs kept)
+-- ARGV[6] history size (completed and failed jobs kept)
+-- ARGV[7] error records kept per job (MAX_ERRORS_PER_JOB; never fewer than MAX_DELIVERIES, which
+--         unfinished_runs counts from the newest records)
+-- The first call of a pass also trims the history by one slice each (see trim_history), so a queue
+-- whose history is over MAX_JOBS_PER_STATUS gets back to it even when no job finishes there.
 -- Returns {next_offset, requeued, failed}; next_offset 0 when the pass is complete.
 local group, offset, page = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local max_deliveries, max_failed = tonumber(ARGV[5]), tonumber(ARGV[6])
+local max_deliveries, max_kept = tonumber(ARGV[5]), tonumber(ARGV[6])
+local errors_kept = math.max(tonumber(ARGV[7]), max_deliveries)
+if offset == 0 then
+  trim_history(K.completed, max_kept)
+  trim_history(K.failed, max_kept)
+end
 local ids = redis.call('ZRANGE', K.processing, offset, offset + page - 1)
 if #ids == 0 then return {0, 0, 0} end
 -- Without the group nothing tells who holds what: the next claim recreates it and redelivers.
@@ -57,16 +66,16 @@ for _, id in ipairs(ids) do
       err.type = 'PoisonPill'
       err.message = err.message .. '; ' .. runs .. ' runs in a row never finished: failed instead of ' ..
         'retried (MAX_DELIVERIES=' .. max_deliveries .. ')'
-      redis.call('RPUSH', errors_key(id), cjson.encode(err))
+      push_error(errors_key(id), cjson.encode(err), errors_kept)
       redis.call('HSET', jk, 'status', 'failed', 'finished_at', now)
       redis.call('ZADD', K.failed, now, id)
       count_stat('failed', now)
       count_job(jk, 'failed', now, false)
-      trim_history(K.failed, max_failed)
+      trim_history(K.failed, max_kept)
       failed = failed + 1
     else
       err.message = err.message .. '; runs again'
-      redis.call('RPUSH', errors_key(id), cjson.encode(err))
+      push_error(errors_key(id), cjson.encode(err), errors_kept)
       make_waiting(id, priority_of(current[5]))
       requeued = requeued + 1
     end
