@@ -102,6 +102,9 @@ class Finish:
     succeeded: bool
     payload: str  # result JSON on success, error JSON on failure
     retry_delay_ms: int = -1  # failures only: -1 fails for good
+    # Failures only: False when no registered task ran it (a name another program made up), so
+    # its failure adds no per-task metrics field.
+    known_task: bool = True
 
 
 @dataclass

@@ -290,6 +290,7 @@ class RedisStore:
                     item.retry_delay_ms,
                     self._history_size(item.queue),
                     self.settings.max_errors_per_job,
+                    1 if item.known_task else 0,
                 ]
                 keys = self.keys(item.queue)
                 calls.append(("fail", item.queue, args, [keys.job(item.job_id), keys.errors(item.job_id)]))

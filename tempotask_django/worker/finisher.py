@@ -160,7 +160,7 @@ class Finisher:
         except Exception as exc:
             logger.exception("worker %s: job %s: cannot record how it ended", self.worker_name, running.job_id)
             error = error_json(error_record(exc, outcome.job.attempt, self.worker_name))
-            return Finish(running.queue, running.entry_id, running.job_id, False, error, -1)
+            return Finish(running.queue, running.entry_id, running.job_id, False, error, -1, outcome.task is not None)
 
     def finish_for(self, running: RunningJob, outcome: Outcome) -> Finish:
         """What to record for one attempt: its result, or its error and when to retry (-1: never)."""
@@ -177,7 +177,7 @@ class Finisher:
                 delay_ms = int(delay * 1000)
             else:  # only a record damaged by another program holds such a delay: fail for good, saying so
                 error = not_retried_json(outcome, f"retry_delay {job.retry_delay!r} in its record is out of range")
-        return Finish(running.queue, running.entry_id, running.job_id, False, error, delay_ms)
+        return Finish(running.queue, running.entry_id, running.job_id, False, error, delay_ms, outcome.task is not None)
 
     def after_finish(self, running: RunningJob, outcome: Outcome, finish: Finish, result: FinishOutcome) -> None:
         """A recorded attempt: the job no longer runs; log it and send its signal."""

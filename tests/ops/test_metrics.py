@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tempotask_django import api
 from tempotask_django.models import VIEW
 from tempotask_django.ops import metrics as ops_metrics
+from tempotask_django.storage.records import JobSpec
 from tempotask_django.views import metrics as metrics_view
 from tests.admin.conftest import grant
 from tests.helpers import drain
@@ -133,3 +134,15 @@ def test_the_histograms_bounds_are_the_ones_the_scripts_count_in():
     lib = (Path(ops_metrics.__file__).parent.parent / "storage" / "lua" / "lib.lua").read_text()
     [bounds] = re.findall(r"local DURATION_BOUNDS_MS = \{([^}]*)\}", lib)
     assert tuple(int(ms) / 1000 for ms in bounds.split(",")) == ops_metrics.DURATION_BOUNDS
+
+
+def test_a_job_of_a_task_no_worker_knows_adds_no_per_task_counter(store):
+    """A foreign program's made-up task names would each add fields to the queue's metrics hash."""
+    for n in range(3):
+        store.enqueue(JobSpec(id=f"foreign-{n}", name=f"made_up_task_{n}", queue="default", data="{}"))
+    api.add_job("add", {"a": 1, "b": 1}, on_commit=False)
+    drain(["default"])
+    assert api.get_job("foreign-0").status == "failed"
+    counters = store.inspect.metric_counters(["default"])["default"]
+    assert not [field for field in counters if "made_up_task" in field]
+    assert counters["completed:add"] == 1

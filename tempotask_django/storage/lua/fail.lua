@@ -10,6 +10,7 @@
 -- ARGV[7] retry delay in ms, or -1 to fail for good (dead letter)
 -- ARGV[8] history size (failed jobs kept)
 -- ARGV[9] error records kept per job (the newest; MAX_ERRORS_PER_JOB)
+-- ARGV[10] '1' when a registered task ran the job: only then is it counted per task (metrics)
 -- Returns {1, new status} when done, {0, reason} when the worker no longer owns the job.
 local group, consumer, eid, id = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 
@@ -34,12 +35,12 @@ if delay < 0 then
   redis.call('HSET', jk, 'status', 'failed')
   redis.call('ZADD', K.failed, now, id)
   count_stat('failed', now)
-  count_job(jk, 'failed', now, true)
+  if ARGV[10] == '1' then count_job(jk, 'failed', now, true) end
   trim_history(K.failed, tonumber(ARGV[8]))
   return {1, 'failed'}
 end
 count_stat('retried', now)
-count_job(jk, 'retried', now, true)
+if ARGV[10] == '1' then count_job(jk, 'retried', now, true) end
 if delay == 0 then
   make_waiting(id, priority_of(redis.call('HGET', jk, 'priority')))
   return {1, 'waiting'}
