@@ -37,10 +37,10 @@ SCRIPT_NAMES = (
     "cron_control",
 )
 
-# The queue's keys every script gets, in this order, as KEYS[1..10] (lua/lib.lua's K table reads them).
+# The queue's keys every script gets first, in this order (lua/lib.lua's K table and QUEUE_KEY_COUNT read them).
 QUEUE_KEYS = ("waiting", "delayed", "processing", "completed", "failed", "stream", "wake", "seq", "paused", "metrics")
 
-# One script call: (script name, queue, the script's own arguments[, its own keys: KEYS[11...]]).
+# One script call: (script name, queue, the script's own arguments[, its own keys: own_key(1)... in Lua]).
 ScriptCall = tuple[str, str, Sequence[Any]] | tuple[str, str, Sequence[Any], Sequence[str]]
 
 
@@ -54,7 +54,7 @@ def script_source(name: str) -> str:
 class ScriptRunner:
     """Runs the queue scripts on one client, over ``direct``'s connections.
 
-    Every queue script gets the queue's keys (QUEUE_KEYS) as KEYS[1..10], then the keys of its own
+    Every queue script gets the queue's keys (QUEUE_KEYS) as KEYS[1..n], then the keys of its own
     known before the call (a job's record, its logs...), and the queue's key base as its first
     argument: keys found only while the script runs (the jobs a claim pops, the history a trim
     deletes) are built from it (see lua/lib.lua). All of them share the queue's hash slot.

@@ -2,7 +2,8 @@
 
 The parent forks one child per process (Django is already set up, so children start fast),
 forwards SIGTERM/SIGINT to them, and starts a new child when one dies unexpectedly (SIGKILL,
-out of memory), so capacity comes back by itself. A second stop signal SIGKILLs the children.
+out of memory), so capacity comes back by itself, or asks to be replaced (REPLACE_EXIT_CODE). A
+second stop signal SIGKILLs the children.
 
 The parent's signal handlers only record the signal and wake its loop (a self-pipe, see
 stop_signals.py); the loop forwards signals, reaps children and logs, outside any handler. The
@@ -27,6 +28,9 @@ logger = logging.getLogger("tempotask")
 
 # A child that dies this soon after starting is restarted only after this pause, seconds.
 RESTART_PAUSE = 1.0
+# A child exits with this code to ask for a fresh process in its place at once: it reached a limit
+# (--max-jobs, --max-memory) or had to abandon a job that ignored its time limit.
+REPLACE_EXIT_CODE = 75
 # Longest the loop sleeps without looking at its children, seconds (SIGCHLD wakes it sooner).
 REAP_INTERVAL = 0.5
 
@@ -93,6 +97,10 @@ class Supervisor:
             # and a replaced crash does not make the whole run fail.
             if self.stopping or code == 0:
                 self._worst = max(self._worst, 0 if code == 0 else 1)
+            elif code == REPLACE_EXIT_CODE:
+                logger.info("worker process %d asked to be replaced; starting a new one", pid)
+                self._missing += 1
+                self._restart_at = min(self._restart_at or time.monotonic(), time.monotonic())
             else:
                 logger.error("worker process %d exited with %d; starting a new one", pid, code)
                 self._missing += 1

@@ -3,7 +3,7 @@
 -- only when it is later than the last tick decided (fired, missed or skipped while paused) and than
 -- the schedule's start, by the server clock. Job-id dedup alone would not do: a finished job's id
 -- can be used again.
--- KEYS[11] the schedule's hash; KEYS[12..15] the job's record, logs, errors and children set (a
+-- own_key(1) the schedule's hash; own_key(2..5) the job's record, logs, errors and children set (a
 -- finished job with its id is deleted: enqueue_job)
 -- ARGV[2] schedule name
 -- ARGV[3] mode: 'tick' (a beat firing a tick) or 'now' (run now: no tick, ignores pause)
@@ -17,7 +17,7 @@
 -- Returns {outcome, job status, now, new_queue}: outcome is 'fired', 'ran' (mode 'now'), 'not-due',
 -- 'done' (already decided, by this or another beat), 'paused', 'missed' or 'unknown' (no such
 -- schedule); new_queue is 1 when the job's queue had no mark of use (the caller registers it).
-local key = KEYS[11]
+local key = own_key(1)
 local mode = ARGV[3]
 local tick = tonumber(ARGV[4])
 local now = tonumber(ARGV[6])

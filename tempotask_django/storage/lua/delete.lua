@@ -1,13 +1,13 @@
 -- Delete a job in any status, with its logs and errors. A running job's entry is released, so
 -- its worker's finish is refused.
--- KEYS[11..14] the job's record, logs, errors and children set (delete_job_keys deletes them, and
+-- own_key(1..4) the job's record, logs, errors and children set (delete_job_keys deletes them, and
 -- takes the job out of its parent's children set, a key known from the record only)
 -- ARGV[2] consumer group
 -- ARGV[3] job id
 -- Returns {the status the job had, 1 when the queue was left with nothing and forgotten (see
 -- forget_if_empty) else 0}, or false when the job did not exist.
 local group, id = ARGV[2], ARGV[3]
-local current = redis.call('HMGET', KEYS[11], 'status', 'entry')
+local current = redis.call('HMGET', own_key(1), 'status', 'entry')
 if not current[1] then return false end
 local zkey = status_key(current[1])
 if zkey then redis.call('ZREM', zkey, id) end

@@ -1,6 +1,6 @@
 -- Record a failed attempt of a running job, if the calling worker still owns it, then either
 -- schedule the next attempt (delayed, or waiting when the delay is 0) or fail the job for good.
--- KEYS[11] the job's record, KEYS[12] its errors
+-- own_key(1) the job's record, own_key(2) its errors
 -- ARGV[2] consumer group
 -- ARGV[3] consumer (worker) name
 -- ARGV[4] stream entry id
@@ -27,9 +27,9 @@ local problem = ownership_problem(group, consumer, eid, id)
 if problem then return {0, problem} end
 local now = now_ms()
 local delay = tonumber(ARGV[7])
-local jk = KEYS[11]
+local jk = own_key(1)
 release(group, eid, id)
-push_error(KEYS[12], stamped(ARGV[6], now), tonumber(ARGV[9]))
+push_error(own_key(2), stamped(ARGV[6], now), tonumber(ARGV[9]))
 redis.call('HSET', jk, 'finished_at', now)
 if delay < 0 then
   redis.call('HSET', jk, 'status', 'failed')

@@ -12,7 +12,7 @@
 --   KEYS[8] seq         STRING FIFO counter (and the queue's mark of use, see mark_queue_used)
 --   KEYS[9] paused      STRING present while paused
 --   KEYS[10] metrics    HASH   counters per task since the queue's first job (count_job)
--- then the keys of its own that are known before the call (KEYS[11...], each script's header says
+-- then the keys of its own that are known before the call (own_key(1)..., each script's header says
 -- which), and ARGV[1] = the queue's key base "P:{Q}:": the job, log, error, children and stats
 -- keys found only while the script runs are built from it (see storage/keys.py).
 -- A script's own arguments start at ARGV[2].
@@ -25,6 +25,9 @@ local K = {
   waiting = KEYS[1], delayed = KEYS[2], processing = KEYS[3], completed = KEYS[4], failed = KEYS[5],
   stream = KEYS[6], wake = KEYS[7], seq = KEYS[8], paused = KEYS[9], metrics = KEYS[10],
 }
+-- How many queue keys come first: a script's own keys follow them (own_key(1) is the first).
+local QUEUE_KEY_COUNT = 10
+local function own_key(i) return KEYS[QUEUE_KEY_COUNT + i] end
 local QUEUE = string.match(BASE, '{(.-)}:$') or BASE
 -- Priority bands are 2^42 apart so -priority * BAND + seq stays an exact double for |priority| <= 1000.
 local PRIORITY_BAND = 4398046511104
