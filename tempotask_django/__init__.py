@@ -16,13 +16,23 @@ from tempotask_django.api import (
     queue_stats,
     retry_job,
 )
-from tempotask_django.cron import list_beats, list_crons, pause_cron, resume_cron, run_cron_now
+from tempotask_django.cron import (
+    add_cron,
+    delete_cron,
+    list_beats,
+    list_crons,
+    pause_cron,
+    resume_cron,
+    run_cron_now,
+    update_cron,
+)
 from tempotask_django.decorators import Task, task
 from tempotask_django.exceptions import (
     AmbiguousJob,
     ConfigurationError,
     CronNotFound,
     InvalidJobState,
+    InvalidSchedule,
     JobNotFound,
     TaskNotRegistered,
     TempotaskError,
@@ -41,6 +51,7 @@ __all__ = [
     "CronInfo",
     "CronNotFound",
     "InvalidJobState",
+    "InvalidSchedule",
     "Job",
     "JobNotFound",
     "JobStatus",
@@ -50,8 +61,10 @@ __all__ = [
     "TempotaskError",
     "WorkerLost",
     "__version__",
+    "add_cron",
     "add_job",
     "add_jobs",
+    "delete_cron",
     "delete_job",
     "get_job",
     "list_beats",
@@ -63,4 +76,5 @@ __all__ = [
     "retry_job",
     "run_cron_now",
     "task",
+    "update_cron",
 ]

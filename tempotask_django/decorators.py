@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 from tempotask_django import producer, validation
 from tempotask_django.cron.expression import validate_cron
+from tempotask_django.exceptions import ConfigurationError
 from tempotask_django.registry import registry
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ class Task:
     cron: str | None = None
     timezone: str | None = None
     cron_data: Any = None
+    cron_overlap: str = "allow"
     module: str = ""
     is_async: bool = field(default=False)
 
@@ -119,6 +121,7 @@ def task(
     cron: str | None = None,
     timezone: str | None = None,
     data: Any = None,
+    overlap: str = "allow",
 ) -> Callable[[Callable[..., Any]], Task]: ...
 
 
@@ -136,13 +139,15 @@ def task(
     cron: str | None = None,
     timezone: str | None = None,
     data: Any = None,
+    overlap: str = "allow",
 ) -> Task | Callable[[Callable[..., Any]], Task]:
     """Register ``func(job, ctx)`` as a task; use bare (``@task``) or with options.
 
     Parameters: ``name`` (default: the function's name), ``queue`` (default: DEFAULT_QUEUE),
     ``attempts`` (total tries), ``retry_delay`` (seconds), ``backoff`` ("fixed" or "exponential"),
     ``priority`` (higher runs first), ``description``, and for recurring jobs ``cron`` (a cron
-    expression), ``timezone`` and ``data`` (the data each cron job gets). Invalid options raise
+    expression), ``timezone``, ``data`` (the data each cron job gets) and ``overlap`` ("allow",
+    "skip" or "queue": what a tick does while the previous run is not finished). Invalid options raise
     ConfigurationError here, when the module is imported.
 
     Example::
@@ -169,6 +174,8 @@ def task(
             validate_cron(cron, timezone, where=where)
         if data is not None:
             validation.json_data(data, where)
+        if overlap not in ("allow", "skip", "queue"):
+            raise ConfigurationError(f"{where}: overlap must be 'allow', 'skip' or 'queue', not {overlap!r}")
         new_task = Task(
             func=function,
             name=task_name,
@@ -181,6 +188,7 @@ def task(
             cron=cron,
             timezone=timezone,
             cron_data=data,
+            cron_overlap=overlap,
             module=function.__module__,
         )
         return registry.register(new_task)

@@ -37,3 +37,8 @@ class WorkerLost(TempotaskError):
 
     Never raised: it names such attempts in the errors of a Django ``TaskResult``.
     """
+
+
+class InvalidSchedule(TempotaskError, ValueError):
+    """A runtime cron schedule cannot be saved as given (bad expression, timezone, task, data or
+    options, a name already taken, or a schedule the code defines); nothing was written."""

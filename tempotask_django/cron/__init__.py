@@ -7,6 +7,8 @@
   their system checks. No Redis.
 - ``beat.py``: ``CronBeat``, the loop that fires due ticks through Redis (``manage.py runcron``).
 - ``api.py``: list, pause, resume and run schedules, and list the live beats, from any process.
+- ``runtime.py``: runtime schedules: ``add_cron``, ``update_cron``, ``delete_cron`` (versions).
+- ``loaded.py``: the runtime schedules as one beat has loaded them.
 
 Redis keeps each schedule's state in ``storage/crons.py``.
 """
@@ -15,6 +17,7 @@ from tempotask_django.cron.api import list_beats, list_crons, pause_cron, resume
 from tempotask_django.cron.beat import CronBeat, TickResult
 from tempotask_django.cron.describe import describe
 from tempotask_django.cron.expression import CronExpression, validate_cron
+from tempotask_django.cron.runtime import add_cron, delete_cron, update_cron
 from tempotask_django.cron.schedules import CronSchedule, collect_schedules, schedule_problems
 
 __all__ = [
@@ -22,7 +25,9 @@ __all__ = [
     "CronExpression",
     "CronSchedule",
     "TickResult",
+    "add_cron",
     "collect_schedules",
+    "delete_cron",
     "describe",
     "list_beats",
     "list_crons",
@@ -30,5 +35,6 @@ __all__ = [
     "resume_cron",
     "run_cron_now",
     "schedule_problems",
+    "update_cron",
     "validate_cron",
 ]

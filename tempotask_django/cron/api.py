@@ -31,10 +31,11 @@ def _not_found(name: str) -> CronNotFound:
 
 
 def list_crons() -> list[CronInfo]:
-    """Every registered schedule, sorted by name: expression and its description, timezone, queue,
-    next and last run, last job id and status, paused.
+    """Every schedule, sorted by name: code, settings and runtime ones (``source`` says which:
+    "task", "settings" or "runtime"), with expression and its description, timezone, queue,
+    overlap, next and last run, last job id and status, paused, skipped ticks.
 
-    Example: ``[c.name for c in list_crons() if c.paused]``
+    Example: ``[c.name for c in list_crons() if c.source == "runtime"]``
     """
     return _crons().list()
 

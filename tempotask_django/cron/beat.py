@@ -16,6 +16,7 @@ logged and skipped on its own: it never stops another.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import secrets
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 import redis
 
 from tempotask_django.conf import Settings, get_settings
+from tempotask_django.cron.loaded import RuntimeSchedules
 from tempotask_django.cron.schedules import CronSchedule, collect_schedules
 from tempotask_django.producer import announce, build_spec
 from tempotask_django.registry import TaskRegistry, registry
@@ -47,6 +49,8 @@ RETRY_CAP = 1.0
 # Most owed ticks of one schedule offered in one step (a long outage of an every-second schedule is
 # replayed in slices, with no sleep between them).
 REPLAY_BATCH = 100
+# How often a tick held by overlap "queue" is offered again while its previous run goes on, ms.
+HELD_POLL_MS = 250
 
 
 @dataclass
@@ -88,9 +92,15 @@ class CronBeat:
     ) -> None:
         self.settings = settings or get_settings()
         self.tasks = tasks
-        self.schedules = list(collect_schedules(tasks) if schedules is None else schedules)
+        self.code_schedules = list(collect_schedules(tasks) if schedules is None else schedules)
+        self.schedules = list(self.code_schedules)  # the code's, then the runtime ones in force
         self.store = store or get_default_store()
         self.crons = CronStore(self.store)
+        self.runtime = RuntimeSchedules(self.crons, {schedule.name for schedule in self.code_schedules})
+        self._reload_wanted = False  # a reply said a runtime schedule changed: reload before the next step
+        self._last_job: dict[str, str] = {}  # name -> its last job id, as the last reply said (overlap)
+        self._held: dict[str, int] = {}  # name -> its tick held by overlap "queue", ms
+        self._retiring = False  # firing what old versions still owe: their 'stale' is expected
         self.catchup_ms = int(self.settings.cron_catchup_window * 1000)
         # name -> the oldest tick (epoch s) this beat still has to offer: the next one, or one Redis
         # has not answered for yet.
@@ -110,17 +120,55 @@ class CronBeat:
 
     # -- registration ---------------------------------------------------------------------------
     def sync(self, now_ms: int | None = None) -> None:
-        """Register every schedule in Redis and forget the ones the code no longer defines."""
+        """Register every code schedule in Redis, forget the ones the code no longer defines (never
+        a runtime schedule), and load the runtime schedules."""
         now_ms = self.store.server_time_ms() if now_ms is None else now_ms
         known = self.crons.registered()
-        wanted = {schedule.name for schedule in self.schedules}
+        runtime = self.crons.runtime_names()
+        taken = sorted(schedule.name for schedule in self.code_schedules if schedule.name in runtime)
+        for name in taken:
+            logger.error("cron %s: a runtime schedule has this name; the code's schedule is not registered", name)
+        code = [schedule for schedule in self.code_schedules if schedule.name not in runtime]
+        wanted = {schedule.name for schedule in code}
         for name, queue in sorted(known.items()):
-            if name not in wanted:
+            if name not in wanted and name not in runtime:
                 self.crons.unregister(name, queue)
                 logger.info("cron %s: no longer defined; removed from Redis", name)
-        for schedule in self.schedules:
+        for schedule in code:
             self._register(schedule, known.get(schedule.name), now_ms)
+        self.runtime.code_names = wanted
+        self.runtime.schedules = {}
+        self._use(code, now_ms)
         self._synced = True
+
+    def reload(self, now_ms: int | None = None) -> None:
+        """Load the runtime schedules again: a changed or deleted one first fires what its old
+        version still owes (the fire script takes only its ticks up to the change), then the new
+        version goes on from its start (every tick since, not only the latest)."""
+        now_ms = self.store.server_time_ms() if now_ms is None else now_ms
+        self._use([s for s in self.schedules if s.source != "runtime"], now_ms)
+
+    def _use(self, code: list[CronSchedule], now_ms: int) -> None:
+        loaded = self.runtime.reload()
+        if loaded.retired:
+            self._retiring = True
+            try:
+                self._replaying.update(schedule.name for schedule in loaded.retired)
+                self._tick(now_ms, loaded.retired)
+            except Exception as exc:  # the old version's last ticks are lost; the change stands
+                logger.warning("cron: could not fire the last ticks of changed schedules: %s", exc)
+            finally:
+                self._retiring = False
+            for schedule in loaded.retired:
+                self._upcoming.pop(schedule.name, None)
+                self._replaying.discard(schedule.name)
+                self._held.pop(schedule.name, None)
+        for name, started_ms in loaded.started_ms.items():
+            schedule = loaded.schedules[name]
+            self._upcoming[name] = schedule.cron.next_after(max(started_ms, now_ms - self.catchup_ms) // 1000)
+            self._replaying.add(name)
+        self.schedules = code + sorted(loaded.schedules.values(), key=lambda schedule: schedule.name)
+        self._reload_wanted = False
 
     def _register(self, schedule: CronSchedule, old_queue: str | None, now_ms: int) -> None:
         carried = 0
@@ -154,25 +202,16 @@ class CronBeat:
         it again, with every tick that came meanwhile.
         """
         try:
-            return self._tick(now_ms)
+            return self._tick(now_ms, self.schedules)
         except Exception:
             self._replaying.update(schedule.name for schedule in self.schedules)
             raise
 
-    def _tick(self, now_ms: int | None) -> TickResult:
+    def _tick(self, now_ms: int | None, schedules: list[CronSchedule]) -> TickResult:
         fake_now = now_ms is not None
         now_ms = now_ms if now_ms is not None else self.store.server_time_ms()
-        fires: list[Fire] = []
-        for schedule in self.schedules:
-            ticks = self._due(schedule, now_ms)
-            if not ticks:
-                continue
-            try:
-                fires += [self._fire_of(schedule, due) for due in ticks]
-            except Exception as exc:  # its job cannot be built: skip this schedule's ticks, and only its
-                self._refuse(schedule, ticks[-1], exc)
-                self._upcoming[schedule.name] = schedule.cron.next_after(ticks[-1])
-        replies = self.crons.fire(fires, catchup_ms=self.catchup_ms, now_ms=now_ms if fake_now else 0)
+        fires = self._offers(schedules, now_ms)
+        replies = self._fire(fires, now_ms if fake_now else 0)
         result = TickResult(now_ms, None)
         owed: dict[str, int | None] = {}  # name -> its oldest tick Redis has not answered for
         error: Exception | None = None
@@ -180,13 +219,15 @@ class CronBeat:
             tick = fire.tick_ms // 1000
             if isinstance(reply, Exception):
                 error = error or reply
-                if owed.get(fire.name) is None:  # an older unanswered tick of it stays the one owed
+                if owed.get(fire.name) is None and not fire.release:  # an older unanswered tick stays owed
                     owed[fire.name] = tick
                 continue
-            owed[fire.name] = None  # answered: this tick, and any earlier one, is decided
-            result.outcomes[fire.name] = reply
+            self._note(fire, reply)
             self._report(fire, reply)
-            self._upcoming[fire.name] = fire.next_run_ms // 1000 or None
+            if not fire.release:
+                owed[fire.name] = None  # answered: this tick, and any earlier one, is decided
+                result.outcomes[fire.name] = reply
+                self._upcoming[fire.name] = fire.next_run_ms // 1000 or None
         for name, owed_tick in owed.items():
             if owed_tick is not None:
                 self._upcoming[name] = owed_tick
@@ -195,12 +236,63 @@ class CronBeat:
             upcoming = self._upcoming.get(name)
             if owed.get(name) is None and (upcoming is None or upcoming > now):
                 self._replaying.discard(name)  # caught up
-        result.next_due_ms = self._next_due_ms()
+        result.next_due_ms = self._next_wake_ms(now_ms)
         if error is not None:
             raise error
         return result
 
-    def _fire_of(self, schedule: CronSchedule, due: int) -> Fire:
+    def _offers(self, schedules: list[CronSchedule], now_ms: int) -> list[Fire]:
+        """The fire requests of the due ticks of ``schedules``, and of their held ticks."""
+        fires: list[Fire] = []
+        for schedule in schedules:
+            ticks = self._due(schedule, now_ms)
+            held = None if self._retiring else self._held.get(schedule.name)
+            try:
+                if held is not None:
+                    fires.append(self._fire_of(schedule, held // 1000, release=True))
+                fires += [self._fire_of(schedule, due) for due in ticks]
+            except Exception as exc:  # its job cannot be built: skip this schedule's ticks, and only its
+                self._refuse(schedule, (ticks or [(held or 0) // 1000])[-1], exc)
+                self._held.pop(schedule.name, None)
+                if ticks:
+                    self._upcoming[schedule.name] = schedule.cron.next_after(ticks[-1])
+        return fires
+
+    def _next_wake_ms(self, now_ms: int) -> int | None:
+        """When to step next: the next tick, sooner while a tick is held (to release it when its
+        previous run ends) and at once when a reply said a runtime schedule changed."""
+        if self._reload_wanted:
+            return now_ms
+        due = self._next_due_ms()
+        if self._held:
+            return now_ms + HELD_POLL_MS if due is None else min(due, now_ms + HELD_POLL_MS)
+        return due
+
+    def _fire(self, fires: list[Fire], now_ms: int) -> list[FireOutcome | Exception]:
+        """Offer ``fires``; those the script asks to recheck (overlap: the last job is not the one
+        this beat knew) go again at once, with the last job it named."""
+        replies = self.crons.fire(fires, catchup_ms=self.catchup_ms, now_ms=now_ms)
+        again = [i for i, reply in enumerate(replies) if isinstance(reply, FireOutcome) and reply.outcome == "recheck"]
+        if again:
+            retried = [dataclasses.replace(fires[i], previous_job_id=replies[i].last_job_id) for i in again]  # type: ignore[union-attr]
+            for i, reply in zip(
+                again, self.crons.fire(retried, catchup_ms=self.catchup_ms, now_ms=now_ms), strict=True
+            ):
+                replies[i] = reply
+        return replies
+
+    def _note(self, fire: Fire, reply: FireOutcome) -> None:
+        """Remember what a reply says of the schedule: its last job, its held tick, a change."""
+        if reply.last_job_id:
+            self._last_job[fire.name] = reply.last_job_id
+        if reply.held_tick_ms and not self._retiring:
+            self._held[fire.name] = reply.held_tick_ms
+        else:
+            self._held.pop(fire.name, None)
+        if reply.outcome == "stale" and not self._retiring:
+            self._reload_wanted = True
+
+    def _fire_of(self, schedule: CronSchedule, due: int, *, release: bool = False) -> Fire:
         """The fire request of ``schedule``'s tick ``due`` (epoch s); raises when its job is invalid."""
         following = schedule.cron.next_after(due)
         spec = build_spec(
@@ -213,7 +305,15 @@ class CronBeat:
             priority=schedule.priority,
             origin=f"cron:{schedule.name}",
         )
-        return Fire(schedule.name, spec, due * 1000, (following or 0) * 1000)
+        return Fire(
+            schedule.name,
+            spec,
+            due * 1000,
+            (following or 0) * 1000,
+            version=schedule.version,
+            previous_job_id=self._last_job.get(schedule.name, ""),
+            release=release,
+        )
 
     def _due(self, schedule: CronSchedule, now_ms: int) -> list[int]:
         """The ticks to offer now (epoch s, oldest first); empty when the next one has not come yet."""
@@ -276,6 +376,12 @@ class CronBeat:
             )
         elif reply.outcome == "paused":
             logger.debug("cron %s: paused; tick %s skipped", fire.name, fire.spec.id)
+        elif reply.outcome in ("skipped", "held", "released", "stale"):
+            logger.info("cron %s: tick %s %s", fire.name, fire.spec.id, reply.outcome)
+            if reply.outcome == "released" and reply.job_status:
+                announce(fire.spec, reply.job_status, tasks=self.tasks)
+        elif reply.outcome == "unknown" and self._retiring:
+            pass  # a deleted schedule's tombstone expired: nothing is owed
         elif reply.outcome == "unknown":
             # Redis lost the schedule (restarted without persistence, or flushed): register it again.
             logger.warning("cron %s: missing from Redis; registering it again", fire.name)
@@ -302,9 +408,11 @@ class CronBeat:
         self.crons.publish_beat(self.name, self.info(now_ms), self.settings.cron_beat_ttl, now_ms)
         self._heartbeat_due = self._clock() + self.settings.cron_beat_heartbeat
 
-    def _heartbeat_if_due(self, now_ms: int) -> None:
+    def _heartbeat_if_due(self, now_ms: int) -> bool:
         if self._clock() >= self._heartbeat_due:
             self.heartbeat(now_ms)
+            return True
+        return False
 
     def wait_ms(self, result: TickResult) -> int:
         """How long to sleep after ``result``: until the next tick, or the next heartbeat if sooner."""
@@ -326,8 +434,13 @@ class CronBeat:
         (the chaos suite's clock simulation drives beats this way)."""
         if not self._synced:
             self.sync(now_ms)
+        elif self._reload_wanted:
+            self.reload(now_ms)
         result = self.tick(now_ms)
-        self._heartbeat_if_due(result.now_ms)
+        # A runtime schedule changed: every beat sees it within a heartbeat.
+        if self._heartbeat_if_due(result.now_ms) and self.runtime.stale():
+            self.reload(now_ms if now_ms is not None else result.now_ms)
+            result.next_due_ms = self._next_due_ms()
         return self.wait_ms(result)
 
     def run(self) -> None:

@@ -25,13 +25,16 @@ from tempotask_django.exceptions import ConfigurationError
 from tempotask_django.registry import TaskRegistry, registry
 from tempotask_django.validation import Problem
 
-CRON_KEYS = {"task", "cron", "data", "queue", "timezone", "attempts", "priority"}
+CRON_KEYS = {"task", "cron", "data", "queue", "timezone", "attempts", "priority", "overlap"}
+# What a tick does while the schedule's previous run is still waiting or processing: "allow" (run
+# anyway), "skip" (enqueue nothing; the history says so), "queue" (wait for it to end, at most one).
+OVERLAP_CHOICES = ("allow", "skip", "queue")
 REQUIRED_CRON_KEYS = ("task", "cron")
 # Schedule names become part of job ids ("cron:<name>:<tick>"), so they use job-id characters.
 SCHEDULE_NAME = re.compile(r"^[A-Za-z0-9_.@+=\-]{1,150}$")
 CRONS_HINT = (
     'TEMPOTASK["CRONS"] = {"nightly-report": {"task": "build_report", "cron": "0 3 * * *", '
-    '"data": {...}, "queue": "reports", "timezone": "Europe/Paris", "attempts": 3, "priority": 0}}'
+    '"data": {...}, "queue": "reports", "timezone": "Europe/Paris", "attempts": 3, "priority": 0, "overlap": "skip"}}'
 )
 
 OVERSIZE_HINT = (
@@ -51,7 +54,9 @@ class CronSchedule:
     data: Any = None
     attempts: int | None = None
     priority: int | None = None
-    source: str = "task"  # "task" (@task(cron=...)) or "settings" (TEMPOTASK["CRONS"])
+    source: str = "task"  # "task" (@task(cron=...)), "settings" (TEMPOTASK["CRONS"]) or "runtime"
+    overlap: str = "allow"  # see OVERLAP_CHOICES
+    version: int = -1  # runtime schedules: the version in Redis this definition is (-1: code)
 
     @property
     def expression(self) -> str:
@@ -81,6 +86,7 @@ class CronSchedule:
             "data": serialization.dumps(self.data),
             "attempts": "" if self.attempts is None else str(self.attempts),
             "priority": "" if self.priority is None else str(self.priority),
+            "overlap": self.overlap,
             "source": self.source,
         }
 
@@ -102,7 +108,23 @@ def _from_task(task: Task, default_queue: str) -> CronSchedule:
     where = f"@task {task.name!r} ({task.module})"
     cron = CronExpression.parse(task.cron, task.timezone or default_timezone(), where=where)
     data = serialization.normalize(task.cron_data) if task.cron_data is not None else None
-    return CronSchedule(task.name, task.name, cron, task.queue or default_queue, data, task.attempts, task.priority)
+    return CronSchedule(
+        task.name,
+        task.name,
+        cron,
+        task.queue or default_queue,
+        data,
+        task.attempts,
+        task.priority,
+        overlap=task.cron_overlap,
+    )
+
+
+def overlap_choice(value: Any) -> str:
+    """``value`` when it is an overlap choice; else ValueError listing them."""
+    if value not in OVERLAP_CHOICES:
+        raise ValueError(f"overlap must be one of {', '.join(repr(c) for c in OVERLAP_CHOICES)}, not {value!r}")
+    return str(value)
 
 
 def _from_settings(name: Any, entry: Any, tasks: TaskRegistry, default_queue: str) -> CronSchedule:
@@ -131,10 +153,13 @@ def _from_settings(name: Any, entry: Any, tasks: TaskRegistry, default_queue: st
         validation.task_options(
             where, queue=entry.get("queue"), attempts=entry.get("attempts"), priority=entry.get("priority")
         )
+        overlap = overlap_choice(entry.get("overlap", task.cron_overlap))
         data = entry.get("data", task.cron_data)
         if data is not None:
             validation.json_data(data, where)
             data = serialization.normalize(data)
+    except ValueError as exc:
+        raise _Problem("tempotask.E007", f"{where}: {exc}") from None
     except ConfigurationError as exc:
         raise _Problem("tempotask.E007", str(exc)) from None
     priority = entry.get("priority", task.priority)
@@ -147,6 +172,7 @@ def _from_settings(name: Any, entry: Any, tasks: TaskRegistry, default_queue: st
         entry.get("attempts", task.attempts),
         priority,
         source="settings",
+        overlap=overlap,
     )
 
 

@@ -11,6 +11,8 @@ Per queue ``Q`` (all under the hash tag ``{Q}`` so one queue's scripts run on Re
     P:{Q}:cron:<name>       HASH    one cron schedule whose jobs go to Q: its definition (task,
                                     expression, timezone, data...) and state (since, last_tick,
                                     last_run, next_run, last_job_id, paused...); see storage/crons.py
+    P:{Q}:cron_history:<name>  LIST  the schedule's events (changes, pauses, ticks skipped or held by
+                                    overlap, missed), JSON, the newest 200
     P:{Q}:stats:<minute>    HASH    completed/failed counts for one minute (expire after 2 h)
     P:{Q}:waiting           ZSET    id -> priority-then-FIFO score (lowest runs first)
     P:{Q}:delayed           ZSET    id -> due time, ms (server clock)
@@ -32,13 +34,16 @@ Global::
     P:workers               ZSET    worker id -> last heartbeat, ms
     P:worker:<id>           HASH    worker info (host, pid, queues, ...), expires with its heartbeat
     P:crons                 HASH    cron schedule name -> the queue holding its P:{Q}:cron:<name> hash
+    P:runtime_crons         SET     names of the runtime schedules (made in the admin or by add_cron)
+    P:crons_version         STRING  counter bumped by every runtime schedule change: beats reload
+                                    the runtime schedules when it moves
     P:beats                 ZSET    cron beat id -> last heartbeat, ms
     P:beat:<id>             HASH    cron beat info (host, pid, started, last tick, schedules), expires
                                     with its heartbeat
 
 Why no two keys can collide, whatever the ids: job ids, schedule names and worker ids may contain
 ``:`` (and anything else their own patterns allow), so a user-chosen part is only ever the LAST
-segment of a key, after a fixed kind (``job:``, ``logs:``, ``errors:``, ``children:``, ``cron:``,
+segment of a key, after a fixed kind (``job:``, ``logs:``, ``errors:``, ``children:``, ``cron:``, ``cron_history:``,
 ``stats:``, ``worker:``, ``beat:``). A key is then read back unambiguously from the left: ``P:``, then
 either ``{`` and a queue name up to the first ``}`` (queue names cannot hold ``{``, ``}`` or ``:``,
 see validation.NAME_PATTERN) or a global word; then the kind, which ends at its ``:`` (no kind is a
@@ -147,6 +152,9 @@ class QueueKeys:
     def cron(self, name: str) -> str:
         return f"{self.base}:cron:{name}"
 
+    def cron_history(self, name: str) -> str:
+        return f"{self.base}:cron_history:{name}"
+
 
 @dataclass(frozen=True)
 class GlobalKeys:
@@ -166,6 +174,14 @@ class GlobalKeys:
     @property
     def crons(self) -> str:
         return f"{self.prefix}:crons"
+
+    @property
+    def runtime_crons(self) -> str:
+        return f"{self.prefix}:runtime_crons"
+
+    @property
+    def crons_version(self) -> str:
+        return f"{self.prefix}:crons_version"
 
     @property
     def beats(self) -> str:

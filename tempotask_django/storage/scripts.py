@@ -35,6 +35,8 @@ SCRIPT_NAMES = (
     "cron_register",
     "cron_fire",
     "cron_control",
+    "cron_define",
+    "cron_delete",
 )
 
 # The queue's keys every script gets first, in this order (lua/lib.lua's K table and QUEUE_KEY_COUNT read them).

@@ -22,7 +22,7 @@ Q = "default"
 HISTORY = 2  # MAX_JOBS_PER_STATUS: finishing jobs trims others' records
 # Pieces of ids: key kinds, status names, separators and the hash-tag braces (these only in the key
 # map test: job ids cannot hold them, queue names neither).
-KINDS = ("job", "logs", "errors", "children", "cron", "stats", "worker", "beat", "waiting", "queues")
+KINDS = ("job", "logs", "errors", "children", "cron", "cron_history", "stats", "worker", "beat", "waiting", "queues")
 PIECES = ("a", "b", ":", "::", "=", "-", ".", "{", "}", "", *KINDS)
 ids = st.lists(st.sampled_from(PIECES), max_size=6).map("".join)
 job_ids = ids.filter(lambda text: bool(JOB_ID_PATTERN.match(text)))
@@ -34,6 +34,7 @@ PER_ID_KEYS = {
     "errors": QueueKeys.errors,
     "children": QueueKeys.children,
     "cron": QueueKeys.cron,
+    "cron_history": QueueKeys.cron_history,
 }
 
 
@@ -48,7 +49,7 @@ def every_key(queue: str, some_id: str) -> dict[tuple[str, str, str], str]:
         built[(str(status), queue, "")] = keys.status(status)
     for fixed in ("stream", "wake", "seq", "paused", "metrics"):
         built[(fixed, queue, "")] = getattr(keys, fixed)
-    for fixed in ("queues", "workers", "crons", "beats"):
+    for fixed in ("queues", "workers", "crons", "runtime_crons", "crons_version", "beats"):
         built[(fixed, "", "")] = getattr(global_keys, fixed)
     return built
 

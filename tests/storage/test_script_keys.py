@@ -79,3 +79,25 @@ def test_log_delete_and_fail_touch_only_declared_keys(store):
     for runs in (logged, deleted, failed, emptied):
         assert [commands for _, commands in runs if commands]  # (a first EVALSHA may be refused: NOSCRIPT)
         assert undeclared(store, runs) == []
+
+
+def test_the_cron_scripts_touch_only_declared_keys(store):
+    from tempotask_django import add_cron, delete_cron, pause_cron, run_cron_now, update_cron
+    from tempotask_django.cron import CronBeat
+
+    def changes() -> None:
+        add_cron("rt", "record", "* * * * * *", overlap="queue")
+        cron_beat = CronBeat([])
+        cron_beat.sync()
+        now = store.server_time_ms()
+        for step in range(1, 4):  # fired, held, skipped, then released
+            cron_beat.tick(now + step * 1000)
+        run_cron_now("rt")
+        update_cron("rt", cron="* * * * * */5")
+        update_cron("rt", queue="other")
+        pause_cron("rt")
+        delete_cron("rt")
+
+    runs = scripts_run(changes)
+    assert len([commands for _, commands in runs if commands]) >= 8
+    assert undeclared(store, runs) == []
