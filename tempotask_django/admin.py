@@ -14,7 +14,7 @@ from django.urls import URLPattern, path, re_path
 
 from tempotask_django.job import JobStatus
 from tempotask_django.models import VIEW, Dashboard
-from tempotask_django.views import actions, crons, enqueue, jobs, overview, workers
+from tempotask_django.views import actions, cron_forms, crons, enqueue, jobs, overview, workers
 from tempotask_django.views.base import has_permission
 
 
@@ -47,10 +47,13 @@ class DashboardAdmin(admin.ModelAdmin):
             path("enqueue/", view(enqueue.EnqueueView), name="tempotask_enqueue"),
             path("jobs/", view(jobs.JobsHomeView), name="tempotask_jobs"),
             path("crons/", view(crons.CronsView), name="tempotask_crons"),
+            path("crons/add/", view(cron_forms.CronFormView), name="tempotask_cron_add"),
             # Schedule names may hold "/" (a task name can): <path:> takes them whole.
             path("crons/<path:name>/run/", view(crons.RunCronView), name="tempotask_cron_run"),
             path("crons/<path:name>/pause/", view(crons.PauseCronView), name="tempotask_cron_pause"),
             path("crons/<path:name>/resume/", view(crons.ResumeCronView), name="tempotask_cron_resume"),
+            path("crons/<path:name>/change/", view(cron_forms.CronFormView), name="tempotask_cron_change"),
+            path("crons/<path:name>/delete/", view(cron_forms.DeleteCronView), name="tempotask_cron_delete"),
             re_path(rf"^queues/(?P<queue>[^/]+)/{status}/$", view(jobs.JobListView), name="tempotask_job_list"),
             path(f"{queue}jobs/<str:job_id>/", view(jobs.JobDetailView), name="tempotask_job"),
             path(f"{queue}jobs/<str:job_id>/retry/", view(actions.RetryJobView), name="tempotask_job_retry"),

@@ -17,6 +17,9 @@ PERMISSIONS = {
     "purge_queue": "Can purge the history of a queue",
     "run_cron": "Can run cron schedules now",
     "pause_cron": "Can pause and resume cron schedules",
+    "add_cron": "Can create runtime cron schedules",
+    "change_cron": "Can change runtime cron schedules",
+    "delete_cron": "Can delete runtime cron schedules",
 }
 
 

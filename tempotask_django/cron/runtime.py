@@ -137,8 +137,10 @@ def _refuse_code_name(name: str, crons: CronStore) -> None:
         )
 
 
-def _definition(schedule: CronSchedule) -> dict[str, str]:
-    return schedule.definition()
+def _definition(schedule: CronSchedule, crons: CronStore) -> dict[str, str]:
+    """What the schedule's hash holds, with its next run (for the admin until a beat fires it)."""
+    upcoming = schedule.cron.next_after(crons.store.server_time_ms() // 1000)
+    return {**schedule.definition(), "next_run": str(upcoming * 1000 if upcoming else 0)}
 
 
 def _result(reply_result: str, name: str) -> None:
@@ -187,7 +189,7 @@ def add_cron(
     _refuse_code_name(name, crons)
     after = editable_fields(schedule)
     change = json.dumps({"after": after}, default=str)
-    reply = crons.define(name, schedule.queue, _definition(schedule), "add", change)
+    reply = crons.define(name, schedule.queue, _definition(schedule, crons), "add", change)
     _result(reply.result, name)
     return after
 
@@ -237,7 +239,7 @@ def update_cron(name: str, **changes: Any) -> dict[str, dict[str, Any]]:
     diff = {key: {"before": before[key], "after": after[key]} for key in EDITABLE if before[key] != after[key]}
     change = json.dumps(diff, default=str)
     if schedule.queue == old.queue:
-        reply = crons.define(name, schedule.queue, _definition(schedule), "update", change)
+        reply = crons.define(name, schedule.queue, _definition(schedule, crons), "update", change)
         _result(reply.result, name)
         return diff
     # Another queue holds it now: end the version in the old queue, then start the next in the new
@@ -247,7 +249,7 @@ def update_cron(name: str, **changes: Any) -> dict[str, dict[str, Any]]:
     reply = crons.define(
         name,
         schedule.queue,
-        _definition(schedule),
+        _definition(schedule, crons),
         "move",
         change,
         carried_tick_ms=ended.last_tick_ms,

@@ -45,6 +45,9 @@ ACTION_PERMISSIONS = {
     "purge": "purge_queue",
     "run_cron": "run_cron",
     "pause_cron": "pause_cron",
+    "add_cron": "add_cron",
+    "change_cron": "change_cron",
+    "delete_cron": "delete_cron",
 }
 
 

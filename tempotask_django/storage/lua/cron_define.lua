@@ -27,7 +27,7 @@ for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', key, unpack(fields))
 redis.call('HSET', key, 'source', 'runtime', 'gen', gen, 'prev_since', old[2] or 0, 'since', now,
   'changed_at', now, 'updated_at', now)
-redis.call('HDEL', key, 'deleted', 'held_tick', 'next_run')
+redis.call('HDEL', key, 'deleted', 'held_tick')
 local carried = tonumber(ARGV[5])
 if carried > tonumber(old[5] or '0') then redis.call('HSET', key, 'last_tick', carried) end
 redis.call('PERSIST', key)
