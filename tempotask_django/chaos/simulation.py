@@ -110,7 +110,7 @@ class SimulatedBeat:
 class Event:
     at_ms: int
     seq: int
-    kind: str = field(compare=False)  # wake, kill, restart, freeze, resume, skew, consume
+    kind: str = field(compare=False)  # wake, kill, restart, freeze, resume, skew, consume, edit
     beat: int = field(compare=False, default=-1)
     value: float = field(compare=False, default=0.0)  # duration (kill, freeze), ms; new skew (skew), s
     generation: int = field(compare=False, default=0)
@@ -119,9 +119,16 @@ class Event:
 class Simulation:
     """The event loop: beats waking, disturbances, and a consumer running the tick jobs."""
 
-    def __init__(self, beats: Sequence[SimulatedBeat], consume: Callable[[], None], start_ms: int) -> None:
+    def __init__(
+        self,
+        beats: Sequence[SimulatedBeat],
+        consume: Callable[[], None],
+        start_ms: int,
+        edit: Callable[[], None] | None = None,
+    ) -> None:
         self.beats = list(beats)
         self.consume = consume
+        self.edit = edit  # an "edit" event calls it (a runtime schedule changed), at the simulated time
         self.clock_ms = start_ms
         self._events: list[Event] = []
         self._seq = itertools.count()
@@ -144,6 +151,8 @@ class Simulation:
         beat = self.beats[event.beat] if event.beat >= 0 else None
         if event.kind == "consume":
             self.consume()
+        elif event.kind == "edit" and self.edit is not None:
+            self.edit()
         elif beat is None:
             raise ValueError(f"event {event.kind!r} names no beat")
         elif event.kind == "wake":

@@ -27,6 +27,7 @@ from tempotask_django.exceptions import ConfigurationError, CronNotFound, Invali
 from tempotask_django.registry import TaskRegistry, registry
 from tempotask_django.storage.connection import get_default_store
 from tempotask_django.storage.crons import CronStore
+from tempotask_django.storage.store import RedisStore
 from tempotask_django.validation import attempts as check_attempts
 from tempotask_django.validation import priority as check_priority
 from tempotask_django.validation import queue_name
@@ -121,8 +122,8 @@ def editable_fields(schedule: CronSchedule) -> dict[str, Any]:
     }
 
 
-def _crons() -> CronStore:
-    return CronStore(get_default_store())
+def _crons(store: RedisStore | None) -> CronStore:
+    return CronStore(store or get_default_store())
 
 
 def _refuse_code_name(name: str, crons: CronStore) -> None:
@@ -137,9 +138,9 @@ def _refuse_code_name(name: str, crons: CronStore) -> None:
         )
 
 
-def _definition(schedule: CronSchedule, crons: CronStore) -> dict[str, str]:
+def _definition(schedule: CronSchedule, crons: CronStore, now_ms: int) -> dict[str, str]:
     """What the schedule's hash holds, with its next run (for the admin until a beat fires it)."""
-    upcoming = schedule.cron.next_after(crons.store.server_time_ms() // 1000)
+    upcoming = schedule.cron.next_after((now_ms or crons.store.server_time_ms()) // 1000)
     return {**schedule.definition(), "next_run": str(upcoming * 1000 if upcoming else 0)}
 
 
@@ -163,13 +164,17 @@ def add_cron(
     attempts: int | None = None,
     priority: int | None = None,
     overlap: str = "allow",
+    store: RedisStore | None = None,
+    now_ms: int = 0,
 ) -> dict[str, Any]:
     """Create the runtime schedule ``name``: run ``task`` at every tick of ``cron`` in ``timezone``
     (default TIME_ZONE), with ``data`` on ``queue`` (default: the task's). Every running beat fires
     it from its next heartbeat on, without restart. Returns its fields.
 
     Raises InvalidSchedule (a ValueError) when anything is wrong, or the name is taken (by a runtime
-    schedule, or one the code defines); then nothing is written.
+    schedule, or one the code defines); then nothing is written. ``store`` (default: the one of
+    TEMPOTASK) and ``now_ms`` (a simulated server clock; 0: Redis's own) are for tests and
+    simulations, as are the same arguments of update_cron() and delete_cron().
 
     Example: ``add_cron("report-acme", "build_report", "0 4 * * *", timezone="Europe/Paris",
     data={"customer": "acme"}, overlap="skip")``
@@ -185,11 +190,11 @@ def add_cron(
         priority=priority,
         overlap=overlap,
     )
-    crons = _crons()
+    crons = _crons(store)
     _refuse_code_name(name, crons)
     after = editable_fields(schedule)
     change = json.dumps({"after": after}, default=str)
-    reply = crons.define(name, schedule.queue, _definition(schedule, crons), "add", change)
+    reply = crons.define(name, schedule.queue, _definition(schedule, crons, now_ms), "add", change, now_ms=now_ms)
     _result(reply.result, name)
     return after
 
@@ -197,7 +202,7 @@ def add_cron(
 def current(name: str, crons: CronStore | None = None) -> CronSchedule:
     """The runtime schedule ``name`` as Redis holds it; CronNotFound, or InvalidSchedule when it is
     one the code defines."""
-    fields = (crons or _crons()).get(name)
+    fields = (crons or _crons(None)).get(name)
     if fields is None or "deleted" in fields:
         raise CronNotFound(f"no cron schedule named {name!r} exists")
     if fields.get("source") != "runtime":
@@ -208,7 +213,9 @@ def current(name: str, crons: CronStore | None = None) -> CronSchedule:
         raise InvalidSchedule(f"cron schedule {name!r} as saved cannot be read: {exc}") from None
 
 
-def update_cron(name: str, **changes: Any) -> dict[str, dict[str, Any]]:
+def update_cron(
+    name: str, *, store: RedisStore | None = None, now_ms: int = 0, **changes: Any
+) -> dict[str, dict[str, Any]]:
     """Change the runtime schedule ``name``: any of task, cron, timezone, data, queue, attempts,
     priority, overlap (None resets timezone, queue, attempts and priority to their defaults). The
     new version starts now: ticks up to now are the old one's, ticks after it the new one's, each
@@ -220,7 +227,7 @@ def update_cron(name: str, **changes: Any) -> dict[str, dict[str, Any]]:
     unknown = sorted(set(changes) - set(EDITABLE))
     if unknown:
         raise InvalidSchedule(f"update_cron({name!r}): unknown field(s) {unknown}; allowed: {list(EDITABLE)}.")
-    crons = _crons()
+    crons = _crons(store)
     old = current(name, crons)
     before = editable_fields(old)
     fields = {**before, **changes}
@@ -239,32 +246,39 @@ def update_cron(name: str, **changes: Any) -> dict[str, dict[str, Any]]:
     diff = {key: {"before": before[key], "after": after[key]} for key in EDITABLE if before[key] != after[key]}
     change = json.dumps(diff, default=str)
     if schedule.queue == old.queue:
-        reply = crons.define(name, schedule.queue, _definition(schedule, crons), "update", change)
+        definition = _definition(schedule, crons, now_ms)
+        reply = crons.define(name, schedule.queue, definition, "update", change, now_ms=now_ms)
         _result(reply.result, name)
         return diff
     # Another queue holds it now: end the version in the old queue, then start the next in the new
-    # one, carrying its last tick (the new version only fires ticks after its own start anyway).
-    ended = crons.tombstone(name, old.queue, moving=True)
+    # one, carrying its last tick (the new version only fires ticks after its own start anyway)
+    # and its pause.
+    paused = (crons.get(name) or {}).get("paused")
+    ended = crons.tombstone(name, old.queue, moving=True, now_ms=now_ms)
     _result(ended.result, name)
+    definition = _definition(schedule, crons, now_ms)
+    if paused:
+        definition["paused"] = paused
     reply = crons.define(
         name,
         schedule.queue,
-        _definition(schedule, crons),
+        definition,
         "move",
         change,
         carried_tick_ms=ended.last_tick_ms,
         carried_version=ended.version,
+        now_ms=now_ms,
     )
     _result(reply.result, name)
     return diff
 
 
-def delete_cron(name: str) -> dict[str, Any]:
+def delete_cron(name: str, *, store: RedisStore | None = None, now_ms: int = 0) -> dict[str, Any]:
     """Delete the runtime schedule ``name``: no tick after this moment fires, in any beat. Returns
     its fields as they were. Raises CronNotFound, or InvalidSchedule for a schedule the code defines
     (remove it from the code instead)."""
-    crons = _crons()
+    crons = _crons(store)
     old = current(name, crons)
-    reply = crons.tombstone(name, old.queue)
+    reply = crons.tombstone(name, old.queue, now_ms=now_ms)
     _result(reply.result, name)
     return editable_fields(old)

@@ -1,4 +1,5 @@
-"""Cron schedule actions of ``manage.py tempotask crons``: list, pause, resume, run now.
+"""Cron schedule actions of ``manage.py tempotask crons``: list (code, settings and runtime
+schedules, SOURCE says which), pause, resume, run now.
 
 They act on the schedules registered in Redis (a beat registers them when it starts), through the
 cron API the admin's buttons call, and write the admin's LogEntry when run with ``--user``.
@@ -17,7 +18,19 @@ from tempotask_django.ops import backend, cli
 from tempotask_django.ops.audit import Operator
 from tempotask_django.views.crons import LOG_PREFIX
 
-HEADERS = ("NAME", "TASK", "SCHEDULE", "TIMEZONE", "QUEUE", "NEXT RUN (UTC)", "LAST RUN (UTC)", "LAST JOB", "PAUSED")
+HEADERS = (
+    "NAME",
+    "TASK",
+    "SCHEDULE",
+    "TIMEZONE",
+    "QUEUE",
+    "NEXT RUN (UTC)",
+    "LAST RUN (UTC)",
+    "LAST JOB",
+    "PAUSED",
+    "OVERLAP",
+    "SOURCE",
+)
 
 
 def _as_dict(cron: backend.CronInfo) -> dict[str, Any]:
@@ -35,6 +48,10 @@ def _as_dict(cron: backend.CronInfo) -> dict[str, Any]:
         "last_job_status": cron.last_job_status,
         "paused": cron.paused,
         "runs": cron.runs,
+        "overlap": cron.overlap,
+        "skipped": cron.skipped,
+        "source": cron.source,
+        "version": cron.version,
     }
 
 
@@ -57,6 +74,8 @@ def list_crons(operator: Operator, as_json: bool = False) -> str:
             cli.moment(cron.last_run),
             f"{cron.last_job_id} ({cron.last_job_status})" if cron.last_job_id else None,
             "yes" if cron.paused else "no",
+            cron.overlap,
+            cron.source,
         )
         for cron in crons
     ]

@@ -211,3 +211,23 @@ def test_history_records_every_change_with_before_and_after(store):
         "data": {"before": {"n": 1}, "after": {"n": 2}},
         "overlap": {"before": "allow", "after": "skip"},
     }
+
+
+def test_a_schedule_deleted_while_paused_and_added_again_is_not_paused(store):
+    add_cron("rt", "record", EVERY_SECOND)
+    pause_cron("rt")
+    delete_cron("rt")
+    add_cron("rt", "record", EVERY_SECOND)
+    start = changed_at(store, "rt")
+    assert not list_crons()[0].paused
+    assert loaded_beat(start).tick((second(start) + 1) * MS).outcomes["rt"].outcome == "fired"
+
+
+def test_a_paused_schedule_moved_to_another_queue_stays_paused(store):
+    add_cron("rt", "record", EVERY_SECOND)
+    pause_cron("rt")
+    update_cron("rt", queue="reports")
+    [cron] = list_crons()
+    assert cron.queue == "reports" and cron.paused
+    start = changed_at(store, "rt", "reports")
+    assert loaded_beat(start).tick((second(start) + 1) * MS).outcomes["rt"].outcome == "paused"

@@ -36,9 +36,9 @@ def test_list_shows_every_registered_schedule(schedules):
     hourly, nightly = rows
     assert hourly[:5] == ["hourly_sweep", "hourly_sweep", "@hourly", "UTC", "default"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:00:00", hourly[5])
-    assert hourly[6:] == ["-", f"{run_id} (waiting)", "no"]
+    assert hourly[6:] == ["-", f"{run_id} (waiting)", "no", "allow", "task"]
     assert nightly[:5] == ["nightly_digest", "nightly_digest", "0 3 * * *", "Europe/Paris", "crons"]
-    assert nightly[6:] == ["-", "-", "yes"]
+    assert nightly[6:] == ["-", "-", "yes", "allow", "task"]
 
 
 def test_list_as_json(schedules):
@@ -48,6 +48,7 @@ def test_list_as_json(schedules):
     assert nightly["expression"] == "0 3 * * *" and nightly["timezone"] == "Europe/Paris"
     assert (nightly["queue"], nightly["data"]) == ("crons", {"kind": "digest"})
     assert (nightly["paused"], nightly["runs"]) == (False, 0)
+    assert (nightly["source"], nightly["overlap"], nightly["skipped"]) == ("task", "allow", 0)
     assert nightly["next_run"].endswith("+00:00")  # ISO 8601, UTC
 
 

@@ -1,5 +1,8 @@
 """Several ``runcron`` processes on one Redis, one SIGKILLed and one SIGSTOPped past its heartbeat:
-every tick of every schedule must still be enqueued, and run, exactly once.
+every tick of every schedule must still be enqueued, and run, exactly once. Meanwhile a runtime
+schedule is edited (every second <-> every 5 seconds), paused, resumed, deleted and created again
+every few seconds (runtime_edits.py): no tick doubled, none lost, none fired while paused or deleted
+or by a version no longer in force.
 
 The ticks that must fire are those later than each schedule's registration (its ``since`` in Redis)
 and not later than the end of the run (see ticks.py). They are counted twice, independently: from
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import random
 import signal
+import threading
 import time
 from typing import Any
 
@@ -21,8 +25,9 @@ from tempotask_django.chaos.beat_records import (
     registration_times,
     tick_jobs,
 )
-from tempotask_django.chaos.lab import Command, Lab
+from tempotask_django.chaos.lab import QUEUE, Command, Lab
 from tempotask_django.chaos.report import Result
+from tempotask_django.chaos.runtime_edits import Editor, edit_figures, without
 from tempotask_django.chaos.scenarios import scenario
 from tempotask_django.chaos.ticks import TickWindow, lag_figures, tick_figures
 from tempotask_django.chaos.workload import stop_figures
@@ -31,6 +36,11 @@ from tempotask_django.storage.crons import CronStore
 # Seconds allowed for the beats to start and register, and for the last ticks and jobs to settle.
 START_TIMEOUT = 90
 SETTLE_TIMEOUT = 60
+# The runtime schedule and its expressions (period, s).
+RUNTIME = "runtime-edited"
+RUNTIME_EXPRESSIONS = {"* * * * * *": 1, "* * * * * */5": 5}
+# Seconds before the end when the edits stop (the schedule is left active, its last ticks counted).
+EDITS_STOP_BEFORE = 6
 
 
 @scenario(
@@ -47,6 +57,7 @@ SETTLE_TIMEOUT = 60
         "kill_at": 8,
         "stop_at": 14,
         "stop_seconds": 6,
+        "edit_every": 2.5,
     },
     long={
         "beats": 3,
@@ -58,6 +69,7 @@ SETTLE_TIMEOUT = 60
         "kill_at": 150,
         "stop_at": 300,
         "stop_seconds": 90,
+        "edit_every": 10,
     },
 )
 def beats(lab: Lab, params: dict[str, Any], rng: random.Random) -> Result:
@@ -71,6 +83,11 @@ def beats(lab: Lab, params: dict[str, Any], rng: random.Random) -> Result:
         result.note(f"the beats did not all start and register within {START_TIMEOUT} s")
     started = time.monotonic()
     killed, stopped = rng.sample(beat_commands, 2)
+    editor = Editor(
+        CronStore(lab.store), RUNTIME, "chaos.tick", QUEUE, RUNTIME_EXPRESSIONS, random.Random(rng.random())
+    )
+    editing = threading.Thread(target=_edit, args=(editor, started + params["seconds"] - EDITS_STOP_BEFORE, params))
+    editing.start()
 
     _sleep_until(started + params["kill_at"])
     killed.kill()
@@ -82,10 +99,11 @@ def beats(lab: Lab, params: dict[str, Any], rng: random.Random) -> Result:
     result.figure("seconds SIGSTOPped", params["stop_seconds"])
     result.figure("heartbeat lifetime (3 heartbeats), s", 3 * params["heartbeat"])
     _sleep_until(started + params["seconds"])
+    editing.join()
 
     until_ms = lab.store.server_time_ms()
     window = TickWindow(params["period"], registration_times(lab, names), until_ms)
-    if not _wait_decided(lab, window, names):
+    if not _wait_decided(lab, window, names) or not _wait_decided(lab, TickWindow(5, {}, until_ms), [RUNTIME]):
         result.note(f"the window's last ticks were not all decided within {SETTLE_TIMEOUT} s")
     alive = [command for command in beat_commands if command is not killed]
     for number, command in enumerate(alive):
@@ -93,10 +111,12 @@ def beats(lab: Lab, params: dict[str, Any], rng: random.Random) -> Result:
         result.must_equal(f"live beat {number + 1} exit code after SIGTERM", code, 0)
     lab.wait_drained(timeout=SETTLE_TIMEOUT)
 
-    jobs = tick_jobs(lab, names)
+    jobs = tick_jobs(lab, [*names, RUNTIME])
+    ledger = ledger_ticks(lab.ledger.entries())
     result.must_equal("schedules registered", len(window.since_ms), len(names))
-    tick_figures(result, window, {"Redis": jobs.seen, "ledger": ledger_ticks(lab.ledger.entries())})
+    tick_figures(result, window, {"Redis": without(RUNTIME, jobs.seen), "ledger": without(RUNTIME, ledger)})
     redis_fire_figures(result, jobs)
+    edit_figures(result, editor, RUNTIME_EXPRESSIONS, {"Redis": jobs.seen, "ledger": ledger}, until_ms)
     lag_figures(result, jobs.lags_ms(window))
     result.figure("ticks fired by each beat (its log)", [_fired_lines(command) for command in beat_commands])
     result.figure(
@@ -105,6 +125,16 @@ def beats(lab: Lab, params: dict[str, Any], rng: random.Random) -> Result:
     )
     stop_figures(result, workers)
     return result
+
+
+def _edit(editor: Editor, stop_at: float, params: dict[str, Any]) -> None:
+    """Change the runtime schedule every ``edit_every`` seconds (at random moments within a tick),
+    then leave it active."""
+    editor.add()
+    while time.monotonic() + params["edit_every"] < stop_at:
+        time.sleep(params["edit_every"] * editor.rng.uniform(0.5, 1.5))
+        editor.change()
+    editor.settle()
 
 
 def _wait_started(lab: Lab, names: list[str], count: int) -> bool:

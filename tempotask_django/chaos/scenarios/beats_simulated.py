@@ -6,6 +6,9 @@ third runs on; so some beat is always up and no tick may be missed. Ticks are co
 the fire script's replies to the beats, the tick jobs in the Redis under test (with the schedules'
 fire counters), and the ledger of a consumer that runs every job (so a job id is free again after
 its job, and only the fire script's last-tick check can keep a late beat from firing a tick again).
+Meanwhile a runtime schedule is created, edited (every minute <-> every 5 minutes), paused, resumed
+and deleted at random moments, a few times an hour (runtime_edits.py): none of its ticks doubled or
+lost, none fired while paused or deleted or by a version no longer in force.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ from typing import Any
 from tempotask_django.chaos.beat_records import ledger_ticks, redis_fire_figures, registration_times, tick_jobs
 from tempotask_django.chaos.lab import QUEUE, Lab
 from tempotask_django.chaos.report import Result
+from tempotask_django.chaos.runtime_edits import Editor, edit_figures, without
 from tempotask_django.chaos.scenarios import scenario
 from tempotask_django.chaos.simulation import MS, SimulatedBeat, Simulation
 from tempotask_django.chaos.ticks import Tick, TickWindow, lag_figures, tick_figures
 from tempotask_django.cron import CronBeat, CronSchedule, collect_schedules
+from tempotask_django.storage.crons import CronStore
 from tempotask_django.storage.records import Finish
 
 # Every-minute schedules in zones with a daylight-saving change, an offset of 45 minutes, and
@@ -40,6 +45,10 @@ CONSUME_EVERY_MS = 60 * MS
 # Simulated time after the window, so that its last tick is fired whatever the wake-up delays.
 TAIL_MS = 120 * MS
 CONSUMER = "chaos-simulated-consumer"
+# The runtime schedule, its expressions (period, s), and how many times an hour it changes (at most).
+RUNTIME = "sim-runtime"
+RUNTIME_EXPRESSIONS = {"* * * * *": 60, "*/5 * * * *": 300}
+EDITS_PER_HOUR = (2, 8)
 
 
 @scenario(
@@ -59,7 +68,11 @@ def beats_simulated(lab: Lab, params: dict[str, Any], rng: random.Random) -> Res
     start_ms = int(datetime.datetime.fromisoformat(params["start"]).timestamp() * MS)
     end_ms = start_ms + params["hours"] * HOUR_MS
 
-    simulation = Simulation([], lambda: _consume(lab), start_ms)
+    editor = Editor(
+        CronStore(lab.store), RUNTIME, "chaos.tick", QUEUE, RUNTIME_EXPRESSIONS, random.Random(rng.random())
+    )
+    editor.add(start_ms)
+    simulation = Simulation([], lambda: _consume(lab), start_ms, edit=lambda: editor.change(simulation.now_ms()))
     skews = _initial_skews(params["beats"], params["skew"], rng)
     for number, skew in enumerate(skews):
         beat = SimulatedBeat(
@@ -69,16 +82,21 @@ def beats_simulated(lab: Lab, params: dict[str, Any], rng: random.Random) -> Res
         beat.start()
         simulation.at(start_ms + rng.uniform(0, 5 * MS), "wake", number)
     _plan(simulation, start_ms, params, rng)
+    simulation.run_until(end_ms - HOUR_MS // 4, rng)
+    simulation.edit = None  # the last quarter of an hour: no more changes, the schedule active
+    editor.settle(simulation.now_ms())
     simulation.run_until(end_ms + TAIL_MS, rng)
     _consume(lab)
 
     window = TickWindow(60, registration_times(lab, names), end_ms)
-    jobs = tick_jobs(lab, names)
+    jobs = tick_jobs(lab, [*names, RUNTIME])
     replies: Counter[Tick] = sum((beat.fired for beat in simulation.beats), Counter())
     consumer_runs = ledger_ticks(lab.ledger.entries())
     result.must_equal("schedules registered", len(window.since_ms), len(names))
-    tick_figures(result, window, {"fire replies": replies, "Redis": jobs.seen, "ledger": consumer_runs})
+    sources = {"fire replies": replies, "Redis": jobs.seen, "ledger": consumer_runs}
+    tick_figures(result, window, {source: without(RUNTIME, seen) for source, seen in sources.items()})
     redis_fire_figures(result, jobs)
+    edit_figures(result, editor, RUNTIME_EXPRESSIONS, sources, end_ms)
     lag_figures(result, jobs.lags_ms(window), prefix="simulated fire lag")
     result.figure("host clock skews at the start, s", [round(skew, 1) for skew in skews])
     result.figure("beat steps", sum(beat.steps for beat in simulation.beats))
@@ -116,6 +134,8 @@ def _plan(simulation: Simulation, start_ms: int, params: dict[str, Any], rng: ra
         killed, frozen = rng.sample(range(beats), 2)
         simulation.at(base + rng.uniform(*KILL_START_MS), "kill", killed, rng.uniform(*KILL_MS))
         simulation.at(base + rng.uniform(*FREEZE_START_MS), "freeze", frozen, rng.uniform(*FREEZE_MS))
+        for _ in range(rng.randint(*EDITS_PER_HOUR)):
+            simulation.at(base + rng.uniform(0, HOUR_MS), "edit")
         for number in range(beats):
             if rng.random() < 0.5:  # an NTP step to another wrong time
                 skew = rng.uniform(-params["skew"], params["skew"])

@@ -9,7 +9,7 @@
 -- ARGV[5] last tick carried over from the schedule's previous queue, ms (0 = none)
 -- ARGV[6] version carried over from the previous queue (0 = none)
 -- ARGV[7] what changed, for the history (JSON)
--- ARGV[8..] definition fields: name, value, ...
+-- ARGV[8..] definition fields: name, value, ... ('paused' among them when a paused schedule moves)
 -- Returns {'ok', version, now} or {error, '', now}: 'exists', 'missing', 'not-runtime' (a code or
 -- settings schedule has this name). Nothing is written unless 'ok'.
 local key, history = own_key(1), own_key(2)
@@ -28,6 +28,8 @@ redis.call('HSET', key, unpack(fields))
 redis.call('HSET', key, 'source', 'runtime', 'gen', gen, 'prev_since', old[2] or 0, 'since', now,
   'changed_at', now, 'updated_at', now)
 redis.call('HDEL', key, 'deleted', 'held_tick')
+-- A schedule created again over a tombstone starts unpaused (a move brings its pause with it).
+if mode == 'add' then redis.call('HDEL', key, 'paused') end
 local carried = tonumber(ARGV[5])
 if carried > tonumber(old[5] or '0') then redis.call('HSET', key, 'last_tick', carried) end
 redis.call('PERSIST', key)
