@@ -119,3 +119,23 @@ def test_the_run_exits_1_when_a_check_fails(tmp_path):
     args = argparse.Namespace(profile="short", seed=1, out=tmp_path, redis_server=None, prefer="system")
     assert run(args, [fake]) == 1
     assert json.loads((tmp_path / "report.json").read_text())["passed"] is False
+
+
+def test_runtime_edits_are_judged_against_the_timeline():
+    from tempotask_django.chaos.runtime_edits import Change, judge
+
+    periods = {"every1": 1, "every5": 5}
+    changes = [
+        Change(100_500, "add", "every1"),  # owns 101..104
+        Change(104_500, "edit", "every5"),  # owns 105..109 (105 in both)
+        Change(109_500, "pause", "every5"),
+        Change(112_500, "resume", "every5"),  # owns 115
+        Change(116_500, "delete", "every5"),
+    ]
+    good = Counter({101: 1, 102: 1, 103: 1, 104: 1, 105: 1, 115: 1})
+    verdict = judge(changes, periods, good, until_ms=120_000)
+    assert (verdict.owed, verdict.fired_once, verdict.lost, verdict.doubled) == (6, 6, 0, 0)
+    bad = Counter({101: 2, 102: 1, 103: 1, 104: 1, 106: 1, 110: 1, 118: 1, 99: 1})
+    verdict = judge(changes, periods, bad, until_ms=120_000)
+    assert (verdict.doubled, verdict.lost, verdict.lost_in_both) == (1, 2, 1)  # 105 (both) and 115 lost
+    assert (verdict.stale_version, verdict.while_paused, verdict.while_deleted, verdict.before_creation) == (1, 1, 1, 1)

@@ -151,8 +151,9 @@ class Simulation:
         beat = self.beats[event.beat] if event.beat >= 0 else None
         if event.kind == "consume":
             self.consume()
-        elif event.kind == "edit" and self.edit is not None:
-            self.edit()
+        elif event.kind == "edit":
+            if self.edit is not None:  # None: the changes are over
+                self.edit()
         elif beat is None:
             raise ValueError(f"event {event.kind!r} names no beat")
         elif event.kind == "wake":

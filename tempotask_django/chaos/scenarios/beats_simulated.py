@@ -72,7 +72,8 @@ def beats_simulated(lab: Lab, params: dict[str, Any], rng: random.Random) -> Res
         CronStore(lab.store), RUNTIME, "chaos.tick", QUEUE, RUNTIME_EXPRESSIONS, random.Random(rng.random())
     )
     editor.add(start_ms)
-    simulation = Simulation([], lambda: _consume(lab), start_ms, edit=lambda: editor.change(simulation.now_ms()))
+    simulation = Simulation([], lambda: _consume(lab), start_ms)
+    simulation.edit = lambda: _edit(editor, simulation)
     skews = _initial_skews(params["beats"], params["skew"], rng)
     for number, skew in enumerate(skews):
         beat = SimulatedBeat(
@@ -103,6 +104,10 @@ def beats_simulated(lab: Lab, params: dict[str, Any], rng: random.Random) -> Res
     result.figure("beat restarts (after a kill)", sum(beat.restarts for beat in simulation.beats))
     result.figure("ticks fired by each beat", [sum(beat.fired.values()) for beat in simulation.beats])
     return result
+
+
+def _edit(editor: Editor, simulation: Simulation) -> None:
+    editor.change(simulation.now_ms())
 
 
 def _schedules(count: int) -> list[CronSchedule]:
