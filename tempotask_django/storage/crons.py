@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import builtins
 import datetime
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -109,6 +110,11 @@ class CronEvent:
     event: str  # created, changed, deleted, moved, paused, resumed, skipped, held, released, dropped, missed
     tick: datetime.datetime | None  # the tick concerned, if any
     change: Any = None  # created/changed: what the change was (before/after), as saved
+
+    @property
+    def change_text(self) -> str:
+        """The change as JSON, for display."""
+        return "" if self.change is None else json.dumps(self.change, default=str)
 
 
 @dataclass(frozen=True)

@@ -209,3 +209,52 @@ def test_operator_runs_a_cron_schedule_now_from_the_browser(browser, live_server
     browser.refresh()
     wait_for(browser, lambda d: d.find_element(By.TAG_NAME, "html").get_attribute("data-theme") == "dark")
     screenshot(browser, "crons-dark.png")
+
+
+def test_operator_creates_edits_and_deletes_a_runtime_schedule_from_the_browser(
+    browser, live_server, django_user_model, busy_queues
+):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    log_in(browser, live_server, django_user_model, "/admin/tempotask_django/dashboard/crons/")
+    wait_for(browser, lambda d: d.find_elements(By.ID, "add-cron"))
+    browser.find_element(By.ID, "add-cron").click()
+    wait_for(browser, lambda d: d.find_elements(By.ID, "cron-form"))
+    fields = {"name": "report-acme", "cron": "0 4 * * 1-5", "json_data": '{"customer": "acme"}', "queue": "reports"}
+    for name, value in fields.items():
+        browser.find_element(By.NAME, name).send_keys(value)
+    timezone = browser.find_element(By.NAME, "timezone")
+    timezone.clear()
+    timezone.send_keys("Europe/Paris")
+    Select(browser.find_element(By.NAME, "task")).select_by_value("record")
+    Select(browser.find_element(By.NAME, "overlap")).select_by_value("skip")
+    screenshot(browser, "cron-add.png")
+    browser.find_element(By.NAME, "_save").click()
+    wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".messagelist .success"))
+    row = 'tr[data-cron="report-acme"]'
+    assert "At 04:00" in browser.find_element(By.CSS_SELECTOR, row).text
+    assert "runtime" in browser.find_element(By.CSS_SELECTOR, row).text
+    acme = next(cron for cron in list_crons() if cron.name == "report-acme")
+    assert (acme.source, acme.data, acme.queue, acme.overlap) == ("runtime", {"customer": "acme"}, "reports", "skip")
+    screenshot(browser, "crons-runtime.png")
+
+    browser.find_element(By.CSS_SELECTOR, f'{row} a[data-action="edit"]').click()
+    wait_for(browser, lambda d: d.find_elements(By.ID, "cron-form"))
+    expression = browser.find_element(By.NAME, "cron")
+    expression.clear()
+    expression.send_keys("30 5 * * 1-5")
+    browser.find_element(By.NAME, "_save").click()
+    wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".messagelist .success"))
+    assert "At 05:30" in browser.find_element(By.CSS_SELECTOR, row).text
+    browser.find_element(By.CSS_SELECTOR, f'{row} a[data-action="edit"]').click()
+    wait_for(browser, lambda d: d.find_elements(By.ID, "cron-log"))
+    assert '"0 4 * * 1-5" -> "30 5 * * 1-5"' in browser.find_element(By.ID, "cron-log").text
+    screenshot(browser, "cron-edit.png")
+
+    browser.find_element(By.ID, "delete-cron").click()
+    wait_for(browser, lambda d: d.find_elements(By.ID, "confirm-delete"))
+    browser.find_element(By.ID, "confirm-delete").click()
+    wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".messagelist .success"))
+    assert not browser.find_elements(By.CSS_SELECTOR, row)
+    assert "report-acme" not in [cron.name for cron in list_crons()]

@@ -116,3 +116,27 @@ def test_a_3_second_job_every_second_never_runs_twice_at_once(store, workers, le
     assert events.count("skipped") == info.skipped
     if overlap == "queue":
         assert "released" in events
+
+
+def test_a_wrong_overlap_is_refused_where_it_is_written():
+    from tempotask_django import task
+    from tempotask_django.cron import schedule_problems
+    from tempotask_django.exceptions import ConfigurationError
+
+    problems = schedule_problems(raw={"CRONS": {"x": {"task": "record", "cron": "* * * * *", "overlap": "maybe"}}})
+    assert [(p.check_id, "overlap must be one of" in p.message) for p in problems] == [("tempotask.E007", True)]
+    with pytest.raises(ConfigurationError, match="overlap must be"):
+        task(name="never-registered", cron="* * * * *", overlap="maybe")(lambda job, ctx: None)
+
+
+def test_the_guide_shows_real_pictures_and_arguments():
+    import inspect
+    import re
+
+    from tests.conftest import ROOT
+
+    guide = (ROOT / "docs" / "schedules.md").read_text()
+    pictures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", guide)
+    assert len(pictures) == 3 and all((ROOT / "docs" / picture).is_file() for picture in pictures)
+    shown = set(re.findall(r"^    (\w+)=", guide, re.MULTILINE)) | {"attempts", "priority"}
+    assert shown <= set(inspect.signature(add_cron).parameters)
