@@ -131,14 +131,16 @@ class CronBeat:
         code = [schedule for schedule in self.code_schedules if schedule.name not in runtime]
         wanted = {schedule.name for schedule in code}
         for name, queue in sorted(known.items()):
-            if name not in wanted and name not in runtime:
+            # The hash's own source is checked too: a runtime schedule whose entry in the set of
+            # runtime names was not written (an error between two writes) is never removed.
+            if name not in wanted and name not in runtime and (self.crons.get(name) or {}).get("source") != "runtime":
                 self.crons.unregister(name, queue)
                 logger.info("cron %s: no longer defined; removed from Redis", name)
         for schedule in code:
             self._register(schedule, known.get(schedule.name), now_ms)
         self.runtime.code_names = wanted
         self.runtime.schedules = {}
-        self._use(code, now_ms)
+        self._use(code, now_ms, first=True)
         self._synced = True
 
     def reload(self, now_ms: int | None = None) -> None:
@@ -148,7 +150,9 @@ class CronBeat:
         now_ms = self.store.server_time_ms() if now_ms is None else now_ms
         self._use([s for s in self.schedules if s.source != "runtime"], now_ms)
 
-    def _use(self, code: list[CronSchedule], now_ms: int) -> None:
+    def _use(self, code: list[CronSchedule], now_ms: int, *, first: bool = False) -> None:
+        """Fire what the replaced versions owe, then take the runtime schedules just loaded. On a
+        beat's first load they start as code schedules do (their latest tick only)."""
         loaded = self.runtime.reload()
         if loaded.retired:
             self._retiring = True
@@ -163,7 +167,7 @@ class CronBeat:
                 self._upcoming.pop(schedule.name, None)
                 self._replaying.discard(schedule.name)
                 self._held.pop(schedule.name, None)
-        for name, started_ms in loaded.started_ms.items():
+        for name, started_ms in ({} if first else loaded.started_ms).items():
             schedule = loaded.schedules[name]
             self._upcoming[name] = schedule.cron.next_after(max(started_ms, now_ms - self.catchup_ms) // 1000)
             self._replaying.add(name)

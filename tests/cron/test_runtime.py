@@ -231,3 +231,10 @@ def test_a_paused_schedule_moved_to_another_queue_stays_paused(store):
     assert cron.queue == "reports" and cron.paused
     start = changed_at(store, "rt", "reports")
     assert loaded_beat(start).tick((second(start) + 1) * MS).outcomes["rt"].outcome == "paused"
+
+
+def test_a_beat_never_removes_a_runtime_schedule_missing_from_the_set_of_runtime_names(store):
+    add_cron("rt", "record", "0 4 * * *")
+    store.client.srem(store.global_keys.runtime_crons, "rt")  # an error between the two writes of add_cron
+    CronBeat([]).sync()
+    assert [cron.name for cron in list_crons()] == ["rt"]
