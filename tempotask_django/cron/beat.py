@@ -12,6 +12,11 @@ paused): a connection error, READONLY or OOM leaves it owed, and so are the tick
 Redis keeps failing; the next step offers them again, oldest first (the fire script's last-tick
 check makes a retry after a lost reply answer "done"). A schedule whose job cannot be built is
 logged and skipped on its own: it never stops another.
+
+Runtime schedules (runtime.py) are loaded at the start and again whenever the version counter in
+Redis moves (checked at each heartbeat) or the fire script answers "stale": the beat then fires
+what a changed schedule's old version still owes, and the new version's ticks from its start.
+A tick held by overlap "queue" is offered again every HELD_POLL_MS until its previous run ends.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from dataclasses import dataclass, field
 import redis
 
 from tempotask_django.conf import Settings, get_settings
-from tempotask_django.cron.loaded import RuntimeSchedules
+from tempotask_django.cron.loaded import RuntimeSchedules, log_reply
 from tempotask_django.cron.schedules import CronSchedule, collect_schedules
 from tempotask_django.producer import announce, build_spec
 from tempotask_django.registry import TaskRegistry, registry
@@ -365,33 +370,14 @@ class CronBeat:
         return min(upcoming) * 1000 if upcoming else None
 
     def _report(self, fire: Fire, reply: FireOutcome) -> None:
-        lag = reply.now_ms - fire.tick_ms
-        if reply.outcome == "fired":
-            logger.info("cron %s: enqueued job %s (%d ms after its tick)", fire.name, fire.spec.id, lag)
-            if reply.job_status:
-                announce(fire.spec, reply.job_status, tasks=self.tasks)
-        elif reply.outcome == "missed":
-            logger.warning(
-                "cron %s: tick %s skipped: %.0f s late, beyond CRON_CATCHUP_WINDOW (%.0f s)",
-                fire.name,
-                fire.spec.id,
-                lag / 1000,
-                self.catchup_ms / 1000,
-            )
-        elif reply.outcome == "paused":
-            logger.debug("cron %s: paused; tick %s skipped", fire.name, fire.spec.id)
-        elif reply.outcome in ("skipped", "held", "released", "stale"):
-            logger.info("cron %s: tick %s %s", fire.name, fire.spec.id, reply.outcome)
-            if reply.outcome == "released" and reply.job_status:
-                announce(fire.spec, reply.job_status, tasks=self.tasks)
-        elif reply.outcome == "unknown" and self._retiring:
-            pass  # a deleted schedule's tombstone expired: nothing is owed
-        elif reply.outcome == "unknown":
+        if reply.outcome in ("fired", "released") and reply.job_status:
+            announce(fire.spec, reply.job_status, tasks=self.tasks)
+        if reply.outcome == "unknown" and not self._retiring:  # (retiring: a tombstone expired, nothing owed)
             # Redis lost the schedule (restarted without persistence, or flushed): register it again.
             logger.warning("cron %s: missing from Redis; registering it again", fire.name)
             self._synced = False
         else:
-            logger.debug("cron %s: tick %s %s", fire.name, fire.spec.id, reply.outcome)
+            log_reply(fire, reply, self.catchup_ms)
 
     # -- heartbeat ------------------------------------------------------------------------------
     def info(self, last_tick_ms: int) -> dict[str, object]:

@@ -1,5 +1,6 @@
 """What a beat knows of the runtime schedules: loads them when their version counter moves, and
-says which ones changed (beat.py fires what the old versions still owe, then switches)."""
+says which ones changed (beat.py fires what the old versions still owe, then switches); and the
+log line of each fire script reply."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass, field
 
 from tempotask_django.cron.runtime import from_fields
 from tempotask_django.cron.schedules import CronSchedule
-from tempotask_django.storage.crons import CronStore
+from tempotask_django.storage.crons import CronStore, Fire, FireOutcome
 
 logger = logging.getLogger("tempotask")
 
@@ -66,3 +67,22 @@ class RuntimeSchedules:
         retired = [old for name, old in self.schedules.items() if loaded.get(name) is not old]
         self.schedules = loaded
         return Reload(loaded, retired, started)
+
+
+def log_reply(fire: Fire, reply: FireOutcome, catchup_ms: int) -> None:
+    """Log what the fire script answered for ``fire``."""
+    lag = reply.now_ms - fire.tick_ms
+    if reply.outcome == "fired":
+        logger.info("cron %s: enqueued job %s (%d ms after its tick)", fire.name, fire.spec.id, lag)
+    elif reply.outcome == "missed":
+        logger.warning(
+            "cron %s: tick %s skipped: %.0f s late, beyond CRON_CATCHUP_WINDOW (%.0f s)",
+            fire.name,
+            fire.spec.id,
+            lag / 1000,
+            catchup_ms / 1000,
+        )
+    elif reply.outcome in ("skipped", "held", "released", "stale"):
+        logger.info("cron %s: tick %s %s", fire.name, fire.spec.id, reply.outcome)
+    else:  # done, not-due, paused, recheck, unknown (of a deleted schedule)
+        logger.debug("cron %s: tick %s %s", fire.name, fire.spec.id, reply.outcome)

@@ -238,3 +238,22 @@ def test_a_beat_never_removes_a_runtime_schedule_missing_from_the_set_of_runtime
     store.client.srem(store.global_keys.runtime_crons, "rt")  # an error between the two writes of add_cron
     CronBeat([]).sync()
     assert [cron.name for cron in list_crons()] == ["rt"]
+
+
+def test_a_running_beat_picks_a_change_up_at_its_next_heartbeat(store, settings):
+    from tests.cron.support import FakeClock
+
+    clock = FakeClock()
+    cron_beat = CronBeat([], clock=clock)
+    now = store.server_time_ms()
+    cron_beat.step(now)  # registers, heartbeats
+    add_cron("rt", "record", EVERY_5S)
+    cron_beat.step(now + 10)
+    assert "rt" not in cron_beat.runtime.schedules  # no heartbeat due yet: it has not looked
+    clock.now += cron_beat.settings.cron_beat_heartbeat
+    cron_beat.step(now + 20)
+    assert cron_beat.runtime.schedules["rt"].expression == EVERY_5S
+    update_cron("rt", cron=EVERY_SECOND)
+    clock.now += cron_beat.settings.cron_beat_heartbeat
+    cron_beat.step(now + 30)
+    assert cron_beat.runtime.schedules["rt"].expression == EVERY_SECOND
