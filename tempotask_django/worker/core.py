@@ -267,8 +267,10 @@ class Worker:
         return free
 
     def _check_memory(self, now: float) -> None:
-        """With ``max_memory``: past it, stop claiming, let the running jobs finish, and exit."""
-        if self.max_memory is None or self.stopping or now < self._next_memory_check:
+        """With ``max_memory``: past it, stop claiming, let the running jobs finish, and exit. Only once
+        a job has started: a process that starts over the limit still makes progress before it is
+        replaced, instead of being replaced over and over without running anything."""
+        if self.max_memory is None or self.stopping or now < self._next_memory_check or not self.jobs_started:
             return
         self._next_memory_check = now + MEMORY_CHECK_INTERVAL
         used = resident_mb()
