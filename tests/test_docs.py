@@ -53,3 +53,37 @@ def test_exceptions_are_few_and_give_their_reason():
 
 def test_the_project_pages_are_the_ones_run_with_pytest():
     assert [page.name for page in PAGES if is_project(page)] == ["testing.md"]
+
+
+@pytest.mark.parametrize(
+    ("sample", "error"),
+    [
+        ("```python\nundefined_name\n```\n", "NameError"),
+        ('```python\n# settings.py\nTEMPOTASK = {"CONCURENCY": 2}\n```\n', "TEMPOTASK is refused"),
+        ("```sh\npython manage.py runworkers --no-such-option\n```\n", "unrecognized arguments"),
+        ("```sh\npython manage.py tempotask pause\n```\n", "required"),
+        ('```sh\npip install "tempotask-django[nope]"\n```\n', "no extra 'nope'"),
+        ("```sh\nrm -rf build\n```\n", "a command the documentation test does not know"),
+        ("```yaml\ncommand: [python, manage.py, runcron, --bad]\n```\n", "unrecognized arguments"),
+        ("```yaml\nkey: [unclosed\n```\n", "yaml"),
+        ("```js\nconsole.log(1)\n```\n", "unknown language 'js'"),
+    ],
+)
+def test_a_broken_sample_fails_the_page(redis_client, tmp_path, sample, error):
+    page = tmp_path / "broken.md"
+    page.write_text(f"# A page\n\n{sample}")
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "PYTHONPATH": str(ROOT),
+        "TEMPOTASK_TEST_REDIS_URL": settings.TEMPOTASK["REDIS_URL"],
+    }
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "docs_runner.py"), str(page)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode != 0 and error in run.stderr, run.stdout + run.stderr
