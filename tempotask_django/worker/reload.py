@@ -16,6 +16,8 @@ when one exits with code 3) and the same ``file_changed`` signal. What differs f
   runs in its own process group (the terminal's Ctrl-C reaches the parent only) and the parent
   forwards each stop signal it gets to the child, then waits for it: Ctrl-C stops cleanly, a second
   Ctrl-C at once, exactly as without ``--reload``. The parent's handlers only record the signal.
+- A child that fails (a module that no longer imports, a bad setting) does not end the command, as
+  with ``runserver``: the parent, which watches the same files, starts a new child at the next change.
 """
 
 from __future__ import annotations
@@ -54,11 +56,13 @@ def run_with_reload(main: Callable[[], int]) -> int:
 
 def _run_parent() -> int:
     signals = SignalPipe((*STOP_SIGNALS, signal.SIGCHLD)).install()
+    changed = _watch_in_parent(signals)
     args = autoreload.get_child_arguments()
     env = {**os.environ, autoreload.DJANGO_AUTORELOAD_ENV: "true"}
     forwarded = 0
     while True:
         # Its own process group: the terminal's Ctrl-C reaches this process only, which forwards it once.
+        changed.clear()
         child = subprocess.Popen(args, env=env, close_fds=False, process_group=0)
         logger.info("reload: started process %d; it restarts when a Python file changes", child.pid)
         while child.poll() is None:
@@ -68,9 +72,31 @@ def _run_parent() -> int:
             forwarded = received
             signals.wait(POLL_INTERVAL)
         code = child.returncode
-        if code != RELOAD_EXIT_CODE or signals.stop_requests:
+        if signals.stop_requests or code == 0:  # stopped, or done (--burst, --max-jobs)
             return 0 if code == RELOAD_EXIT_CODE else code
+        if code != RELOAD_EXIT_CODE:
+            logger.error("reload: process %d exited with %d; waiting for a change to start again", child.pid, code)
+            while not changed.is_set() and not signals.stop_requests:
+                signals.wait(POLL_INTERVAL)
+            if signals.stop_requests:
+                return code
         logger.info("reload: code changed; starting a new process")
+
+
+def _watch_in_parent(signals: SignalPipe) -> threading.Event:
+    """Watch the files in the parent too, for the changes that follow a failed child."""
+    changed = threading.Event()
+
+    def on_change(sender: Any, file_path: Any, **kwargs: Any) -> bool:
+        changed.set()
+        return True  # the parent never exits for a change
+
+    autoreload.file_changed.connect(on_change, weak=False, dispatch_uid="tempotask-reload-parent")
+    reloader = autoreload.get_reloader()
+    threading.Thread(
+        target=reloader.run, args=(threading.main_thread(),), name="tempotask-reloader", daemon=True
+    ).start()
+    return changed
 
 
 def _run_child(main: Callable[[], int]) -> int:

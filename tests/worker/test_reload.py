@@ -144,3 +144,20 @@ def test_a_code_change_restarts_the_cron_beat(workers, tmp_path, reaped):
     assert stop(process) == 0, output()
     first, second = started_pids(output())
     assert not alive(first) and not alive(second)
+
+
+def test_a_module_that_no_longer_imports_waits_for_the_fix(workers, ledger, tmp_path, reaped):
+    process, settings = start(workers, tmp_path, "runworkers", "--queues", "default")
+    output = lambda: workers.output(process)  # noqa: E731
+    wait_until(lambda: "started: queues" in output(), timeout=30, message="a worker")
+    good = settings.read_text()
+    settings.write_text(good + "def broken(:\n")
+    touch_until(settings, lambda: "restarting after a clean stop" in output())
+    wait_until(lambda: "waiting for a change to start again" in output(), timeout=30, message="the failed start")
+    assert "SyntaxError" in output() and process.poll() is None  # the command goes on
+
+    settings.write_text(good)
+    touch_until(settings, lambda: output().count("started: queues") == 2)
+    job_id = tasks.record.enqueue({"n": 1})
+    wait_until(lambda: get_job(job_id).status == JobStatus.COMPLETED, timeout=30, message="the job")
+    assert stop(process, signal.SIGINT) == 0, output()
