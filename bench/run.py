@@ -5,7 +5,7 @@
 
 Starts its own redis-server (system binary preferred) on a free loopback port, measures each
 scenario for tempotask and for the ceiling back to back, prints a table of medians and ratios and
-writes every raw value to bench/results/<time>.json. See the README's "Performance" section.
+writes every raw value to bench/results/<time>.json. See "Performance" in docs/internals.md.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The TEMPOTASK setting: one table of keys (default, validator, doc), and a cached accessor.
 
 Every key is optional. ``SETTINGS`` is the one list of keys: defaults, validation, ``manage.py
-check`` and the README's table all follow it. ``validate(raw)`` returns every Problem;
+check`` and the settings table of docs/reference.md all follow it. ``validate(raw)`` returns every Problem;
 ``get_settings()`` raises ConfigurationError on the first one, and ``checks.py`` reports all of them
 through ``manage.py check``. The cache is cleared whenever Django's ``setting_changed`` fires.
 """
@@ -44,7 +44,7 @@ Validator = Callable[["Setting", Any], list[Problem]]
 
 @dataclass(frozen=True)
 class Setting:
-    """One key of TEMPOTASK: its default, its validator, what it means (``doc``, as the README says
+    """One key of TEMPOTASK: its default, its validator, what it means (``doc``, as docs/reference.md says
     it) and ``convert``, which turns a valid value into the Settings attribute named ``key.lower()``.
 
     ``validator`` None: the key belongs to a feature that reads and checks it itself (``CRONS``:
@@ -120,7 +120,7 @@ SETTINGS: tuple[Setting, ...] = (
         "redis",
         Rule(lambda v: v in MODES, f"one of {MODES}"),
         '`"immediate"`: enqueue runs the job at once in the caller, on an in-memory Redis (tests; needs '
-        "`tempotask-django[testing]`); see [docs/testing.md](docs/testing.md)",
+        "`tempotask-django[testing]`); see [Testing your tasks](testing.md)",
     ),
     Setting(
         "REDIS_URL",

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import DEFAULT_DB_ALIAS, transaction
 from django.dispatch import Signal
 
-from tempotask_django import serialization, signals, validation
+from tempotask_django import serialization, signals, tracing, validation
 from tempotask_django.conf import Settings, get_settings
 from tempotask_django.registry import TaskRegistry, registry
 from tempotask_django.storage.connection import get_default_store
@@ -144,10 +144,11 @@ def enqueue(task: Task, data: Any = None, *, on_commit: bool | None = None, **op
     """Add one job for ``task``; returns its id. See ``Task.enqueue`` for the options."""
     settings = get_settings()
     spec = build_spec(task, data, settings=settings, **options)
-    if _wants_on_commit(on_commit, settings):
-        transaction.on_commit(lambda: submit([spec]))
-    else:
-        submit([spec])
+    with tracing.producing([spec]) as specs:
+        if _wants_on_commit(on_commit, settings):
+            transaction.on_commit(lambda: submit(specs))
+        else:
+            submit(specs)
     return spec.id
 
 
@@ -160,8 +161,9 @@ def enqueue_many(items: Sequence[tuple[Task, Any, dict[str, Any]]], *, on_commit
     specs = _build_specs(items, settings)
     if not specs:
         return []
-    if _wants_on_commit(on_commit, settings):
-        transaction.on_commit(lambda: submit(specs))
-    else:
-        submit(specs)
+    with tracing.producing(specs) as traced:
+        if _wants_on_commit(on_commit, settings):
+            transaction.on_commit(lambda: submit(traced))
+        else:
+            submit(traced)
     return [spec.id for spec in specs]

@@ -1,4 +1,5 @@
-"""docs/testing.md: every Python block of the guide is a file of a small project, and its tests pass.
+"""docs/testing.md (marked ``<!-- docs-test: pytest-project -->``): every Python block of the guide is a file
+of a small project, and its tests pass. tests/test_docs.py checks the rest of the documentation.
 
 Each block starts with a comment naming its path (``# myapp/tests/test_welcome.py``). The blocks are
 written to a temporary directory and run by pytest in a subprocess, on the test project's settings

@@ -92,7 +92,7 @@ def same(a: Any, b: Any) -> bool:
 
 
 def documented_form(value: Any) -> Any:
-    """What the README says enqueue stores: Django's JSON encoder's strings for datetime, date, time,
+    """What docs/tasks.md says enqueue stores: Django's JSON encoder's strings for datetime, date, time,
     timedelta, Decimal and UUID; lists for tuples; everything else JSON-native as it is."""
     if isinstance(value, list | tuple):
         return [documented_form(item) for item in value]
@@ -115,7 +115,7 @@ SPECIAL_TYPES = (datetime.date, datetime.time, datetime.timedelta, decimal.Decim
 
 
 def problems(value: Any) -> set[type[Exception]]:
-    """The errors the README promises for what ``value`` holds that JSON cannot carry: TypeError for
+    """The errors docs/tasks.md promises for what ``value`` holds that JSON cannot carry: TypeError for
     a value of another type or a dict key that is not a string, ValueError for NaN or infinity."""
     if value is None or isinstance(value, (bool, int, str, *SPECIAL_TYPES)):
         return set()
@@ -194,7 +194,7 @@ def test_json_values_round_trip_exactly(store, small_payloads, value):
 @example(value=[float("nan"), b"x"])  # two problems: either error will do
 def test_any_value_is_stored_in_its_documented_form_or_refused_untouched(store, small_payloads, value):
     """Any Python value either is stored as its documented JSON form (see documented_form) or, when
-    it holds something JSON cannot carry or is too large, is refused with the error the README
+    it holds something JSON cannot carry or is too large, is refused with the error docs/tasks.md
     promises for that (TypeError or ValueError), leaving Redis exactly as it was."""
     check_enqueue(store, value, documented_form(value) if not problems(value) else None)
 

@@ -1,6 +1,6 @@
 """The sample project's tasks run: its own settings, its own worker command, the suite's Redis.
 
-Each kind of job the README walks through (one-off, failing and retrying, a child job, delayed, async,
+Each kind of job the documentation walks through (one-off, failing and retrying, a child job, delayed, async,
 the app context's mailer, a Django Tasks framework task) is enqueued from the project's shell and
 run by ``manage.py runworkers`` as ``manage.py demo`` starts it.
 """

@@ -26,6 +26,8 @@ class JobSpec:
     checked: bool = True
     # Set by the store once the job is added: when, by the Redis clock (ms).
     enqueued_at_ms: int = 0
+    # The W3C trace context of the enqueue, JSON (tracing.py), or "" without OpenTelemetry.
+    trace: str = ""
 
     def another(self, job_id: str, data: str) -> JobSpec:
         """The same job with another id and data (a bulk enqueue of one task with one set of options)."""
@@ -43,6 +45,7 @@ class JobSpec:
             self.delay_ms,
             self.run_at_ms,
             checked=False,
+            trace=self.trace,
         )
 
     def job_args(self) -> list[Any]:
@@ -56,6 +59,7 @@ class JobSpec:
             self.backoff,
             self.parent_id,
             self.origin,
+            self.trace,
         ]
 
     def script_args(self) -> list[Any]:

@@ -40,12 +40,16 @@ from tempotask_django.worker.context import load_app_context
 from tempotask_django.worker.dispatch import Dispatcher
 from tempotask_django.worker.finisher import Finisher
 from tempotask_django.worker.housekeeper import Housekeeper
+from tempotask_django.worker.memory import resident_mb
 from tempotask_django.worker.outcome import FinishedJobs
 from tempotask_django.worker.runner import JobRunner
 from tempotask_django.worker.running import RunningJobs
 from tempotask_django.worker.slots import Slots
 
 logger = logging.getLogger("tempotask")
+
+# How often a worker with ``max_memory`` reads its resident memory, seconds.
+MEMORY_CHECK_INTERVAL = 1.0
 
 
 class Worker:
@@ -63,6 +67,7 @@ class Worker:
         concurrency: int | None = None,
         burst: bool = False,
         max_jobs: int | None = None,
+        max_memory: float | None = None,
         store: RedisStore | None = None,
         settings: Settings | None = None,
         tasks: TaskRegistry = registry,
@@ -75,6 +80,10 @@ class Worker:
         self.concurrency = concurrency or max(self.settings.for_queue(q).concurrency for q in self.queues)
         self.burst = burst
         self.max_jobs = max_jobs
+        self.max_memory = max_memory  # MB of resident memory
+        # Set once max_jobs or max_memory is reached: the worker stops, and asks to be replaced.
+        self.limit_reached = False
+        self._next_memory_check = 0.0
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.started_at = time.time()
         if app_context is None:
@@ -166,7 +175,9 @@ class Worker:
         """One iteration: housekeeping due at ``now`` (``time.monotonic()`` by default), then claim
         and start jobs, or wait for work. Returns jobs started."""
         self.finisher.start()
-        self.housekeeper.run_due(time.monotonic() if now is None else now)
+        now = time.monotonic() if now is None else now
+        self.housekeeper.run_due(now)
+        self._check_memory(now)
         if self.running.draining and not self.running_count and not self.stopping:
             self.housekeeper.reclaim()  # running nothing now: take the suspect that waits for such a worker
         self._wakeup.clear()
@@ -249,9 +260,30 @@ class Worker:
         if not self.running.may_start():
             return 0
         free = self.slots.free()
-        if self.max_jobs is not None and free <= 0 and self.running_count == 0:
+        if self.max_jobs is not None and free <= 0 and self.running_count == 0 and not self.stopping:
+            logger.info("worker %s: started its %d jobs (--max-jobs); exiting", self.name, self.max_jobs)
+            self.limit_reached = True
             self.request_stop()
         return free
+
+    def _check_memory(self, now: float) -> None:
+        """With ``max_memory``: past it, stop claiming, let the running jobs finish, and exit. Only once
+        a job has started: a process that starts over the limit still makes progress before it is
+        replaced, instead of being replaced over and over without running anything."""
+        if self.max_memory is None or self.stopping or now < self._next_memory_check or not self.jobs_started:
+            return
+        self._next_memory_check = now + MEMORY_CHECK_INTERVAL
+        used = resident_mb()
+        if used > self.max_memory:
+            logger.warning(
+                "worker %s uses %.0f MB, over --max-memory %g: finishing %d running job(s), then exiting",
+                self.name,
+                used,
+                self.max_memory,
+                self.running_count,
+            )
+            self.limit_reached = True
+            self.request_stop()
 
     def _wait_for_work(self) -> int:
         """Block until a job is enqueued (or a chore or a delayed job is due); returns jobs started."""

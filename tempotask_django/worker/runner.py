@@ -15,7 +15,7 @@ from typing import Any
 
 from django.db import close_old_connections
 
-from tempotask_django import serialization, signals
+from tempotask_django import serialization, signals, tracing
 from tempotask_django.decorators import Task
 from tempotask_django.exceptions import TaskNotRegistered
 from tempotask_django.job import Job, error_record
@@ -103,17 +103,19 @@ class JobRunner:
             job, task = self.prepare(fields)
         except BadJob as exc:
             return self.failed_to_prepare(fields, exc)
-        self._started(job, task)
-        if self.closes_connections:
-            _close_old_connections_before_job()
-        start = time.monotonic()
-        try:
-            result = task.func(job, self.context_for(job))
-        except BaseException as exc:  # a handler must never take its worker down (SystemExit too)
-            return self._failed(job, task, exc, time.monotonic() - start)
-        finally:
+        with tracing.running(job, fields.get("trace")) as span:
+            self._started(job, task)
             if self.closes_connections:
-                _close_old_connections_after_job()
+                _close_old_connections_before_job()
+            start = time.monotonic()
+            try:
+                result = task.func(job, self.context_for(job))
+            except BaseException as exc:  # a handler must never take its worker down (SystemExit too)
+                span.failed(exc)
+                return self._failed(job, task, exc, time.monotonic() - start)
+            finally:
+                if self.closes_connections:
+                    _close_old_connections_after_job()
         return Outcome(job, True, time.monotonic() - start, result=result, task=task)
 
     async def run_async(self, fields: dict[str, str]) -> Outcome:
@@ -122,12 +124,14 @@ class JobRunner:
             job, task = self.prepare(fields)
         except BadJob as exc:
             return self.failed_to_prepare(fields, exc)
-        self._started(job, task)
-        start = time.monotonic()
-        try:
-            result = await task.func(job, self.context_for(job))
-        except BaseException as exc:
-            return self._failed(job, task, exc, time.monotonic() - start)
+        with tracing.running(job, fields.get("trace")) as span:
+            self._started(job, task)
+            start = time.monotonic()
+            try:
+                result = await task.func(job, self.context_for(job))
+            except BaseException as exc:
+                span.failed(exc)
+                return self._failed(job, task, exc, time.monotonic() - start)
         return Outcome(job, True, time.monotonic() - start, result=result, task=task)
 
     def is_async(self, fields: dict[str, str]) -> bool:

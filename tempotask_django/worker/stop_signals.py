@@ -6,6 +6,9 @@ takes such a lock waits on its own thread forever. So the handlers here only cou
 write one byte to a pipe (the self-pipe); whatever the signal means (log, stop the worker, force
 the exit) is done by whoever reads the pipe: a watcher thread (``watch_stop_signals``), or the
 supervisor's own loop, which waits on the pipe (``SignalPipe.wait``).
+
+``request_stop()`` lets another thread (the autoreloader's, for ``--reload``) ask for the same clean
+stop as a first signal, through the pipe installed in this process.
 """
 
 from __future__ import annotations
@@ -21,6 +24,20 @@ from collections.abc import Callable, Iterable
 logger = logging.getLogger("tempotask")
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+# The SignalPipe installed last in this process, and a stop requested before any was installed.
+_installed: SignalPipe | None = None
+_stop_pending = False
+_installed_lock = threading.Lock()
+
+
+def _fresh_lock_in_child() -> None:
+    """A forked child gets a new lock: the parent's may have been held by another thread."""
+    global _installed_lock
+    _installed_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_fresh_lock_in_child)
 
 
 class SignalPipe:
@@ -39,8 +56,14 @@ class SignalPipe:
 
     def install(self) -> SignalPipe:
         """Install the handlers (from the main thread, as Python requires)."""
+        global _installed, _stop_pending
         for signum in self.signals:
             self._previous[signum] = signal.signal(signum, self.handle)
+        with _installed_lock:
+            _installed = self
+            pending, _stop_pending = _stop_pending, False
+        if pending:
+            self.handle(signal.SIGTERM, None)
         return self
 
     def handle(self, signum: int, frame: object) -> None:
@@ -58,10 +81,26 @@ class SignalPipe:
 
     def forget(self) -> None:
         """Give the signals their default handling back and close the pipe (in a forked child)."""
+        global _installed
+        with _installed_lock:
+            if _installed is self:
+                _installed = None
         for signum in self.signals:
             signal.signal(signum, signal.SIG_DFL)
         os.close(self._read_fd)
         os.close(self._write_fd)
+
+
+def request_stop() -> None:
+    """From any thread: the clean stop a first SIGTERM asks for, through this process's SignalPipe
+    (or the next one installed, when none is yet)."""
+    global _stop_pending
+    with _installed_lock:
+        pipe = _installed
+        if pipe is None:
+            _stop_pending = True
+            return
+    pipe.handle(signal.SIGTERM, None)
 
 
 def watch_stop_signals(on_stop: Callable[[], None], on_force: Callable[[], None]) -> SignalPipe:

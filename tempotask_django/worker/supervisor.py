@@ -7,7 +7,9 @@ second stop signal SIGKILLs the children.
 
 The parent's signal handlers only record the signal and wake its loop (a self-pipe, see
 stop_signals.py); the loop forwards signals, reaps children and logs, outside any handler. The
-parent starts no thread, so forking it copies no lock held by another thread.
+parent starts no thread, so forking it copies no lock held by another thread (with ``--reload``
+the file watcher's thread runs beside it; it takes no lock of ours, and Python reinitialises the
+import and logging locks in a forked child).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 on the cron schedules page it runs a schedule now.
 
 Screenshots of the overview, the job's page and the cron page are saved to artifacts/browser/
-($TEMPOTASK_ARTIFACTS); the README's pictures in docs/ are these.
+($TEMPOTASK_ARTIFACTS); the pictures in docs/ are these.
 Needs Debian's chromium and chromium-driver (.ci/run installs them); under CI a missing browser fails.
 """
 

@@ -15,8 +15,9 @@ from tempotask_django.cron import CronBeat
 from tempotask_django.log_output import configure_logging
 from tempotask_django.validation import queue_name
 from tempotask_django.worker import Worker
+from tempotask_django.worker.reload import run_with_reload
 from tempotask_django.worker.stop_signals import exit_now, watch_stop_signals
-from tempotask_django.worker.supervisor import Supervisor
+from tempotask_django.worker.supervisor import REPLACE_EXIT_CODE, Supervisor
 
 
 def positive_int(text: str) -> int:
@@ -50,7 +51,24 @@ class Command(BaseCommand):
         parser.add_argument(
             "--burst", action="store_true", help="Exit 0 once the queues have nothing waiting, due or in progress."
         )
-        parser.add_argument("--max-jobs", type=positive_int, help="Exit after this many jobs (per process).")
+        parser.add_argument(
+            "--max-jobs",
+            type=positive_int,
+            metavar="N",
+            help="A process that started N jobs finishes them and exits; with --processes a new one replaces it.",
+        )
+        parser.add_argument(
+            "--max-memory",
+            type=positive_int,
+            metavar="MB",
+            help="A process whose resident memory passed MB megabytes finishes its running jobs and exits; "
+            "with --processes a new one replaces it.",
+        )
+        parser.add_argument(
+            "--reload",
+            action="store_true",
+            help="Restart when a Python file changes, after the running jobs finish (development).",
+        )
         parser.add_argument(
             "--with-cron",
             action="store_true",
@@ -61,13 +79,23 @@ class Command(BaseCommand):
         configure_logging(options["verbosity"])
         settings = get_settings()  # fail here, clearly, on bad settings
         queues = options["queues"] or [settings.default_queue]
+        processes = options["processes"]
 
         def child_main() -> int:
             return run_worker(
-                queues, options["concurrency"], options["burst"], options["max_jobs"], with_cron=options["with_cron"]
+                queues,
+                options["concurrency"],
+                options["burst"],
+                options["max_jobs"],
+                with_cron=options["with_cron"],
+                max_memory=options["max_memory"],
+                replace_on_limit=processes > 1,  # the supervisor starts a fresh process at once
             )
 
-        code = child_main() if options["processes"] == 1 else Supervisor(options["processes"], child_main).run()
+        def main() -> int:
+            return child_main() if processes == 1 else Supervisor(processes, child_main).run()
+
+        code = run_with_reload(main) if options["reload"] else main()
         sys.stdout.flush()
         sys.stderr.flush()
         # Handler threads still running past SHUTDOWN_TIMEOUT must not hold the process open.
@@ -75,11 +103,19 @@ class Command(BaseCommand):
 
 
 def run_worker(
-    queues: list[str], concurrency: int | None, burst: bool, max_jobs: int | None, *, with_cron: bool = False
+    queues: list[str],
+    concurrency: int | None,
+    burst: bool,
+    max_jobs: int | None,
+    *,
+    with_cron: bool = False,
+    max_memory: int | None = None,
+    replace_on_limit: bool = False,
 ) -> int:
-    """Run one Worker (and a cron beat thread when ``with_cron``) with signal handling; returns the exit code."""
+    """Run one Worker (and a cron beat thread when ``with_cron``) with signal handling; returns the exit code:
+    0, or REPLACE_EXIT_CODE when ``replace_on_limit`` and the worker stopped at ``max_jobs`` or ``max_memory``."""
     beat = CronBeat(kind="runworkers --with-cron") if with_cron else None
-    worker = Worker(queues, concurrency=concurrency, burst=burst, max_jobs=max_jobs)
+    worker = Worker(queues, concurrency=concurrency, burst=burst, max_jobs=max_jobs, max_memory=max_memory)
 
     def request_stop() -> None:
         if beat is not None:
@@ -95,4 +131,4 @@ def run_worker(
     if beat is not None and beat_thread is not None:
         beat.request_stop()
         beat_thread.join(timeout=5)
-    return 0
+    return REPLACE_EXIT_CODE if replace_on_limit and worker.limit_reached else 0

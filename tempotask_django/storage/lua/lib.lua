@@ -187,8 +187,9 @@ local function drop_entry(group, eid)
 end
 
 -- The record values an enqueue passes, in this order, from ARGV[first] on (JobSpec.job_args in
--- store.py); the last two are stored only when not empty.
-local JOB_FIELDS = {'name', 'queue', 'data', 'max_attempts', 'retry_delay', 'backoff', 'parent_id', 'origin'}
+-- store.py); the last three are stored only when not empty.
+local JOB_FIELDS = {'name', 'queue', 'data', 'max_attempts', 'retry_delay', 'backoff', 'parent_id', 'origin',
+  'trace'}
 
 -- Before adding a job with a given id: the status of the active job that has it (the new one is
 -- then not added), or nil; a finished job with the id is deleted (the new one replaces it).
