@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from tempotask_django.job import Job
 
 
+# The options that limit how often and how many of a task's jobs start (see limits.py).
+LIMIT_OPTIONS = ("rate_limit", "max_concurrency", "limit_key")
+
+
 @dataclass(frozen=True)
 class Task:
     """A registered handler and its default options. Built by ``@task``; immutable.
@@ -38,6 +42,9 @@ class Task:
     timezone: str | None = None
     cron_data: Any = None
     module: str = ""
+    rate_limit: str | None = None
+    max_concurrency: int | None = None
+    limit_key: str | None = None
     is_async: bool = field(default=False)
 
     def __post_init__(self) -> None:
@@ -53,6 +60,8 @@ class Task:
         """
         checked = {key: value for key, value in changes.items() if key in validation.TASK_OPTIONS}
         validation.task_options(f"task {self.name!r}", **checked)
+        limit_options = {key: changes.get(key, getattr(self, key)) for key in LIMIT_OPTIONS}
+        validation.task_limits(f"task {self.name!r}", **limit_options)
         if changes.get("retry_delay") is not None:
             changes["retry_delay"] = validation.seconds(changes["retry_delay"], "retry_delay")
         if "priority" in changes and changes["priority"] is None:
@@ -119,6 +128,9 @@ def task(
     cron: str | None = None,
     timezone: str | None = None,
     data: Any = None,
+    rate_limit: str | None = None,
+    max_concurrency: int | None = None,
+    limit_key: str | None = None,
 ) -> Callable[[Callable[..., Any]], Task]: ...
 
 
@@ -136,14 +148,20 @@ def task(
     cron: str | None = None,
     timezone: str | None = None,
     data: Any = None,
+    rate_limit: str | None = None,
+    max_concurrency: int | None = None,
+    limit_key: str | None = None,
 ) -> Task | Callable[[Callable[..., Any]], Task]:
     """Register ``func(job, ctx)`` as a task; use bare (``@task``) or with options.
 
     Parameters: ``name`` (default: the function's name), ``queue`` (default: DEFAULT_QUEUE),
     ``attempts`` (total tries), ``retry_delay`` (seconds), ``backoff`` ("fixed" or "exponential"),
     ``priority`` (higher runs first), ``description``, and for recurring jobs ``cron`` (a cron
-    expression), ``timezone`` and ``data`` (the data each cron job gets). Invalid options raise
-    ConfigurationError here, when the module is imported.
+    expression), ``timezone`` and ``data`` (the data each cron job gets). Limits, enforced across
+    every worker by the Redis clock: ``rate_limit`` ("N/s", "N/m" or "N/h": at most N jobs started in
+    any second, minute or hour), ``max_concurrency`` (at most N running at once) and ``limit_key``
+    (a field of the job's data: both limits then apply per value of that field). Invalid options
+    raise ConfigurationError here, when the module is imported.
 
     Example::
 
@@ -165,6 +183,7 @@ def task(
             backoff=backoff,
             priority=priority,
         )
+        validation.task_limits(where, rate_limit=rate_limit, max_concurrency=max_concurrency, limit_key=limit_key)
         if cron is not None:
             validate_cron(cron, timezone, where=where)
         if data is not None:
@@ -182,6 +201,9 @@ def task(
             timezone=timezone,
             cron_data=data,
             module=function.__module__,
+            rate_limit=rate_limit,
+            max_concurrency=max_concurrency,
+            limit_key=limit_key,
         )
         return registry.register(new_task)
 

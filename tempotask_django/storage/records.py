@@ -26,9 +26,15 @@ class JobSpec:
     checked: bool = True
     # Set by the store once the job is added: when, by the Redis clock (ms).
     enqueued_at_ms: int = 0
+    # The task's limits (limits.py): rate 'N/W' (W in ms), at most max_concurrency running, both
+    # counted per limit id; empty / 0 when the task has none.
+    rate: str = ""
+    max_concurrency: int = 0
+    limit: str = ""
 
-    def another(self, job_id: str, data: str) -> JobSpec:
-        """The same job with another id and data (a bulk enqueue of one task with one set of options)."""
+    def another(self, job_id: str, data: str, limit: str | None = None) -> JobSpec:
+        """The same job with another id and data (a bulk enqueue of one task with one set of options),
+        and its own limit id when the task's limits are keyed by a data field."""
         return JobSpec(
             job_id,
             self.name,
@@ -43,6 +49,9 @@ class JobSpec:
             self.delay_ms,
             self.run_at_ms,
             checked=False,
+            rate=self.rate,
+            max_concurrency=self.max_concurrency,
+            limit=self.limit if limit is None else limit,
         )
 
     def job_args(self) -> list[Any]:
@@ -56,6 +65,9 @@ class JobSpec:
             self.backoff,
             self.parent_id,
             self.origin,
+            self.rate,
+            self.max_concurrency or "",
+            self.limit,
         ]
 
     def script_args(self) -> list[Any]:
