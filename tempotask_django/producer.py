@@ -78,15 +78,20 @@ def build_spec(
         delay_ms=delay_ms,
         run_at_ms=run_at_ms,
         checked=job_id is not None,
-        **_limits(task, data),
+        **_limits(task, data, settings),
     )
 
 
-def _limits(task: Task, data: Any) -> dict[str, Any]:
-    """The JobSpec fields that carry the task's rate and concurrency limits (none for most tasks)."""
+def _limits(task: Task, data: Any, settings: Settings) -> dict[str, Any]:
+    """The JobSpec fields that carry the task's rate and concurrency limits (none for most tasks).
+
+    Immediate mode checks the data as Redis mode does, but runs every job at once: no limit applies.
+    """
     if task.rate_limit is None and task.max_concurrency is None:
         return {}
     value = limits.limit_value(data, task.limit_key, task.name) if task.limit_key else None
+    if settings.immediate:
+        return {}
     return {
         "rate": limits.parse_rate(task.rate_limit).wire if task.rate_limit else "",
         "max_concurrency": task.max_concurrency or 0,
@@ -110,7 +115,7 @@ def _build_specs(items: Sequence[tuple[Task, Any, dict[str, Any]]], settings: Se
     shared: tuple[Task, dict[str, Any]] | None = None
     for task, data, options in items:
         if shared is not None and shared[0] is task and shared[1] is options and "job_id" not in options:
-            limit = _limits(task, data).get("limit") if task.limit_key else None
+            limit = _limits(task, data, settings).get("limit") if task.limit_key else None
             specs.append(specs[-1].another(new_job_id(), _data_json(task, data, settings), limit))
         else:
             specs.append(build_spec(task, data, settings=settings, **options))

@@ -29,6 +29,7 @@ SCRIPT_NAMES = (
     "delete",
     "retry",
     "log",
+    "progress",
     "purge",
     "forget_consumers",
     "stats",

@@ -179,7 +179,7 @@ class RedisStore:
     def _claim_call(self, queue: str, consumer: str, count: int) -> tuple[str, str, list[Any], list[str]]:
         """The claim script call: its arguments (the queue's RATE_LIMIT last) and its own key (the
         queue's rate log)."""
-        rate = self.settings.for_queue(queue).rate_limit
+        rate = None if self.settings.immediate else self.settings.for_queue(queue).rate_limit
         args = [CONSUMER_GROUP, consumer, count, self._history_size(queue), rate.wire if rate else ""]
         qrate = self._qrate_keys.get(queue)
         if qrate is None:
@@ -352,6 +352,11 @@ class RedisStore:
         keys = self.keys(queue)
         args = [job_id, line, self.settings.max_log_lines_per_job]
         return bool(self.scripts.run("log", queue, args, keys=[keys.job(job_id), keys.logs(job_id)]))
+
+    def set_progress(self, queue: str, job_id: str, entry_id: str, progress_json: str) -> bool:
+        """Store a running job's progress (a JSON object), unless its attempt ``entry_id`` is over."""
+        keys = [self.keys(queue).job(job_id)]
+        return bool(self.scripts.run("progress", queue, [entry_id, progress_json], keys=keys))
 
     # -- management -------------------------------------------------------------------------
     def delete_job(self, queue: str, job_id: str) -> str | None:
