@@ -16,9 +16,9 @@ def test_the_queue_page_lists_each_limit_and_the_jobs_waiting_on_it(store, super
         api.add_job("capped", {"n": n}, on_commit=False)
     for n in range(3):
         api.add_job("one_per_tenant", {"tenant": "acme", "n": n}, on_commit=False)
-    claimed = store.claim("limits", "w1", 100).jobs
+    claimed = store.claim("slow", "w1", 100).jobs
     assert sorted(job["name"] for job in claimed) == ["capped", "capped", "one_per_tenant"]
-    page = client_for(superuser).get(admin_url("tempotask_job_list", "limits", "waiting"))
+    page = client_for(superuser).get(admin_url("tempotask_job_list", "slow", "waiting"))
     assert page.status_code == 200
     limits = page.context["limits"]
     rows = {row["task"]: row for row in limits["rows"]}

@@ -130,27 +130,27 @@ def naps(job, ctx):
 
 
 # Limits (tests/worker/test_limits.py): every job sleeps a little, so runs overlap when allowed to.
-@task(queue="limits", rate_limit="10/s")
+@task(queue="slow", rate_limit="10/s")
 def rated(job, ctx):
     time.sleep(0.01)
 
 
-@task(queue="limits", rate_limit="10/s")
+@task(queue="slow", rate_limit="10/s")
 async def rated_async(job, ctx):
     await asyncio.sleep(0.01)
 
 
-@task(queue="limits", max_concurrency=2)
+@task(queue="slow", max_concurrency=2)
 def capped(job, ctx):
     time.sleep(0.2)
 
 
-@task(queue="limits", max_concurrency=2)
+@task(queue="slow", max_concurrency=2)
 async def capped_async(job, ctx):
     await asyncio.sleep(0.2)
 
 
-@task(queue="limits", max_concurrency=1, limit_key="tenant")
+@task(queue="slow", max_concurrency=1, limit_key="tenant")
 def one_per_tenant(job, ctx):
     time.sleep(0.2)
 

@@ -20,10 +20,10 @@ PROCESSES = 3
 def run_fleet(workers, jobs: list[dict], timeout: float = 30.0) -> list:
     ids = add_jobs(jobs)
     for _ in range(PROCESSES):
-        workers.start("--queues", "limits", "--concurrency", "4")
+        workers.start("--queues", "slow", "--concurrency", "4")
 
     def finished():
-        records = [get_job(job_id, queue="limits") for job_id in ids]
+        records = [get_job(job_id, queue="slow") for job_id in ids]
         return records if all(r and r.status == JobStatus.COMPLETED for r in records) else None
 
     return wait_until(finished, timeout=timeout, interval=0.1, message="every job to complete")
