@@ -51,6 +51,7 @@ def test_a_running_job_shows_its_progress_and_its_page_polls_it(store, superuser
     assert 'value="42"' in live["html"]["progress"]
     listing = client.get(admin_url("tempotask_job_list", "default", "processing")).content.decode()
     assert '<progress max="100" value="42">' in listing
+    assert '<meta http-equiv="refresh" content="5">' in listing  # the running jobs' list stays live
 
 
 def test_the_live_view_needs_the_view_permission(store, outsider):

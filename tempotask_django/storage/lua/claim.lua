@@ -40,12 +40,17 @@ for _ = 1, 10 do
     local id = popped[i]
     local jk = job_key(id)
     local job = redis.call('HGETALL', jk)
-    local limited = #job > 0 and entry_field(job, 'limit')
+    -- One pass over the fields finds both the attempt and the limit (most jobs have none).
+    local attempt_field, limited = nil, nil
+    for f = 1, #job, 2 do
+      local name = job[f]
+      if name == 'attempt' then attempt_field = job[f + 1] elseif name == 'limit' then limited = true end
+    end
     if limited and park_or_take(id, popped[i + 1], job, now) then
       parked = parked + 1
     elseif #job > 0 then
       local eid = redis.call('XADD', K.stream, '*', 'job', id)
-      local attempt = next_attempt(entry_field(job, 'attempt'))
+      local attempt = next_attempt(attempt_field)
       redis.call('HSET', jk, 'status', 'processing', 'entry', eid, 'id', id, 'worker', consumer,
         'started_at', now, 'attempt', attempt, 'counted', eid)
       if limited then take_limit(job, id, eid, now) end
