@@ -94,6 +94,8 @@ def check_task_limits(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     errors = []
     for task in registry:
         problem = limit_problem(**{key: getattr(task, key) for key in LIMIT_OPTIONS})
+        if not problem and task.cron and task.limit_key:
+            problem = _cron_data_problem(task)
         if problem:
             errors.append(
                 Error(
@@ -103,3 +105,14 @@ def check_task_limits(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                 )
             )
     return errors
+
+
+def _cron_data_problem(task: Any) -> str | None:
+    """A task with a cron schedule and a limit_key: the schedule's data must hold that field."""
+    from tempotask_django.limits import limit_value
+
+    try:
+        limit_value(task.cron_data, task.limit_key, task.name)
+    except ValueError as exc:
+        return f"its cron schedule's data: {exc}"
+    return None

@@ -97,3 +97,22 @@ def test_manage_py_check_reports_a_task_with_invalid_limits(cleanup):
     assert [e.msg for e in errors] == [
         "task 'built_by_hand' (tests): max_concurrency must be an integer from 1 to 100000, not -3"
     ]
+
+
+def test_manage_py_check_reports_a_cron_schedule_without_the_limit_key_field(cleanup):
+    bad = Task(
+        func=lambda job, ctx: None,
+        name="cron_per_tenant",
+        max_concurrency=1,
+        limit_key="tenant",
+        cron="@hourly",
+        cron_data={"other": 1},
+        module="tests",
+    )
+    registry.register(bad)
+    cleanup.append("cron_per_tenant")
+    errors = [e.msg for e in run_checks() if e.id == "tempotask.E020"]
+    assert errors == [
+        "task 'cron_per_tenant' (tests): its cron schedule's data: task 'cron_per_tenant' has limit_key='tenant': "
+        "its data must be a dict with a 'tenant' field"
+    ]

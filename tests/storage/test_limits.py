@@ -169,3 +169,9 @@ def _raw() -> dict:
     from django.conf import settings
 
     return dict(getattr(settings, "TEMPOTASK", {}))
+
+
+def test_a_damaged_limit_in_a_record_does_not_park_the_job_for_ever(store):
+    store.enqueue(spec("d1", "capped", maxc=1))
+    store.client.hset(store.keys(Q).job("d1"), "maxc", "0")
+    assert claimed_ids(store) == ["d1"]

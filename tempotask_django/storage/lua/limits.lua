@@ -78,7 +78,7 @@ local function limit_room(limit, rate, maxc, now, cap)
     room = math.min(room, n - used)
   end
   maxc = tonumber(maxc)
-  if maxc then
+  if maxc and maxc >= 1 then
     local free = maxc - slots_used(limit, maxc)
     if free <= room then full, room = true, free end
   end
@@ -107,7 +107,7 @@ local function take_limit(job, id, eid, now)
   local limit = entry_field(job, 'limit')
   local n, w = parse_rate(entry_field(job, 'rate'))
   if n then rate_add(rate_key(limit), now, w, eid) end
-  if tonumber(entry_field(job, 'maxc')) then redis.call('ZADD', running_key(limit), now, id) end
+  if (tonumber(entry_field(job, 'maxc')) or 0) >= 1 then redis.call('ZADD', running_key(limit), now, id) end
 end
 
 -- A running job of a concurrency limit ended: free its slot, and let a parked job go at once.
