@@ -175,3 +175,23 @@ def test_a_damaged_limit_in_a_record_does_not_park_the_job_for_ever(store):
     store.enqueue(spec("d1", "capped", maxc=1))
     store.client.hset(store.keys(Q).job("d1"), "maxc", "0")
     assert claimed_ids(store) == ["d1"]
+
+
+def test_a_job_taken_over_from_a_dead_worker_keeps_its_slot_until_it_finishes(store):
+    """The slot belongs to the running job: while another worker runs it again, the limit stays
+    full; its finish there frees it."""
+    import dataclasses
+
+    before = store.settings
+    store.settings = dataclasses.replace(before, stalled_timeout=0.05)
+    try:
+        store.enqueue_many([spec(f"c{i}", "capped", maxc=1) for i in range(2)])
+        assert claimed_ids(store, consumer="dead") == ["c0"]
+        time.sleep(0.1)
+        (taken,) = store.reclaim(Q, "alive", 10).jobs
+        assert taken["id"] == "c0" and taken["worker"] == "alive"
+        assert claimed_ids(store, consumer="alive") == []  # c1 still waits: c0 holds the slot
+        assert complete(store, taken, consumer="alive").accepted
+        assert claimed_ids(store, consumer="alive") == ["c1"]
+    finally:
+        store.settings = before

@@ -176,3 +176,8 @@ def reports_half_then_waits(job, ctx):
     deadline = time.monotonic() + 10
     while not ctx.ledger.client.exists("tests:progress:go") and time.monotonic() < deadline:
         time.sleep(0.02)
+
+
+@task(queue="slow", max_concurrency=1)
+def capped_long(job, ctx):
+    time.sleep(1.0)

@@ -81,3 +81,29 @@ def test_a_keyed_limit_applies_per_value(workers):
         assert max_overlap([r for r in records if r.data["tenant"] == tenant]) == 1
     # Tenants do not wait for each other: the three ran side by side.
     assert max_overlap(records) == 3
+
+
+def test_the_slot_of_a_killed_worker_comes_back_with_its_lease(workers):
+    """SIGKILL the worker running the one job a limit allows: another worker takes the job over after
+    STALLED_TIMEOUT, runs it again in the same slot, and the jobs waiting on the limit follow."""
+    import signal
+
+    ids = add_jobs([{"name": "capped_long", "data": {"n": n}} for n in range(3)])
+    overrides = {"STALLED_TIMEOUT": 1}
+    first = workers.start("--queues", "slow", "--concurrency", "4", overrides=overrides)
+    wait_until(
+        lambda: any((job := get_job(i, queue="slow")) and job.status == JobStatus.PROCESSING for i in ids),
+        timeout=20,
+        message="a job to start",
+    )
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    workers.start("--queues", "slow", "--concurrency", "4", overrides=overrides)
+
+    def finished():
+        records = [get_job(job_id, queue="slow") for job_id in ids]
+        return records if all(r and r.status == JobStatus.COMPLETED for r in records) else None
+
+    records = wait_until(finished, timeout=40, interval=0.1, message="every job to complete")
+    assert max_overlap(records) == 1
+    assert sorted(r.attempt for r in records) == [1, 1, 2]  # the job taken over ran twice, the parked ones once
