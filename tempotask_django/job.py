@@ -100,7 +100,8 @@ class Job:
     """A job as a handler sees it (``job``) and as ``get_job()`` returns it.
 
     ``attempt`` is 1-based while the handler runs. ``log(message)`` appends a timestamped line
-    (a string or a JSON-serializable dict) to the job's log, shown in the admin.
+    (a string or a JSON-serializable dict) to the job's log, shown in the admin;
+    ``set_progress(percent, info)`` reports how far it has got (``progress``).
     """
 
     id: str
