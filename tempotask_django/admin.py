@@ -56,6 +56,7 @@ class DashboardAdmin(admin.ModelAdmin):
             path("crons/<path:name>/delete/", view(cron_forms.DeleteCronView), name="tempotask_cron_delete"),
             re_path(rf"^queues/(?P<queue>[^/]+)/{status}/$", view(jobs.JobListView), name="tempotask_job_list"),
             path(f"{queue}jobs/<str:job_id>/", view(jobs.JobDetailView), name="tempotask_job"),
+            path(f"{queue}jobs/<str:job_id>/live.json", view(jobs.JobLiveView), name="tempotask_job_live"),
             path(f"{queue}jobs/<str:job_id>/retry/", view(actions.RetryJobView), name="tempotask_job_retry"),
             path(f"{queue}jobs/<str:job_id>/delete/", view(actions.DeleteJobView), name="tempotask_job_delete"),
             path(f"{queue}retry-failed/", view(actions.RetryFailedView), name="tempotask_queue_retry_failed"),

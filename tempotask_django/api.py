@@ -75,7 +75,8 @@ def _only_queue(job_id: str, queue: str | None) -> str:
 
 
 def get_job(job_id: str, queue: str | None = None) -> Job | None:
-    """The job with its status, data, result, attempts, errors, logs and timestamps, or None.
+    """The job with its status, data, result, attempts, errors, logs, timestamps and ``progress``
+    (what the handler last reported with ``job.set_progress``), or None.
 
     A job id is unique within its queue only. With ``queue``, only that queue is looked in.
     Without it, the queues are searched in ``lookup_order()`` (DEFAULT_QUEUE first, then the others

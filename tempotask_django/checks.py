@@ -3,7 +3,8 @@
 Ids: E001 not a dict, E002 unknown key, E003 wrong value, E004 bad REDIS_URL, E005 bad QUEUES,
 E006 CONTEXT not importable, E007 malformed cron schedule (TEMPOTASK["CRONS"]), E008 a schedule
 names an unknown task, E009 invalid cron expression or timezone, E010 a schedule's data larger than
-MAX_PAYLOAD_BYTES, E106 TASKS names TempotaskBackend without Django's Tasks framework.
+MAX_PAYLOAD_BYTES, E020 a task's rate_limit, max_concurrency or limit_key is invalid (a bad queue
+RATE_LIMIT is E005, with the rest of QUEUES), E106 TASKS names TempotaskBackend without Django's Tasks framework.
 TempotaskBackend.check() reports E101-E105 and W101 (see backends.py).
 Checks never connect to Redis.
 """
@@ -81,3 +82,37 @@ def check_tasks_framework(app_configs: Any = None, **kwargs: Any) -> list[Error]
 @register(Tags.compatibility, "tempotask")
 def check_crons(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     return [Error(message, hint=hint, id=check_id) for check_id, message, hint in schedule_problems()]
+
+
+@register(Tags.compatibility, "tempotask")
+def check_task_limits(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """Tasks whose limits are invalid (``@task`` refuses them; a Task built another way is caught here)."""
+    from tempotask_django.decorators import LIMIT_OPTIONS
+    from tempotask_django.registry import registry
+    from tempotask_django.validation import limit_problem
+
+    errors = []
+    for task in registry:
+        problem = limit_problem(**{key: getattr(task, key) for key in LIMIT_OPTIONS})
+        if not problem and task.cron and task.limit_key:
+            problem = _cron_data_problem(task)
+        if problem:
+            errors.append(
+                Error(
+                    f"task {task.name!r} ({task.module}): {problem}",
+                    hint='Example: @task(rate_limit="100/m", max_concurrency=5, limit_key="tenant_id")',
+                    id="tempotask.E020",
+                )
+            )
+    return errors
+
+
+def _cron_data_problem(task: Any) -> str | None:
+    """A task with a cron schedule and a limit_key: the schedule's data must hold that field."""
+    from tempotask_django.limits import limit_value
+
+    try:
+        limit_value(task.cron_data, task.limit_key, task.name)
+    except ValueError as exc:
+        return f"its cron schedule's data: {exc}"
+    return None

@@ -17,6 +17,7 @@ from urllib.parse import unquote_plus, urlsplit
 
 from django.conf import settings as django_settings
 
+from tempotask_django.limits import RATE_FORMS, Rate, is_rate, parse_rate
 from tempotask_django.validation import BACKOFF_CHOICES, NAME_PATTERN, Problem, is_int, is_number, raise_first
 
 URL_SCHEMES = ("redis", "rediss", "unix")
@@ -110,7 +111,8 @@ def _check_queues(setting: Setting, queues: Any) -> list[Problem]:
 CONCURRENCY_RULE = Rule(lambda v: is_int(v) and 1 <= v <= 1000, "an integer from 1 to 1000")
 HISTORY_RULE = Rule(lambda v: is_int(v) and v >= 1, "an integer >= 1")
 # Keys a queue of QUEUES may override, with their rules.
-QUEUE_OVERRIDES = {"CONCURRENCY": CONCURRENCY_RULE, "MAX_JOBS_PER_STATUS": HISTORY_RULE}
+RATE_RULE = Rule(is_rate, RATE_FORMS)
+QUEUE_OVERRIDES = {"CONCURRENCY": CONCURRENCY_RULE, "MAX_JOBS_PER_STATUS": HISTORY_RULE, "RATE_LIMIT": RATE_RULE}
 
 MODES = ("redis", "immediate")
 
@@ -275,7 +277,9 @@ SETTINGS: tuple[Setting, ...] = (
         "QUEUES",
         {},
         _check_queues,
-        'per-queue overrides: `{"emails": {"CONCURRENCY": 4, "MAX_JOBS_PER_STATUS": 1000}}`',
+        'per-queue overrides: `{"emails": {"CONCURRENCY": 4, "MAX_JOBS_PER_STATUS": 1000, "RATE_LIMIT": "10/s"}}` '
+        "(`RATE_LIMIT`: at most N jobs of the queue started in any second, minute or hour, fleet-wide; see "
+        "[docs/limits-and-progress.md](docs/limits-and-progress.md))",
     ),
 )
 DEFAULTS: dict[str, Any] = {setting.key: setting.default for setting in SETTINGS}
@@ -285,6 +289,7 @@ DEFAULTS: dict[str, Any] = {setting.key: setting.default for setting in SETTINGS
 class QueueSettings:
     concurrency: int
     max_jobs_per_status: int
+    rate_limit: Rate | None = None
 
 
 @dataclass(frozen=True)
@@ -393,6 +398,7 @@ def build_settings(raw: dict[str, Any]) -> Settings:
         name: QueueSettings(
             concurrency=overrides.get("CONCURRENCY", merged["CONCURRENCY"]),
             max_jobs_per_status=overrides.get("MAX_JOBS_PER_STATUS", merged["MAX_JOBS_PER_STATUS"]),
+            rate_limit=parse_rate(overrides["RATE_LIMIT"]) if "RATE_LIMIT" in overrides else None,
         )
         for name, overrides in merged["QUEUES"].items()
     }

@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     from tempotask_django.job import Job
 
 
+# The options that limit how often and how many of a task's jobs start (see limits.py).
+LIMIT_OPTIONS = ("rate_limit", "max_concurrency", "limit_key")
+
+
 @dataclass(frozen=True)
 class Task:
     """A registered handler and its default options. Built by ``@task``; immutable.
@@ -40,6 +44,9 @@ class Task:
     cron_data: Any = None
     cron_overlap: str = "allow"
     module: str = ""
+    rate_limit: str | None = None
+    max_concurrency: int | None = None
+    limit_key: str | None = None
     is_async: bool = field(default=False)
 
     def __post_init__(self) -> None:
@@ -55,6 +62,8 @@ class Task:
         """
         checked = {key: value for key, value in changes.items() if key in validation.TASK_OPTIONS}
         validation.task_options(f"task {self.name!r}", **checked)
+        limit_options = {key: changes.get(key, getattr(self, key)) for key in LIMIT_OPTIONS}
+        validation.task_limits(f"task {self.name!r}", **limit_options)
         if changes.get("retry_delay") is not None:
             changes["retry_delay"] = validation.seconds(changes["retry_delay"], "retry_delay")
         if "priority" in changes and changes["priority"] is None:
@@ -122,6 +131,9 @@ def task(
     timezone: str | None = None,
     data: Any = None,
     overlap: str = "allow",
+    rate_limit: str | None = None,
+    max_concurrency: int | None = None,
+    limit_key: str | None = None,
 ) -> Callable[[Callable[..., Any]], Task]: ...
 
 
@@ -140,6 +152,9 @@ def task(
     timezone: str | None = None,
     data: Any = None,
     overlap: str = "allow",
+    rate_limit: str | None = None,
+    max_concurrency: int | None = None,
+    limit_key: str | None = None,
 ) -> Task | Callable[[Callable[..., Any]], Task]:
     """Register ``func(job, ctx)`` as a task; use bare (``@task``) or with options.
 
@@ -147,8 +162,11 @@ def task(
     ``attempts`` (total tries), ``retry_delay`` (seconds), ``backoff`` ("fixed" or "exponential"),
     ``priority`` (higher runs first), ``description``, and for recurring jobs ``cron`` (a cron
     expression), ``timezone``, ``data`` (the data each cron job gets) and ``overlap`` ("allow",
-    "skip" or "queue": what a tick does while the previous run is not finished). Invalid options raise
-    ConfigurationError here, when the module is imported.
+    "skip" or "queue": what a tick does while the previous run is not finished). Limits, enforced
+    across every worker by the Redis clock: ``rate_limit`` ("N/s", "N/m" or "N/h": at most N jobs
+    started in any second, minute or hour), ``max_concurrency`` (at most N running at once) and
+    ``limit_key`` (a field of the job's data: both limits then apply per value of that field).
+    Invalid options raise ConfigurationError here, when the module is imported.
 
     Example::
 
@@ -170,6 +188,7 @@ def task(
             backoff=backoff,
             priority=priority,
         )
+        validation.task_limits(where, rate_limit=rate_limit, max_concurrency=max_concurrency, limit_key=limit_key)
         if cron is not None:
             validate_cron(cron, timezone, where=where)
         if data is not None:
@@ -190,6 +209,9 @@ def task(
             cron_data=data,
             cron_overlap=overlap,
             module=function.__module__,
+            rate_limit=rate_limit,
+            max_concurrency=max_concurrency,
+            limit_key=limit_key,
         )
         return registry.register(new_task)
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import DEFAULT_DB_ALIAS, transaction
 from django.dispatch import Signal
 
-from tempotask_django import serialization, signals, tracing, validation
+from tempotask_django import limits, serialization, signals, tracing, validation
 from tempotask_django.conf import Settings, get_settings
 from tempotask_django.registry import TaskRegistry, registry
 from tempotask_django.storage.connection import get_default_store
@@ -78,7 +78,25 @@ def build_spec(
         delay_ms=delay_ms,
         run_at_ms=run_at_ms,
         checked=job_id is not None,
+        **_limits(task, data, settings),
     )
+
+
+def _limits(task: Task, data: Any, settings: Settings) -> dict[str, Any]:
+    """The JobSpec fields that carry the task's rate and concurrency limits (none for most tasks).
+
+    Immediate mode checks the data as Redis mode does, but runs every job at once: no limit applies.
+    """
+    if task.rate_limit is None and task.max_concurrency is None:
+        return {}
+    value = limits.limit_value(data, task.limit_key, task.name) if task.limit_key else None
+    if settings.immediate:
+        return {}
+    return {
+        "rate": limits.parse_rate(task.rate_limit).wire if task.rate_limit else "",
+        "max_concurrency": task.max_concurrency or 0,
+        "limit": limits.limit_id(task.name, value),
+    }
 
 
 def _data_json(task: Task, data: Any, settings: Settings) -> str:
@@ -97,7 +115,8 @@ def _build_specs(items: Sequence[tuple[Task, Any, dict[str, Any]]], settings: Se
     shared: tuple[Task, dict[str, Any]] | None = None
     for task, data, options in items:
         if shared is not None and shared[0] is task and shared[1] is options and "job_id" not in options:
-            specs.append(specs[-1].another(new_job_id(), _data_json(task, data, settings)))
+            limit = _limits(task, data, settings).get("limit") if task.limit_key else None
+            specs.append(specs[-1].another(new_job_id(), _data_json(task, data, settings), limit))
         else:
             specs.append(build_spec(task, data, settings=settings, **options))
             shared = (task, options)

@@ -136,6 +136,31 @@ def task_options(where: str, **options: Any) -> None:
             raise ConfigurationError(f"{where}: {exc}") from None
 
 
+def task_limits(where: str, *, rate_limit: Any = None, max_concurrency: Any = None, limit_key: Any = None) -> None:
+    """Validate a task's limit options, raising ConfigurationError naming the task."""
+    problem = limit_problem(rate_limit=rate_limit, max_concurrency=max_concurrency, limit_key=limit_key)
+    if problem:
+        raise ConfigurationError(f"{where}: {problem}")
+
+
+def limit_problem(*, rate_limit: Any = None, max_concurrency: Any = None, limit_key: Any = None) -> str | None:
+    """What is wrong with a task's limit options, or None (``manage.py check`` reports it too)."""
+    from tempotask_django import limits
+
+    try:
+        if rate_limit is not None:
+            limits.parse_rate(rate_limit)
+        if max_concurrency is not None:
+            limits.check_max_concurrency(max_concurrency)
+        if limit_key is not None:
+            limits.check_limit_key(limit_key)
+            if rate_limit is None and max_concurrency is None:
+                raise ValueError("limit_key needs rate_limit or max_concurrency (it says what they apply per)")
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def json_data(value: Any, where: str) -> None:
     try:
         serialization.normalize(value)

@@ -2,6 +2,7 @@
 
 import asyncio
 import random
+import time
 
 from tempotask_django import task
 
@@ -32,13 +33,17 @@ def charge_card(job, ctx):
     raise ConnectionError("payment gateway timed out")
 
 
-@task(description="Builds a report; enqueued with a delay")
+@task(description="Builds a report; enqueued with a delay; reports its progress")
 def build_report(job, ctx):
     job.log("collecting numbers")
+    sections = ("sales", "stock", "returns", "summary")
+    for done, section in enumerate(sections, 1):
+        time.sleep(0.2)
+        job.set_progress(100 * done / len(sections), {"section": section})
     return {"rows": random.randint(10, 100)}
 
 
-@task(description="An async handler")
+@task(description="An async handler, at most 10 started a second across the fleet", rate_limit="10/s")
 async def fetch_weather(job, ctx):
     await asyncio.sleep(0.2)
     return {"city": job.data.get("city", "Paris"), "celsius": random.randint(-5, 30)}

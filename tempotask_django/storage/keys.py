@@ -26,6 +26,13 @@ Per queue ``Q`` (all under the hash tag ``{Q}`` so one queue's scripts run on Re
     P:{Q}:paused            STRING  present while the queue is paused
     P:{Q}:metrics           HASH    counters since the queue's first job, per task: completed,
                                     failed, retried, durations by bucket (see lua/lib.lua count_job)
+    P:{Q}:limited           ZSET    limit id -> ms when its parked jobs are looked at again
+    P:{Q}:qrate             ZSET    the queue's RATE_LIMIT log: stream entry id -> start ms (expires)
+    P:{Q}:rate:<limit>      ZSET    a task limit's rate log: stream entry id -> start ms (expires)
+    P:{Q}:running:<limit>   ZSET    a task limit's running jobs: job id -> start ms
+    P:{Q}:parked:<limit>    ZSET    a task limit's jobs over the limit (status waiting): id -> waiting
+                                    score (see lua/limits.lua; <limit> is the task name, or the task
+                                    name, a space and its limit_key value)
 
 Global::
 
@@ -43,14 +50,14 @@ Global::
 
 Why no two keys can collide, whatever the ids: job ids, schedule names and worker ids may contain
 ``:`` (and anything else their own patterns allow), so a user-chosen part is only ever the LAST
-segment of a key, after a fixed kind (``job:``, ``logs:``, ``errors:``, ``children:``, ``cron:``, ``cron_history:``,
-``stats:``, ``worker:``, ``beat:``). A key is then read back unambiguously from the left: ``P:``, then
-either ``{`` and a queue name up to the first ``}`` (queue names cannot hold ``{``, ``}`` or ``:``,
-see validation.NAME_PATTERN) or a global word; then the kind, which ends at its ``:`` (no kind is a
-prefix of another kind followed by ``:``, and the fixed names ``waiting``... hold no ``:``); the rest
-is the id. Two different (queue, kind, id) triples therefore give two different keys. A layout with
-a suffix after the id (the old ``P:{Q}:job:<id>:errors``) breaks this: job ``a``'s errors were the
-record of job ``a:errors``.
+segment of a key, after a fixed kind (``job:``, ``logs:``, ``errors:``, ``children:``, ``cron:``,
+``cron_history:``, ``stats:``, ``worker:``, ``beat:``, ``rate:``, ``running:``, ``parked:``). A key is
+then read back unambiguously from the left: ``P:``, then either ``{`` and a queue name up to the first
+``}`` (queue names cannot hold ``{``, ``}`` or ``:``, see validation.NAME_PATTERN) or a global word;
+then the kind, which ends at its ``:`` (no kind is a prefix of another kind followed by ``:``, and the
+fixed names ``waiting``... hold no ``:``); the rest is the id. Two different (queue, kind, id) triples
+therefore give two different keys. A layout with a suffix after the id (the old
+``P:{Q}:job:<id>:errors``) breaks this: job ``a``'s errors were the record of job ``a:errors``.
 """
 
 from __future__ import annotations
@@ -145,6 +152,23 @@ class QueueKeys:
     @property
     def metrics(self) -> str:
         return f"{self.base}:metrics"
+
+    @property
+    def limited(self) -> str:
+        return f"{self.base}:limited"
+
+    @property
+    def qrate(self) -> str:
+        return f"{self.base}:qrate"
+
+    def rate(self, limit: str) -> str:
+        return f"{self.base}:rate:{limit}"
+
+    def running(self, limit: str) -> str:
+        return f"{self.base}:running:{limit}"
+
+    def parked(self, limit: str) -> str:
+        return f"{self.base}:parked:{limit}"
 
     def children(self, parent_id: str) -> str:
         return f"{self.base}:children:{parent_id}"

@@ -28,9 +28,15 @@ class JobSpec:
     enqueued_at_ms: int = 0
     # The W3C trace context of the enqueue, JSON (tracing.py), or "" without OpenTelemetry.
     trace: str = ""
+    # The task's limits (limits.py): rate 'N/W' (W in ms), at most max_concurrency running, both
+    # counted per limit id; empty / 0 when the task has none.
+    rate: str = ""
+    max_concurrency: int = 0
+    limit: str = ""
 
-    def another(self, job_id: str, data: str) -> JobSpec:
-        """The same job with another id and data (a bulk enqueue of one task with one set of options)."""
+    def another(self, job_id: str, data: str, limit: str | None = None) -> JobSpec:
+        """The same job with another id and data (a bulk enqueue of one task with one set of options),
+        and its own limit id when the task's limits are keyed by a data field."""
         return JobSpec(
             job_id,
             self.name,
@@ -46,6 +52,9 @@ class JobSpec:
             self.run_at_ms,
             checked=False,
             trace=self.trace,
+            rate=self.rate,
+            max_concurrency=self.max_concurrency,
+            limit=self.limit if limit is None else limit,
         )
 
     def job_args(self) -> list[Any]:
@@ -60,6 +69,9 @@ class JobSpec:
             self.parent_id,
             self.origin,
             self.trace,
+            self.rate,
+            self.max_concurrency or "",
+            self.limit,
         ]
 
     def script_args(self) -> list[Any]:

@@ -29,6 +29,7 @@ SCRIPT_NAMES = (
     "delete",
     "retry",
     "log",
+    "progress",
     "purge",
     "forget_consumers",
     "stats",
@@ -40,7 +41,19 @@ SCRIPT_NAMES = (
 )
 
 # The queue's keys every script gets first, in this order (lua/lib.lua's K table and QUEUE_KEY_COUNT read them).
-QUEUE_KEYS = ("waiting", "delayed", "processing", "completed", "failed", "stream", "wake", "seq", "paused", "metrics")
+QUEUE_KEYS = (
+    "waiting",
+    "delayed",
+    "processing",
+    "completed",
+    "failed",
+    "stream",
+    "wake",
+    "seq",
+    "paused",
+    "metrics",
+    "limited",
+)
 
 # One script call: (script name, queue, the script's own arguments[, its own keys: own_key(1)... in Lua]).
 ScriptCall = tuple[str, str, Sequence[Any]] | tuple[str, str, Sequence[Any], Sequence[str]]
@@ -48,9 +61,9 @@ ScriptCall = tuple[str, str, Sequence[Any]] | tuple[str, str, Sequence[Any], Seq
 
 @functools.cache
 def script_source(name: str) -> str:
-    """The full text of script ``name``: lib.lua followed by ``name``.lua."""
+    """The full text of script ``name``: lib.lua and limits.lua (the prelude), then ``name``.lua."""
     lua = resources.files("tempotask_django.storage") / "lua"
-    return (lua / "lib.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
+    return "\n".join((lua / part).read_text() for part in ("lib.lua", "limits.lua", f"{name}.lua"))
 
 
 class ScriptRunner:

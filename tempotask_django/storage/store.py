@@ -109,6 +109,7 @@ class RedisStore:
         self.scripts = ScriptRunner(client, self.direct, self.prefix)
         self.inspect = QueueInspector(client, self.prefix, self.scripts)
         self._registered_queues: set[str] = set()
+        self._qrate_keys: dict[str, str] = {}  # the claim's own key, per queue (a hot path)
 
     def close(self) -> None:
         self.direct.close()
@@ -173,10 +174,17 @@ class RedisStore:
     # -- workers ----------------------------------------------------------------------------
     def claim(self, queue: str, consumer: str, count: int) -> ClaimResult:
         """Start up to ``count`` jobs of ``queue`` for ``consumer`` (promotes due delayed jobs first)."""
-        return self._claim_result(self.scripts.run("claim", queue, self._claim_args(queue, consumer, count)))
+        return self._claim_result(self.scripts.run(*self._claim_call(queue, consumer, count)))
 
-    def _claim_args(self, queue: str, consumer: str, count: int) -> list[Any]:
-        return [CONSUMER_GROUP, consumer, count, self._history_size(queue)]
+    def _claim_call(self, queue: str, consumer: str, count: int) -> tuple[str, str, list[Any], list[str]]:
+        """The claim script call: its arguments (the queue's RATE_LIMIT last) and its own key (the
+        queue's rate log)."""
+        rate = None if self.settings.immediate else self.settings.for_queue(queue).rate_limit
+        args = [CONSUMER_GROUP, consumer, count, self._history_size(queue), rate.wire if rate else ""]
+        qrate = self._qrate_keys.get(queue)
+        if qrate is None:
+            qrate = self._qrate_keys[queue] = self.keys(queue).qrate
+        return "claim", queue, args, [qrate]
 
     @staticmethod
     def _claim_result(reply: Sequence[Any]) -> ClaimResult:
@@ -248,7 +256,7 @@ class RedisStore:
         """
         calls, positions = self._finish_calls(consumer, finishes)
         if queue is not None and count > 0:
-            calls.append(("claim", queue, self._claim_args(queue, consumer, count)))
+            calls.append(self._claim_call(queue, consumer, count))
         replies = self.scripts.pipeline(calls, raise_errors=False)
         for reply in replies[: len(positions)]:
             if isinstance(reply, Exception):
@@ -319,7 +327,7 @@ class RedisStore:
         returns (a client's commands run in order), so a job enqueued for an idle worker is claimed
         without a second round trip. The claim runs after a timeout too.
         """
-        claim = self.scripts.command("claim", queue, self._claim_args(queue, consumer, count))
+        claim = self.scripts.command(*self._claim_call(queue, consumer, count))
         woken, claimed = self.direct.pipeline([self._wait_command(wake_ids, timeout_ms), claim])
         if isinstance(woken, Exception):
             raise woken
@@ -344,6 +352,11 @@ class RedisStore:
         keys = self.keys(queue)
         args = [job_id, line, self.settings.max_log_lines_per_job]
         return bool(self.scripts.run("log", queue, args, keys=[keys.job(job_id), keys.logs(job_id)]))
+
+    def set_progress(self, queue: str, job_id: str, entry_id: str, progress_json: str) -> bool:
+        """Store a running job's progress (a JSON object), unless its attempt ``entry_id`` is over."""
+        keys = [self.keys(queue).job(job_id)]
+        return bool(self.scripts.run("progress", queue, [entry_id, progress_json], keys=keys))
 
     # -- management -------------------------------------------------------------------------
     def delete_job(self, queue: str, job_id: str) -> str | None:

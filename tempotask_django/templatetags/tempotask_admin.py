@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import template
 
+from tempotask_django import serialization
 from tempotask_django.djtasks.results import TASK_NAMES as DJANGO_TASK_NAMES
 from tempotask_django.job import Job
 
@@ -35,3 +38,9 @@ def task_label(job: Job) -> str:
     if job.name in DJANGO_TASK_NAMES and isinstance(data, dict) and isinstance(data.get("task"), str):
         return f"{data['task']} (Django task)"
     return job.name
+
+
+@register.filter
+def compact_json(value: Any) -> str:
+    """A JSON value on one line (a job's progress info); a string as it is."""
+    return value if isinstance(value, str) else serialization.dumps(value)

@@ -6,15 +6,18 @@ from typing import Any
 
 from django.contrib.admin.utils import unquote
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.template.loader import render_to_string
+from django.views import View
 
 from tempotask_django import api
 from tempotask_django.conf import get_settings
 from tempotask_django.job import Job, JobStatus, ms_to_datetime
 from tempotask_django.registry import registry
 from tempotask_django.validation import RESERVED_NAME_PREFIX
-from tempotask_django.views.base import DashboardPage, admin_url
+from tempotask_django.views.base import DashboardMixin, DashboardPage, admin_url
 from tempotask_django.views.crons import LOG_PREFIX as CRON_LOG_PREFIX
+from tempotask_django.views.limits import limit_rows
 from tempotask_django.views.timeline import pretty_json, timeline
 
 # Jobs per page of the list.
@@ -22,6 +25,13 @@ PAGE_SIZE = 50
 # Newest jobs of a status that a task-name filter looks through (a status set is ordered by time,
 # not by task, so the filter reads names in chunks; see QueueInspector.find_jobs_by_name).
 NAME_FILTER_WINDOW = 5000
+# Seconds between two refreshes of an active job's status and progress on its page.
+LIVE_REFRESH_SECONDS = 2
+# Fragments of a job's page that its JSON endpoint renders again: name -> template.
+JOB_FRAGMENTS = {
+    "status": "admin/tempotask_django/includes/job_status.html",
+    "progress": "admin/tempotask_django/includes/progress.html",
+}
 # Child jobs listed on a job's page.
 CHILDREN_SHOWN = 100
 
@@ -96,6 +106,8 @@ class JobListView(DashboardPage):
             queues=self.all_queues(),
             task_names=sorted(task.name for task in registry),
             is_history=status.is_history,
+            limits=limit_rows(self.store, queue, stats.waiting),
+            live_list=status == JobStatus.PROCESSING and not search,
         )
 
     def search(self, job_id: str) -> tuple[list[Job], int]:
@@ -141,5 +153,22 @@ class JobDetailView(DashboardPage):
             children_total=children_total,
             worker=worker,
             can_retry_now=job.status in ("failed", "delayed"),
+            live=job.status in JobStatus.active(),
+            refresh_seconds=LIVE_REFRESH_SECONDS,
             internal_task=job.name.startswith(RESERVED_NAME_PREFIX),
         )
+
+
+class JobLiveView(DashboardMixin, View):
+    """A job's status and progress as JSON, with their HTML fragments (the job page polls it)."""
+
+    http_method_names = ["get", "head"]
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+        queue = self.known_queue(kwargs["queue"])
+        job = self.store.inspect.get_jobs(queue, [kwargs["job_id"]])
+        if not job:
+            raise Http404(f"no job {kwargs['job_id']!r} in {queue}")
+        context = {"job": job[0]}
+        html = {name: render_to_string(template, context, request) for name, template in JOB_FRAGMENTS.items()}
+        return JsonResponse({"status": job[0].status.value, "progress": job[0].progress, "html": html})

@@ -42,6 +42,7 @@ from tempotask_django.worker.finisher import Finisher
 from tempotask_django.worker.housekeeper import Housekeeper
 from tempotask_django.worker.memory import resident_mb
 from tempotask_django.worker.outcome import FinishedJobs
+from tempotask_django.worker.progress import ProgressWriter
 from tempotask_django.worker.runner import JobRunner
 from tempotask_django.worker.running import RunningJobs
 from tempotask_django.worker.slots import Slots
@@ -88,7 +89,8 @@ class Worker:
         self.started_at = time.time()
         if app_context is None:
             app_context = load_app_context(self.settings.context)
-        self.runner = JobRunner(tasks, app_context, self._write_log, add_job, self.name)
+        self.progress = ProgressWriter(self.store)
+        self.runner = JobRunner(tasks, app_context, self._write_log, add_job, self.name, self.progress)
         self._stopping = threading.Event()
         # Set when the loop may have something to do: a slot freed, or a stop requested.
         self._wakeup = threading.Event()

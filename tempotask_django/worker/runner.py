@@ -22,6 +22,7 @@ from tempotask_django.job import Job, error_record
 from tempotask_django.registry import TaskRegistry
 from tempotask_django.worker.context import JobContext
 from tempotask_django.worker.outcome import Outcome
+from tempotask_django.worker.progress import ProgressWriter
 
 logger = logging.getLogger("tempotask")
 
@@ -64,17 +65,21 @@ class JobRunner:
         log_sink: Callable[[Job, Any], None],
         child_enqueuer: Callable[..., str],
         worker_name: str,
+        progress: ProgressWriter | None = None,
     ) -> None:
         self.registry = registry
         self.app_context = app_context
         self.log_sink = log_sink
         self.child_enqueuer = child_enqueuer
         self.worker_name = worker_name
+        self.progress = progress
 
     def prepare(self, fields: dict[str, str]) -> tuple[Job, Task]:
         """The Job and Task of a claimed hash; raises BadJob when it cannot run."""
         job = Job.from_fields(fields, decode_data=False)
         job._log_sink = self.log_sink
+        if self.progress is not None:
+            job._progress_sink = self.progress.report
         if not job.name:
             raise BadJob("the job record has no task name")
         try:
@@ -114,6 +119,7 @@ class JobRunner:
                 span.failed(exc)
                 return self._failed(job, task, exc, time.monotonic() - start)
             finally:
+                self._flush_progress(job)
                 if self.closes_connections:
                     _close_old_connections_after_job()
         return Outcome(job, True, time.monotonic() - start, result=result, task=task)
@@ -132,7 +138,14 @@ class JobRunner:
             except BaseException as exc:
                 span.failed(exc)
                 return self._failed(job, task, exc, time.monotonic() - start)
+            finally:
+                self._flush_progress(job)
         return Outcome(job, True, time.monotonic() - start, result=result, task=task)
+
+    def _flush_progress(self, job: Job) -> None:
+        """Write the progress the handler reported last, before its outcome is recorded."""
+        if self.progress is not None:
+            self.progress.flush(job)
 
     def is_async(self, fields: dict[str, str]) -> bool:
         name = fields.get("name", "")

@@ -127,3 +127,57 @@ def naps(job, ctx):
     """Sleeps without touching Redis (the ledger lives there), so an outage cannot fail it."""
     time.sleep(job.data["seconds"])
     return "rested"
+
+
+# Limits (tests/worker/test_limits.py): every job sleeps a little, so runs overlap when allowed to.
+@task(queue="slow", rate_limit="10/s")
+def rated(job, ctx):
+    time.sleep(0.01)
+
+
+@task(queue="slow", rate_limit="10/s")
+async def rated_async(job, ctx):
+    await asyncio.sleep(0.01)
+
+
+@task(queue="slow", max_concurrency=2)
+def capped(job, ctx):
+    time.sleep(0.2)
+
+
+@task(queue="slow", max_concurrency=2)
+async def capped_async(job, ctx):
+    await asyncio.sleep(0.2)
+
+
+@task(queue="slow", max_concurrency=1, limit_key="tenant")
+def one_per_tenant(job, ctx):
+    time.sleep(0.2)
+
+
+# Progress (tests/worker/test_progress.py): many reports in a tight loop, the last one 100%.
+@task
+def reports_progress(job, ctx):
+    for percent in range(101):
+        job.set_progress(percent, {"step": percent})
+    return job.progress
+
+
+@task
+async def reports_progress_async(job, ctx):
+    for percent in range(101):
+        job.set_progress(percent, {"step": percent})
+    return job.progress
+
+
+@task
+def reports_half_then_waits(job, ctx):
+    job.set_progress(50, "half way")
+    deadline = time.monotonic() + 10
+    while not ctx.ledger.client.exists("tests:progress:go") and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+@task(queue="slow", max_concurrency=1)
+def capped_long(job, ctx):
+    time.sleep(1.0)

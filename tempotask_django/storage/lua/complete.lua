@@ -23,7 +23,7 @@ for _, i in ipairs(owned) do
   eids[#eids + 1], ids[#ids + 1] = ARGV[i], id
   scored[#scored + 1], scored[#scored + 2] = now, id
   local jk = job_key(id)
-  count_job(jk, 'completed', now, true)
+  release_slot(id, count_job(jk, 'completed', now, true))
   redis.call('HDEL', jk, 'entry')
   redis.call('HSET', jk, 'status', 'completed', 'result', ARGV[i + 2], 'finished_at', now)
 end

@@ -11,6 +11,8 @@ local current = redis.call('HMGET', own_key(1), 'status', 'entry')
 if not current[1] then return false end
 local zkey = status_key(current[1])
 if zkey then redis.call('ZREM', zkey, id) end
+if current[1] == 'waiting' then unpark(id) end
+if current[1] == 'processing' then release_job_slot(id) end
 -- A damaged entry field names no stream entry; XDEL would fail on it after the ZREM above, and Lua
 -- does not roll back. The real entry, if any, is dropped as stale when it is read.
 if current[2] and string.match(current[2], '^%d+%-%d+$') then

@@ -29,6 +29,7 @@ local now = now_ms()
 local delay = tonumber(ARGV[7])
 local jk = own_key(1)
 release(group, eid, id)
+release_job_slot(id)
 push_error(own_key(2), stamped(ARGV[6], now), tonumber(ARGV[9]))
 redis.call('HSET', jk, 'finished_at', now)
 if delay < 0 then

@@ -1,6 +1,6 @@
 -- Shared prelude, prepended to every queue script by scripts.py.
 --
--- Every queue script is called with the queue's keys as KEYS[1..10] (scripts.py, QUEUE_KEYS), all
+-- Every queue script is called with the queue's keys as KEYS[1..11] (scripts.py, QUEUE_KEYS), all
 -- under the queue's hash tag, so the call goes to the right Redis Cluster node:
 --   KEYS[1] waiting     ZSET  id -> priority-then-FIFO score
 --   KEYS[2] delayed     ZSET  id -> due ms
@@ -12,6 +12,7 @@
 --   KEYS[8] seq         STRING FIFO counter (and the queue's mark of use, see mark_queue_used)
 --   KEYS[9] paused      STRING present while paused
 --   KEYS[10] metrics    HASH   counters per task since the queue's first job (count_job)
+--   KEYS[11] limited    ZSET   limit id -> ms when its parked jobs may be looked at again (limits)
 -- then the keys of its own that are known before the call (own_key(1)..., each script's header says
 -- which), and ARGV[1] = the queue's key base "P:{Q}:": the job, log, error, children and stats
 -- keys found only while the script runs are built from it (see storage/keys.py).
@@ -24,9 +25,10 @@ local BASE = ARGV[1]
 local K = {
   waiting = KEYS[1], delayed = KEYS[2], processing = KEYS[3], completed = KEYS[4], failed = KEYS[5],
   stream = KEYS[6], wake = KEYS[7], seq = KEYS[8], paused = KEYS[9], metrics = KEYS[10],
+  limited = KEYS[11],
 }
 -- How many queue keys come first: a script's own keys follow them (own_key(1) is the first).
-local QUEUE_KEY_COUNT = 10
+local QUEUE_KEY_COUNT = 11
 local function own_key(i) return KEYS[QUEUE_KEY_COUNT + i] end
 local QUEUE = string.match(BASE, '{(.-)}:$') or BASE
 -- Priority bands are 2^42 apart so -priority * BAND + seq stays an exact double for |priority| <= 1000.
@@ -128,7 +130,7 @@ end
 -- queue's next job marks it as new again (mark_queue_used). Workers recreate the group on their
 -- next claim. Returns 0 when the queue still holds something.
 local function forget_if_empty(group)
-  for _, key in ipairs({K.waiting, K.delayed, K.processing, K.completed, K.failed, K.paused}) do
+  for _, key in ipairs({K.waiting, K.delayed, K.processing, K.completed, K.failed, K.paused, K.limited}) do
     if redis.call('EXISTS', key) == 1 then return 0 end
   end
   if redis.call('XLEN', K.stream) > 0 then return 0 end
@@ -160,11 +162,18 @@ local function promote_due(now, limit)
   return #due
 end
 
--- Milliseconds until the next delayed job is due, or -1 when none is.
+-- Milliseconds until the next delayed job is due or the next limit may let parked jobs go (see
+-- limits below), or -1 when neither is.
 local function next_due_in(now)
-  local first = redis.call('ZRANGE', K.delayed, 0, 0, 'WITHSCORES')
-  if #first == 0 then return -1 end
-  return math.max(0, tonumber(first[2]) - now)
+  local due = -1
+  for _, key in ipairs({K.delayed, K.limited}) do
+    local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    if #first > 0 then
+      local ms = math.max(0, tonumber(first[2]) - now)
+      if due < 0 or ms < due then due = ms end
+    end
+  end
+  return due
 end
 
 local function last_wake_id()
@@ -187,9 +196,9 @@ local function drop_entry(group, eid)
 end
 
 -- The record values an enqueue passes, in this order, from ARGV[first] on (JobSpec.job_args in
--- store.py); the last three are stored only when not empty.
+-- store.py); the fields after the sixth are stored only when not empty.
 local JOB_FIELDS = {'name', 'queue', 'data', 'max_attempts', 'retry_delay', 'backoff', 'parent_id', 'origin',
-  'trace'}
+  'trace', 'rate', 'maxc', 'limit'}
 
 -- Before adding a job with a given id: the status of the active job that has it (the new one is
 -- then not added), or nil; a finished job with the id is deleted (the new one replaces it).
@@ -381,13 +390,14 @@ end
 -- Durations run from the attempt's start to its recorded end, by the server's clock. Bounded work:
 -- at most four HINCRBY; fields grow with the number of task names only.
 local DURATION_BOUNDS_MS = {5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000}
+-- Returns the job's concurrency limit fields (maxc, limit), read by the same HMGET, for release_slot.
 local function count_job(jk, outcome, now, timed)
-  local name, started = unpack(redis.call('HMGET', jk, 'name', 'started_at'))
-  if not name then return end
+  local name, started, maxc, limit = unpack(redis.call('HMGET', jk, 'name', 'started_at', 'maxc', 'limit'))
+  if not name then return maxc, limit end
   local key = K.metrics
   redis.call('HINCRBY', key, outcome .. ':' .. name, 1)
   started = tonumber(started)
-  if not timed or not started then return end
+  if not timed or not started then return maxc, limit end
   local ms = math.max(0, now - started)
   local le = '+Inf'
   for _, bound in ipairs(DURATION_BOUNDS_MS) do
@@ -398,4 +408,5 @@ local function count_job(jk, outcome, now, timed)
   end
   redis.call('HINCRBY', key, 'duration:' .. le .. ':' .. name, 1)
   redis.call('HINCRBY', key, 'duration_ms:' .. name, math.floor(ms))
+  return maxc, limit
 end

@@ -59,6 +59,7 @@ local function take(eid, deliveries, suspect, min_idle_ms)
     err.message = 'delivered ' .. deliveries .. ' times without finishing (its worker died each time); ' ..
       'failed instead of retried (MAX_DELIVERIES=' .. max_deliveries .. ')'
     release(group, eid, id)
+    release_job_slot(id)
     push_error(errors_key(id), cjson.encode(err), errors_kept)
     redis.call('HSET', jk, 'status', 'failed', 'finished_at', now, 'attempt', attempt - 1)
     redis.call('ZADD', K.failed, now, id)

@@ -62,6 +62,7 @@ for _, id in ipairs(ids) do
     if eid then drop_entry(group, eid) end
     redis.call('ZREM', K.processing, id)
     redis.call('HDEL', jk, 'entry')
+    release_job_slot(id)
     if runs >= max_deliveries then
       err.type = 'PoisonPill'
       err.message = err.message .. '; ' .. runs .. ' runs in a row never finished: failed instead of ' ..
