@@ -279,7 +279,7 @@ SETTINGS: tuple[Setting, ...] = (
         _check_queues,
         'per-queue overrides: `{"emails": {"CONCURRENCY": 4, "MAX_JOBS_PER_STATUS": 1000, "RATE_LIMIT": "10/s"}}` '
         "(`RATE_LIMIT`: at most N jobs of the queue started in any second, minute or hour, fleet-wide; see "
-        "[docs/limits-and-progress.md](docs/limits-and-progress.md))",
+        "[Limits and progress](limits-and-progress.md))",
     ),
 )
 DEFAULTS: dict[str, Any] = {setting.key: setting.default for setting in SETTINGS}
