@@ -8,8 +8,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from tempotask_django import signals
 from tempotask_django.conf import get_settings
-from tempotask_django.exceptions import AmbiguousJob, InvalidJobState, JobNotFound
+from tempotask_django.exceptions import AmbiguousJob, InvalidJobState, JobCancelled, JobNotFound
 from tempotask_django.job import Job, JobStatus
 from tempotask_django.producer import enqueue, enqueue_many
 from tempotask_django.registry import registry
@@ -88,8 +89,40 @@ def get_job(job_id: str, queue: str | None = None) -> Job | None:
     return store.inspect.get_job(found, job_id) if found else None
 
 
+def cancel_job(job_id: str, queue: str | None = None) -> JobStatus:
+    """Cancel a job; returns the status it had.
+
+    A waiting or delayed job ends ``cancelled`` at once: it never starts. A processing job is
+    asked to stop: within a second its handler gets JobCancelled raised inside it (and sees
+    ``job.cancel_requested``), and its worker records it ``cancelled``. A cancelled job is never
+    retried; ``retry_job`` runs it again. With ``queue``, only that queue's job; without it, the job
+    must exist in one queue only (AmbiguousJob otherwise). Raises JobNotFound, and InvalidJobState
+    when the job already finished.
+
+    Example: ``cancel_job("report-7", queue="reports")``
+    """
+    found = _only_queue(job_id, queue)
+    store = get_default_store()
+    result = store.cancel_job(found, job_id)
+    if result is None:
+        raise JobNotFound(f"no job with id {job_id!r} in queue {found!r}")
+    if not (result.ended or result.requested):
+        raise InvalidJobState(f"job {job_id!r} is {result.previous}; only active jobs can be cancelled")
+    if result.ended:
+        job = store.inspect.get_job(found, job_id)
+        if job is not None:
+            signals.send(
+                signals.job_cancelled,
+                sender=registry.find(job.name),
+                job=job,
+                error=JobCancelled(f"job {job_id} was cancelled while {result.previous}"),
+                duration=None,
+            )
+    return JobStatus(result.previous)
+
+
 def retry_job(job_id: str, queue: str | None = None) -> JobStatus:
-    """Queue a failed (or delayed) job again now with fresh attempts. Returns its previous status.
+    """Queue a failed or cancelled (or delayed) job again now with fresh attempts. Returns its previous status.
 
     With ``queue``, only the job of that queue is retried. Without it, the job must exist in one
     queue only: AmbiguousJob when several queues hold a job with that id.
@@ -101,8 +134,8 @@ def retry_job(job_id: str, queue: str | None = None) -> JobStatus:
     previous = get_default_store().retry_job(found, job_id)
     if previous is None:
         raise JobNotFound(f"no job with id {job_id!r} in queue {found!r}")
-    if previous not in (JobStatus.FAILED, JobStatus.DELAYED):
-        raise InvalidJobState(f"job {job_id!r} is {previous}; only failed or delayed jobs can be retried")
+    if previous not in (JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.DELAYED):
+        raise InvalidJobState(f"job {job_id!r} is {previous}; only failed, cancelled or delayed jobs can be retried")
     return JobStatus(previous)
 
 

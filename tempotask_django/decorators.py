@@ -38,6 +38,7 @@ class Task:
     timezone: str | None = None
     cron_data: Any = None
     module: str = ""
+    timeout: float | None = None
     is_async: bool = field(default=False)
 
     def __post_init__(self) -> None:
@@ -55,6 +56,8 @@ class Task:
         validation.task_options(f"task {self.name!r}", **checked)
         if changes.get("retry_delay") is not None:
             changes["retry_delay"] = validation.seconds(changes["retry_delay"], "retry_delay")
+        if changes.get("timeout") is not None:
+            changes["timeout"] = validation.timeout(changes["timeout"])
         if "priority" in changes and changes["priority"] is None:
             changes["priority"] = 0
         return dataclasses.replace(self, **changes)
@@ -71,6 +74,7 @@ class Task:
         priority: int | None = None,
         delay: float | datetime.timedelta | None = None,
         run_at: datetime.datetime | None = None,
+        timeout: float | datetime.timedelta | None = None,
         on_commit: bool | None = None,
     ) -> str:
         """Add a job for this task and return its id.
@@ -78,7 +82,8 @@ class Task:
         ``data`` must be JSON-serializable (datetime, Decimal and UUID become strings). With ``job_id``,
         nothing is added while a job with that id is waiting, delayed or processing. ``delay`` (seconds
         or timedelta) or ``run_at`` (aware datetime) make it ``delayed`` until due. Inside a database
-        transaction the job is added when it commits unless ``on_commit=False``.
+        transaction the job is added when it commits unless ``on_commit=False``. ``timeout`` (seconds
+        or timedelta) limits how long the handler may run (see docs/job-control.md).
 
         Example: ``send_notification.enqueue({"user_id": 7}, job_id="notify-7", delay=60)``
         """
@@ -93,6 +98,7 @@ class Task:
             priority=priority,
             delay=delay,
             run_at=run_at,
+            timeout=timeout,
             on_commit=on_commit,
         )
 
@@ -119,6 +125,7 @@ def task(
     cron: str | None = None,
     timezone: str | None = None,
     data: Any = None,
+    timeout: float | None = None,
 ) -> Callable[[Callable[..., Any]], Task]: ...
 
 
@@ -136,14 +143,16 @@ def task(
     cron: str | None = None,
     timezone: str | None = None,
     data: Any = None,
+    timeout: float | None = None,
 ) -> Task | Callable[[Callable[..., Any]], Task]:
     """Register ``func(job, ctx)`` as a task; use bare (``@task``) or with options.
 
     Parameters: ``name`` (default: the function's name), ``queue`` (default: DEFAULT_QUEUE),
     ``attempts`` (total tries), ``retry_delay`` (seconds), ``backoff`` ("fixed" or "exponential"),
     ``priority`` (higher runs first), ``description``, and for recurring jobs ``cron`` (a cron
-    expression), ``timezone`` and ``data`` (the data each cron job gets). Invalid options raise
-    ConfigurationError here, when the module is imported.
+    expression), ``timezone`` and ``data`` (the data each cron job gets), ``timeout`` (seconds the
+    handler may run before JobTimeout is raised in it; default: the queue's TIMEOUT, else
+    DEFAULT_TIMEOUT). Invalid options raise ConfigurationError here, when the module is imported.
 
     Example::
 
@@ -164,6 +173,7 @@ def task(
             retry_delay=retry_delay,
             backoff=backoff,
             priority=priority,
+            timeout=timeout,
         )
         if cron is not None:
             validate_cron(cron, timezone, where=where)
@@ -182,6 +192,7 @@ def task(
             timezone=timezone,
             cron_data=data,
             module=function.__module__,
+            timeout=None if timeout is None else validation.timeout(timeout),
         )
         return registry.register(new_task)
 

@@ -37,3 +37,14 @@ class WorkerLost(TempotaskError):
 
     Never raised: it names such attempts in the errors of a Django ``TaskResult``.
     """
+
+
+class JobTimeout(TempotaskError):
+    """Raised inside a handler that runs past its time limit (``timeout``): a failed attempt, retried
+    as any other. A handler that still runs a grace period later is abandoned: its worker process
+    restarts (see docs/job-control.md)."""
+
+
+class JobCancelled(TempotaskError):
+    """Raised inside a handler whose job was cancelled (``cancel_job``), and by ``job.check_cancelled()``.
+    The job ends ``cancelled``, never retried."""

@@ -38,6 +38,7 @@ class QueueStats:
     paused: bool
     next_job_age: float | None  # seconds the job that runs next has been waiting
     oldest_job_age: float | None = None  # seconds the longest-waiting job has been waiting
+    cancelled: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

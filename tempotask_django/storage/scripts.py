@@ -35,10 +35,24 @@ SCRIPT_NAMES = (
     "cron_register",
     "cron_fire",
     "cron_control",
+    "cancel",
+    "give_back",
 )
 
 # The queue's keys every script gets first, in this order (lua/lib.lua's K table and QUEUE_KEY_COUNT read them).
-QUEUE_KEYS = ("waiting", "delayed", "processing", "completed", "failed", "stream", "wake", "seq", "paused", "metrics")
+QUEUE_KEYS = (
+    "waiting",
+    "delayed",
+    "processing",
+    "completed",
+    "failed",
+    "stream",
+    "wake",
+    "seq",
+    "paused",
+    "metrics",
+    "cancelled",
+)
 
 # One script call: (script name, queue, the script's own arguments[, its own keys: own_key(1)... in Lua]).
 ScriptCall = tuple[str, str, Sequence[Any]] | tuple[str, str, Sequence[Any], Sequence[str]]

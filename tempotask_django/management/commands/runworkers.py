@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import threading
@@ -16,7 +17,7 @@ from tempotask_django.log_output import configure_logging
 from tempotask_django.validation import queue_name
 from tempotask_django.worker import Worker
 from tempotask_django.worker.stop_signals import exit_now, watch_stop_signals
-from tempotask_django.worker.supervisor import Supervisor
+from tempotask_django.worker.supervisor import REPLACE_EXIT_CODE, Supervisor
 
 
 def positive_int(text: str) -> int:
@@ -70,8 +71,20 @@ class Command(BaseCommand):
         code = child_main() if options["processes"] == 1 else Supervisor(options["processes"], child_main).run()
         sys.stdout.flush()
         sys.stderr.flush()
+        if code == REPLACE_EXIT_CODE:  # one process, no supervisor: it replaces itself
+            restart_in_place()
         # Handler threads still running past SHUTDOWN_TIMEOUT must not hold the process open.
         os._exit(code)
+
+
+def restart_in_place() -> None:
+    """Run this same command again in this process (same pid, so a process manager sees no exit):
+    what a single worker process does after abandoning a handler that ignored its time limit.
+    ``sys.orig_argv`` is the command line as started (``python manage.py runworkers ...``,
+    ``python -m django runworkers ...``). Threads still running (the abandoned handler) end here."""
+    logging.getLogger("tempotask").warning("worker process %d restarts itself", os.getpid())
+    logging.shutdown()
+    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
 
 
 def run_worker(
@@ -95,4 +108,5 @@ def run_worker(
     if beat is not None and beat_thread is not None:
         beat.request_stop()
         beat_thread.join(timeout=5)
-    return 0
+    # A handler that ignored its stop still runs on a thread: only a new process frees its slot.
+    return REPLACE_EXIT_CODE if worker.hard_stopped else 0
