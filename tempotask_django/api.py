@@ -16,6 +16,7 @@ from tempotask_django.producer import enqueue, enqueue_many
 from tempotask_django.registry import registry
 from tempotask_django.storage.connection import get_default_store
 from tempotask_django.storage.inspect import QueueStats
+from tempotask_django.storage.records import CancelResult
 
 
 def add_job(name: str, data: Any = None, **options: Any) -> str:
@@ -102,23 +103,26 @@ def cancel_job(job_id: str, queue: str | None = None) -> JobStatus:
     Example: ``cancel_job("report-7", queue="reports")``
     """
     found = _only_queue(job_id, queue)
-    store = get_default_store()
-    result = store.cancel_job(found, job_id)
+    result = cancel_in_queue(found, job_id)
     if result is None:
         raise JobNotFound(f"no job with id {job_id!r} in queue {found!r}")
     if not (result.ended or result.requested):
         raise InvalidJobState(f"job {job_id!r} is {result.previous}; only active jobs can be cancelled")
-    if result.ended:
-        job = store.inspect.get_job(found, job_id)
-        if job is not None:
-            signals.send(
-                signals.job_cancelled,
-                sender=registry.find(job.name),
-                job=job,
-                error=JobCancelled(f"job {job_id} was cancelled while {result.previous}"),
-                duration=None,
-            )
     return JobStatus(result.previous)
+
+
+def cancel_in_queue(queue: str, job_id: str) -> CancelResult | None:
+    """Cancel job ``job_id`` of ``queue`` (what ``cancel_job``, the admin and the CLI do); None when
+    there is no such job. Sends ``job_cancelled`` for a job that ended cancelled here (its worker
+    sends it for a running one)."""
+    store = get_default_store()
+    result = store.cancel_job(queue, job_id)
+    if result is not None and result.ended:
+        job = store.inspect.get_job(queue, job_id)
+        if job is not None:
+            error = JobCancelled(f"job {job_id} was cancelled while {result.previous}")
+            signals.send(signals.job_cancelled, sender=registry.find(job.name), job=job, error=error, duration=None)
+    return result
 
 
 def retry_job(job_id: str, queue: str | None = None) -> JobStatus:

@@ -96,6 +96,8 @@ class JobListView(DashboardPage):
             queues=self.all_queues(),
             task_names=sorted(task.name for task in registry),
             is_history=status.is_history,
+            may_cancel=status in JobStatus.active(),
+            cancel_limit=PAGE_SIZE,
         )
 
     def search(self, job_id: str) -> tuple[list[Job], int]:
@@ -140,6 +142,7 @@ class JobDetailView(DashboardPage):
             children=children,
             children_total=children_total,
             worker=worker,
-            can_retry_now=job.status in ("failed", "delayed"),
+            can_retry_now=job.status in ("failed", "cancelled", "delayed"),
+            can_cancel_now=job.status in JobStatus.active() and not job.cancel_requested,
             internal_task=job.name.startswith(RESERVED_NAME_PREFIX),
         )

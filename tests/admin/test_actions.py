@@ -181,7 +181,7 @@ def test_retrying_a_job_that_is_not_failed_changes_nothing(prepared, superuser, 
     before = redis_state(redis_client)
     url = reverse("admin:tempotask_job_retry", args=["default", "xss-1"])
     response = client_for(superuser).post(url, follow=True)
-    assert "only failed or delayed jobs can be retried" in response.content.decode()
+    assert "only failed, cancelled or delayed jobs can be retried" in response.content.decode()
     assert redis_state(redis_client) == before
 
 
