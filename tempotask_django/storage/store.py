@@ -386,8 +386,9 @@ class RedisStore:
     def cancel_job(self, queue: str, job_id: str) -> CancelResult | None:
         """Cancel a job (see lua/cancel.lua): waiting or delayed ones end cancelled at once, a
         processing one is marked and its worker told. None when there is no such job."""
-        args = [job_id, self._history_size(queue), self.global_keys.cancel_channel]
-        reply = self.scripts.run("cancel", queue, args, keys=[self.keys(queue).job(job_id)])
+        args = [job_id, self._history_size(queue), self.global_keys.cancel_channel, self.settings.max_errors_per_job]
+        keys = self.keys(queue)
+        reply = self.scripts.run("cancel", queue, args, keys=[keys.job(job_id), keys.errors(job_id)])
         if not reply:
             return None
         previous, what = reply
