@@ -462,6 +462,13 @@ class RedisStore:
         pipe.xadd(keys.wake, {"resumed": "1"}, maxlen=WAKE_MAXLEN, approximate=True)
         pipe.execute()
 
+    def ring(self, queues: Iterable[str]) -> None:
+        """Ring the doorbell of ``queues``: workers blocked on it wake up (and find nothing new)."""
+        pipe = self.client.pipeline(transaction=False)
+        for queue in queues:
+            pipe.xadd(self.keys(queue).wake, {"ring": "1"}, maxlen=WAKE_MAXLEN, approximate=True)
+        pipe.execute()
+
     def register_worker(self, worker_id: str, info: dict[str, Any], ttl: float) -> None:
         """Publish a worker's heartbeat and info; both vanish if it stops renewing them."""
         keys = self.global_keys

@@ -123,7 +123,7 @@ class Worker:
             describe=self.info,
         )
         self.watchdog = Watchdog(
-            self.store, self.name, self.running, self.finisher, self.settings.timeout_grace, self.request_stop
+            self.store, self.name, self.running, self.finisher, self.settings.timeout_grace, self._abandon
         )
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -137,6 +137,15 @@ class Worker:
             logger.info("worker %s stopping: no new jobs; waiting for %d running", self.name, self.running_count)
         self._stopping.set()
         self._wakeup.set()
+
+    def _abandon(self) -> None:
+        """The watchdog abandons a handler: stop now, and ring the doorbell so that a loop blocked on
+        it (up to IDLE_BLOCK_MS) gives the running jobs back and exits at once."""
+        self.request_stop()
+        try:
+            self.store.ring(self.queues)
+        except REDIS_ERRORS as exc:
+            self._throttle.failed("waking the worker loop", exc)
 
     @property
     def hard_stopped(self) -> bool:

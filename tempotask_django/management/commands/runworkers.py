@@ -94,7 +94,10 @@ def run_worker(
     beat = CronBeat(kind="runworkers --with-cron") if with_cron else None
     worker = Worker(queues, concurrency=concurrency, burst=burst, max_jobs=max_jobs)
 
+    signalled = threading.Event()
+
     def request_stop() -> None:
+        signalled.set()
         if beat is not None:
             beat.request_stop()
         worker.request_stop()
@@ -108,5 +111,6 @@ def run_worker(
     if beat is not None and beat_thread is not None:
         beat.request_stop()
         beat_thread.join(timeout=5)
-    # A handler that ignored its stop still runs on a thread: only a new process frees its slot.
-    return REPLACE_EXIT_CODE if worker.hard_stopped else 0
+    # A handler that ignored its stop still runs on a thread: only a new process frees its slot
+    # (unless a stop signal came meanwhile: then the process just exits).
+    return REPLACE_EXIT_CODE if worker.hard_stopped and not signalled.is_set() else 0
