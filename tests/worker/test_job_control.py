@@ -12,11 +12,12 @@ from tempotask_django import (
     JobStatus,
     cancel_job,
     get_job,
+    queue_stats,
     retry_job,
     signals,
 )
 from tempotask_django.worker import Worker
-from tests.helpers import wait_until
+from tests.helpers import drain, wait_until
 from tests.testapp import tasks
 
 pytestmark = pytest.mark.redis
@@ -140,11 +141,17 @@ def test_cancelling_a_waiting_job_means_it_never_starts(store, ledger):
     assert [kw["job"].id for kw in received] == [job_id] and received[0]["duration"] is None
 
 
-def test_cancelling_a_delayed_job(store):
+def test_cancelling_a_delayed_job(store, ledger):
     job_id = tasks.add.enqueue({"a": 1, "b": 2}, delay=60)
     assert cancel_job(job_id) == JobStatus.DELAYED
-    assert status(job_id) == JobStatus.CANCELLED
-    assert store.inspect.queue_stats("default").delayed == 0
+    job = get_job(job_id)
+    assert job.status == JobStatus.CANCELLED
+    assert [error["type"] for error in job.errors] == [CANCEL_ERROR]
+    stats = queue_stats()
+    assert (stats.delayed, stats.cancelled) == (0, 1)
+    assert retry_job(job_id) == JobStatus.CANCELLED  # by hand, it runs
+    drain()
+    assert get_job(job_id).status == JobStatus.COMPLETED and len(ledger.entries("ran")) == 1
 
 
 def test_a_job_claimed_just_before_its_cancel_never_runs_its_handler(store, ledger):
