@@ -192,3 +192,10 @@ def blocks_in_c(job, ctx):
     """Blocked in C code: nothing raised from Python reaches it before it wakes."""
     ctx.ledger.record("start", job.id, attempt=job.attempt, pid=os.getpid())
     time.sleep(job.data.get("seconds", 3600))
+
+
+@task
+async def async_blocks_loop(job, ctx):
+    """An async handler that blocks its event loop (time.sleep): cancelling its task cannot stop it."""
+    ctx.ledger.record("start", job.id, attempt=job.attempt)
+    time.sleep(job.data.get("seconds", 3600))

@@ -239,3 +239,37 @@ def test_cancelled_history_is_trimmed_like_failed(settings, store):
     kept = store.inspect.list_job_ids("default", "cancelled", 0, 10)
     assert len(kept) == 3 and set(kept) <= set(ids)
     assert sum(1 for job_id in ids if store.client.exists(store.keys("default").job(job_id))) == 3
+
+
+def test_an_async_handler_blocking_its_loop_gets_the_hard_stop(live_worker, ledger):
+    job_id = tasks.async_blocks_loop.enqueue({"seconds": 6}, timeout=0.3)
+    wait_until(lambda: live_worker.hard_stopped, timeout=5, message="the hard stop")
+    job = get_job(job_id)
+    assert job.status == JobStatus.FAILED and "(hard)" in job.errors[-1]["message"]
+
+
+def test_a_hung_cancelled_handler_ends_cancelled_by_the_hard_stop(live_worker, ledger):
+    job_id = tasks.ignores_stops.enqueue({"seconds": 8})
+    wait_until(lambda: ledger.entries("start"), message="the job to start")
+    cancel_job(job_id)
+    wait_until(lambda: live_worker.hard_stopped, timeout=5, message="the hard stop")
+    job = get_job(job_id)
+    assert job.status == JobStatus.CANCELLED
+    assert job.errors[-1]["type"] == CANCEL_ERROR and "(hard)" in job.errors[-1]["message"]
+
+
+def test_a_job_cancelled_while_its_worker_was_dead_is_not_run_by_the_taker(store, settings, ledger):
+    settings.TEMPOTASK = {**settings.TEMPOTASK, "STALLED_TIMEOUT": 1}
+    job_id = tasks.add.enqueue({"a": 1, "b": 2})
+    assert store.claim("default", "dead-worker", 1).jobs  # a worker that died right after its claim
+    assert cancel_job(job_id) == JobStatus.PROCESSING  # nobody hears the notice
+    worker = Worker(concurrency=1)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        wait_for_status(job_id, JobStatus.CANCELLED, timeout=10)
+    finally:
+        worker.request_stop()
+        thread.join(timeout=15)
+    assert ledger.entries("ran") == []
+    assert "before it started" in get_job(job_id).errors[-1]["message"]
