@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tempotask_django import serialization
+from tempotask_django.exceptions import JobCancelled
 
 # Longest error message and traceback kept in an error record, characters (the traceback keeps its end).
 MAX_ERROR_MESSAGE = 10_000
@@ -147,8 +148,6 @@ class Job:
             handle(row)
         """
         if self.cancel_requested:
-            from tempotask_django.exceptions import JobCancelled
-
             raise JobCancelled(f"job {self.id} was cancelled")
 
     def log(self, message: str | dict[str, Any]) -> None:
