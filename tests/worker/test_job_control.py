@@ -273,3 +273,12 @@ def test_a_job_cancelled_while_its_worker_was_dead_is_not_run_by_the_taker(store
         thread.join(timeout=15)
     assert ledger.entries("ran") == []
     assert "before it started" in get_job(job_id).errors[-1]["message"]
+
+
+def test_cancelled_history_can_be_purged(store):
+    ids = [tasks.add.enqueue({"a": n, "b": 0}) for n in range(3)]
+    for job_id in ids:
+        cancel_job(job_id)
+    assert store.purge("default", "cancelled") == 3
+    assert store.inspect.queue_stats("default").cancelled == 0
+    assert all(get_job(job_id) is None for job_id in ids)
