@@ -59,6 +59,8 @@ class DashboardAdmin(admin.ModelAdmin):
             path(f"{queue}jobs/<str:job_id>/live.json", view(jobs.JobLiveView), name="tempotask_job_live"),
             path(f"{queue}jobs/<str:job_id>/retry/", view(actions.RetryJobView), name="tempotask_job_retry"),
             path(f"{queue}jobs/<str:job_id>/delete/", view(actions.DeleteJobView), name="tempotask_job_delete"),
+            path(f"{queue}jobs/<str:job_id>/cancel/", view(actions.CancelJobView), name="tempotask_job_cancel"),
+            path(f"{queue}cancel/", view(actions.CancelJobsView), name="tempotask_jobs_cancel"),
             path(f"{queue}retry-failed/", view(actions.RetryFailedView), name="tempotask_queue_retry_failed"),
             path(f"{queue}pause/", view(actions.PauseQueueView), name="tempotask_queue_pause"),
             path(f"{queue}resume/", view(actions.ResumeQueueView), name="tempotask_queue_resume"),

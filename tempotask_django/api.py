@@ -8,13 +8,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from tempotask_django import signals
 from tempotask_django.conf import get_settings
-from tempotask_django.exceptions import AmbiguousJob, InvalidJobState, JobNotFound
+from tempotask_django.exceptions import AmbiguousJob, InvalidJobState, JobCancelled, JobNotFound
 from tempotask_django.job import Job, JobStatus
 from tempotask_django.producer import enqueue, enqueue_many
 from tempotask_django.registry import registry
 from tempotask_django.storage.connection import get_default_store
 from tempotask_django.storage.inspect import QueueStats
+from tempotask_django.storage.records import CancelResult
 
 
 def add_job(name: str, data: Any = None, **options: Any) -> str:
@@ -89,8 +91,43 @@ def get_job(job_id: str, queue: str | None = None) -> Job | None:
     return store.inspect.get_job(found, job_id) if found else None
 
 
+def cancel_job(job_id: str, queue: str | None = None) -> JobStatus:
+    """Cancel a job; returns the status it had.
+
+    A waiting or delayed job ends ``cancelled`` at once: it never starts. A processing job is
+    asked to stop: within a second its handler gets JobCancelled raised inside it (and sees
+    ``job.cancel_requested``), and its worker records it ``cancelled``. A cancelled job is never
+    retried; ``retry_job`` runs it again. With ``queue``, only that queue's job; without it, the job
+    must exist in one queue only (AmbiguousJob otherwise). Raises JobNotFound, and InvalidJobState
+    when the job already finished.
+
+    Example: ``cancel_job("report-7", queue="reports")``
+    """
+    found = _only_queue(job_id, queue)
+    result = cancel_in_queue(found, job_id)
+    if result is None:
+        raise JobNotFound(f"no job with id {job_id!r} in queue {found!r}")
+    if not (result.ended or result.requested):
+        raise InvalidJobState(f"job {job_id!r} is {result.previous}; only active jobs can be cancelled")
+    return JobStatus(result.previous)
+
+
+def cancel_in_queue(queue: str, job_id: str) -> CancelResult | None:
+    """Cancel job ``job_id`` of ``queue`` (what ``cancel_job``, the admin and the CLI do); None when
+    there is no such job. Sends ``job_cancelled`` for a job that ended cancelled here (its worker
+    sends it for a running one)."""
+    store = get_default_store()
+    result = store.cancel_job(queue, job_id)
+    if result is not None and result.ended:
+        job = store.inspect.get_job(queue, job_id)
+        if job is not None:
+            error = JobCancelled(f"job {job_id} was cancelled while {result.previous}")
+            signals.send(signals.job_cancelled, sender=registry.find(job.name), job=job, error=error, duration=None)
+    return result
+
+
 def retry_job(job_id: str, queue: str | None = None) -> JobStatus:
-    """Queue a failed (or delayed) job again now with fresh attempts. Returns its previous status.
+    """Queue a failed or cancelled (or delayed) job again now with fresh attempts. Returns its previous status.
 
     With ``queue``, only the job of that queue is retried. Without it, the job must exist in one
     queue only: AmbiguousJob when several queues hold a job with that id.
@@ -102,8 +139,8 @@ def retry_job(job_id: str, queue: str | None = None) -> JobStatus:
     previous = get_default_store().retry_job(found, job_id)
     if previous is None:
         raise JobNotFound(f"no job with id {job_id!r} in queue {found!r}")
-    if previous not in (JobStatus.FAILED, JobStatus.DELAYED):
-        raise InvalidJobState(f"job {job_id!r} is {previous}; only failed or delayed jobs can be retried")
+    if previous not in (JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.DELAYED):
+        raise InvalidJobState(f"job {job_id!r} is {previous}; only failed, cancelled or delayed jobs can be retried")
     return JobStatus(previous)
 
 

@@ -22,6 +22,7 @@ class TempotaskConfig(AppConfig):
         for task in (handlers.SYNC_TASK, handlers.ASYNC_TASK):  # only jobs of Django tasks pay for these
             signals.job_completed.connect(handlers.on_job_completed, sender=task, dispatch_uid=f"{task.name}_completed")
             signals.job_failed.connect(handlers.on_job_failed, sender=task, dispatch_uid=f"{task.name}_failed")
+            signals.job_cancelled.connect(handlers.on_job_cancelled, sender=task, dispatch_uid=f"{task.name}_cancelled")
         if checks.uses_tasks_backend() and checks.tasks_framework_available():
             # Importing the Tasks framework registers its system check, which calls our backend's.
             from tempotask_django.djtasks import compat  # noqa: F401

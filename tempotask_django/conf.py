@@ -18,7 +18,15 @@ from urllib.parse import unquote_plus, urlsplit
 from django.conf import settings as django_settings
 
 from tempotask_django.limits import RATE_FORMS, Rate, is_rate, parse_rate
-from tempotask_django.validation import BACKOFF_CHOICES, NAME_PATTERN, Problem, is_int, is_number, raise_first
+from tempotask_django.validation import (
+    BACKOFF_CHOICES,
+    MAX_SECONDS,
+    NAME_PATTERN,
+    Problem,
+    is_int,
+    is_number,
+    raise_first,
+)
 
 URL_SCHEMES = ("redis", "rediss", "unix")
 PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9_.:\-]{1,60}$")
@@ -110,9 +118,17 @@ def _check_queues(setting: Setting, queues: Any) -> list[Problem]:
 
 CONCURRENCY_RULE = Rule(lambda v: is_int(v) and 1 <= v <= 1000, "an integer from 1 to 1000")
 HISTORY_RULE = Rule(lambda v: is_int(v) and v >= 1, "an integer >= 1")
+TIMEOUT_RULE = Rule(
+    lambda v: v is None or (is_number(v) and 0 < v <= MAX_SECONDS), "None or a positive number of seconds"
+)
 # Keys a queue of QUEUES may override, with their rules.
 RATE_RULE = Rule(is_rate, RATE_FORMS)
-QUEUE_OVERRIDES = {"CONCURRENCY": CONCURRENCY_RULE, "MAX_JOBS_PER_STATUS": HISTORY_RULE, "RATE_LIMIT": RATE_RULE}
+QUEUE_OVERRIDES = {
+    "CONCURRENCY": CONCURRENCY_RULE,
+    "MAX_JOBS_PER_STATUS": HISTORY_RULE,
+    "RATE_LIMIT": RATE_RULE,
+    "TIMEOUT": TIMEOUT_RULE,
+}
 
 MODES = ("redis", "immediate")
 
@@ -215,6 +231,22 @@ SETTINGS: tuple[Setting, ...] = (
         float,
     ),
     Setting(
+        "DEFAULT_TIMEOUT",
+        None,
+        TIMEOUT_RULE,
+        "seconds a job's handler may run before `JobTimeout` is raised in it (`None`: no limit); "
+        "see [Job control](job-control.md)",
+        lambda v: None if v is None else float(v),
+    ),
+    Setting(
+        "TIMEOUT_GRACE",
+        5,
+        Rule(lambda v: is_number(v) and 0.1 <= v <= 3600, "a number of seconds from 0.1 to 3600"),
+        "seconds a handler may take to stop after `JobTimeout` or `JobCancelled`; then its worker process "
+        "records it (failed or cancelled) and restarts; keep it below STALLED_TIMEOUT / 2",
+        float,
+    ),
+    Setting(
         "MAX_PAYLOAD_BYTES",
         1_048_576,
         Rule(lambda v: is_int(v) and v >= 64, "an integer >= 64"),
@@ -277,9 +309,10 @@ SETTINGS: tuple[Setting, ...] = (
         "QUEUES",
         {},
         _check_queues,
-        'per-queue overrides: `{"emails": {"CONCURRENCY": 4, "MAX_JOBS_PER_STATUS": 1000, "RATE_LIMIT": "10/s"}}` '
-        "(`RATE_LIMIT`: at most N jobs of the queue started in any second, minute or hour, fleet-wide; see "
-        "[Limits and progress](limits-and-progress.md))",
+        'per-queue overrides: `{"emails": {"CONCURRENCY": 4, "MAX_JOBS_PER_STATUS": 1000, "RATE_LIMIT": "10/s", '
+        '"TIMEOUT": 60}}` (`RATE_LIMIT`: at most N jobs of the queue started in any second, minute or hour, '
+        "fleet-wide; see [Limits and progress](limits-and-progress.md); `TIMEOUT`: see "
+        "[Job control](job-control.md))",
     ),
 )
 DEFAULTS: dict[str, Any] = {setting.key: setting.default for setting in SETTINGS}
@@ -290,6 +323,7 @@ class QueueSettings:
     concurrency: int
     max_jobs_per_status: int
     rate_limit: Rate | None = None
+    timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -312,6 +346,8 @@ class Settings:
     retry_delay: float
     backoff: str
     max_retry_delay: float
+    default_timeout: float | None
+    timeout_grace: float
     max_payload_bytes: int
     max_log_lines_per_job: int
     max_log_line_bytes: int
@@ -323,8 +359,10 @@ class Settings:
     queues: dict[str, QueueSettings] = field(default_factory=dict)
 
     def for_queue(self, queue: str) -> QueueSettings:
-        """Concurrency and history size of one queue, with its overrides applied."""
-        return self.queues.get(queue) or QueueSettings(self.concurrency, self.max_jobs_per_status)
+        """Concurrency, history size, rate limit and time limit of one queue, with its overrides applied."""
+        return self.queues.get(queue) or QueueSettings(
+            self.concurrency, self.max_jobs_per_status, timeout=self.default_timeout
+        )
 
     @property
     def cron_beat_ttl(self) -> float:
@@ -399,10 +437,15 @@ def build_settings(raw: dict[str, Any]) -> Settings:
             concurrency=overrides.get("CONCURRENCY", merged["CONCURRENCY"]),
             max_jobs_per_status=overrides.get("MAX_JOBS_PER_STATUS", merged["MAX_JOBS_PER_STATUS"]),
             rate_limit=parse_rate(overrides["RATE_LIMIT"]) if "RATE_LIMIT" in overrides else None,
+            timeout=_seconds_or_none(overrides.get("TIMEOUT", merged["DEFAULT_TIMEOUT"])),
         )
         for name, overrides in merged["QUEUES"].items()
     }
     return Settings(**values)
+
+
+def _seconds_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def raw_settings() -> Any:

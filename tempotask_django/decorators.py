@@ -47,6 +47,7 @@ class Task:
     rate_limit: str | None = None
     max_concurrency: int | None = None
     limit_key: str | None = None
+    timeout: float | None = None
     is_async: bool = field(default=False)
 
     def __post_init__(self) -> None:
@@ -66,6 +67,8 @@ class Task:
         validation.task_limits(f"task {self.name!r}", **limit_options)
         if changes.get("retry_delay") is not None:
             changes["retry_delay"] = validation.seconds(changes["retry_delay"], "retry_delay")
+        if changes.get("timeout") is not None:
+            changes["timeout"] = validation.timeout(changes["timeout"])
         if "priority" in changes and changes["priority"] is None:
             changes["priority"] = 0
         return dataclasses.replace(self, **changes)
@@ -82,6 +85,7 @@ class Task:
         priority: int | None = None,
         delay: float | datetime.timedelta | None = None,
         run_at: datetime.datetime | None = None,
+        timeout: float | datetime.timedelta | None = None,
         on_commit: bool | None = None,
     ) -> str:
         """Add a job for this task and return its id.
@@ -89,7 +93,8 @@ class Task:
         ``data`` must be JSON-serializable (datetime, Decimal and UUID become strings). With ``job_id``,
         nothing is added while a job with that id is waiting, delayed or processing. ``delay`` (seconds
         or timedelta) or ``run_at`` (aware datetime) make it ``delayed`` until due. Inside a database
-        transaction the job is added when it commits unless ``on_commit=False``.
+        transaction the job is added when it commits unless ``on_commit=False``. ``timeout`` (seconds
+        or timedelta) limits how long the handler may run (see docs/job-control.md).
 
         Example: ``send_notification.enqueue({"user_id": 7}, job_id="notify-7", delay=60)``
         """
@@ -104,6 +109,7 @@ class Task:
             priority=priority,
             delay=delay,
             run_at=run_at,
+            timeout=timeout,
             on_commit=on_commit,
         )
 
@@ -134,6 +140,7 @@ def task(
     rate_limit: str | None = None,
     max_concurrency: int | None = None,
     limit_key: str | None = None,
+    timeout: float | None = None,
 ) -> Callable[[Callable[..., Any]], Task]: ...
 
 
@@ -155,6 +162,7 @@ def task(
     rate_limit: str | None = None,
     max_concurrency: int | None = None,
     limit_key: str | None = None,
+    timeout: float | None = None,
 ) -> Task | Callable[[Callable[..., Any]], Task]:
     """Register ``func(job, ctx)`` as a task; use bare (``@task``) or with options.
 
@@ -162,11 +170,12 @@ def task(
     ``attempts`` (total tries), ``retry_delay`` (seconds), ``backoff`` ("fixed" or "exponential"),
     ``priority`` (higher runs first), ``description``, and for recurring jobs ``cron`` (a cron
     expression), ``timezone``, ``data`` (the data each cron job gets) and ``overlap`` ("allow",
-    "skip" or "queue": what a tick does while the previous run is not finished). Limits, enforced
-    across every worker by the Redis clock: ``rate_limit`` ("N/s", "N/m" or "N/h": at most N jobs
-    started in any second, minute or hour), ``max_concurrency`` (at most N running at once) and
-    ``limit_key`` (a field of the job's data: both limits then apply per value of that field).
-    Invalid options raise ConfigurationError here, when the module is imported.
+    "skip" or "queue": what a tick does while the previous run is not finished). ``timeout``: seconds
+    the handler may run before JobTimeout is raised in it (default: the queue's TIMEOUT, else
+    DEFAULT_TIMEOUT). Limits, enforced across every worker by the Redis clock: ``rate_limit`` ("N/s",
+    "N/m" or "N/h": at most N jobs started in any second, minute or hour), ``max_concurrency`` (at
+    most N running at once) and ``limit_key`` (a field of the job's data: both limits then apply per
+    value of that field). Invalid options raise ConfigurationError here, when the module is imported.
 
     Example::
 
@@ -187,6 +196,7 @@ def task(
             retry_delay=retry_delay,
             backoff=backoff,
             priority=priority,
+            timeout=timeout,
         )
         validation.task_limits(where, rate_limit=rate_limit, max_concurrency=max_concurrency, limit_key=limit_key)
         if cron is not None:
@@ -212,6 +222,7 @@ def task(
             rate_limit=rate_limit,
             max_concurrency=max_concurrency,
             limit_key=limit_key,
+            timeout=None if timeout is None else validation.timeout(timeout),
         )
         return registry.register(new_task)
 

@@ -42,3 +42,14 @@ class WorkerLost(TempotaskError):
 class InvalidSchedule(TempotaskError, ValueError):
     """A runtime cron schedule cannot be saved as given (bad expression, timezone, task, data or
     options, a name already taken, or a schedule the code defines); nothing was written."""
+
+
+class JobTimeout(TempotaskError):
+    """Raised inside a handler that runs past its time limit (``timeout``): a failed attempt, retried
+    as any other. A handler that still runs a grace period later is abandoned: its worker process
+    restarts (see docs/job-control.md)."""
+
+
+class JobCancelled(TempotaskError):
+    """Raised inside a handler whose job was cancelled (``cancel_job``), and by ``job.check_cancelled()``.
+    The job ends ``cancelled``, never retried."""

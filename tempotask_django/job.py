@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tempotask_django import serialization
+from tempotask_django.exceptions import JobCancelled
 
 # Longest error message and traceback kept in an error record, characters (the traceback keeps its end).
 MAX_ERROR_MESSAGE = 10_000
@@ -26,7 +27,7 @@ class JobStatus(enum.StrEnum):
     """Where a job is in its life. Every job is in exactly one of these.
 
     The order is the admin's (tabs) and stats.lua's (counts): waiting, delayed, processing, then
-    the history (completed, failed). Each status is also the name of the queue's set of its jobs
+    the history (completed, failed, cancelled). Each status is also the name of the queue's set of its jobs
     (storage/keys.py).
     """
 
@@ -35,6 +36,7 @@ class JobStatus(enum.StrEnum):
     PROCESSING = "processing"
     COMPLETED = "completed"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
     @classmethod
     def parse(cls, value: object) -> JobStatus | None:
@@ -54,7 +56,7 @@ class JobStatus(enum.StrEnum):
     @property
     def is_history(self) -> bool:
         """Finished for good: kept (MAX_JOBS_PER_STATUS of each) until trimmed or purged."""
-        return self in (JobStatus.COMPLETED, JobStatus.FAILED)
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
 _STATUSES: dict[str, JobStatus] = {status.value: status for status in JobStatus}
@@ -123,6 +125,8 @@ class Job:
     worker: str | None = None
     origin: str | None = None
     entry_id: str | None = None
+    timeout: float | None = None
+    cancel_requested_at: datetime.datetime | None = None
     errors: list[dict[str, Any]] = field(default_factory=list)
     logs: list[dict[str, Any]] = field(default_factory=list)
     # The latest progress a handler reported: {"percent": 0-100, "info": JSON or None, "t": ms (Redis
@@ -130,6 +134,26 @@ class Job:
     progress: dict[str, Any] | None = None
     _log_sink: Callable[[Job, Any], None] | None = field(default=None, repr=False, compare=False)
     _progress_sink: Callable[[Job, dict[str, Any]], None] | None = field(default=None, repr=False, compare=False)
+    # While a worker runs the job: its JobControl (worker/control.py), which hears of a cancel.
+    _control: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def cancel_requested(self) -> bool:
+        """True once the job was cancelled (``cancel_job``). While the job runs, its worker learns of
+        it within a second; a handler may look at it between steps and stop cleanly."""
+        if self._control is not None and self._control.cancel_requested:
+            return True
+        return self.cancel_requested_at is not None
+
+    def check_cancelled(self) -> None:
+        """Raise JobCancelled if the job was cancelled: a cheap check (no round trip) for a loop::
+
+        for row in rows:
+            job.check_cancelled()
+            handle(row)
+        """
+        if self.cancel_requested:
+            raise JobCancelled(f"job {self.id} was cancelled")
 
     def log(self, message: str | dict[str, Any]) -> None:
         """Append ``message`` to this job's log (kept with the job, shown in the admin)."""
@@ -194,6 +218,8 @@ class Job:
             origin=fields.get("origin") or None,
             entry_id=fields.get("entry") or None,
             progress=_progress(fields.get("progress")),
+            timeout=_float(fields.get("timeout")) or None,
+            cancel_requested_at=ms_to_datetime(fields.get("cancel_requested")),
         )
 
 

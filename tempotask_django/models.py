@@ -12,6 +12,7 @@ PERMISSIONS = {
     VIEW: "Can view the Tempotask dashboard",
     "retry_job": "Can retry failed jobs",
     "delete_job": "Can delete jobs",
+    "cancel_job": "Can cancel jobs",
     "enqueue_job": "Can enqueue jobs from the admin",
     "pause_queue": "Can pause and resume queues",
     "purge_queue": "Can purge the history of a queue",

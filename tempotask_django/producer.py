@@ -46,6 +46,7 @@ def build_spec(
     run_at: datetime.datetime | None = None,
     parent_id: str | None = None,
     origin: str | None = None,
+    timeout: float | datetime.timedelta | None = None,
 ) -> JobSpec:
     """Validate everything about one job and return what the store needs.
 
@@ -64,10 +65,17 @@ def build_spec(
         retry_delay = task.retry_delay
     else:
         retry_delay = settings.retry_delay
+    queue = (task.queue or settings.default_queue) if queue is None else validation.queue_name(queue)
+    # The time limit: this call's, else the task's, else the queue's (QUEUES TIMEOUT, DEFAULT_TIMEOUT).
+    limit: float | None
+    if timeout is not None:
+        limit = validation.timeout(timeout)
+    else:
+        limit = task.timeout if task.timeout is not None else settings.for_queue(queue).timeout
     return JobSpec(
         id=new_job_id() if job_id is None else validation.job_id(job_id),
         name=task.name,
-        queue=(task.queue or settings.default_queue) if queue is None else validation.queue_name(queue),
+        queue=queue,
         data=_data_json(task, data, settings),
         priority=task.priority if priority is None else validation.priority(priority),
         max_attempts=(task.attempts or settings.attempts) if attempts is None else validation.attempts(attempts),
@@ -77,6 +85,7 @@ def build_spec(
         origin=origin or "",
         delay_ms=delay_ms,
         run_at_ms=run_at_ms,
+        timeout=limit,
         checked=job_id is not None,
         **_limits(task, data, settings),
     )

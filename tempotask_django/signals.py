@@ -7,6 +7,8 @@ arguments:
 - ``job_started``: job (a Job)
 - ``job_completed``: job, result, duration (seconds)
 - ``job_failed``: job, error (the exception), will_retry (bool), duration
+- ``job_cancelled``: job, error (the JobCancelled), duration (None when it never started), sent by
+  the worker that stopped a running job, or by ``cancel_job`` for a waiting or delayed one
 
 A receiver that raises is logged and never stops a worker or a producer.
 """
@@ -24,6 +26,7 @@ job_enqueued = Signal()
 job_started = Signal()
 job_completed = Signal()
 job_failed = Signal()
+job_cancelled = Signal()
 
 
 def send(signal: Signal, sender: Any = None, **kwargs: Any) -> None:

@@ -88,6 +88,15 @@ def seconds(value: Any, what: str) -> float:
     return float(value)
 
 
+def timeout(value: Any) -> float:
+    """A time limit: a positive number of seconds (or a timedelta), at most MAX_SECONDS."""
+    if isinstance(value, datetime.timedelta):
+        value = value.total_seconds()
+    if not is_number(value) or not 0 < value <= MAX_SECONDS:
+        raise ValueError(f"timeout must be a positive number of seconds (or a timedelta), not {value!r}")
+    return float(value)
+
+
 def backoff(value: Any) -> str:
     if value not in BACKOFF_CHOICES:
         raise ValueError(f"backoff must be one of {BACKOFF_CHOICES}, not {value!r}")
@@ -122,6 +131,7 @@ TASK_OPTIONS = {
     "retry_delay": lambda value: seconds(value, "retry_delay"),
     "backoff": backoff,
     "priority": priority,
+    "timeout": timeout,
 }
 
 

@@ -129,3 +129,25 @@ def test_history_trimming_applies_to_task_results(store, settings):
     with pytest.raises(TaskResultDoesNotExist):
         default_task_backend.get_result(results[0].id)
     assert default_task_backend.get_result(results[-1].id).status == TaskResultStatus.SUCCESSFUL
+
+
+def test_a_cancelled_task_result_is_failed_with_job_cancelled(redis_client):
+    from tempotask_django import cancel_job
+    from tempotask_django.djtasks.compat import task_finished
+
+    finished = []
+
+    def receiver(sender, task_result, **kwargs):
+        finished.append(task_result)
+
+    task_finished.connect(receiver)
+    try:
+        result = default_task_backend.enqueue(dtasks.noop, [], {})
+        cancel_job(result.id)
+    finally:
+        task_finished.disconnect(receiver)
+    stored = default_task_backend.get_result(result.id)
+    assert stored.status == TaskResultStatus.FAILED
+    assert [error.exception_class_path for error in stored.errors] == ["tempotask_django.exceptions.JobCancelled"]
+    assert [(r.id, r.status) for r in finished] == [(result.id, TaskResultStatus.FAILED)]
+    assert [error.exception_class_path for error in finished[0].errors] == ["tempotask_django.exceptions.JobCancelled"]

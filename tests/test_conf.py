@@ -46,6 +46,11 @@ def test_every_key_is_optional():
         ({"QUEUES": {"emails": {"CONCURRENCY": 0}}}, ["tempotask.E005"]),
         ({"CRON_BEAT_HEARTBEAT": 0.1}, ["tempotask.E003"]),
         ({"CRON_BEAT_HEARTBEAT": "10"}, ["tempotask.E003"]),
+        ({"DEFAULT_TIMEOUT": 0}, ["tempotask.E003"]),
+        ({"DEFAULT_TIMEOUT": "30"}, ["tempotask.E003"]),
+        ({"TIMEOUT_GRACE": 0}, ["tempotask.E003"]),
+        ({"QUEUES": {"emails": {"TIMEOUT": -5}}}, ["tempotask.E005"]),
+        ({"QUEUES": {"emails": {"TIMEOUT": "60"}}}, ["tempotask.E005"]),
     ],
 )
 def test_validation_reports_each_problem_with_an_id(raw, expected):
@@ -166,3 +171,11 @@ def test_settings_has_one_attribute_per_key_the_engine_reads():
     attributes = {f.name for f in dataclasses.fields(Settings)}
     assert attributes == {s.attribute for s in SETTINGS if s.validator is not None}
     assert {s.key: s.default for s in SETTINGS} == DEFAULTS
+
+
+def test_a_queue_timeout_overrides_default_timeout():
+    settings = build_settings({"DEFAULT_TIMEOUT": 30, "QUEUES": {"emails": {"TIMEOUT": 5}, "bulk": {"TIMEOUT": None}}})
+    assert settings.for_queue("emails").timeout == 5
+    assert settings.for_queue("bulk").timeout is None  # no limit there
+    assert settings.for_queue("other").timeout == 30
+    assert build_settings({}).for_queue("other").timeout is None

@@ -50,6 +50,7 @@ def failure(attempt, worker, kind="ValueError"):
         (JobStatus.PROCESSING, TaskResultStatus.RUNNING),
         (JobStatus.COMPLETED, TaskResultStatus.SUCCESSFUL),
         (JobStatus.FAILED, TaskResultStatus.FAILED),
+        (JobStatus.CANCELLED, TaskResultStatus.FAILED),  # Django has no cancelled status
     ],
 )
 def test_status_mapping(status, expected):

@@ -53,6 +53,8 @@ def test_invalid_cron_fails_at_import(cleanup):
         ({"queue": "no spaces"}, "queue"),
         ({"retry_delay": -1}, "retry_delay"),
         ({"data": {"x": object()}}, "data"),
+        ({"timeout": 0}, "timeout"),
+        ({"timeout": "30"}, "timeout"),
     ],
 )
 def test_invalid_options_fail_at_import(options, message, cleanup):

@@ -58,3 +58,27 @@ def crash(job, ctx):
     """A poison pill: takes its whole worker process down, every time it runs."""
     ctx.ledger.record("start", job.id, job.attempt)
     os._exit(9)
+
+
+@task(name="chaos.hang")
+def hang(job, ctx):
+    """Hangs in C code (``time.sleep``) for ``data["seconds"]``: no exception raised from Python
+    reaches it, so only the hard stop ends it (the time_limits scenario)."""
+    data = job.data if isinstance(job.data, dict) else {}
+    ctx.ledger.record("start", job.id, job.attempt)
+    time.sleep(data.get("seconds", 3600))
+    ctx.ledger.record("end", job.id, job.attempt)
+
+
+@task(name="chaos.spin")
+def spin(job, ctx):
+    """Runs Python code until stopped (the cancel scenario): records its start, and its end when
+    JobCancelled (or JobTimeout) lands in it."""
+    data = job.data if isinstance(job.data, dict) else {}
+    ctx.ledger.record("start", job.id, job.attempt)
+    try:
+        deadline = time.monotonic() + data.get("seconds", 3600)
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        ctx.ledger.record("end", job.id, job.attempt)

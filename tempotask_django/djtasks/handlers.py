@@ -119,6 +119,14 @@ def on_job_completed(job: Job, result: Any = None, duration: float | None = None
         _send_finished(job, JobStatus.COMPLETED, duration, result=result)
 
 
+def on_job_cancelled(
+    job: Job, error: BaseException | None = None, duration: float | None = None, **kwargs: Any
+) -> None:
+    """Receiver of ``job_cancelled``: task_finished for Django tasks, as FAILED with the JobCancelled."""
+    recorded = bool(job.errors) and str(job.errors[-1].get("type", "")).endswith("JobCancelled")
+    on_job_failed(job, error=None if recorded else error, will_retry=False, duration=duration)
+
+
 def on_job_failed(
     job: Job, error: BaseException | None = None, will_retry: bool = False, duration: float | None = None, **kwargs: Any
 ) -> None:

@@ -45,6 +45,8 @@ def status_for(job: Job) -> Any:
         JobStatus.PROCESSING: TaskResultStatus.RUNNING,
         JobStatus.COMPLETED: TaskResultStatus.SUCCESSFUL,
         JobStatus.FAILED: TaskResultStatus.FAILED,
+        # Django has no cancelled status: the job's errors end with the JobCancelled that stopped it.
+        JobStatus.CANCELLED: TaskResultStatus.FAILED,
     }[job.status]
 
 
@@ -144,7 +146,7 @@ def worker_ids(job: Job) -> list[str]:
             by_attempt[attempt] = str(entry.get("worker") or "")
     ids = [by_attempt.get(attempt, "") for attempt in range(1, job.attempt)]
     if job.attempt >= 1:
-        ended_in_error = job.status == JobStatus.FAILED or job.status in (JobStatus.WAITING, JobStatus.DELAYED)
+        ended_in_error = job.status in (JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.WAITING, JobStatus.DELAYED)
         last = by_attempt.get(job.attempt) if ended_in_error else None
         ids.append(last or job.worker or "")
     return ids

@@ -21,7 +21,7 @@ from tempotask_django.storage.connection import get_default_store, make_client
 from tempotask_django.storage.crons import BeatInfo, CronInfo, CronStore
 from tempotask_django.storage.inspect import QueueStats
 from tempotask_django.storage.outage import REDIS_ERRORS
-from tempotask_django.storage.records import JobSpec
+from tempotask_django.storage.records import CancelResult, JobSpec
 from tempotask_django.validation import NAME_PATTERN
 
 # Any failure to talk to Redis (unreachable, refused login, read-only replica, ...).
@@ -38,6 +38,7 @@ __all__ = [
     "RedisError",
     "all_queues",
     "beats",
+    "cancel_job",
     "cron_queue",
     "crons",
     "defined_schedule_names",
@@ -114,7 +115,7 @@ def retry_failed(queue: str) -> int:
 
 
 def purge(queue: str, status: str) -> int:
-    """Delete every ``status`` (completed or failed) job of ``queue``; returns how many."""
+    """Delete every ``status`` (completed, failed or cancelled) job of ``queue``; returns how many."""
     return get_default_store().purge(queue, status)
 
 
@@ -130,8 +131,13 @@ def job_status(queue: str, job_id: str) -> JobStatus | None:
 
 
 def retry_job(queue: str, job_id: str) -> str | None:
-    """Queue a failed or delayed job again; returns the status it had (None: no such job)."""
+    """Queue a failed, cancelled or delayed job again; returns the status it had (None: no such job)."""
     return get_default_store().retry_job(queue, job_id)
+
+
+def cancel_job(queue: str, job_id: str) -> CancelResult | None:
+    """Cancel a job as ``cancel_job`` does (None: no such job)."""
+    return api.cancel_in_queue(queue, job_id)
 
 
 def delete_job(queue: str, job_id: str) -> str | None:

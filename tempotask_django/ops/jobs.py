@@ -15,8 +15,6 @@ from tempotask_django.ops.audit import Operator
 from tempotask_django.ops.queues import known_queue
 from tempotask_django.views.enqueue import EnqueueForm, offered_tasks
 
-# Statuses of a job that has not started: the ones ``cancel`` removes.
-NOT_STARTED = ("waiting", "delayed")
 # The command's option for each field of the admin's enqueue form (for error messages).
 FORM_OPTIONS = {
     "task": "TASK",
@@ -46,14 +44,14 @@ def _missing(job_id: str, queue: str) -> CommandError:
 
 
 def retry(operator: Operator, job_id: str, queue: str | None = None) -> str:
-    """Queue a failed or delayed job again now, with fresh attempts."""
+    """Queue a failed, cancelled or delayed job again now, with fresh attempts."""
     operator.require("retry_job")
     queue = locate(job_id, queue)
     previous = backend.retry_job(queue, job_id)
     if previous is None:
         raise _missing(job_id, queue)
-    if previous not in ("failed", "delayed"):
-        raise CommandError(f"job {job_id} is {previous}: only failed or delayed jobs can be retried")
+    if previous not in ("failed", "cancelled", "delayed"):
+        raise CommandError(f"job {job_id} is {previous}: only failed, cancelled or delayed jobs can be retried")
     operator.record(CHANGE, f"{queue}/{job_id}", f"job {job_id} on {queue}", f"Retried (was {previous}).")
     return f"Job {job_id} is queued again (it was {previous})."
 
@@ -70,27 +68,21 @@ def delete(operator: Operator, job_id: str, queue: str | None = None) -> str:
 
 
 def cancel(operator: Operator, job_id: str, queue: str | None = None) -> str:
-    """Delete a job that has not started (waiting or delayed); refuse one that is running or done.
-
-    The status is read first, then the job deleted: a job a worker starts in between is deleted as
-    ``delete`` would (its result discarded), and the message says so.
-    """
-    operator.require("delete_job")
+    """Cancel a job, as the admin's Cancel does: a waiting or delayed one ends cancelled and never
+    runs; a running one's worker is asked to stop it (it ends cancelled within a second or so)."""
+    operator.require("cancel_job")
     queue = locate(job_id, queue)
-    status = backend.job_status(queue, job_id)
-    if status is None:
+    result = backend.cancel_job(queue, job_id)
+    if result is None:
         raise _missing(job_id, queue)
-    if status not in NOT_STARTED:
+    if not (result.ended or result.requested):
         raise CommandError(
-            f"job {job_id} is {status}: only waiting or delayed jobs can be cancelled (delete removes any job)"
+            f"job {job_id} is {result.previous}: only waiting, delayed or processing jobs can be cancelled"
         )
-    previous = backend.delete_job(queue, job_id)
-    if previous is None:
-        raise _missing(job_id, queue)
-    operator.record(DELETION, f"{queue}/{job_id}", f"job {job_id} on {queue}", f"Cancelled (was {previous}).")
-    if previous not in NOT_STARTED:
-        return f"Job {job_id} became {previous} meanwhile; it was deleted (a running job's result is discarded)."
-    return f"Job {job_id} ({previous}) was cancelled: it will not run."
+    operator.record(CHANGE, f"{queue}/{job_id}", f"job {job_id} on {queue}", f"Cancelled (was {result.previous}).")
+    if result.requested:
+        return f"Job {job_id} is running: its worker was asked to stop it; it ends cancelled."
+    return f"Job {job_id} ({result.previous}) was cancelled: it will not run."
 
 
 def enqueue(

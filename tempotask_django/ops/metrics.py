@@ -9,7 +9,8 @@ Metrics (labels in braces):
 - ``tempotask_jobs{queue,status}``: jobs in each status now.
 - ``tempotask_queue_paused{queue}``, ``tempotask_oldest_waiting_seconds{queue}``.
 - ``tempotask_jobs_completed_total{queue,task}``, ``tempotask_jobs_failed_total{queue,task}`` (failed
-  for good), ``tempotask_jobs_retried_total{queue,task}`` (failed attempts followed by a retry).
+  for good), ``tempotask_jobs_retried_total{queue,task}`` (failed attempts followed by a retry),
+  ``tempotask_jobs_cancelled_total{queue,task}``.
 - ``tempotask_job_duration_seconds{queue,task}``: histogram of attempts, start to recorded end.
 - ``tempotask_workers``, ``tempotask_queue_workers{queue}``: live worker processes.
 - ``tempotask_beats``, ``tempotask_beat_heartbeat_age_seconds``: live cron beats, and the age of
@@ -35,6 +36,7 @@ OUTCOMES = {
     "completed": "Jobs completed.",
     "failed": "Jobs failed for good (no attempt left, or a poison pill).",
     "retried": "Failed attempts followed by a retry.",
+    "cancelled": "Jobs cancelled (before they started, or stopped while running).",
 }
 
 

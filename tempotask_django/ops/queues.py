@@ -46,10 +46,11 @@ def retry_failed(operator: Operator, queue: str) -> str:
 
 
 def purge(operator: Operator, queue: str, status: str) -> str:
-    """Delete the history of one status; only completed or failed jobs, as in the admin."""
+    """Delete the history of one status; only completed, failed or cancelled jobs, as in the admin."""
     history = [str(each) for each in JobStatus if each.is_history]
     if status not in history:
-        raise CommandError(f"cannot purge {status!r} jobs: only {' or '.join(history)} jobs can be purged")
+        choices = f"{', '.join(history[:-1])} or {history[-1]}"
+        raise CommandError(f"cannot purge {status!r} jobs: only {choices} jobs can be purged")
     operator.require("purge_queue")
     queue = known_queue(queue)
     count = backend.purge(queue, status)

@@ -12,7 +12,7 @@ from tempotask_django.models import VIEW
 from tempotask_django.ops import backend, cli
 from tempotask_django.ops.audit import Operator
 
-COUNTS = ("waiting", "delayed", "processing", "completed", "failed")
+COUNTS = ("waiting", "delayed", "processing", "completed", "failed", "cancelled")
 HEADERS = ("QUEUE", *(name.upper() for name in COUNTS), "OLDEST WAITING", "WORKERS", "PAUSED")
 
 

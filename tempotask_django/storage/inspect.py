@@ -38,6 +38,7 @@ class QueueStats:
     paused: bool
     next_job_age: float | None  # seconds the job that runs next has been waiting
     oldest_job_age: float | None = None  # seconds the longest-waiting job has been waiting
+    cancelled: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -169,7 +170,7 @@ class QueueInspector:
         }
 
     def minute_totals(self, queues: Sequence[str], minutes: int = 60) -> list[dict[str, int]]:
-        """Completed/failed/retried counts per minute of the last ``minutes`` minutes, summed over
+        """Completed/failed/retried/cancelled counts per minute of the last ``minutes`` minutes, summed over
         ``queues`` (one round trip), oldest minute first."""
         seconds, _ = self.client.time()
         current = int(seconds) // 60
@@ -179,10 +180,12 @@ class QueueInspector:
             for minute in wanted:
                 pipe.hgetall(self.keys(queue).stats(minute))
         replies = pipe.execute()
-        series = [{"minute": minute * 60, "completed": 0, "failed": 0, "retried": 0} for minute in wanted]
+        series = [
+            {"minute": minute * 60, "completed": 0, "failed": 0, "retried": 0, "cancelled": 0} for minute in wanted
+        ]
         for index, counts in enumerate(replies):
             point = series[index % minutes]
-            for name in ("completed", "failed", "retried"):
+            for name in ("completed", "failed", "retried", "cancelled"):
                 point[name] += int(counts.get(name, 0))
         return series
 

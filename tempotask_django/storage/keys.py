@@ -19,6 +19,7 @@ Per queue ``Q`` (all under the hash tag ``{Q}`` so one queue's scripts run on Re
     P:{Q}:processing        ZSET    id -> start time, ms
     P:{Q}:completed         ZSET    id -> finish time, ms (trimmed to MAX_JOBS_PER_STATUS)
     P:{Q}:failed            ZSET    id -> finish time, ms (trimmed to MAX_JOBS_PER_STATUS)
+    P:{Q}:cancelled         ZSET    id -> finish time, ms (trimmed to MAX_JOBS_PER_STATUS)
     P:{Q}:stream            STREAM  one entry {job: id} per running job; consumer group "workers"
                                     holds the lease: the pending entry names the owning worker
     P:{Q}:wake              STREAM  doorbell: an entry per enqueue wakes blocked workers (capped)
@@ -45,6 +46,8 @@ Global::
     P:crons_version         STRING  counter bumped by every runtime schedule change: beats reload
                                     the runtime schedules when it moves
     P:beats                 ZSET    cron beat id -> last heartbeat, ms
+    P:cancel                CHANNEL pub/sub, not a key: a notice per cancel of a running job
+                                    ({"queue", "id", "worker", "entry"}); each worker listens
     P:beat:<id>             HASH    cron beat info (host, pid, started, last tick, schedules), expires
                                     with its heartbeat
 
@@ -125,6 +128,10 @@ class QueueKeys:
     @property
     def failed(self) -> str:
         return f"{self.base}:failed"
+
+    @property
+    def cancelled(self) -> str:
+        return f"{self.base}:cancelled"
 
     @property
     def stream(self) -> str:
@@ -213,3 +220,8 @@ class GlobalKeys:
 
     def beat(self, beat_id: str) -> str:
         return f"{self.prefix}:beat:{beat_id}"
+
+    @property
+    def cancel_channel(self) -> str:
+        """The pub/sub channel of cancel notices (a channel, not a key: Redis Cluster broadcasts it)."""
+        return f"{self.prefix}:cancel"

@@ -22,6 +22,7 @@ class JobSpec:
     origin: str = ""
     delay_ms: int = 0
     run_at_ms: int = 0
+    timeout: float | None = None  # seconds the handler may run, None: no limit
     # The id came from the caller, so an active job may have it (a random id cannot): checked.
     checked: bool = True
     # Set by the store once the job is added: when, by the Redis clock (ms).
@@ -50,6 +51,7 @@ class JobSpec:
             self.origin,
             self.delay_ms,
             self.run_at_ms,
+            self.timeout,
             checked=False,
             trace=self.trace,
             rate=self.rate,
@@ -72,6 +74,7 @@ class JobSpec:
             self.rate,
             self.max_concurrency or "",
             self.limit,
+            "" if self.timeout is None else self.timeout,
         ]
 
     def script_args(self) -> list[Any]:
@@ -121,6 +124,17 @@ class Finish:
     # Failures only: False when no registered task ran it (a name another program made up), so
     # its failure adds no per-task metrics field.
     known_task: bool = True
+    cancelled: bool = False  # failures only: the job was cancelled, it ends cancelled (never retried)
+
+
+@dataclass
+class CancelResult:
+    """What ``cancel_job`` did: the status the job had, and whether it ended cancelled at once
+    (waiting, delayed) or its worker was asked to stop it (processing)."""
+
+    previous: str
+    ended: bool  # now cancelled
+    requested: bool  # processing: its worker stops it
 
 
 @dataclass

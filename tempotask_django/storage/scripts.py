@@ -38,6 +38,8 @@ SCRIPT_NAMES = (
     "cron_control",
     "cron_define",
     "cron_delete",
+    "cancel",
+    "give_back",
 )
 
 # The queue's keys every script gets first, in this order (lua/lib.lua's K table and QUEUE_KEY_COUNT read them).
@@ -52,6 +54,7 @@ QUEUE_KEYS = (
     "seq",
     "paused",
     "metrics",
+    "cancelled",
     "limited",
 )
 

@@ -24,6 +24,7 @@ from tempotask_django.storage.direct import DirectCalls
 from tempotask_django.storage.inspect import QueueInspector
 from tempotask_django.storage.keys import CONSUMER_GROUP, GlobalKeys, QueueKeys
 from tempotask_django.storage.records import (
+    CancelResult,
     ClaimResult,
     Finish,
     FinishOutcome,
@@ -299,6 +300,7 @@ class RedisStore:
                     self._history_size(item.queue),
                     self.settings.max_errors_per_job,
                     1 if item.known_task else 0,
+                    1 if item.cancelled else 0,
                 ]
                 keys = self.keys(item.queue)
                 calls.append(("fail", item.queue, args, [keys.job(item.job_id), keys.errors(item.job_id)]))
@@ -308,9 +310,26 @@ class RedisStore:
     def renew(self, queue: str, consumer: str, entry_ids: Sequence[str]) -> list[str]:
         """Renew leases; returns the entry ids this consumer no longer owns (taken over, or deleted
         from the stream while pending: those are acknowledged, and their jobs swept back to waiting)."""
+        return self.renew_leases(queue, consumer, entry_ids)[0]
+
+    def renew_leases(self, queue: str, consumer: str, entry_ids: Sequence[str]) -> tuple[list[str], list[str]]:
+        """``renew``, also returning the renewed entry ids whose job was cancelled (a worker that
+        missed the cancel notice learns it here): (lost, cancelled)."""
         if not entry_ids:
-            return []
-        return list(self.scripts.run("renew", queue, [CONSUMER_GROUP, consumer, *entry_ids]))
+            return [], []
+        lost, cancelled = self.scripts.run("renew", queue, [CONSUMER_GROUP, consumer, *entry_ids])
+        return list(lost), list(cancelled)
+
+    def give_back(self, consumer: str, entries: Sequence[tuple[str, str, str]]) -> int:
+        """Send running jobs ``(queue, entry id, job id)`` that ``consumer`` still owns back to waiting
+        at once, their attempt not counted (their worker is about to exit). Returns how many."""
+        calls: list[ScriptCall] = []
+        for queue, chunk in _chunks_by_queue(range(len(entries)), lambda i: entries[i][0], FINISH_CHUNK):
+            args: list[Any] = [CONSUMER_GROUP, consumer]
+            for i in chunk:
+                args += [entries[i][1], entries[i][2]]
+            calls.append(("give_back", queue, args))
+        return sum(int(given) for given in self.scripts.pipeline(calls)) if calls else 0
 
     def wait_for_jobs(self, wake_ids: dict[str, str], timeout_ms: int) -> bool:
         """Block until a job is enqueued in one of the queues (after ``wake_ids``) or the timeout."""
@@ -377,8 +396,19 @@ class RedisStore:
         keys = self.keys(queue)
         return [keys.job(job_id), keys.logs(job_id), keys.errors(job_id), keys.children(job_id)]
 
+    def cancel_job(self, queue: str, job_id: str) -> CancelResult | None:
+        """Cancel a job (see lua/cancel.lua): waiting or delayed ones end cancelled at once, a
+        processing one is marked and its worker told. None when there is no such job."""
+        args = [job_id, self._history_size(queue), self.global_keys.cancel_channel, self.settings.max_errors_per_job]
+        keys = self.keys(queue)
+        reply = self.scripts.run("cancel", queue, args, keys=[keys.job(job_id), keys.errors(job_id)])
+        if not reply:
+            return None
+        previous, what = reply
+        return CancelResult(previous, what == "cancelled", what == "requested")
+
     def retry_job(self, queue: str, job_id: str) -> str | None:
-        """Queue a failed or delayed job again now. Returns the status it had (None if missing)."""
+        """Queue a failed, cancelled or delayed job again now. Returns the status it had (None if missing)."""
         return self.scripts.run("retry", queue, [job_id]) or None
 
     def retry_failed(self, queue: str, batch: int = 500) -> int:
@@ -400,7 +430,7 @@ class RedisStore:
                 return total
 
     def purge(self, queue: str, status: str, batch: int = 500) -> int:
-        """Delete every completed or failed job of a queue, in short batches. Returns the count.
+        """Delete every completed, failed or cancelled job of a queue, in short batches. Returns the count.
 
         A queue left with nothing is taken out of the set of known queues (see ``_forget``).
         """
@@ -443,6 +473,13 @@ class RedisStore:
         pipe = self.client.pipeline(transaction=True)
         pipe.delete(keys.paused)
         pipe.xadd(keys.wake, {"resumed": "1"}, maxlen=WAKE_MAXLEN, approximate=True)
+        pipe.execute()
+
+    def ring(self, queues: Iterable[str]) -> None:
+        """Ring the doorbell of ``queues``: workers blocked on it wake up (and find nothing new)."""
+        pipe = self.client.pipeline(transaction=False)
+        for queue in queues:
+            pipe.xadd(self.keys(queue).wake, {"ring": "1"}, maxlen=WAKE_MAXLEN, approximate=True)
         pipe.execute()
 
     def register_worker(self, worker_id: str, info: dict[str, Any], ttl: float) -> None:

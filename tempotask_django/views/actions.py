@@ -11,6 +11,7 @@ from django.contrib import messages
 from django.contrib.admin.models import CHANGE, DELETION
 from django.http import Http404, HttpRequest, HttpResponse
 
+from tempotask_django import api
 from tempotask_django.job import JobStatus
 from tempotask_django.models import VIEW
 from tempotask_django.views.base import DashboardAction, admin_url
@@ -26,11 +27,63 @@ class RetryJobView(DashboardAction):
         if previous is None:
             self.report(messages.ERROR, f"There is no job {job_id} in {queue}.")
             return self.redirect_back(admin_url("tempotask_job_list", queue, "failed"))
-        if previous not in ("failed", "delayed"):
-            self.report(messages.WARNING, f"Job {job_id} is {previous}: only failed or delayed jobs can be retried.")
+        if previous not in ("failed", "cancelled", "delayed"):
+            message = f"Job {job_id} is {previous}: only failed, cancelled or delayed jobs can be retried."
+            self.report(messages.WARNING, message)
             return self.redirect_back(back)
         self.record(CHANGE, f"{queue}/{job_id}", f"job {job_id} on {queue}", f"Retried (was {previous}).")
         self.report(messages.SUCCESS, f"Job {job_id} is queued again (it was {previous}).")
+        return self.redirect_back(back)
+
+
+class CancelJobView(DashboardAction):
+    """Cancel one job: a waiting or delayed one never runs; a running one's worker stops it."""
+
+    permissions = (VIEW, "cancel_job")
+
+    def post(self, request: HttpRequest, queue: str, job_id: str) -> HttpResponse:
+        queue = self.known_queue(queue)
+        back = admin_url("tempotask_job", queue, job_id)
+        result = api.cancel_in_queue(queue, job_id)
+        if result is None:
+            self.report(messages.ERROR, f"There is no job {job_id} in {queue}.")
+            return self.redirect_back(admin_url("tempotask_job_list", queue, "waiting"))
+        if not (result.ended or result.requested):
+            self.report(messages.WARNING, f"Job {job_id} is {result.previous}: only active jobs can be cancelled.")
+            return self.redirect_back(back)
+        self.record(CHANGE, f"{queue}/{job_id}", f"job {job_id} on {queue}", f"Cancelled (was {result.previous}).")
+        if result.requested:
+            self.report(messages.SUCCESS, f"Job {job_id} is running: its worker was asked to stop it.")
+        else:
+            self.report(messages.SUCCESS, f"Job {job_id} ({result.previous}) was cancelled: it will not run.")
+        return self.redirect_back(back)
+
+
+class CancelJobsView(DashboardAction):
+    """The job list's bulk action: cancel the jobs ticked (``ids``, one page at most)."""
+
+    permissions = (VIEW, "cancel_job")
+    # Most jobs one request cancels (a page of the list): one script call each.
+    LIMIT = 50
+
+    def post(self, request: HttpRequest, queue: str) -> HttpResponse:
+        queue = self.known_queue(queue)
+        ids = list(dict.fromkeys(request.POST.getlist("ids")))[: self.LIMIT]
+        back = admin_url("tempotask_job_list", queue, "waiting")
+        if not ids:
+            self.report(messages.WARNING, "No job was selected.")
+            return self.redirect_back(back)
+        ended, requested, skipped = 0, 0, 0
+        for job_id in ids:
+            result = api.cancel_in_queue(queue, job_id)
+            if result is None or not (result.ended or result.requested):
+                skipped += 1
+                continue
+            ended += result.ended
+            requested += result.requested
+            self.record(CHANGE, f"{queue}/{job_id}", f"job {job_id} on {queue}", f"Cancelled (was {result.previous}).")
+        text = f"{ended} job(s) cancelled, {requested} running job(s) asked to stop"
+        self.report(messages.SUCCESS, text + (f"; {skipped} had finished or were gone." if skipped else "."))
         return self.redirect_back(back)
 
 
@@ -89,7 +142,7 @@ class PurgeQueueView(DashboardAction):
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         status = JobStatus.parse(kwargs.get("status"))
         if status is None or not status.is_history:
-            raise Http404("only completed or failed jobs can be purged")
+            raise Http404("only completed, failed or cancelled jobs can be purged")
         return super().dispatch(request, *args, **kwargs)
 
     def confirm_context(self, **kwargs: Any) -> dict[str, Any]:

@@ -40,6 +40,7 @@ NAVIGATION = (
 ACTION_PERMISSIONS = {
     "retry": "retry_job",
     "delete": "delete_job",
+    "cancel": "cancel_job",
     "enqueue": "enqueue_job",
     "pause": "pause_queue",
     "purge": "purge_queue",

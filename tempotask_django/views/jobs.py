@@ -108,6 +108,8 @@ class JobListView(DashboardPage):
             is_history=status.is_history,
             limits=limit_rows(self.store, queue, stats.waiting),
             live_list=status == JobStatus.PROCESSING and not search,
+            may_cancel=status in JobStatus.active(),
+            cancel_limit=PAGE_SIZE,
         )
 
     def search(self, job_id: str) -> tuple[list[Job], int]:
@@ -152,7 +154,8 @@ class JobDetailView(DashboardPage):
             children=children,
             children_total=children_total,
             worker=worker,
-            can_retry_now=job.status in ("failed", "delayed"),
+            can_retry_now=job.status in ("failed", "cancelled", "delayed"),
+            can_cancel_now=job.status in JobStatus.active() and not job.cancel_requested,
             live=job.status in JobStatus.active(),
             refresh_seconds=LIVE_REFRESH_SECONDS,
             internal_task=job.name.startswith(RESERVED_NAME_PREFIX),

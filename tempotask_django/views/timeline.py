@@ -32,12 +32,15 @@ def timeline(job: Job) -> list[dict[str, Any]]:
         events.append((job.finished_at, 4, "completed", "Completed"))
     elif job.status == JobStatus.FAILED and job.finished_at:
         events.append((job.finished_at, 4, "failed", "Failed for good (no attempts left)"))
+    elif job.status == JobStatus.CANCELLED and job.finished_at:
+        events.append((job.finished_at, 4, "cancelled", "Cancelled"))
     elif job.status == JobStatus.DELAYED and job.run_at:
         events.append((job.run_at, 4, "delayed", "Due (waits until then)"))
     elif job.status == JobStatus.WAITING:
         events.append((None, 4, "waiting", "Waiting for a worker"))
     elif job.status == JobStatus.PROCESSING:
-        events.append((None, 4, "processing", "Running now"))
+        stopping = " (cancelled: its worker is stopping it)" if job.cancel_requested_at else ""
+        events.append((None, 4, "processing", f"Running now{stopping}"))
     far_future = datetime.datetime.max.replace(tzinfo=datetime.UTC)
     events.sort(key=lambda event: (event[0] or far_future, event[1]))
     return [{"at": at, "kind": kind, "text": text} for at, _, kind, text in events]

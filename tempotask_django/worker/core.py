@@ -8,7 +8,8 @@ one job each, which it creates and wires together:
 - ``Claimer`` (claimer.py): claims from the streams and blocks on the doorbell when idle;
 - ``Dispatcher`` (dispatch.py): runs claimed jobs on job threads or the event loop (runner.py);
 - ``Finisher`` (finisher.py): its own thread, records finished attempts in batches and refills;
-- ``Housekeeper`` (housekeeper.py): leases, heartbeat, take-overs and sweeps, on a schedule.
+- ``Housekeeper`` (housekeeper.py): leases, heartbeat, take-overs and sweeps, on a schedule;
+- ``Watchdog`` (watchdog.py): its own thread, time limits, cancel notices and the hard stop.
 
 ``run_once()`` is a single iteration (housekeeping, claim, dispatch, or block until work arrives);
 ``run()`` repeats it until stopped. Constructing a Worker starts no thread: the finisher starts
@@ -46,6 +47,7 @@ from tempotask_django.worker.progress import ProgressWriter
 from tempotask_django.worker.runner import JobRunner
 from tempotask_django.worker.running import RunningJobs
 from tempotask_django.worker.slots import Slots
+from tempotask_django.worker.watchdog import Watchdog
 
 logger = logging.getLogger("tempotask")
 
@@ -131,6 +133,9 @@ class Worker:
             stopping=self._stopping,
             describe=self.info,
         )
+        self.watchdog = Watchdog(
+            self.store, self.name, self.running, self.finisher, self.settings.timeout_grace, self._abandon
+        )
 
     # -- lifecycle ----------------------------------------------------------------------------
     @property
@@ -143,6 +148,21 @@ class Worker:
             logger.info("worker %s stopping: no new jobs; waiting for %d running", self.name, self.running_count)
         self._stopping.set()
         self._wakeup.set()
+
+    def _abandon(self) -> None:
+        """The watchdog abandons a handler: stop now, and ring the doorbell so that a loop blocked on
+        it (up to IDLE_BLOCK_MS) gives the running jobs back and exits at once."""
+        self.request_stop()
+        try:
+            self.store.ring(self.queues)
+        except REDIS_ERRORS as exc:
+            self._throttle.failed("waking the worker loop", exc)
+
+    @property
+    def hard_stopped(self) -> bool:
+        """A handler did not stop within TIMEOUT_GRACE: this process must be replaced (its caller exits
+        with REPLACE_EXIT_CODE; ``runworkers`` does)."""
+        return self.watchdog.hard_stopped.is_set()
 
     @property
     def running_count(self) -> int:
@@ -163,6 +183,7 @@ class Worker:
         """
         self.announce()
         self.finisher.start()
+        self.watchdog.start()
         while not self.stopping:
             try:
                 self.run_once()
@@ -178,6 +199,7 @@ class Worker:
         and start jobs, or wait for work. Returns jobs started."""
         self.finisher.start()
         now = time.monotonic() if now is None else now
+        self.watchdog.start()
         self.housekeeper.run_due(now)
         self._check_memory(now)
         if self.running.draining and not self.running_count and not self.stopping:
@@ -199,13 +221,16 @@ class Worker:
         """Wait for running jobs (SHUTDOWN_TIMEOUT), renewing their leases; record them; leave the groups."""
         self.finisher.start()  # jobs a take-over started outside run() are recorded too
         deadline = time.monotonic() + self.settings.shutdown_timeout
-        while self.running_count and time.monotonic() < deadline:
+        while self.running_count and time.monotonic() < deadline and not self.hard_stopped:
             self.housekeeper.while_stopping()  # keep the leases until the running jobs are recorded
             self._wakeup.wait(timeout=0.1)
             self._wakeup.clear()
+        if self.hard_stopped:
+            self._give_back_running()
         left = self.running_count
         self.finisher.stop()
-        self.dispatcher.stop()
+        self.watchdog.stop()
+        self.dispatcher.stop(wait=not self.hard_stopped)
         if left:
             logger.warning(
                 "worker %s exits with %d job(s) still running after SHUTDOWN_TIMEOUT; another worker "
@@ -216,6 +241,32 @@ class Worker:
         self._leave()
         logger.info("worker %s stopped after %d jobs", self.name, self.jobs_done)
         return left == 0
+
+    def _give_back_running(self) -> None:
+        """After a hard stop: record what already finished, then send the jobs still running back to
+        waiting for another worker at once (attempt not counted): this process exits, and they did
+        nothing wrong."""
+        self.finisher.stop(timeout=1.0)
+        left = self.running.snapshot()  # the finisher recorded (and removed) those that ended
+        if not left:
+            return
+        entries = [(running.queue, running.entry_id, running.job_id) for running in left]
+        throttle = ErrorThrottle(cap=0.5)
+        give_up = time.monotonic() + 5.0
+        while True:
+            try:
+                given = self.store.give_back(self.name, entries)
+                break
+            except REDIS_ERRORS as exc:
+                if time.monotonic() >= give_up:
+                    logger.error("worker %s could not give back %d running job(s): %s", self.name, len(left), exc)
+                    given = 0
+                    break
+                time.sleep(throttle.failed("giving back running jobs", exc))
+        logger.warning(
+            "worker %s gave %d running job(s) back for another worker (a handler ignored its stop)", self.name, given
+        )
+        self.running.forget(left)
 
     def announce(self) -> None:
         """Log the start line, and warn when Redis may evict the queues' keys."""

@@ -9,6 +9,7 @@ import logging
 from concurrent.futures import Future
 
 from tempotask_django.job import Job, error_record
+from tempotask_django.worker.control import JobControl, timeout_of
 from tempotask_django.worker.outcome import FinishedJobs, Outcome
 from tempotask_django.worker.runner import JobRunner
 from tempotask_django.worker.running import RunningJob, RunningJobs
@@ -36,23 +37,26 @@ class Dispatcher:
 
     def start(self, queue: str, fields: dict[str, str], *, alone: bool = False) -> None:
         """Run a claimed job; ``alone`` when it is a suspect that runs with nothing beside it."""
-        running = RunningJob(queue, fields.get("id", ""), fields.get("entry", ""))
+        # A cancel made before this claim (the job was taken over or re-queued since) is in the record.
+        control = JobControl(timeout_of(fields.get("timeout")), cancel_requested=bool(fields.get("cancel_requested")))
+        running = RunningJob(queue, fields.get("id", ""), fields.get("entry", ""), control=control)
         self.running.add(running, alone=alone)
         self.started += 1
         if self.runner.is_async(fields):
-            future = asyncio.run_coroutine_threadsafe(self.runner.run_async(fields), self._async_loop.loop())
+            coroutine = self.runner.run_async(fields, control)
+            future = asyncio.run_coroutine_threadsafe(coroutine, self._async_loop.loop())
             future.add_done_callback(lambda f: self.finished.put((running, self._outcome_of(f, fields))))
         else:
             self._job_threads.submit(running, fields)
 
-    def stop(self) -> None:
-        """Let the job threads and the event loop exit once their jobs finish."""
+    def stop(self, wait: bool = True) -> None:
+        """Let the job threads and the event loop exit once their jobs finish (``wait``: for the loop)."""
         self._job_threads.stop()
-        self._async_loop.stop()
+        self._async_loop.stop(wait)
 
     def _run_sync(self, running: RunningJob, fields: dict[str, str]) -> None:
         try:
-            outcome = self.runner.run_sync(fields)
+            outcome = self.runner.run_sync(fields, running.control)
         except BaseException as exc:  # every started job must reach the finisher, or its slot leaks
             outcome = self._broken(fields, exc)
         self.finished.put((running, outcome))

@@ -171,6 +171,10 @@ class Finisher:
             )
         delay_ms = -1
         error = error_json(outcome.error_info)
+        if outcome.cancelled:
+            return Finish(
+                running.queue, running.entry_id, running.job_id, False, error, -1, outcome.task is not None, True
+            )
         if not outcome.permanent and job.attempt < job.max_attempts:
             delay = retry_delay_seconds(job.attempt, job.retry_delay, job.backoff, self.settings.max_retry_delay)
             if 0 <= delay <= MAX_SECONDS:
@@ -191,6 +195,12 @@ class Finisher:
             logger.info("job %s %s completed in %.3fs (attempt %d)", job.id, job.name, outcome.duration, job.attempt)
             signals.send(
                 signals.job_completed, sender=outcome.task, job=job, result=outcome.result, duration=outcome.duration
+            )
+            return
+        if result.status == "cancelled":
+            logger.info("job %s %s cancelled after %.3fs (attempt %d)", job.id, job.name, outcome.duration, job.attempt)
+            signals.send(
+                signals.job_cancelled, sender=outcome.task, job=job, error=outcome.error, duration=outcome.duration
             )
             return
         will_retry = result.status != "failed"

@@ -98,7 +98,10 @@ class Housekeeper:
 
     def renew_leases(self) -> None:
         for queue, entries in self.running.leases_by_queue().items():
-            for lost in self.store.renew(queue, self.worker_name, entries):
+            lost_entries, cancelled = self.store.renew_leases(queue, self.worker_name, entries)
+            for entry in cancelled:  # a cancel notice this worker missed (the watchdog hears the others)
+                self.running.cancel(entry)
+            for lost in lost_entries:
                 if not self.running.mark_lost(lost):
                     continue
                 logger.warning(

@@ -22,6 +22,7 @@ from tempotask_django.job import Job
 from tempotask_django.storage.connection import get_default_store
 from tempotask_django.storage.keys import CONSUMER_GROUP
 from tempotask_django.storage.store import RedisStore
+from tempotask_django.worker.control import JobControl
 from tempotask_django.worker.core import Worker
 from tempotask_django.worker.running import RunningJob
 
@@ -84,10 +85,15 @@ class InProcessRunner:
         if not claimed.jobs:
             return None
         fields = claimed.jobs[0]
-        running = RunningJob(queue, fields.get("id", ""), fields.get("entry", ""))
+        # No time limit here (no watchdog), but a job cancelled before it was claimed does not run.
+        control = JobControl(cancel_requested=bool(fields.get("cancel_requested")))
+        running = RunningJob(queue, fields.get("id", ""), fields.get("entry", ""), control=control)
         self.worker.running.add(running)
         runner = self.worker.runner
-        outcome = async_to_sync(runner.run_async)(fields) if runner.is_async(fields) else runner.run_sync(fields)
+        if runner.is_async(fields):
+            outcome = async_to_sync(runner.run_async)(fields, control)
+        else:
+            outcome = runner.run_sync(fields, control)
         finisher = self.worker.finisher
         finish = finisher.finish_for(running, outcome)
         if self.skip_retry_delays and finish.retry_delay_ms > 0:

@@ -26,6 +26,7 @@ class Outcome:
     error_info: dict[str, Any] | None = None
     permanent: bool = False  # no retry whatever the attempts left
     task: Task | None = None  # None when the job's task could not be found
+    cancelled: bool = False  # the job was cancelled: it ends cancelled, never retried
 
 
 # The finisher's inbox: each started job's (job, outcome), and None to stop the finisher.

@@ -7,6 +7,7 @@ a message that says what was wrong; it never raises out of ``run_job``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -17,10 +18,11 @@ from django.db import close_old_connections
 
 from tempotask_django import serialization, signals, tracing
 from tempotask_django.decorators import Task
-from tempotask_django.exceptions import TaskNotRegistered
+from tempotask_django.exceptions import JobCancelled, TaskNotRegistered
 from tempotask_django.job import Job, error_record
 from tempotask_django.registry import TaskRegistry
 from tempotask_django.worker.context import JobContext
+from tempotask_django.worker.control import JobControl
 from tempotask_django.worker.outcome import Outcome
 from tempotask_django.worker.progress import ProgressWriter
 
@@ -102,44 +104,67 @@ class JobRunner:
             job, False, 0.0, error=exc, error_info=error_record(exc, job.attempt, self.worker_name), permanent=True
         )
 
-    def run_sync(self, fields: dict[str, str]) -> Outcome:
-        """Run a sync handler in the calling thread (a worker thread)."""
+    def run_sync(self, fields: dict[str, str], control: JobControl | None = None) -> Outcome:
+        """Run a sync handler in the calling thread (a worker thread); ``control`` stops it at its
+        time limit or on a cancel (control.py)."""
         try:
             job, task = self.prepare(fields)
         except BadJob as exc:
             return self.failed_to_prepare(fields, exc)
+        if control is not None:
+            control.attach(job, task)
+        if control is not None and control.should_not_start():
+            return self._cancelled_before_start(job, task)
         with tracing.running(job, fields.get("trace")) as span:
             self._started(job, task)
             if self.closes_connections:
                 _close_old_connections_before_job()
             start = time.monotonic()
             try:
-                result = task.func(job, self.context_for(job))
+                try:
+                    if control is not None:
+                        control.enter_thread()
+                    result = task.func(job, self.context_for(job))
+                finally:
+                    if control is not None:
+                        control.leave()
             except BaseException as exc:  # a handler must never take its worker down (SystemExit too)
+                if control is not None:
+                    control.leave()  # the stop may have landed in the finally above, before leave() ran
                 span.failed(exc)
-                return self._failed(job, task, exc, time.monotonic() - start)
+                return self._failed(job, task, exc, time.monotonic() - start, control)
             finally:
                 self._flush_progress(job)
                 if self.closes_connections:
                     _close_old_connections_after_job()
         return Outcome(job, True, time.monotonic() - start, result=result, task=task)
 
-    async def run_async(self, fields: dict[str, str]) -> Outcome:
-        """Run an async handler on the worker's event loop."""
+    async def run_async(self, fields: dict[str, str], control: JobControl | None = None) -> Outcome:
+        """Run an async handler on the worker's event loop (stopped by cancelling its task)."""
         try:
             job, task = self.prepare(fields)
         except BadJob as exc:
             return self.failed_to_prepare(fields, exc)
+        if control is not None:
+            control.attach(job, task)
+        if control is not None and control.should_not_start():
+            return self._cancelled_before_start(job, task)
         with tracing.running(job, fields.get("trace")) as span:
             self._started(job, task)
             start = time.monotonic()
             try:
+                if control is not None:
+                    control.enter_task(asyncio.current_task(), asyncio.get_running_loop())
                 result = await task.func(job, self.context_for(job))
             except BaseException as exc:
+                if control is not None:
+                    control.leave()
                 span.failed(exc)
-                return self._failed(job, task, exc, time.monotonic() - start)
+                return self._failed(job, task, exc, time.monotonic() - start, control)
             finally:
                 self._flush_progress(job)
+            if control is not None:
+                control.leave()
         return Outcome(job, True, time.monotonic() - start, result=result, task=task)
 
     def _flush_progress(self, job: Job) -> None:
@@ -156,6 +181,18 @@ class JobRunner:
         logger.debug("job %s %s started (attempt %d/%d)", job.id, job.name, job.attempt, job.max_attempts)
         signals.send(signals.job_started, sender=task, job=job)
 
-    def _failed(self, job: Job, task: Task, exc: BaseException, duration: float) -> Outcome:
+    def _failed(
+        self, job: Job, task: Task, exc: BaseException, duration: float, control: JobControl | None = None
+    ) -> Outcome:
+        cancelled = False
+        if control is not None:
+            exc = control.error_for(exc)
+            cancelled = control.ended_cancelled
         info = error_record(exc, job.attempt, self.worker_name)
-        return Outcome(job, False, duration, error=exc, error_info=info, task=task)
+        return Outcome(job, False, duration, error=exc, error_info=info, task=task, cancelled=cancelled)
+
+    def _cancelled_before_start(self, job: Job, task: Task) -> Outcome:
+        """A job cancelled after its worker claimed it and before its handler was called: it never runs."""
+        exc = JobCancelled("the job was cancelled before it started")
+        info = error_record(exc, job.attempt, self.worker_name)
+        return Outcome(job, False, 0.0, error=exc, error_info=info, task=task, cancelled=True)

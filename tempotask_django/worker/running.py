@@ -14,6 +14,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from tempotask_django.worker.control import JobControl
+
+# Seconds a cancel notice for an entry this worker does not run (yet) is remembered: the notice can
+# overtake the claim's reply that starts the job.
+EARLY_CANCEL_SECONDS = 10.0
+
 
 @dataclass
 class RunningJob:
@@ -25,6 +31,7 @@ class RunningJob:
     started: float = field(default_factory=time.monotonic)
     finishing: bool = False  # handed to the finisher: its lease may be gone any moment, no news
     lost: bool = False  # another worker took it over (or Redis lost it): warned once, not renewed
+    control: JobControl = field(default_factory=JobControl)  # stops it at its time limit or on a cancel
 
 
 class RunningJobs:
@@ -35,6 +42,7 @@ class RunningJobs:
         self._lock = threading.Lock()
         self._alone: str | None = None  # entry id of the suspect running alone
         self._held: tuple[str, str] | None = None  # (queue, entry id) of the suspect held: start nothing
+        self._early_cancels: dict[str, float] = {}  # entry id -> when a cancel notice came before its job
 
     def __len__(self) -> int:
         with self._lock:
@@ -44,6 +52,8 @@ class RunningJobs:
         """A job started; ``alone`` when it is a suspect that runs with nothing beside it."""
         with self._lock:
             self._jobs[running.entry_id] = running
+            if self._early_cancels and self._early_cancels.pop(running.entry_id, None) is not None:
+                running.control.request_cancel()
             if alone:
                 self._alone = running.entry_id
                 if self._held is not None and self._held[1] == running.entry_id:
@@ -62,12 +72,43 @@ class RunningJobs:
             if self._alone == running.entry_id:
                 self._alone = None
 
+    def cancel(self, entry_id: str) -> bool:
+        """The job of ``entry_id`` was cancelled: stop it. An entry not running here yet is remembered
+        a while (the notice may come before the job starts). True when the job runs here."""
+        with self._lock:
+            running = self._jobs.get(entry_id)
+            if running is None:
+                now = time.monotonic()
+                if len(self._early_cancels) > 1000:  # bounded: forget the old ones
+                    self._early_cancels = {
+                        e: t for e, t in self._early_cancels.items() if now - t < EARLY_CANCEL_SECONDS
+                    }
+                self._early_cancels[entry_id] = now
+                return False
+        running.control.request_cancel()
+        return True
+
+    def snapshot(self) -> list[RunningJob]:
+        """The running jobs now (a copy: the watchdog looks at them without holding the lock)."""
+        with self._lock:
+            return list(self._jobs.values())
+
+    def forget(self, batch: list[RunningJob]) -> None:
+        """Jobs this worker abandons (it exits): it no longer waits for them nor renews their leases."""
+        with self._lock:
+            for running in batch:
+                self._jobs.pop(running.entry_id, None)
+                if self._alone == running.entry_id:
+                    self._alone = None
+
     def leases_by_queue(self) -> dict[str, list[str]]:
-        """Entry ids whose leases to renew, per queue (jobs already lost are not renewed)."""
+        """Entry ids whose leases to renew, per queue (jobs already lost are not renewed, nor those
+        past their time limit: a handler that hangs past it loses its lease)."""
+        now = time.monotonic()
         with self._lock:
             by_queue: dict[str, list[str]] = {}
             for running in self._jobs.values():
-                if not running.lost:
+                if not running.lost and running.control.renews_lease(now):
                     by_queue.setdefault(running.queue, []).append(running.entry_id)
             if self._held is not None:  # held, not started: renewed, or another worker takes it over
                 by_queue.setdefault(self._held[0], []).append(self._held[1])

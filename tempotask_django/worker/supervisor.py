@@ -98,7 +98,8 @@ class Supervisor:
             # Exit code 0 is a child's own decision (--burst, --max-jobs): only crashes are replaced,
             # and a replaced crash does not make the whole run fail.
             if self.stopping or code == 0:
-                self._worst = max(self._worst, 0 if code == 0 else 1)
+                # A child that asked to be replaced just as the stop came did not fail.
+                self._worst = max(self._worst, 0 if code in (0, REPLACE_EXIT_CODE) else 1)
             elif code == REPLACE_EXIT_CODE:
                 logger.info("worker process %d asked to be replaced; starting a new one", pid)
                 self._missing += 1

@@ -80,9 +80,11 @@ class AsyncLoopThread:
                 self._thread.start()
             return self._loop
 
-    def stop(self) -> None:
-        """Stop the loop if it was started (a coroutine still running is left behind)."""
+    def stop(self, wait: bool = True) -> None:
+        """Stop the loop if it was started (a coroutine still running is left behind); ``wait``: for
+        its thread to end (not when a handler that never yields may block the loop)."""
         if self._loop is None or self._thread is None:
             return
         self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=5)
+        if wait:
+            self._thread.join(timeout=5)

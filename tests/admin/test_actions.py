@@ -51,6 +51,22 @@ ACTIONS = {
         DELETION,
         lambda: _status("done-1") is None,
     ),
+    "cancel_job": (
+        "tempotask_job_cancel",
+        ["default", "later-1"],
+        {},
+        "cancel_job",
+        CHANGE,
+        lambda: _status("later-1") == "cancelled",
+    ),
+    "cancel_jobs": (
+        "tempotask_jobs_cancel",
+        ["default"],
+        {"ids": ["xss-1", "later-1"]},
+        "cancel_job",
+        CHANGE,
+        lambda: _status("xss-1") == _status("later-1") == "cancelled",
+    ),
     "retry_failed": (
         "tempotask_queue_retry_failed",
         ["default"],
@@ -127,8 +143,11 @@ def test_action_allowed(prepared, superuser, name):
     response = client_for(superuser).post(action_url(name), data)
     assert response.status_code == 302, response.content
     assert happened()
-    entry = LogEntry.objects.get()
-    assert entry.user == superuser and entry.action_flag == flag and entry.content_type.app_label == "tempotask_django"
+    entries = LogEntry.objects.all()
+    assert len(entries) == len(data.get("ids", [None]))  # a bulk action logs each job
+    for entry in entries:
+        assert entry.user == superuser and entry.action_flag == flag
+        assert entry.content_type.app_label == "tempotask_django"
     assert [m.level_tag for m in get_messages(response.wsgi_request)] == ["success"]
 
 
@@ -181,7 +200,7 @@ def test_retrying_a_job_that_is_not_failed_changes_nothing(prepared, superuser, 
     before = redis_state(redis_client)
     url = reverse("admin:tempotask_job_retry", args=["default", "xss-1"])
     response = client_for(superuser).post(url, follow=True)
-    assert "only failed or delayed jobs can be retried" in response.content.decode()
+    assert "only failed, cancelled or delayed jobs can be retried" in response.content.decode()
     assert redis_state(redis_client) == before
 
 
@@ -273,3 +292,36 @@ def test_the_admin_log_links_to_the_job_and_the_queue(prepared, superuser):
         "purge/completed", "waiting"
     )
     assert job_entry.get_admin_url() in client.get(reverse("admin:index")).content.decode()  # "Recent actions"
+
+
+def test_the_job_page_offers_cancel_for_active_jobs_only(prepared, superuser):
+    client = client_for(superuser)
+    waiting = client.get(reverse("admin:tempotask_job", args=["default", "xss-1"])).content.decode()
+    done = client.get(reverse("admin:tempotask_job", args=["default", "done-1"])).content.decode()
+    assert 'id="cancel-job"' in waiting and 'id="cancel-job"' not in done
+
+
+def test_the_job_list_offers_the_bulk_cancel_to_those_who_may(prepared, superuser, viewer):
+    url = reverse("admin:tempotask_job_list", args=["default", "waiting"])
+    assert 'id="cancel-selected"' in client_for(superuser).get(url).content.decode()
+    assert 'id="cancel-selected"' not in client_for(viewer).get(url).content.decode()
+    completed = reverse("admin:tempotask_job_list", args=["default", "completed"])
+    assert 'id="cancel-selected"' not in client_for(superuser).get(completed).content.decode()
+
+
+def test_a_cancelled_job_is_listed_and_can_be_retried(prepared, superuser):
+    client = client_for(superuser)
+    client.post(action_url("cancel_job"))
+    page = client.get(reverse("admin:tempotask_job_list", args=["default", "cancelled"])).content.decode()
+    assert "later-1" in page and "Cancelled (1)" in page
+    assert 'id="retry-job"' in client.get(reverse("admin:tempotask_job", args=["default", "later-1"])).content.decode()
+    client.post(reverse("admin:tempotask_job_retry", args=["default", "later-1"]))
+    assert _status("later-1") == "waiting"
+
+
+def test_cancelling_a_finished_job_changes_nothing(prepared, superuser, redis_client):
+    before = redis_state(redis_client)
+    response = client_for(superuser).post(reverse("admin:tempotask_job_cancel", args=["default", "done-1"]))
+    assert response.status_code == 302
+    assert [m.level_tag for m in get_messages(response.wsgi_request)] == ["warning"]
+    assert redis_state(redis_client) == before and not LogEntry.objects.exists()

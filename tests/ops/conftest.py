@@ -65,6 +65,7 @@ def operator(django_user_model, db):
         "view_dashboard",
         "retry_job",
         "delete_job",
+        "cancel_job",
         "enqueue_job",
         "pause_queue",
         "purge_queue",

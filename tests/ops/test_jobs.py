@@ -10,7 +10,6 @@ from django.core.management.base import CommandError
 
 from tempotask_django import api
 from tempotask_django.job import JobStatus
-from tempotask_django.ops import backend
 from tests.helpers import drain
 from tests.ops.conftest import tempotask
 
@@ -40,7 +39,8 @@ def test_retry_queues_a_failed_job_again(jobs):
 
 
 def test_retry_refuses_a_job_that_is_neither_failed_nor_delayed(jobs):
-    with pytest.raises(CommandError, match=r"^job done-1 is completed: only failed or delayed jobs can be retried$"):
+    message = r"^job done-1 is completed: only failed, cancelled or delayed jobs can be retried$"
+    with pytest.raises(CommandError, match=message):
         tempotask("retry", "done-1")
     assert status("done-1") == JobStatus.COMPLETED
 
@@ -75,25 +75,32 @@ def test_delete_removes_a_job_in_any_status(jobs):
 
 
 @pytest.mark.parametrize(("job_id", "was"), [("wait-1", "waiting"), ("later-1", "delayed")])
-def test_cancel_removes_a_job_that_has_not_started(jobs, job_id, was):
+def test_cancel_ends_a_job_that_has_not_started_as_cancelled(jobs, job_id, was):
     assert tempotask("cancel", job_id) == f"Job {job_id} ({was}) was cancelled: it will not run."
-    assert status(job_id) is None
+    assert status(job_id) == JobStatus.CANCELLED
+    drain(["default"])
+    assert status(job_id) == JobStatus.CANCELLED  # it never ran
 
 
 @pytest.mark.parametrize(("job_id", "was"), [("done-1", "completed"), ("bad-1", "failed")])
 def test_cancel_refuses_a_job_that_ran(jobs, job_id, was):
-    with pytest.raises(CommandError, match=rf"^job {job_id} is {was}: only waiting or delayed jobs can be cancelled"):
+    with pytest.raises(CommandError, match=rf"^job {job_id} is {was}: only waiting, delayed or processing jobs"):
         tempotask("cancel", job_id)
     assert status(job_id) == was
 
 
-def test_cancel_says_so_when_the_job_moved_on_between_the_check_and_the_delete(jobs, monkeypatch):
-    """The status is read, then the job deleted: a worker may take it in between."""
-    monkeypatch.setattr(backend, "job_status", lambda queue, job_id: JobStatus.WAITING)  # read before it ran
-    assert tempotask("cancel", "done-1") == (
-        "Job done-1 became completed meanwhile; it was deleted (a running job's result is discarded)."
+def test_cancel_of_a_running_job_asks_its_worker_to_stop_it(jobs):
+    claimed = jobs.claim("default", "w1", 1).jobs[0]["id"]
+    assert tempotask("cancel", claimed) == (
+        f"Job {claimed} is running: its worker was asked to stop it; it ends cancelled."
     )
-    assert status("done-1") is None
+    assert api.get_job(claimed).cancel_requested
+
+
+def test_retry_runs_a_cancelled_job_again(jobs):
+    tempotask("cancel", "wait-1")
+    assert tempotask("retry", "wait-1") == "Job wait-1 is queued again (it was cancelled)."
+    assert status("wait-1") == JobStatus.WAITING
 
 
 # -- enqueue ----------------------------------------------------------------------------------------
@@ -156,7 +163,7 @@ def test_with_user_the_admin_log_records_each_job_action(jobs, operator):
     entries = LogEntry.objects.order_by("pk")
     assert [(e.user, e.action_flag, e.object_id, e.object_repr, e.change_message) for e in entries] == [
         (operator, CHANGE, "default/bad-1", "job bad-1 on default", "Retried (was failed)."),
-        (operator, DELETION, "default/later-1", "job later-1 on default", "Cancelled (was delayed)."),
+        (operator, CHANGE, "default/later-1", "job later-1 on default", "Cancelled (was delayed)."),
         (operator, DELETION, "default/done-1", "job done-1 on default", "Deleted (was completed)."),
         (operator, ADDITION, "default/new-1", "job new-1 on default", "Enqueued add (waiting)."),
     ]
@@ -167,7 +174,7 @@ def test_with_user_the_admin_log_records_each_job_action(jobs, operator):
     [
         (("retry", "bad-1"), "retry_job"),
         (("delete", "wait-1"), "delete_job"),
-        (("cancel", "wait-1"), "delete_job"),
+        (("cancel", "wait-1"), "cancel_job"),
         (("enqueue", "add", "--data", json.dumps({"a": 1, "b": 1})), "enqueue_job"),
     ],
 )

@@ -50,8 +50,8 @@ def test_purge_deletes_one_status_of_history(history):
 
 
 @pytest.mark.parametrize("status", ["waiting", "processing", "delayed", "everything"])
-def test_purge_refuses_any_status_but_completed_or_failed(history, status):
-    with pytest.raises(CommandError, match=rf"^cannot purge '{status}' jobs: only completed or failed"):
+def test_purge_refuses_any_status_but_completed_failed_or_cancelled(history, status):
+    with pytest.raises(CommandError, match=rf"^cannot purge '{status}' jobs: only completed, failed or cancelled"):
         tempotask("purge", "default", status)
     assert history.inspect.count_jobs("default", "failed") == 2
 

@@ -44,7 +44,8 @@ def test_json_has_every_queue_the_totals_and_the_processes(busy):
     assert (queues["slow"]["delayed"], queues["slow"]["paused"], queues["slow"]["workers"]) == (1, True, 1)
     assert queues["crons"]["workers"] == 0
     assert 0 <= queues["default"]["oldest_job_age"] < 60  # enqueued by the fixture a moment ago
-    assert data["totals"] == {"waiting": 2, "delayed": 1, "processing": 0, "completed": 1, "failed": 1}
+    totals = {"waiting": 2, "delayed": 1, "processing": 0, "completed": 1, "failed": 1, "cancelled": 0}
+    assert data["totals"] == totals
     [worker] = data["workers"]
     assert (worker["id"], worker["queues"]) == ("host:4242:ops", ["default", "slow"])
     assert 0 <= worker["heartbeat_age"] < 30
@@ -62,16 +63,17 @@ def test_text_is_a_table_and_a_line_per_kind_of_process(busy):
         "PROCESSING",
         "COMPLETED",
         "FAILED",
+        "CANCELLED",
         "OLDEST",
         "WAITING",
         "WORKERS",
         "PAUSED",
     ]
     rows = {line.split()[0]: line.split() for line in lines[1:5]}
-    assert rows["crons"] == ["crons", "0", "0", "0", "0", "0", "-", "0", "no"]
-    assert rows["default"][:6] == ["default", "2", "0", "0", "1", "1"] and rows["default"][-2:] == ["1", "no"]
-    assert rows["slow"] == ["slow", "0", "1", "0", "0", "0", "-", "1", "yes"]
-    assert rows["TOTAL"] == ["TOTAL", "2", "1", "0", "1", "1", "-", "-", "-"]
+    assert rows["crons"] == ["crons", "0", "0", "0", "0", "0", "0", "-", "0", "no"]
+    assert rows["default"][:7] == ["default", "2", "0", "0", "1", "1", "0"] and rows["default"][-2:] == ["1", "no"]
+    assert rows["slow"] == ["slow", "0", "1", "0", "0", "0", "0", "-", "1", "yes"]
+    assert rows["TOTAL"] == ["TOTAL", "2", "1", "0", "1", "1", "0", "-", "-", "-"]
     [beat] = list_beats()
     assert lines[6:] == [
         "Live workers (1): host:4242:ops (default,slow)",

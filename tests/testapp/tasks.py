@@ -181,3 +181,75 @@ def reports_half_then_waits(job, ctx):
 @task(queue="slow", max_concurrency=1)
 def capped_long(job, ctx):
     time.sleep(1.0)
+
+
+# -- time limits and cancel (docs/job-control.md) ------------------------------------------------
+@task(timeout=0.5, attempts=2, retry_delay=0)
+def loops_past_limit(job, ctx):
+    """Runs Python code until stopped: JobTimeout lands at 0.5 s; the finally block still runs."""
+    ctx.ledger.record("start", job.id, attempt=job.attempt)
+    try:
+        while True:
+            time.sleep(0.01)
+    finally:
+        ctx.ledger.record("cleanup", job.id, attempt=job.attempt)
+
+
+@task
+def loops(job, ctx):
+    """Runs Python code until stopped (by a cancel, or the timeout given at enqueue)."""
+    ctx.ledger.record("start", job.id, attempt=job.attempt, pid=os.getpid())
+    try:
+        while True:
+            time.sleep(0.01)
+    finally:
+        ctx.ledger.record("cleanup", job.id, cancel_requested=job.cancel_requested)
+
+
+@task
+def checks_cancel(job, ctx):
+    """Polls ``job.check_cancelled()`` between steps, swallowing the JobCancelled raised inside it."""
+    from tempotask_django import JobCancelled
+
+    ctx.ledger.record("start", job.id)
+    while True:
+        try:
+            time.sleep(0.01)
+        except JobCancelled:
+            ctx.ledger.record("told", job.id, cancel_requested=job.cancel_requested)
+            job.check_cancelled()  # raises JobCancelled with its own message
+
+
+@task
+async def async_loops(job, ctx):
+    ctx.ledger.record("start", job.id, attempt=job.attempt)
+    try:
+        await asyncio.sleep(3600)
+    finally:
+        ctx.ledger.record("cleanup", job.id, cancel_requested=job.cancel_requested)
+
+
+@task
+def ignores_stops(job, ctx):
+    """Swallows every stop (a handler the hard stop must deal with)."""
+    ctx.ledger.record("start", job.id, attempt=job.attempt, pid=os.getpid())
+    deadline = time.monotonic() + job.data.get("seconds", 3600)
+    while time.monotonic() < deadline:
+        try:
+            time.sleep(0.01)
+        except BaseException:
+            ctx.ledger.record("swallowed", job.id)
+
+
+@task
+def blocks_in_c(job, ctx):
+    """Blocked in C code: nothing raised from Python reaches it before it wakes."""
+    ctx.ledger.record("start", job.id, attempt=job.attempt, pid=os.getpid())
+    time.sleep(job.data.get("seconds", 3600))
+
+
+@task
+async def async_blocks_loop(job, ctx):
+    """An async handler that blocks its event loop (time.sleep): cancelling its task cannot stop it."""
+    ctx.ledger.record("start", job.id, attempt=job.attempt)
+    time.sleep(job.data.get("seconds", 3600))

@@ -141,10 +141,10 @@ def test_a_runner_that_raises_still_frees_the_slot(store, monkeypatch, method):
     """Before, an exception escaping the runner was kept by the executor: the job stayed leased
     (and renewed) for ever and its slot never came back."""
 
-    def broken(self, fields):
+    def broken(self, fields, control=None):
         raise RuntimeError("runner bug")
 
-    async def broken_async(self, fields):
+    async def broken_async(self, fields, control=None):
         raise RuntimeError("runner bug")
 
     monkeypatch.setattr(JobRunner, method, broken if method == "run_sync" else broken_async)

@@ -40,6 +40,8 @@ MODULES = (
     "soak",
     "shrinking_history",
     "paused_worker",
+    "time_limits",
+    "cancel",
     "beats",
     "beats_simulated",
     "beats_outages",

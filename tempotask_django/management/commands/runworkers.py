@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import threading
@@ -98,8 +99,20 @@ class Command(BaseCommand):
         code = run_with_reload(main) if options["reload"] else main()
         sys.stdout.flush()
         sys.stderr.flush()
+        if code == REPLACE_EXIT_CODE:  # one process, no supervisor: it replaces itself
+            restart_in_place()
         # Handler threads still running past SHUTDOWN_TIMEOUT must not hold the process open.
         os._exit(code)
+
+
+def restart_in_place() -> None:
+    """Run this same command again in this process (same pid, so a process manager sees no exit):
+    what a single worker process does after abandoning a handler that ignored its time limit.
+    ``sys.orig_argv`` is the command line as started (``python manage.py runworkers ...``,
+    ``python -m django runworkers ...``). Threads still running (the abandoned handler) end here."""
+    logging.getLogger("tempotask").warning("worker process %d restarts itself", os.getpid())
+    logging.shutdown()
+    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
 
 
 def run_worker(
@@ -117,7 +130,10 @@ def run_worker(
     beat = CronBeat(kind="runworkers --with-cron") if with_cron else None
     worker = Worker(queues, concurrency=concurrency, burst=burst, max_jobs=max_jobs, max_memory=max_memory)
 
+    signalled = threading.Event()
+
     def request_stop() -> None:
+        signalled.set()
         if beat is not None:
             beat.request_stop()
         worker.request_stop()
@@ -131,4 +147,8 @@ def run_worker(
     if beat is not None and beat_thread is not None:
         beat.request_stop()
         beat_thread.join(timeout=5)
+    # A handler that ignored its stop still runs on a thread: only a new process frees its slot
+    # (unless a stop signal came meanwhile: then the process just exits).
+    if worker.hard_stopped and not signalled.is_set():
+        return REPLACE_EXIT_CODE
     return REPLACE_EXIT_CODE if replace_on_limit and worker.limit_reached else 0

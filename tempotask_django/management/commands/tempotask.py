@@ -70,13 +70,13 @@ class Command(BaseCommand):
             ("retry-failed", "Queue every failed job of a queue again, with fresh attempts."),
         ):
             action(name, text).add_argument("queue", metavar="QUEUE")
-        purge = action("purge", "Delete every completed or failed job of a queue, with its logs and errors.")
+        purge = action("purge", "Delete every completed, failed or cancelled job of a queue, with its logs and errors.")
         purge.add_argument("queue", metavar="QUEUE")
-        purge.add_argument("status", metavar="STATUS", help="completed or failed")
+        purge.add_argument("status", metavar="STATUS", help="completed, failed or cancelled")
         for name, text in (
-            ("retry", "Queue a failed or delayed job again now, with fresh attempts."),
+            ("retry", "Queue a failed, cancelled or delayed job again now, with fresh attempts."),
             ("delete", "Delete a job in any status, with its logs and errors."),
-            ("cancel", "Delete a job that has not started (waiting or delayed)."),
+            ("cancel", "Cancel a job: a waiting or delayed one never runs, a running one is stopped."),
         ):
             job = action(name, text)
             job.add_argument("job_id", metavar="JOB")

@@ -11,6 +11,8 @@
 -- ARGV[8] history size (failed jobs kept)
 -- ARGV[9] error records kept per job (the newest; MAX_ERRORS_PER_JOB)
 -- ARGV[10] '1' when a registered task ran the job: only then is it counted per task (metrics)
+-- ARGV[11] '1' when the attempt ended because the job was cancelled: the job ends cancelled (never
+--          retried), whatever ARGV[7] says
 -- Returns {1, new status} when done, {0, reason} when the worker no longer owns the job.
 local group, consumer, eid, id = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 
@@ -32,6 +34,14 @@ release(group, eid, id)
 release_job_slot(id)
 push_error(own_key(2), stamped(ARGV[6], now), tonumber(ARGV[9]))
 redis.call('HSET', jk, 'finished_at', now)
+if ARGV[11] == '1' then
+  redis.call('HSET', jk, 'status', 'cancelled')
+  redis.call('ZADD', K.cancelled, now, id)
+  count_stat('cancelled', now)
+  if ARGV[10] == '1' then count_job(jk, 'cancelled', now, true) end
+  trim_history(K.cancelled, tonumber(ARGV[8]))
+  return {1, 'cancelled'}
+end
 if delay < 0 then
   redis.call('HSET', jk, 'status', 'failed')
   redis.call('ZADD', K.failed, now, id)

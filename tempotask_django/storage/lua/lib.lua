@@ -12,7 +12,8 @@
 --   KEYS[8] seq         STRING FIFO counter (and the queue's mark of use, see mark_queue_used)
 --   KEYS[9] paused      STRING present while paused
 --   KEYS[10] metrics    HASH   counters per task since the queue's first job (count_job)
---   KEYS[11] limited    ZSET   limit id -> ms when its parked jobs may be looked at again (limits)
+--   KEYS[11] cancelled  ZSET   id -> finish ms
+--   KEYS[12] limited    ZSET   limit id -> ms when its parked jobs may be looked at again (limits)
 -- then the keys of its own that are known before the call (own_key(1)..., each script's header says
 -- which), and ARGV[1] = the queue's key base "P:{Q}:": the job, log, error, children and stats
 -- keys found only while the script runs are built from it (see storage/keys.py).
@@ -25,10 +26,11 @@ local BASE = ARGV[1]
 local K = {
   waiting = KEYS[1], delayed = KEYS[2], processing = KEYS[3], completed = KEYS[4], failed = KEYS[5],
   stream = KEYS[6], wake = KEYS[7], seq = KEYS[8], paused = KEYS[9], metrics = KEYS[10],
-  limited = KEYS[11],
+  cancelled = KEYS[11],
+  limited = KEYS[12],
 }
 -- How many queue keys come first: a script's own keys follow them (own_key(1) is the first).
-local QUEUE_KEY_COUNT = 11
+local QUEUE_KEY_COUNT = 12
 local function own_key(i) return KEYS[QUEUE_KEY_COUNT + i] end
 local QUEUE = string.match(BASE, '{(.-)}:$') or BASE
 -- Priority bands are 2^42 apart so -priority * BAND + seq stays an exact double for |priority| <= 1000.
@@ -71,6 +73,7 @@ local function status_key(status)
   if status == 'processing' then return K.processing end
   if status == 'completed' then return K.completed end
   if status == 'failed' then return K.failed end
+  if status == 'cancelled' then return K.cancelled end
   return nil
 end
 
@@ -130,7 +133,8 @@ end
 -- queue's next job marks it as new again (mark_queue_used). Workers recreate the group on their
 -- next claim. Returns 0 when the queue still holds something.
 local function forget_if_empty(group)
-  for _, key in ipairs({K.waiting, K.delayed, K.processing, K.completed, K.failed, K.paused, K.limited}) do
+  for _, key in ipairs({K.waiting, K.delayed, K.processing, K.completed, K.failed, K.cancelled, K.paused,
+      K.limited}) do
     if redis.call('EXISTS', key) == 1 then return 0 end
   end
   if redis.call('XLEN', K.stream) > 0 then return 0 end
@@ -196,9 +200,9 @@ local function drop_entry(group, eid)
 end
 
 -- The record values an enqueue passes, in this order, from ARGV[first] on (JobSpec.job_args in
--- store.py); the fields after the sixth are stored only when not empty.
+-- store.py); those after the sixth are stored only when not empty.
 local JOB_FIELDS = {'name', 'queue', 'data', 'max_attempts', 'retry_delay', 'backoff', 'parent_id', 'origin',
-  'trace', 'rate', 'maxc', 'limit'}
+  'trace', 'rate', 'maxc', 'limit', 'timeout'}
 
 -- Before adding a job with a given id: the status of the active job that has it (the new one is
 -- then not added), or nil; a finished job with the id is deleted (the new one replaces it).

@@ -1,11 +1,11 @@
--- Delete up to COUNT of the oldest jobs of one history status (completed or failed).
--- ARGV[2] status: 'completed' or 'failed'
+-- Delete up to COUNT of the oldest jobs of one history status (completed, failed or cancelled).
+-- ARGV[2] status: 'completed', 'failed' or 'cancelled'
 -- ARGV[3] COUNT per call (keeps each call short; callers repeat until 0)
 -- ARGV[4] consumer group
 -- Returns {how many were deleted, 1 when the queue was left with nothing and forgotten (see
 -- forget_if_empty) else 0}.
 local zkey = status_key(ARGV[2])
-if ARGV[2] ~= 'completed' and ARGV[2] ~= 'failed' then return redis.error_reply('not a history status') end
+if ARGV[2] ~= 'completed' and ARGV[2] ~= 'failed' and ARGV[2] ~= 'cancelled' then return redis.error_reply('not a history status') end
 local ids = redis.call('ZRANGE', zkey, 0, tonumber(ARGV[3]) - 1)
 for _, id in ipairs(ids) do delete_job_keys(id) end
 if #ids > 0 then redis.call('ZREM', zkey, unpack(ids)) end

@@ -1,7 +1,7 @@
 -- Read-only: the counts and health of one queue, for queue_stats() and the admin overview.
 -- ARGV[2] consumer group
 -- ARGV[3] most priority bands to visit when looking for the oldest waiting job
--- Returns {now_ms, waiting, delayed, processing, completed, failed, paused (0/1), consumers,
+-- Returns {now_ms, waiting, delayed, processing, completed, failed, cancelled, paused (0/1), consumers,
 --          next_since_ms, oldest_since_ms}; the last two are false when nothing waits.
 -- "since" is when a job last entered waiting: the latest of its enqueue, due and last-failure times.
 local group, max_bands = ARGV[2], tonumber(ARGV[3])
@@ -45,6 +45,6 @@ if oldest_id then oldest_since = waiting_since(oldest_id) end
 return {
   now,
   redis.call('ZCARD', K.waiting), redis.call('ZCARD', K.delayed), redis.call('ZCARD', K.processing),
-  redis.call('ZCARD', K.completed), redis.call('ZCARD', K.failed),
+  redis.call('ZCARD', K.completed), redis.call('ZCARD', K.failed), redis.call('ZCARD', K.cancelled),
   redis.call('EXISTS', K.paused), consumers, next_since, oldest_since,
 }

@@ -12,7 +12,7 @@
 -- ARGV[3] offset: rank in the processing set to start at ('0' for a fresh pass)
 -- ARGV[4] how many processing jobs to look at in this call
 -- ARGV[5] MAX_DELIVERIES
--- ARGV[6] history size (completed and failed jobs kept)
+-- ARGV[6] history size (completed, failed and cancelled jobs kept)
 -- ARGV[7] error records kept per job (MAX_ERRORS_PER_JOB; never fewer than MAX_DELIVERIES, which
 --         unfinished_runs counts from the newest records)
 -- The first call of a pass also trims the history by one slice each (see trim_history), so a queue
@@ -24,6 +24,7 @@ local errors_kept = math.max(tonumber(ARGV[7]), max_deliveries)
 if offset == 0 then
   trim_history(K.completed, max_kept)
   trim_history(K.failed, max_kept)
+  trim_history(K.cancelled, max_kept)
 end
 local ids = redis.call('ZRANGE', K.processing, offset, offset + page - 1)
 if #ids == 0 then return {0, 0, 0} end
