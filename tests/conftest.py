@@ -91,6 +91,7 @@ class WorkerProcesses:
         settings_module: str = "tests.settings",
         command: str = "runworkers",
         env: dict | None = None,
+        new_session: bool = False,
     ) -> subprocess.Popen[str]:
         env = {
             **os.environ,
@@ -110,6 +111,7 @@ class WorkerProcesses:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 text=True,
+                start_new_session=new_session,  # its own process group, as a terminal's foreground job
             )
         process.log_path = log_path  # type: ignore[attr-defined]
         self.processes.append(process)

@@ -15,6 +15,7 @@ import and logging locks in a forked child).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -33,6 +34,8 @@ RESTART_PAUSE = 1.0
 # A child exits with this code to ask for a fresh process in its place at once: it reached a limit
 # (--max-jobs, --max-memory) or had to abandon a job that ignored its time limit.
 REPLACE_EXIT_CODE = 75
+# prctl(2) option: the signal a child gets when its parent dies (linux/prctl.h).
+PR_SET_PDEATHSIG = 1
 # Longest the loop sleeps without looking at its children, seconds (SIGCHLD wakes it sooner).
 REAP_INTERVAL = 0.5
 
@@ -54,8 +57,10 @@ class Supervisor:
     def _spawn(self) -> None:
         connections.close_all()
         reset_default_store()
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # child
+            _follow_parent(parent)
             if self._signals is not None:
                 self._signals.forget()  # the child handles its own signals (run_worker)
             code = 1
@@ -131,6 +136,26 @@ class Supervisor:
             if self.children or self._missing:
                 self._signals.wait(REAP_INTERVAL)
         return self._worst
+
+
+def _follow_parent(parent: int) -> None:
+    """In a new child: take stop signals from the supervisor only, and stop when it dies.
+
+    A terminal's Ctrl-C signals its whole foreground process group: in that group, each child would
+    count the terminal's SIGINT and the supervisor's forwarded SIGTERM as two stop signals and exit
+    at once, cutting its jobs. In a group of its own, it gets the one forwarded SIGTERM.
+    A supervisor killed by SIGKILL forwards nothing: on Linux the kernel then sends the child a
+    SIGTERM (PR_SET_PDEATHSIG), a clean stop, instead of leaving it running with no parent.
+    """
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux
+        return
+    prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # the supervisor died before the request was in place
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _kill(pid: int, signum: int) -> None:

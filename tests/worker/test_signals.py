@@ -137,3 +137,35 @@ def test_a_second_sigterm_to_the_supervisor_kills_its_children_at_once(workers, 
     assert time.monotonic() - started < 5  # not SHUTDOWN_TIMEOUT (10 s), nor the job's 30 s
     assert "second stop signal: killing worker processes" in workers.output(process)
     assert not ledger.entries("end")
+
+
+def test_ctrl_c_in_a_terminal_stops_a_pool_of_workers_gracefully(workers, ledger):
+    """A terminal's Ctrl-C signals its whole foreground process group: the children must not take
+    it together with the supervisor's forwarded SIGTERM as two signals (which cuts running jobs)."""
+    job_id = tasks.slow.enqueue({"seconds": 2})
+    process = workers.start("--queues", "slow", "--processes", "2", new_session=True)
+    wait_until(lambda: ledger.entries("start"), timeout=30, message="the job to start")
+    os.killpg(process.pid, signal.SIGINT)  # what the terminal does
+    assert process.wait(timeout=15) == 0, workers.output(process)
+    assert "second stop signal" not in workers.output(process)
+    assert [entry["job"] for entry in ledger.entries("end")] == [job_id]  # not cut short
+
+
+def test_worker_processes_stop_when_their_supervisor_is_killed(workers, ledger):
+    process = workers.start("--queues", "slow", "--processes", "2")
+    wait_until(lambda: len(get_default_store().inspect.list_workers()) == 2, timeout=30, message="two workers")
+    children = [int(pid) for pid in subprocess.check_output(["pgrep", "-P", str(process.pid)], text=True).split()]
+    assert len(children) == 2
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=10)
+    wait_until(lambda: not any(_alive(pid) for pid in children), timeout=10, message="the orphaned workers to stop")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A stopped child of a dead parent is reaped by init; until then it is a zombie.
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split()[2] != "Z"
