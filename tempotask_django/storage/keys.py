@@ -24,6 +24,11 @@ Per queue ``Q`` (all under the hash tag ``{Q}`` so one queue's scripts run on Re
     P:{Q}:paused            STRING  present while the queue is paused
     P:{Q}:metrics           HASH    counters since the queue's first job, per task: completed,
                                     failed, retried, durations by bucket (see lua/lib.lua count_job)
+    P:{Q}:listed            STRING  present once the queue's name is in P:queues: set only after
+                                    that SADD answered (see RedisStore.registered_again)
+    P:{Q}:reply:<rid>       STRING  the stored reply of script call <rid>, returned to a resend of
+                                    that call instead of running it twice (lua/once.lua); deleted
+                                    once the caller has the reply, else expires after 5 minutes
 
 Global::
 
@@ -39,7 +44,7 @@ Global::
 Why no two keys can collide, whatever the ids: job ids, schedule names and worker ids may contain
 ``:`` (and anything else their own patterns allow), so a user-chosen part is only ever the LAST
 segment of a key, after a fixed kind (``job:``, ``logs:``, ``errors:``, ``children:``, ``cron:``,
-``stats:``, ``worker:``, ``beat:``). A key is then read back unambiguously from the left: ``P:``, then
+``stats:``, ``reply:``, ``worker:``, ``beat:``). A key is then read back unambiguously from the left: ``P:``, then
 either ``{`` and a queue name up to the first ``}`` (queue names cannot hold ``{``, ``}`` or ``:``,
 see validation.NAME_PATTERN) or a global word; then the kind, which ends at its ``:`` (no kind is a
 prefix of another kind followed by ``:``, and the fixed names ``waiting``... hold no ``:``); the rest
@@ -129,6 +134,14 @@ class QueueKeys:
     @property
     def paused(self) -> str:
         return f"{self.base}:paused"
+
+    @property
+    def listed(self) -> str:
+        return f"{self.base}:listed"
+
+    def reply(self, request_id: str) -> str:
+        """Where script call ``request_id`` keeps its reply for a resend (lua/once.lua)."""
+        return f"{self.base}:reply:{request_id}"
 
     @property
     def stats_prefix(self) -> str:

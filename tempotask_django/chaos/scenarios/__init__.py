@@ -43,6 +43,7 @@ MODULES = (
     "beats",
     "beats_simulated",
     "beats_outages",
+    "dropped_replies",
 )
 
 Runner = Callable[[Lab, dict[str, Any], random.Random], Result]

@@ -1,0 +1,96 @@
+"""Request ids: a script call sent again after its reply was lost gets the first run's reply.
+
+A call carries a request id as its last key, ``QueueKeys.reply(id)``: lua/once.lua stores the
+script's reply there, and a call arriving with a key that holds a reply gets that reply without
+running again. ``RequestIds`` hands out those keys and keeps the books around them:
+
+- the direct connections resend a call with its key (storage/direct.py), so a reply lost on the
+  way is answered by the resend;
+- when every resend failed too, the call raised and its caller may repeat it: the same call (same
+  script, queue, arguments and keys) repeated soon after gets the same key, so it is answered by
+  the first run if that one ran. "Soon" is REPEAT_WINDOW, and for the scripts that hand out leases
+  (LEASING_SCRIPTS) ``lease_window``: a batch of jobs claimed for a worker may be handed to it
+  only while the leases surely still hold, not after another worker may have taken them over;
+- once a call is answered its stored reply is useless: its key is deleted with a later round trip
+  (``forget_commands``), and expires anyway (once.lua).
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+# Scripts whose reply hands out leases on jobs.
+LEASING_SCRIPTS = frozenset({"claim", "reclaim"})
+# Seconds a call that raised may still be answered by its stored reply when repeated: well within
+# the 300 s a stored reply lives (REPLY_TTL_MS in lua/once.lua).
+REPEAT_WINDOW = 240.0
+# Calls that raised remembered at most (the oldest are forgotten first).
+MAX_UNANSWERED = 1000
+# Stored replies deleted in one round trip at most (the rest go with the next ones).
+FORGET_BATCH = 500
+
+Call = tuple[str, str, tuple[Any, ...], tuple[str, ...]]
+
+
+class RequestIds:
+    """The reply keys of one script runner's calls (thread-safe)."""
+
+    def __init__(self, lease_window: float = REPEAT_WINDOW) -> None:
+        self.lease_window = lease_window
+        self._lock = threading.Lock()
+        self._in_flight: dict[str, Call] = {}  # reply key -> the call it was made for
+        self._unanswered: OrderedDict[Call, tuple[str, float]] = OrderedDict()  # call -> (key, when it raised)
+        self._answered: deque[str] = deque()  # keys whose stored reply can go
+
+    def key_for(self, script: str, queue: str, base: str, args: Sequence[Any], keys: Sequence[str]) -> str:
+        """The reply key for this call: that of the same call when it raised moments ago, else a new one."""
+        call: Call = (script, queue, tuple(args), tuple(keys))
+        window = self.lease_window if script in LEASING_SCRIPTS else REPEAT_WINDOW
+        with self._lock:
+            earlier = self._unanswered.get(call) if self._unanswered else None
+            if earlier is not None and time.monotonic() - earlier[1] < window:
+                key = earlier[0]
+            else:
+                key = f"{base}reply:{secrets.token_hex(8)}"
+            self._in_flight[key] = call
+        return key
+
+    def answered(self, keys: Iterable[str]) -> None:
+        """These calls got their replies: their stored replies can go."""
+        keys = list(keys)
+        with self._lock:
+            for key in keys:
+                call = self._in_flight.pop(key, None)
+                if call is not None and self._unanswered.get(call, ("",))[0] == key:
+                    del self._unanswered[call]
+        self._answered.extend(keys)
+
+    def unanswered(self, keys: Iterable[str]) -> None:
+        """These calls raised without a reply (they may have run): the same call repeated soon gets the same key."""
+        now = time.monotonic()
+        with self._lock:
+            for key in keys:
+                call = self._in_flight.pop(key, None)
+                if call is not None:
+                    self._unanswered[call] = (key, now)
+                    self._unanswered.move_to_end(call)
+            while self._unanswered and (
+                len(self._unanswered) > MAX_UNANSWERED or now - next(iter(self._unanswered.values()))[1] > REPEAT_WINDOW
+            ):
+                self._unanswered.popitem(last=False)
+
+    def forget_commands(self) -> list[tuple[str, ...]]:
+        """UNLINK commands for stored replies no call needs any more, one per queue (one hash slot each)."""
+        by_slot: dict[str, list[str]] = {}
+        for _ in range(FORGET_BATCH):
+            try:
+                key = self._answered.popleft()
+            except IndexError:
+                break
+            by_slot.setdefault(key.partition("}")[0], []).append(key)
+        return [("UNLINK", *keys) for keys in by_slot.values()]
