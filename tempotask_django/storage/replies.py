@@ -34,7 +34,7 @@ MAX_UNANSWERED = 1000
 # Stored replies deleted in one round trip at most (the rest go with the next ones).
 FORGET_BATCH = 500
 
-Call = tuple[str, str, tuple[Any, ...], tuple[str, ...]]
+Call = tuple[str, str, tuple[Any, ...], tuple[str, ...]]  # script, queue, arguments, own keys
 
 
 class RequestIds:
@@ -43,21 +43,28 @@ class RequestIds:
     def __init__(self, lease_window: float = REPEAT_WINDOW) -> None:
         self.lease_window = lease_window
         self._lock = threading.Lock()
-        self._in_flight: dict[str, Call] = {}  # reply key -> the call it was made for
-        self._unanswered: OrderedDict[Call, tuple[str, float]] = OrderedDict()  # call -> (key, when it raised)
+        # Reply key -> (its call, when the key was first sent): calls sent and not answered yet.
+        self._in_flight: dict[str, tuple[Call, float]] = {}
+        # Call -> (reply key, when it was first sent): calls that raised, the oldest first.
+        self._unanswered: OrderedDict[Call, tuple[str, float]] = OrderedDict()
         self._answered: deque[str] = deque()  # keys whose stored reply can go
 
     def key_for(self, script: str, queue: str, base: str, args: Sequence[Any], keys: Sequence[str]) -> str:
-        """The reply key for this call: that of the same call when it raised moments ago, else a new one."""
+        """The reply key for this call: that of the same call when it raised moments ago, else a new one.
+
+        A key is handed to one repeat at a time (two threads repeating the same claim must not
+        both get its batch); it comes back if that repeat raises too.
+        """
         call: Call = (script, queue, tuple(args), tuple(keys))
         window = self.lease_window if script in LEASING_SCRIPTS else REPEAT_WINDOW
+        now = time.monotonic()
         with self._lock:
-            earlier = self._unanswered.get(call) if self._unanswered else None
-            if earlier is not None and time.monotonic() - earlier[1] < window:
-                key = earlier[0]
+            earlier = self._unanswered.pop(call, None) if self._unanswered else None
+            if earlier is not None and now - earlier[1] < window:
+                key, sent = earlier
             else:
-                key = f"{base}reply:{secrets.token_hex(8)}"
-            self._in_flight[key] = call
+                key, sent = f"{base}reply:{secrets.token_hex(8)}", now
+            self._in_flight[key] = (call, sent)
         return key
 
     def answered(self, keys: Iterable[str]) -> None:
@@ -65,9 +72,7 @@ class RequestIds:
         keys = list(keys)
         with self._lock:
             for key in keys:
-                call = self._in_flight.pop(key, None)
-                if call is not None and self._unanswered.get(call, ("",))[0] == key:
-                    del self._unanswered[call]
+                self._in_flight.pop(key, None)
         self._answered.extend(keys)
 
     def unanswered(self, keys: Iterable[str]) -> None:
@@ -75,9 +80,10 @@ class RequestIds:
         now = time.monotonic()
         with self._lock:
             for key in keys:
-                call = self._in_flight.pop(key, None)
-                if call is not None:
-                    self._unanswered[call] = (key, now)
+                flight = self._in_flight.pop(key, None)
+                if flight is not None:
+                    call, sent = flight
+                    self._unanswered[call] = (key, sent)
                     self._unanswered.move_to_end(call)
             while self._unanswered and (
                 len(self._unanswered) > MAX_UNANSWERED or now - next(iter(self._unanswered.values()))[1] > REPEAT_WINDOW

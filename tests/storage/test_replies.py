@@ -1,0 +1,44 @@
+"""RequestIds: which reply key a script call gets (no Redis needed)."""
+
+from __future__ import annotations
+
+from tempotask_django.storage.replies import RequestIds
+
+BASE = "P:{q}:"
+
+
+def key(ids: RequestIds, script: str = "claim", args: tuple = ("workers", "w1", 4, 100)) -> str:
+    return ids.key_for(script, "q", BASE, args, ())
+
+
+def test_every_call_gets_a_key_of_its_own_under_the_queue():
+    ids = RequestIds()
+    first, second = key(ids), key(ids)
+    assert first != second
+    assert first.startswith(f"{BASE}reply:") and second.startswith(f"{BASE}reply:")
+
+
+def test_the_same_call_repeated_after_an_error_gets_the_same_key_once():
+    ids = RequestIds()
+    failed = key(ids)
+    ids.unanswered([failed])
+    assert key(ids, args=("workers", "w1", 3, 100)) != failed  # another call
+    repeat = key(ids)
+    assert repeat == failed
+    assert key(ids) != failed  # a second thread repeating it meanwhile does not get the batch too
+    ids.unanswered([repeat])
+    assert key(ids) == failed  # the repeat raised too: the next one gets it
+    ids.answered([failed])
+    assert key(ids) != failed
+    assert [command[1:] for command in ids.forget_commands()] == [(failed,)]
+    assert ids.forget_commands() == []
+
+
+def test_a_leasing_call_is_repeated_with_its_key_only_within_the_lease_window():
+    ids = RequestIds(lease_window=0)
+    failed = key(ids)
+    ids.unanswered([failed])
+    assert key(ids) != failed
+    log = key(ids, "log", ("id", "line", 100))
+    ids.unanswered([log])
+    assert key(ids, "log", ("id", "line", 100)) == log  # not a lease: REPEAT_WINDOW applies
