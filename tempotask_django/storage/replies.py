@@ -26,6 +26,10 @@ from typing import Any
 
 # Scripts whose reply hands out leases on jobs.
 LEASING_SCRIPTS = frozenset({"claim", "reclaim"})
+# Scripts with an argument that is the most jobs to hand out, by position in their arguments: a
+# repeat may ask for more than the call that raised (a worker whose jobs finished meanwhile has
+# more room) and still get that call's batch, which fits; never for fewer.
+COUNT_ARGUMENT = {"claim": 2}
 # Seconds a call that raised may still be answered by its stored reply when repeated: well within
 # the 300 s a stored reply lives (REPLY_TTL_MS in lua/once.lua).
 REPEAT_WINDOW = 240.0
@@ -43,10 +47,10 @@ class RequestIds:
     def __init__(self, lease_window: float = REPEAT_WINDOW) -> None:
         self.lease_window = lease_window
         self._lock = threading.Lock()
-        # Reply key -> (its call, when the key was first sent): calls sent and not answered yet.
-        self._in_flight: dict[str, tuple[Call, float]] = {}
-        # Call -> (reply key, when it was first sent): calls that raised, the oldest first.
-        self._unanswered: OrderedDict[Call, tuple[str, float]] = OrderedDict()
+        # Reply key -> (its call, when the key was first sent, its count): calls not answered yet.
+        self._in_flight: dict[str, tuple[Call, float, int]] = {}
+        # Call -> (reply key, when it was first sent, its count): calls that raised, the oldest first.
+        self._unanswered: OrderedDict[Call, tuple[str, float, int]] = OrderedDict()
         self._answered: deque[str] = deque()  # keys whose stored reply can go
 
     def key_for(self, script: str, queue: str, base: str, args: Sequence[Any], keys: Sequence[str]) -> str:
@@ -55,16 +59,17 @@ class RequestIds:
         A key is handed to one repeat at a time (two threads repeating the same claim must not
         both get its batch); it comes back if that repeat raises too.
         """
-        call: Call = (script, queue, tuple(args), tuple(keys))
+        call, count = _call(script, queue, args, keys)
         window = self.lease_window if script in LEASING_SCRIPTS else REPEAT_WINDOW
         now = time.monotonic()
         with self._lock:
-            earlier = self._unanswered.pop(call, None) if self._unanswered else None
-            if earlier is not None and now - earlier[1] < window:
-                key, sent = earlier
+            earlier = self._unanswered.get(call) if self._unanswered else None
+            if earlier is not None and now - earlier[1] < window and count >= earlier[2]:
+                del self._unanswered[call]
+                key, sent, count = earlier
             else:
                 key, sent = f"{base}reply:{secrets.token_hex(8)}", now
-            self._in_flight[key] = (call, sent)
+            self._in_flight[key] = (call, sent, count)
         return key
 
     def answered(self, keys: Iterable[str]) -> None:
@@ -82,8 +87,8 @@ class RequestIds:
             for key in keys:
                 flight = self._in_flight.pop(key, None)
                 if flight is not None:
-                    call, sent = flight
-                    self._unanswered[call] = (key, sent)
+                    call, sent, count = flight
+                    self._unanswered[call] = (key, sent, count)
                     self._unanswered.move_to_end(call)
             while self._unanswered and (
                 len(self._unanswered) > MAX_UNANSWERED or now - next(iter(self._unanswered.values()))[1] > REPEAT_WINDOW
@@ -100,3 +105,11 @@ class RequestIds:
                 break
             by_slot.setdefault(key.partition("}")[0], []).append(key)
         return [("UNLINK", *keys) for keys in by_slot.values()]
+
+
+def _call(script: str, queue: str, args: Sequence[Any], keys: Sequence[str]) -> tuple[Call, int]:
+    """What makes two calls the same (their count argument aside), and that count (0 when none)."""
+    at = COUNT_ARGUMENT.get(script)
+    if at is None or len(args) <= at:
+        return (script, queue, tuple(args), tuple(keys)), 0
+    return (script, queue, (*args[:at], *args[at + 1 :]), tuple(keys)), int(args[at])

@@ -42,3 +42,12 @@ def test_a_leasing_call_is_repeated_with_its_key_only_within_the_lease_window():
     log = key(ids, "log", ("id", "line", 100))
     ids.unanswered([log])
     assert key(ids, "log", ("id", "line", 100)) == log  # not a lease: REPEAT_WINDOW applies
+
+
+def test_a_claim_repeated_with_more_room_gets_the_batch_and_with_less_does_not():
+    ids = RequestIds()
+    failed = key(ids, args=("workers", "w1", 4, 100))
+    ids.unanswered([failed])
+    assert key(ids, args=("workers", "w1", 2, 100)) != failed  # the batch may not fit: kept for later
+    assert key(ids, args=("workers", "w2", 8, 100)) != failed  # another worker
+    assert key(ids, args=("workers", "w1", 8, 100)) == failed
