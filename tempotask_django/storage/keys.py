@@ -28,7 +28,8 @@ Per queue ``Q`` (all under the hash tag ``{Q}`` so one queue's scripts run on Re
                                     that SADD answered (see RedisStore.registered_again)
     P:{Q}:reply:<rid>       STRING  the stored reply of script call <rid>, returned to a resend of
                                     that call instead of running it twice (lua/once.lua); deleted
-                                    once the caller has the reply, else expires after 5 minutes
+                                    once the caller has the reply (storage/replies.py), else
+                                    expires after 5 minutes
 
 Global::
 

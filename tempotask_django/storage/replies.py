@@ -8,9 +8,11 @@ running again. ``RequestIds`` hands out those keys and keeps the books around th
   way is answered by the resend;
 - when every resend failed too, the call raised and its caller may repeat it: the same call (same
   script, queue, arguments and keys) repeated soon after gets the same key, so it is answered by
-  the first run if that one ran. "Soon" is REPEAT_WINDOW, and for the scripts that hand out leases
-  (LEASING_SCRIPTS) ``lease_window``: a batch of jobs claimed for a worker may be handed to it
-  only while the leases surely still hold, not after another worker may have taken them over;
+  the first run if that one ran. "Soon" is REPEAT_WINDOW from the call's first send, and for the
+  scripts that hand out leases (LEASING_SCRIPTS) ``lease_window``: a batch of jobs claimed for a
+  worker may be handed to it only while the leases surely still hold, not after another worker
+  may have taken them over. A claim repeated for more jobs (COUNT_ARGUMENT) is still the same call:
+  the batch fits in the room it asks for;
 - once a call is answered its stored reply is useless: its key is deleted with a later round trip
   (``forget_commands``), and expires anyway (once.lua).
 """
@@ -35,7 +37,10 @@ COUNT_ARGUMENT = {"claim": 2}
 REPEAT_WINDOW = 240.0
 # Calls that raised remembered at most (the oldest are forgotten first).
 MAX_UNANSWERED = 1000
-# Stored replies deleted in one round trip at most (the rest go with the next ones).
+# Stored replies deleted together, with the round trip after this many piled up (one UNLINK per
+# queue for many calls: a command per call costs more than the memory of a few replies kept a
+# little longer), and at most FORGET_BATCH in one round trip (the rest go with the next ones).
+FORGET_AFTER = 64
 FORGET_BATCH = 500
 
 Call = tuple[str, str, tuple[Any, ...], tuple[str, ...]]  # script, queue, arguments, own keys
@@ -96,7 +101,10 @@ class RequestIds:
                 self._unanswered.popitem(last=False)
 
     def forget_commands(self) -> list[tuple[str, ...]]:
-        """UNLINK commands for stored replies no call needs any more, one per queue (one hash slot each)."""
+        """UNLINK commands for stored replies no call needs any more, one per queue (one hash slot
+        each); none until FORGET_AFTER of them piled up."""
+        if len(self._answered) < FORGET_AFTER:
+            return []
         by_slot: dict[str, list[str]] = {}
         for _ in range(FORGET_BATCH):
             try:

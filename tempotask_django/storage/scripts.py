@@ -8,12 +8,13 @@ A reply can be lost after Redis ran the call (a connection cut, a proxy restart,
 the connections resend the call (storage/direct.py). So every call is made safe to run twice:
 a script not in RESENT_WITHOUT_REQUEST_ID gets a request id, a key of its own
 (``QueueKeys.reply``) where lua/once.lua keeps its reply for a resend, which gets that reply
-instead of a second run; the caller deletes the key with its next round trip.
+instead of a second run (storage/replies.py keeps the books: which key a call gets, which go).
 
-The plain commands sent through the regular client (which redis-py also resends after a connection
-error) may all run twice with one effect: the queue registry's SADD/SREM and listed mark, the pause
-flag, heartbeats (the same HSET, PEXPIRE and ZADD), cron index writes, reads. The one exception,
-the doorbell a resume rings (XADD), at worst rings twice: one spurious wake-up.
+The plain commands sent through the regular client are not resent (its pool's connections retry
+nothing): a lost reply raises to the caller, who may repeat them, since they may all run twice with
+one effect: the queue registry's SADD/SREM and listed mark, the pause flag, heartbeats (the same
+HSET, PEXPIRE and ZADD), cron index writes, reads. The one exception, the doorbell a resume rings
+(XADD), at worst rings twice: one spurious wake-up.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tempotask_django.storage.replies import RequestIds
+from tempotask_django.storage.replies import FORGET_AFTER, RequestIds
 
 BASE = "P:{q}:"
 
@@ -30,7 +30,10 @@ def test_the_same_call_repeated_after_an_error_gets_the_same_key_once():
     assert key(ids) == failed  # the repeat raised too: the next one gets it
     ids.answered([failed])
     assert key(ids) != failed
-    assert [command[1:] for command in ids.forget_commands()] == [(failed,)]
+    assert ids.forget_commands() == []  # one answered call: kept until FORGET_AFTER pile up
+    others = [key(ids) for _ in range(FORGET_AFTER - 1)]
+    ids.answered(others)
+    assert [command[1:] for command in ids.forget_commands()] == [(failed, *others)]
     assert ids.forget_commands() == []
 
 
