@@ -37,10 +37,12 @@ COUNT_ARGUMENT = {"claim": 2}
 REPEAT_WINDOW = 240.0
 # Calls that raised remembered at most (the oldest are forgotten first).
 MAX_UNANSWERED = 1000
-# Stored replies deleted together, with the round trip after this many piled up (one UNLINK per
-# queue for many calls: a command per call costs more than the memory of a few replies kept a
-# little longer), and at most FORGET_BATCH in one round trip (the rest go with the next ones).
+# Stored replies deleted together, with the round trip after FORGET_AFTER piled up or the oldest
+# waited FORGET_AGE seconds (one UNLINK per queue for many calls: a command per call costs more
+# than the memory of a few replies kept a little longer; an idle worker's leftovers go within
+# seconds), and at most FORGET_BATCH in one round trip (the rest go with the next ones).
 FORGET_AFTER = 64
+FORGET_AGE = 1.0
 FORGET_BATCH = 500
 
 Call = tuple[str, str, tuple[Any, ...], tuple[str, ...]]  # script, queue, arguments, own keys
@@ -57,6 +59,7 @@ class RequestIds:
         # Call -> (reply key, when it was first sent, its count): calls that raised, the oldest first.
         self._unanswered: OrderedDict[Call, tuple[str, float, int]] = OrderedDict()
         self._answered: deque[str] = deque()  # keys whose stored reply can go
+        self._answered_since = 0.0  # when the oldest of them was answered (about)
 
     def key_for(self, script: str, queue: str, base: str, args: Sequence[Any], keys: Sequence[str]) -> str:
         """The reply key for this call: that of the same call when it raised moments ago, else a new one.
@@ -83,6 +86,8 @@ class RequestIds:
         with self._lock:
             for key in keys:
                 self._in_flight.pop(key, None)
+            if not self._answered:
+                self._answered_since = time.monotonic()
         self._answered.extend(keys)
 
     def unanswered(self, keys: Iterable[str]) -> None:
@@ -102,8 +107,10 @@ class RequestIds:
 
     def forget_commands(self) -> list[tuple[str, ...]]:
         """UNLINK commands for stored replies no call needs any more, one per queue (one hash slot
-        each); none until FORGET_AFTER of them piled up."""
-        if len(self._answered) < FORGET_AFTER:
+        each); none until FORGET_AFTER of them piled up or the oldest waited FORGET_AGE."""
+        if len(self._answered) < FORGET_AFTER and (
+            not self._answered or time.monotonic() - self._answered_since < FORGET_AGE
+        ):
             return []
         by_slot: dict[str, list[str]] = {}
         for _ in range(FORGET_BATCH):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tempotask_django.storage import replies
 from tempotask_django.storage.replies import FORGET_AFTER, RequestIds
 
 BASE = "P:{q}:"
@@ -18,7 +19,8 @@ def test_every_call_gets_a_key_of_its_own_under_the_queue():
     assert first.startswith(f"{BASE}reply:") and second.startswith(f"{BASE}reply:")
 
 
-def test_the_same_call_repeated_after_an_error_gets_the_same_key_once():
+def test_the_same_call_repeated_after_an_error_gets_the_same_key_once(monkeypatch):
+    monkeypatch.setattr(replies, "FORGET_AGE", 3600.0)
     ids = RequestIds()
     failed = key(ids)
     ids.unanswered([failed])

@@ -18,6 +18,7 @@ from redis.exceptions import ConnectionError
 
 from tempotask_django.chaos.proxy import ReplyDroppingProxy
 from tempotask_django.conf import get_settings
+from tempotask_django.storage import replies
 from tempotask_django.storage.direct import RESEND_PAUSES
 from tempotask_django.storage.keys import CONSUMER_GROUP
 from tempotask_django.storage.records import Finish, JobSpec
@@ -170,7 +171,9 @@ def test_a_claim_repeated_after_its_leases_may_have_expired_claims_anew(store, p
     assert [job["id"] for job in proxied.claim(Q, "w1", 1).jobs] == ["b"]
 
 
-def test_stored_replies_are_deleted_once_their_callers_have_them(store):
+def test_stored_replies_are_deleted_once_their_callers_have_them(store, monkeypatch):
+    monkeypatch.setattr(replies, "FORGET_AGE", 3600.0)  # only the count matters here
+
     def stored() -> list[str]:
         return list(store.client.scan_iter(match=f"{store.keys(Q).reply('')}*", count=1000))
 
@@ -180,3 +183,6 @@ def test_stored_replies_are_deleted_once_their_callers_have_them(store):
     assert 0 < store.client.pttl(stored()[0]) <= 300_000  # a caller that never got its reply: they expire
     store.enqueue(spec("one-more"))  # takes the answered ones with it
     assert len(stored()) == 1
+    monkeypatch.setattr(replies, "FORGET_AGE", 0.0)  # an idle caller's leftovers go with its next call
+    store.enqueue(spec("after-a-while"))
+    assert len(stored()) == 1 and store.keys(Q).reply("") in stored()[0]
