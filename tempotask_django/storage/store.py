@@ -334,12 +334,12 @@ class RedisStore:
         """
         claim = self.scripts.command("claim", queue, self._claim_args(queue, consumer, count))
         woken, claimed = self.scripts.send([self._wait_command(wake_ids, timeout_ms), claim])
-        if isinstance(woken, Exception):
-            raise woken
         if isinstance(claimed, NoScriptError):
             return self.claim(queue, consumer, count)  # loads the script, then claims
         if isinstance(claimed, Exception):
             raise claimed
+        if isinstance(woken, Exception):  # the claim ran all the same: its batch is ours, never dropped
+            logger.warning("waiting for jobs of %s failed: %s", ", ".join(wake_ids), woken)
         return self._claim_result(claimed)
 
     def _wait_command(self, wake_ids: dict[str, str], timeout_ms: int) -> tuple[Any, ...]:

@@ -186,3 +186,10 @@ def test_stored_replies_are_deleted_once_their_callers_have_them(store, monkeypa
     monkeypatch.setattr(replies, "FORGET_AGE", 0.0)  # an idle caller's leftovers go with its next call
     store.enqueue(spec("after-a-while"))
     assert len(stored()) == 1 and store.keys(Q).reply("") in stored()[0]
+
+
+def test_a_claim_sent_with_a_wait_that_fails_still_hands_out_its_batch(store):
+    store.enqueue(spec("a"))
+    # The wait is refused (a malformed id: ERR); the claim behind it in the pipeline runs all the same.
+    claimed = store.wait_then_claim({Q: "not-an-id"}, 10, Q, "w1", 1)
+    assert [job["id"] for job in claimed.jobs] == ["a"]
