@@ -39,7 +39,7 @@ STALLED_TIMEOUT = 10
     "dropped_replies",
     "{jobs:,} jobs through a proxy that drops the connection after forwarding a request, {drops:,} times; "
     "{processes} worker processes x {concurrency} threads",
-    short={"jobs": 1000, "drops": 100, "share": 0.12, "processes": 2, "concurrency": 4, "max_ms": 5},
+    short={"jobs": 1000, "drops": 100, "share": 0.14, "processes": 2, "concurrency": 4, "max_ms": 5},
     long={"jobs": 10_000, "drops": 1000, "share": 0.14, "processes": 2, "concurrency": 4, "max_ms": 5},
 )
 def dropped_replies(lab: Lab, params: dict[str, Any], rng: random.Random) -> Result:
