@@ -99,6 +99,13 @@ class ReplyDroppingProxy:
         with self._lock:
             self._probability, self._budget, self._rng = probability, budget, rng
 
+    @property
+    def budget_left(self) -> int:
+        """Requests still to lose under ``drop_share`` (a request chosen may also end without a reply
+        to lose: its connection closed first; ``drops`` counts the replies lost)."""
+        with self._lock:
+            return self._budget
+
     def _should_drop(self) -> bool:
         with self._lock:
             self.requests += 1
