@@ -105,11 +105,14 @@ class RequestIds:
             ):
                 self._unanswered.popitem(last=False)
 
-    def forget_commands(self) -> list[tuple[str, ...]]:
+    def forget_commands(self, *, now: bool = False) -> list[tuple[str, ...]]:
         """UNLINK commands for stored replies no call needs any more, one per queue (one hash slot
-        each); none until FORGET_AFTER of them piled up or the oldest waited FORGET_AGE."""
-        if len(self._answered) < FORGET_AFTER and (
-            not self._answered or time.monotonic() - self._answered_since < FORGET_AGE
+        each); none until FORGET_AFTER of them piled up or the oldest waited FORGET_AGE, unless
+        ``now`` (a process about to stop)."""
+        if (
+            not now
+            and len(self._answered) < FORGET_AFTER
+            and (not self._answered or time.monotonic() - self._answered_since < FORGET_AGE)
         ):
             return []
         by_slot: dict[str, list[str]] = {}

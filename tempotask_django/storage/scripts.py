@@ -163,6 +163,13 @@ class ScriptRunner:
         self.requests.answered(keys)
         return replies
 
+    def forget_replies(self) -> None:
+        """Delete now the stored replies of the calls answered so far (before a process stops:
+        else they would stay until they expire)."""
+        if self.requests is not None:
+            while commands := self.requests.forget_commands(now=True):
+                self.direct.pipeline(commands, resend=True)
+
     def run(self, script: str, queue: str, args: Sequence[Any] = (), keys: Sequence[str] = ()) -> Any:
         """Run ``script`` on ``queue`` and return its reply (one round trip)."""
         (reply,) = self.pipeline([(script, queue, args, keys)])

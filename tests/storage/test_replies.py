@@ -56,3 +56,12 @@ def test_a_claim_repeated_with_more_room_gets_the_batch_and_with_less_does_not()
     assert key(ids, args=("workers", "w1", 2, 100)) != failed  # the batch may not fit: kept for later
     assert key(ids, args=("workers", "w2", 8, 100)) != failed  # another worker
     assert key(ids, args=("workers", "w1", 8, 100)) == failed
+
+
+def test_a_stopping_process_forgets_every_stored_reply_at_once(monkeypatch):
+    monkeypatch.setattr(replies, "FORGET_AGE", 3600.0)
+    ids = RequestIds()
+    answered = key(ids)
+    ids.answered([answered])
+    assert ids.forget_commands() == []
+    assert [command[1:] for command in ids.forget_commands(now=True)] == [(answered,)]
