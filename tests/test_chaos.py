@@ -91,7 +91,7 @@ def test_tick_counts_tell_missed_doubled_early_and_late_ticks_apart():
 def test_every_scenario_has_both_profiles_and_a_title():
     scenarios = load_all()
     assert {"kills", "redis_restarts", "sigterm", "bad_input", "memory", "paused_worker"} <= set(scenarios)
-    assert {"beats", "beats_simulated", "beats_outages", "time_limits", "cancel"} <= set(scenarios)
+    assert {"beats", "beats_simulated", "beats_outages", "time_limits", "cancel", "dropped_replies"} <= set(scenarios)
     for scenario in scenarios.values():
         assert set(scenario.params) == set(PROFILES)
         for profile in PROFILES:

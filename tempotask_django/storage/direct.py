@@ -13,6 +13,7 @@ Everything else (the admin's reads, the management API) goes through the regular
 from __future__ import annotations
 
 import os
+import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -20,7 +21,7 @@ from typing import Any
 
 import redis
 from redis.connection import AbstractConnection
-from redis.exceptions import ConnectionError, ResponseError
+from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 
 _hiredis_pack: Callable[[tuple[Any, ...]], bytes] | None
 try:
@@ -29,12 +30,23 @@ except ImportError:  # pragma: no cover - hiredis is an optional extra
     _hiredis_pack = None
 
 
+# Seconds to wait before each resend of commands that are safe to send again: at once (a stale
+# connection the server closed, a proxy that dropped one), then briefly, then once more after a pause
+# long enough for a proxy or a restarting server to accept connections again.
+RESEND_PAUSES = (0.0, 0.05, 0.5)
+
+
 class DirectCalls:
     """Sends commands on connections of its own (one per concurrent caller, reused).
 
     ``call(*args)`` runs one command and returns its reply (raising its error);
     ``pipeline(commands)`` runs several in one round trip and returns each reply, or the
     ResponseError a refused command got, in order.
+
+    A connection error after the commands were sent leaves their fate unknown: Redis may have run
+    them and lost only the reply. So they are sent again (``RESEND_PAUSES``) only when the caller
+    says it is safe (``resend``): commands that may run twice, or scripts carrying a request id
+    (see scripts.py). Anything else raises the error at once.
     """
 
     def __init__(self, pool: redis.ConnectionPool) -> None:
@@ -44,24 +56,26 @@ class DirectCalls:
         self._idle: deque[AbstractConnection] = deque()
         self._all: weakref.WeakSet[AbstractConnection] = weakref.WeakSet()
 
-    def call(self, *args: Any) -> Any:
-        (reply,) = self.pipeline([args])
+    def call(self, *args: Any, resend: bool = False) -> Any:
+        (reply,) = self.pipeline([args], resend=resend)
         if isinstance(reply, ResponseError):
             raise reply
         return reply
 
-    def pipeline(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+    def pipeline(self, commands: Sequence[Sequence[Any]], *, resend: bool = False) -> list[Any]:
+        """Run ``commands`` in one round trip. With ``resend``, a connection error or a timeout
+        sends them again on a new connection, up to len(RESEND_PAUSES) times; without, it raises."""
         connection = self._take()
         try:
-            reused = connection.is_connected
-            try:
-                return self._round_trip(connection, commands)
-            except ConnectionError:
-                if not reused:
-                    raise
-                # The server closed an idle connection (a restart, a proxy timeout) before this
-                # command reached it: redis-py's client retries then too. Once, on a new connection.
-                return self._round_trip(connection, commands)
+            for pause in (*RESEND_PAUSES, None):
+                try:
+                    return self._round_trip(connection, commands)
+                except (ConnectionError, TimeoutError):
+                    connection.disconnect()  # a reply may still be on its way: never read it
+                    if not resend or pause is None:
+                        raise
+                    time.sleep(pause)
+            raise AssertionError("unreachable")  # pragma: no cover
         finally:
             self._idle.append(connection)
 

@@ -34,6 +34,12 @@ Per queue ``Q`` (all under the hash tag ``{Q}`` so one queue's scripts run on Re
     P:{Q}:parked:<limit>    ZSET    a task limit's jobs over the limit (status waiting): id -> waiting
                                     score (see lua/limits.lua; <limit> is the task name, or the task
                                     name, a space and its limit_key value)
+    P:{Q}:listed            STRING  present once the queue's name is in P:queues: set only after
+                                    that SADD answered (see RedisStore.registered_again)
+    P:{Q}:reply:<rid>       STRING  the stored reply of script call <rid>, returned to a resend of
+                                    that call instead of running it twice (lua/once.lua); deleted
+                                    once the caller has the reply (storage/replies.py), else
+                                    expires after 5 minutes
 
 Global::
 
@@ -54,12 +60,12 @@ Global::
 Why no two keys can collide, whatever the ids: job ids, schedule names and worker ids may contain
 ``:`` (and anything else their own patterns allow), so a user-chosen part is only ever the LAST
 segment of a key, after a fixed kind (``job:``, ``logs:``, ``errors:``, ``children:``, ``cron:``,
-``cron_history:``, ``stats:``, ``worker:``, ``beat:``, ``rate:``, ``running:``, ``parked:``). A key is
-then read back unambiguously from the left: ``P:``, then either ``{`` and a queue name up to the first
-``}`` (queue names cannot hold ``{``, ``}`` or ``:``, see validation.NAME_PATTERN) or a global word;
-then the kind, which ends at its ``:`` (no kind is a prefix of another kind followed by ``:``, and the
-fixed names ``waiting``... hold no ``:``); the rest is the id. Two different (queue, kind, id) triples
-therefore give two different keys. A layout with a suffix after the id (the old
+``cron_history:``, ``stats:``, ``reply:``, ``worker:``, ``beat:``, ``rate:``, ``running:``, ``parked:``).
+A key is then read back unambiguously from the left: ``P:``, then either ``{`` and a queue name up to
+the first ``}`` (queue names cannot hold ``{``, ``}`` or ``:``, see validation.NAME_PATTERN) or a global
+word; then the kind, which ends at its ``:`` (no kind is a prefix of another kind followed by ``:``, and
+the fixed names ``waiting``... hold no ``:``); the rest is the id. Two different (queue, kind, id)
+triples therefore give two different keys. A layout with a suffix after the id (the old
 ``P:{Q}:job:<id>:errors``) breaks this: job ``a``'s errors were the record of job ``a:errors``.
 """
 
@@ -148,6 +154,14 @@ class QueueKeys:
     @property
     def paused(self) -> str:
         return f"{self.base}:paused"
+
+    @property
+    def listed(self) -> str:
+        return f"{self.base}:listed"
+
+    def reply(self, request_id: str) -> str:
+        """Where script call ``request_id`` keeps its reply for a resend (lua/once.lua)."""
+        return f"{self.base}:reply:{request_id}"
 
     @property
     def stats_prefix(self) -> str:

@@ -1,8 +1,20 @@
-"""Lua scripts: one file per atomic state change, each prefixed with the shared lib.lua.
+"""Lua scripts: one file per atomic state change, each between the shared lib.lua and once.lua.
 
 Scripts are read from the package once and registered per client. ``ScriptRunner`` is the one
 way to run them: ``run`` for one call, ``pipeline`` for several in one round trip. Both send
 EVALSHA and load a script again when Redis answers NOSCRIPT (after a restart, for instance).
+
+A reply can be lost after Redis ran the call (a connection cut, a proxy restart, a failover), and
+the connections resend the call (storage/direct.py). So every call is made safe to run twice:
+a script not in RESENT_WITHOUT_REQUEST_ID gets a request id, a key of its own
+(``QueueKeys.reply``) where lua/once.lua keeps its reply for a resend, which gets that reply
+instead of a second run (storage/replies.py keeps the books: which key a call gets, which go).
+
+The plain commands sent through the regular client are not resent (its pool's connections retry
+nothing): a lost reply raises to the caller, who may repeat them, since they may all run twice with
+one effect: the queue registry's SADD/SREM and listed mark, the pause flag, heartbeats (the same
+HSET, PEXPIRE and ZADD), cron index writes, reads. The one exception, the doorbell a resume rings
+(XADD), at worst rings twice: one spurious wake-up.
 """
 
 from __future__ import annotations
@@ -17,6 +29,7 @@ from redis.exceptions import NoScriptError
 
 from tempotask_django.storage.direct import DirectCalls
 from tempotask_django.storage.keys import QueueKeys
+from tempotask_django.storage.replies import REPEAT_WINDOW, RequestIds
 
 SCRIPT_NAMES = (
     "enqueue",
@@ -56,7 +69,23 @@ QUEUE_KEYS = (
     "metrics",
     "cancelled",
     "limited",
+    "listed",
 )
+
+# The scripts that may run twice for one call with the same effect and a reply as good, so they
+# are resent without a request id (storing their replies would cost memory on hot paths for
+# nothing). Every other script, including any new one, gets a request id (lua/once.lua):
+#   renew             re-renewing a lease changes nothing; an entry found lost is acked the first
+#                     time and reported lost again the second
+#   sweep             a job sent back to waiting is no longer processing: the second run skips it
+#                     (its counts are for logs only), and a history trim stops at the limit
+#   forget_consumers  deletes idle consumers with nothing pending: a second run finds none
+#   stats             reads only
+# Not safe without one, for instance: claim (the first run's batch would stay leased to a worker
+# that never got it), enqueue (a job a worker just claimed would be reset to waiting), complete
+# and fail (the second run refuses what the first recorded), reclaim, log (a line twice), delete,
+# retry, purge and the cron scripts (their replies say what the first run did).
+RESENT_WITHOUT_REQUEST_ID = frozenset({"renew", "sweep", "forget_consumers", "stats"})
 
 # One script call: (script name, queue, the script's own arguments[, its own keys: own_key(1)... in Lua]).
 ScriptCall = tuple[str, str, Sequence[Any]] | tuple[str, str, Sequence[Any], Sequence[str]]
@@ -64,9 +93,24 @@ ScriptCall = tuple[str, str, Sequence[Any]] | tuple[str, str, Sequence[Any], Seq
 
 @functools.cache
 def script_source(name: str) -> str:
-    """The full text of script ``name``: lib.lua and limits.lua (the prelude), then ``name``.lua."""
+    """The full text of script ``name``: lib.lua and limits.lua (the prelude), then ``name``.lua as the
+    function script_body, then once.lua, which runs it (at most once per request id)."""
     lua = resources.files("tempotask_django.storage") / "lua"
-    return "\n".join((lua / part).read_text() for part in ("lib.lua", "limits.lua", f"{name}.lua"))
+    prelude = "\n".join((lua / part).read_text() for part in ("lib.lua", "limits.lua"))
+    body = (lua / f"{name}.lua").read_text()
+    once = (lua / "once.lua").read_text()
+    return f"{prelude}\nlocal function script_body()\n{body}\nend\n{once}"
+
+
+def reply_key(command: Sequence[Any]) -> str | None:
+    """The key where an EVALSHA built by ``ScriptRunner.command`` stores its reply, None without one."""
+    if not command or command[0] != "EVALSHA":
+        return None
+    count = int(command[2])
+    if count < 1:
+        return None
+    last, base = command[2 + count], command[3 + count]
+    return last if str(last).startswith(f"{base}reply:") else None
 
 
 class ScriptRunner:
@@ -78,31 +122,66 @@ class ScriptRunner:
     deletes) are built from it (see lua/lib.lua). All of them share the queue's hash slot.
     """
 
-    def __init__(self, client: Redis, direct: DirectCalls, prefix: str) -> None:
+    def __init__(
+        self,
+        client: Redis,
+        direct: DirectCalls,
+        prefix: str,
+        *,
+        request_ids: bool = True,
+        lease_window: float = REPEAT_WINDOW,
+    ) -> None:
+        """``request_ids`` False (the in-process Redis of immediate mode, which loses no reply)
+        sends no request id. ``lease_window``: seconds a claim that raised may still be answered
+        by its first run's batch when repeated (see replies.py), shorter than a lease."""
         self.client = client
         self.direct = direct
         self.prefix = prefix
+        self.requests = RequestIds(lease_window) if request_ids else None
         self._shas = {name: client.register_script(script_source(name)).sha for name in SCRIPT_NAMES}
         self._queue_heads: dict[str, tuple[tuple[str, ...], str]] = {}
 
     def command(self, script: str, queue: str, args: Sequence[Any], keys: Sequence[str] = ()) -> tuple[Any, ...]:
         """The EVALSHA command running ``script`` on ``queue`` with ``args`` and the script's own
-        ``keys`` (to send in a pipeline)."""
+        ``keys`` (to send in a pipeline), with a request id unless the script needs none. Send it
+        with ``send``."""
         head = self._queue_heads.get(queue)
         if head is None:
             queue_keys = QueueKeys(self.prefix, queue)
             names = tuple(getattr(queue_keys, name) for name in QUEUE_KEYS)
             head = self._queue_heads[queue] = (names, f"{queue_keys.base}:")
         names, base = head
+        if self.requests is not None and script not in RESENT_WITHOUT_REQUEST_ID:
+            keys = (*keys, self.requests.key_for(script, queue, base, args, keys))
         return ("EVALSHA", self._shas[script], len(names) + len(keys), *names, *keys, base, *args)
+
+    def send(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        """Send ``commands`` (built by ``command``, or plain commands that are safe to run twice)
+        in one round trip, resent after a lost reply; returns each reply or the ResponseError a
+        refused one got. The stored replies of calls answered before are deleted with them."""
+        if self.requests is None:
+            return self.direct.pipeline(commands, resend=True)
+        head = self.requests.forget_commands()
+        keys = [key for key in map(reply_key, commands) if key is not None]
+        try:
+            replies = self.direct.pipeline([*head, *commands], resend=True)[len(head) :]
+        except BaseException:
+            self.requests.unanswered(keys)
+            raise
+        self.requests.answered(keys)
+        return replies
+
+    def forget_replies(self) -> None:
+        """Delete now the stored replies of the calls answered so far (before a process stops:
+        else they would stay until they expire)."""
+        if self.requests is not None:
+            while commands := self.requests.forget_commands(now=True):
+                self.direct.pipeline(commands, resend=True)
 
     def run(self, script: str, queue: str, args: Sequence[Any] = (), keys: Sequence[str] = ()) -> Any:
         """Run ``script`` on ``queue`` and return its reply (one round trip)."""
-        try:
-            return self.direct.call(*self.command(script, queue, args, keys))
-        except NoScriptError:
-            self.load([script])
-            return self.direct.call(*self.command(script, queue, args, keys))
+        (reply,) = self.pipeline([(script, queue, args, keys)])
+        return reply
 
     def pipeline(self, calls: Sequence[ScriptCall], raise_errors: bool = True) -> list[Any]:
         """Run several scripts in one round trip and return their replies, in order.
@@ -129,4 +208,4 @@ class ScriptRunner:
             self._shas[name] = self.client.script_load(script_source(name))
 
     def _send(self, calls: Sequence[ScriptCall]) -> list[Any]:
-        return self.direct.pipeline([self.command(*call) for call in calls])
+        return self.send([self.command(*call) for call in calls])

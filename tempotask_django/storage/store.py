@@ -107,7 +107,14 @@ class RedisStore:
         self.prefix = settings.key_prefix
         self.global_keys = GlobalKeys(self.prefix)
         self.direct = DirectCalls(client.connection_pool)  # the hot paths' round trips
-        self.scripts = ScriptRunner(client, self.direct, self.prefix)
+        # A claim repeated after an error gets its first run's batch only while those leases surely hold.
+        self.scripts = ScriptRunner(
+            client,
+            self.direct,
+            self.prefix,
+            request_ids=not settings.immediate,
+            lease_window=settings.stalled_timeout / 2,
+        )
         self.inspect = QueueInspector(client, self.prefix, self.scripts)
         self._registered_queues: set[str] = set()
         self._qrate_keys: dict[str, str] = {}  # the claim's own key, per queue (a hot path)
@@ -135,11 +142,17 @@ class RedisStore:
             self._registered_queues.add(queue)
 
     def registered_again(self, queues: Iterable[str]) -> None:
-        """Add ``queues`` to the set of known queues: a script found them new (see lua/lib.lua, mark_queue_used)."""
+        """Add ``queues`` to the set of known queues: a script found them not listed (see lua/lib.lua,
+        mark_queue_used). Each gets its listed mark only once the SADD answered: if it never does,
+        the next write to the queue reports it again."""
         queues = list(queues)
         if queues:
             self.client.sadd(self.global_keys.queues, *queues)
             self._registered_queues.update(queues)
+            pipe = self.client.pipeline(transaction=False)
+            for queue in queues:
+                pipe.set(self.keys(queue).listed, "1")
+            pipe.execute()
 
     def enqueue(self, spec: JobSpec) -> tuple[bool, str]:
         """Add a job unless one with its id is active. Returns (added, status); an added job's spec
@@ -335,7 +348,7 @@ class RedisStore:
         """Block until a job is enqueued in one of the queues (after ``wake_ids``) or the timeout."""
         if timeout_ms <= 0:
             return False
-        return bool(self.direct.call(*self._wait_command(wake_ids, timeout_ms)))
+        return bool(self.direct.call(*self._wait_command(wake_ids, timeout_ms), resend=True))  # reads only
 
     def wait_then_claim(
         self, wake_ids: dict[str, str], timeout_ms: int, queue: str, consumer: str, count: int
@@ -347,13 +360,13 @@ class RedisStore:
         without a second round trip. The claim runs after a timeout too.
         """
         claim = self.scripts.command(*self._claim_call(queue, consumer, count))
-        woken, claimed = self.direct.pipeline([self._wait_command(wake_ids, timeout_ms), claim])
-        if isinstance(woken, Exception):
-            raise woken
+        woken, claimed = self.scripts.send([self._wait_command(wake_ids, timeout_ms), claim])
         if isinstance(claimed, NoScriptError):
             return self.claim(queue, consumer, count)  # loads the script, then claims
         if isinstance(claimed, Exception):
             raise claimed
+        if isinstance(woken, Exception):  # the claim ran all the same: its batch is ours, never dropped
+            logger.warning("waiting for jobs of %s failed: %s", ", ".join(wake_ids), woken)
         return self._claim_result(claimed)
 
     def _wait_command(self, wake_ids: dict[str, str], timeout_ms: int) -> tuple[Any, ...]:
@@ -446,7 +459,7 @@ class RedisStore:
     def _forget(self, queue: str) -> None:
         """Take ``queue``, which a script found left with nothing and cleared, out of the set of known
         queues, so the set (and the admin's overview, which reads every queue in it) holds only queues
-        in use. The queue comes back with its next job: that enqueue finds its mark of use gone.
+        in use. The queue comes back with its next job: that enqueue finds its listed mark gone.
 
         A queue a cron schedule enqueues to stays. A job enqueued or a pause set since the script ran
         registered the queue, maybe just before the SREM: finding the queue's mark of use or pause
@@ -455,6 +468,10 @@ class RedisStore:
         if queue in self.client.hvals(self.global_keys.crons):
             return
         keys = self.keys(queue)
+        # The listed mark goes first: should the SREM then fail, the queue is still listed, and a
+        # job enqueued from now on reports it again (a queue out of the set but marked listed would
+        # stay out for good).
+        self.client.delete(keys.listed)
         self.client.srem(self.global_keys.queues, queue)
         self._registered_queues.discard(queue)
         if self.client.exists(keys.seq, keys.paused):

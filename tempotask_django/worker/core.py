@@ -303,6 +303,7 @@ class Worker:
             self.store.unregister_worker(self.name)
             for queue in self.queues:
                 self.store.forget_consumers(queue, 0, only=self.name)
+            self.store.scripts.forget_replies()
         except REDIS_ERRORS as exc:
             logger.warning("worker %s could not unregister cleanly: %s", self.name, exc)
 

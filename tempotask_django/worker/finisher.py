@@ -146,9 +146,10 @@ class Finisher:
                 return self.store.finish_and_claim(self.worker_name, finishes, queue, count)
             except REDIS_ERRORS as exc:
                 # The jobs stay pending (leased to us); keep trying. If we never get through,
-                # another worker takes them over after STALLED_TIMEOUT. The claim is not repeated.
+                # another worker takes them over after STALLED_TIMEOUT. The same calls repeated
+                # are answered by their first run if it ran (storage/replies.py): the finishes are
+                # recorded once, and the claim's batch comes to us instead of being leased to nobody.
                 time.sleep(throttle.failed("recording finished jobs", exc))
-                queue, count = None, 0
             except Exception:
                 logger.exception("worker %s: could not record %d finished jobs", self.worker_name, len(finishes))
                 return [FinishOutcome(False, reason="recording failed")] * len(finishes), None

@@ -47,11 +47,11 @@ class FireCalls:
         self.error, self.refusals, self.ran = error, refusals, ran
         monkeypatch.setattr(self.direct, "pipeline", self)
 
-    def __call__(self, commands):
+    def __call__(self, commands, resend=False):
         if self.refusals <= 0:
-            return self.real(commands)
+            return self.real(commands, resend=resend)
         if self.ran:
-            replies = self.real(commands)
+            replies = self.real(commands, resend=resend)
             if any(isinstance(reply, NoScriptError) for reply in replies):
                 return replies  # not run yet: the runner loads the script and sends it again
         self.refusals -= 1

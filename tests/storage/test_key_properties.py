@@ -22,7 +22,21 @@ Q = "default"
 HISTORY = 2  # MAX_JOBS_PER_STATUS: finishing jobs trims others' records
 # Pieces of ids: key kinds, status names, separators and the hash-tag braces (these only in the key
 # map test: job ids cannot hold them, queue names neither).
-KINDS = ("job", "logs", "errors", "children", "cron", "cron_history", "stats", "worker", "beat", "waiting", "queues")
+KINDS = (
+    "job",
+    "logs",
+    "errors",
+    "children",
+    "cron",
+    "cron_history",
+    "stats",
+    "reply",
+    "worker",
+    "beat",
+    "waiting",
+    "queues",
+    "listed",
+)
 PIECES = ("a", "b", ":", "::", "=", "-", ".", "{", "}", "", *KINDS)
 ids = st.lists(st.sampled_from(PIECES), max_size=6).map("".join)
 job_ids = ids.filter(lambda text: bool(JOB_ID_PATTERN.match(text)))
@@ -35,6 +49,7 @@ PER_ID_KEYS = {
     "children": QueueKeys.children,
     "cron": QueueKeys.cron,
     "cron_history": QueueKeys.cron_history,
+    "reply": QueueKeys.reply,
 }
 
 
@@ -47,7 +62,7 @@ def every_key(queue: str, some_id: str) -> dict[tuple[str, str, str], str]:
     built[("stats", queue, "7")] = keys.stats(7)
     for status in JobStatus:
         built[(str(status), queue, "")] = keys.status(status)
-    for fixed in ("stream", "wake", "seq", "paused", "metrics"):
+    for fixed in ("stream", "wake", "seq", "paused", "metrics", "listed"):
         built[(fixed, queue, "")] = getattr(keys, fixed)
     for fixed in ("queues", "workers", "crons", "runtime_crons", "crons_version", "beats"):
         built[(fixed, "", "")] = getattr(global_keys, fixed)
@@ -130,15 +145,15 @@ class Run:
         keys = self.keys
         return (
             {keys.status(status) for status in JobStatus}
-            | {keys.stream, keys.wake, keys.seq, keys.metrics}
+            | {keys.stream, keys.wake, keys.seq, keys.metrics, keys.listed}
             | {self.store.global_keys.queues}
         )
 
     def snapshot(self) -> dict[str, bytes]:
         client = self.store.client
-        return {
-            key: client.dump(key) for key in client.scan_iter(count=1000) if not key.startswith(self.keys.stats_prefix)
-        }
+        # Per-minute counters, and the replies scripts keep for a resend (deleted with the next call).
+        skipped = (self.keys.stats_prefix, self.keys.reply(""))
+        return {key: client.dump(key) for key in client.scan_iter(count=1000) if not key.startswith(skipped)}
 
     def apply(self, operation: str, first: int, second: int) -> None:
         job_id = self.ids[first % len(self.ids)]

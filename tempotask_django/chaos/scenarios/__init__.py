@@ -46,6 +46,7 @@ MODULES = (
     "beats_simulated",
     "beats_outages",
     "limits",
+    "dropped_replies",
 )
 
 Runner = Callable[[Lab, dict[str, Any], random.Random], Result]

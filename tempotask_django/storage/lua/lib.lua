@@ -14,6 +14,7 @@
 --   KEYS[10] metrics    HASH   counters per task since the queue's first job (count_job)
 --   KEYS[11] cancelled  ZSET   id -> finish ms
 --   KEYS[12] limited    ZSET   limit id -> ms when its parked jobs may be looked at again (limits)
+--   KEYS[13] listed     STRING present once the queue is in the global set of queue names (mark_queue_used)
 -- then the keys of its own that are known before the call (own_key(1)..., each script's header says
 -- which), and ARGV[1] = the queue's key base "P:{Q}:": the job, log, error, children and stats
 -- keys found only while the script runs are built from it (see storage/keys.py).
@@ -28,9 +29,10 @@ local K = {
   stream = KEYS[6], wake = KEYS[7], seq = KEYS[8], paused = KEYS[9], metrics = KEYS[10],
   cancelled = KEYS[11],
   limited = KEYS[12],
+  listed = KEYS[13],
 }
 -- How many queue keys come first: a script's own keys follow them (own_key(1) is the first).
-local QUEUE_KEY_COUNT = 12
+local QUEUE_KEY_COUNT = 13
 local function own_key(i) return KEYS[QUEUE_KEY_COUNT + i] end
 local QUEUE = string.match(BASE, '{(.-)}:$') or BASE
 -- Priority bands are 2^42 apart so -priority * BAND + seq stays an exact double for |priority| <= 1000.
@@ -118,19 +120,20 @@ local function trim_history(zkey, max_kept)
   return excess - n
 end
 
--- The queue's FIFO counter is also its mark of use: a write that finds it missing (a new queue, a
--- queue forgotten while empty, or Redis lost its data) creates it and returns 1, and the caller then
--- adds the queue to the global set of queue names (a global key, outside this queue's hash slot).
+-- The queue's FIFO counter is also its mark of use (forget_if_empty deletes it): a write creates it.
+-- Returns 1 while the queue's name is not known to be in the global set of queue names (a global
+-- key, outside this queue's hash slot): the caller adds it there, and only once that SADD answered
+-- sets K.listed. A reply lost on the way, or a caller gone before its SADD, leaves K.listed missing,
+-- so the next write reports the queue again (a mark set here, with the reply, would be lost with it).
 local function mark_queue_used()
-  if redis.call('EXISTS', K.seq) == 1 then return 0 end
-  redis.call('SET', K.seq, 0)
-  return 1
+  if redis.call('EXISTS', K.seq) == 0 then redis.call('SET', K.seq, 0) end
+  return 1 - redis.call('EXISTS', K.listed)
 end
 
 -- After a delete: when the queue holds nothing any more (no job in any status, no pause, no stream
 -- entry, pending or not), delete its last keys (FIFO counter, stream with its consumer group,
--- doorbell) and return 1; the caller takes the queue out of the global set of queue names, and the
--- queue's next job marks it as new again (mark_queue_used). Workers recreate the group on their
+-- doorbell) and return 1; the caller deletes its listed mark and takes the queue out of the global
+-- set of queue names, and the queue's next job reports it again (mark_queue_used). Workers recreate the group on their
 -- next claim. Returns 0 when the queue still holds something.
 local function forget_if_empty(group)
   for _, key in ipairs({K.waiting, K.delayed, K.processing, K.completed, K.failed, K.cancelled, K.paused,
