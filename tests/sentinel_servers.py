@@ -103,6 +103,10 @@ class SentinelSetup:
     def client_of(self, port: int) -> redis.Redis:
         return redis.Redis(port=port, decode_responses=True, socket_timeout=2)
 
+    def role(self, port: int) -> str:
+        with contextlib.closing(self.client_of(port)) as client:
+            return client.info("replication")["role"]
+
     def failover(self) -> int:
         """``SENTINEL FAILOVER``; returns the new master's port once every sentinel reports it."""
         old = self.master_port()

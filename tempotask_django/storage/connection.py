@@ -53,6 +53,13 @@ class FailoverConnection(SentinelManagedConnection):
     sentinels again, so the callers' usual retry on ConnectionError reaches the new master.
     """
 
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        # redis-py reconnects here to the last host and port, not through the sentinels: its pool
+        # calls connect() first, but storage/direct.py sends on connections of its own.
+        if not self._sock:
+            self.connect()
+        super().send_packed_command(command, check_health)
+
     def read_response(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().read_response(*args, **kwargs)
