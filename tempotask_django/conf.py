@@ -456,6 +456,11 @@ class Settings:
 
     @property
     def safe_redis_url(self) -> str:
+        """REDIS_URL without its password (for logs, errors and pages); in sentinel mode, with the
+        master's name and the sentinels, since the URL's host is not used."""
+        if self.redis_mode == "sentinel":
+            sentinels = ",".join(f"{host}:{port}" for host, port in self.sentinels)
+            return f"master {self.sentinel_master!r} of sentinels {sentinels} ({mask_url(self.redis_url)})"
         return mask_url(self.redis_url)
 
 

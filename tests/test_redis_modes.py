@@ -75,3 +75,10 @@ def test_sentinel_mode_builds_a_sentinel_pool_with_the_urls_password_database_an
         ("::1", 26380),
     ]
     assert all(s.connection_pool.connection_kwargs.get("password") is None for s in sentinels)
+
+
+def test_logs_and_pages_name_the_master_and_the_sentinels_without_the_password():
+    settings = build_settings({**SENTINEL, "REDIS_URL": "redis://:s3cret@localhost/2"})
+    assert settings.safe_redis_url == (
+        "master 'mymaster' of sentinels 127.0.0.1:26379,::1:26380 (redis://:***@localhost/2)"
+    )

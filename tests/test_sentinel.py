@@ -19,7 +19,7 @@ from tests.helpers import wait_until
 from tests.sentinel_servers import MASTER_NAME, SentinelSetup
 from tests.testapp import tasks
 
-pytestmark = [pytest.mark.redis, pytest.mark.slow]
+pytestmark = pytest.mark.redis
 
 
 @pytest.fixture
@@ -99,6 +99,18 @@ def test_every_client_reaches_the_master_the_sentinels_name(sentinels):
     assert get_job(job_id).status == JobStatus.WAITING
 
 
+def test_a_master_refusing_writes_for_want_of_replicas_is_a_connection_error(sentinels):
+    """NOREPLICAS (min-replicas-to-write): the old master just after a failover. The callers' retry
+    and outage handling apply, as for a master that is down; the enqueue did not happen."""
+    tasks.add.enqueue({"a": 1, "b": 2})  # connections open and scripts loaded
+    sentinels.set_all("min-replicas-to-write", "2")  # one replica only: every write is refused
+    with pytest.raises(redis.ConnectionError, match="NOREPLICAS"):
+        tasks.add.enqueue({"a": 1, "b": 2}, job_id="refused")
+    sentinels.set_all("min-replicas-to-write", "0")
+    assert get_job("refused") is None
+    assert get_job(tasks.add.enqueue({"a": 1, "b": 2}, job_id="accepted")).status == JobStatus.WAITING
+
+
 def all_run(producer: Producer, since: float, until: float, what: str) -> None:
     """Every job whose enqueue started in [since, until) and was acknowledged runs."""
     jobs = [job_id for started, job_id in producer.acked if since <= started < until]
@@ -106,6 +118,7 @@ def all_run(producer: Producer, since: float, until: float, what: str) -> None:
     wait_until(lambda: all(completed(j) for j in jobs), 30, 0.2, f"every job acknowledged {what} to run")
 
 
+@pytest.mark.slow
 def test_worker_beat_and_producer_follow_the_master_through_failover_and_kill(sentinels, capsys):
     worker = Worker(concurrency=2)
     beat = CronBeat(only_schedules(every_second={"task": "noop", "cron": "* * * * * *"}))

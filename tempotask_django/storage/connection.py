@@ -64,7 +64,7 @@ class FailoverConnection(SentinelManagedConnection):
         try:
             return super().read_response(*args, **kwargs)
         except ResponseError as exc:
-            if not str(exc).startswith("NOREPLICAS") or not self.connection_pool.is_master:
+            if "NOREPLICAS" not in str(exc) or not self.connection_pool.is_master:  # 6.2 wraps a script's error
                 raise
             self.disconnect()
             raise ConnectionError(f"The master refuses writes ({exc}): a failover is likely under way") from exc
