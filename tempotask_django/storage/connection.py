@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import redis
@@ -13,6 +14,9 @@ from redis.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConn
 from tempotask_django.conf import Settings, get_settings
 from tempotask_django.storage.memory import memory_client
 from tempotask_django.storage.store import RedisStore
+
+# Seconds between two checks, by one sentinel connection, that the sentinels still name its master.
+MASTER_CHECK_INTERVAL = 1.0
 
 _lock = threading.Lock()
 _default_store: RedisStore | None = None
@@ -53,12 +57,37 @@ class FailoverConnection(SentinelManagedConnection):
     sentinels again, so the callers' usual retry on ConnectionError reaches the new master.
     """
 
+    _checked_at = 0.0
+
+    def connect(self) -> None:
+        super().connect()
+        self._checked_at = time.monotonic()  # the sentinels named this master just now
+
     def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        if self._sock and self._master_moved():
+            self.disconnect()
         # redis-py reconnects here to the last host and port, not through the sentinels: its pool
         # calls connect() first, but storage/direct.py sends on connections of its own.
         if not self._sock:
             self.connect()
         super().send_packed_command(command, check_health)
+
+    def _master_moved(self) -> bool:
+        """The sentinels name another master than this connection's (asked once per MASTER_CHECK_INTERVAL).
+
+        The old master keeps accepting writes for seconds after a failover, with no error: writes
+        that the new master never sees. Asking the sentinels bounds that window for every
+        connection, idle or busy, at the cost of one sentinel round trip per interval.
+        """
+        now = time.monotonic()
+        if now - self._checked_at < MASTER_CHECK_INTERVAL:
+            return False
+        self._checked_at = now
+        try:
+            address = self.connection_pool.get_master_address()
+        except ConnectionError:  # no sentinel answers: keep the master we know; its own errors tell
+            return False
+        return (address[0], int(address[1])) != (self.host, int(self.port))
 
     def read_response(self, *args: Any, **kwargs: Any) -> Any:
         try:
