@@ -131,6 +131,63 @@ QUEUE_OVERRIDES = {
 }
 
 MODES = ("redis", "immediate")
+REDIS_MODES = ("standalone", "cluster", "sentinel")
+SENTINEL_HINT = (
+    'Example: "REDIS_MODE": "sentinel", "SENTINELS": ["10.0.0.1:26379", "10.0.0.2:26379"], '
+    '"SENTINEL_MASTER": "mymaster"'
+)
+HOST_PORT = re.compile(r"^(?P<host>[^\s:]+|\[[0-9A-Fa-f:.]+\]):(?P<port>[0-9]{1,5})$")
+
+
+def parse_sentinel(address: str) -> tuple[str, int] | None:
+    """``"host:port"`` as (host, port), or None when it is not one (port 1-65535; IPv6 in brackets)."""
+    match = HOST_PORT.match(address) if isinstance(address, str) else None
+    if not match or not 1 <= int(match["port"]) <= 65535:
+        return None
+    return match["host"].strip("[]"), int(match["port"])
+
+
+def _check_sentinels(setting: Setting, sentinels: Any) -> list[Problem]:
+    if not isinstance(sentinels, list | tuple):
+        msg = f"TEMPOTASK['SENTINELS'] must be a list of \"host:port\" strings, not {sentinels!r}."
+        return [Problem("tempotask.E012", msg, SENTINEL_HINT)]
+    bad = [address for address in sentinels if parse_sentinel(address) is None]
+    if bad:
+        msg = f"TEMPOTASK['SENTINELS'] has entries that are not \"host:port\": {bad!r}."
+        return [Problem("tempotask.E012", msg, SENTINEL_HINT)]
+    return []
+
+
+def _mode_problems(raw: dict[str, Any]) -> list[Problem]:
+    """Combinations of REDIS_MODE, SENTINELS, SENTINEL_MASTER and REDIS_URL that cannot work."""
+    mode = raw.get("REDIS_MODE", "standalone")
+    sentinels, master = raw.get("SENTINELS", []), raw.get("SENTINEL_MASTER")
+    if mode not in REDIS_MODES:  # E003 already
+        return []
+    if mode == "cluster":
+        msg = "TEMPOTASK['REDIS_MODE'] = 'cluster' is not supported in this version of tempotask."
+        hint = 'Use "standalone" (one server, or a managed endpoint that follows its primary) or "sentinel".'
+        return [Problem("tempotask.E014", msg, hint)]
+    if mode != "sentinel":
+        given = [key for key in ("SENTINELS", "SENTINEL_MASTER") if raw.get(key)]
+        if not given:
+            return []
+        msg = f"TEMPOTASK sets {' and '.join(given)}, which only apply when REDIS_MODE is 'sentinel' (it is {mode!r})."
+        return [Problem("tempotask.E013", msg, 'Set "REDIS_MODE": "sentinel", or remove ' + " and ".join(given) + ".")]
+    problems = []
+    if not sentinels:
+        msg = "TEMPOTASK['REDIS_MODE'] is 'sentinel' but SENTINELS names no sentinel."
+        problems.append(Problem("tempotask.E011", msg, SENTINEL_HINT))
+    if not master:
+        msg = "TEMPOTASK['REDIS_MODE'] is 'sentinel' but SENTINEL_MASTER (the name the sentinels monitor) is not set."
+        problems.append(Problem("tempotask.E011", msg, SENTINEL_HINT))
+    url = raw.get("REDIS_URL", "")
+    if isinstance(url, str) and url.startswith("unix:"):
+        msg = "TEMPOTASK['REDIS_URL'] is a unix socket, but in sentinel mode the sentinels name the master's host."
+        hint = "Use redis://[:password@]any-host/db or rediss://...: only its password, database and TLS are used."
+        problems.append(Problem("tempotask.E011", msg, hint))
+    return problems
+
 
 SETTINGS: tuple[Setting, ...] = (
     Setting(
@@ -146,6 +203,26 @@ SETTINGS: tuple[Setting, ...] = (
         _check_url,
         "`redis://`, `rediss://` or `unix://`; the password (`user:password@`, even one holding `@`, or a "
         "`password=` query parameter) never appears in logs, errors or pages",
+    ),
+    Setting(
+        "REDIS_MODE",
+        "standalone",
+        Rule(lambda v: v in REDIS_MODES, f"one of {REDIS_MODES}"),
+        '`"standalone"`: one server at `REDIS_URL`; `"sentinel"`: the master that `SENTINELS` name, followed '
+        'across failovers (see [Redis Sentinel](redis-modes.md)); `"cluster"` is refused in this version',
+    ),
+    Setting(
+        "SENTINELS",
+        [],
+        _check_sentinels,
+        'sentinel mode: the sentinels, `["host:port", ...]`; `REDIS_URL` still gives the password, database and TLS',
+        lambda v: tuple(parse_sentinel(address) for address in v),
+    ),
+    Setting(
+        "SENTINEL_MASTER",
+        None,
+        Rule(lambda v: v is None or (isinstance(v, str) and v.strip() == v and v != ""), "None or a name"),
+        "sentinel mode: the name under which the sentinels monitor the master",
     ),
     Setting(
         "OPTIMISE",
@@ -332,6 +409,9 @@ class Settings:
     SETTINGS (its name in lower case), but CRONS."""
 
     mode: str
+    redis_mode: str
+    sentinels: tuple[tuple[str, int], ...]
+    sentinel_master: str | None
     redis_url: str
     optimise: bool
     key_prefix: str
@@ -376,6 +456,11 @@ class Settings:
 
     @property
     def safe_redis_url(self) -> str:
+        """REDIS_URL without its password (for logs, errors and pages); in sentinel mode, with the
+        master's name and the sentinels, since the URL's host is not used."""
+        if self.redis_mode == "sentinel":
+            sentinels = ",".join(f"{host}:{port}" for host, port in self.sentinels)
+            return f"master {self.sentinel_master!r} of sentinels {sentinels} ({mask_url(self.redis_url)})"
         return mask_url(self.redis_url)
 
 
@@ -421,6 +506,7 @@ def validate(raw: Any) -> list[Problem]:
     for setting in SETTINGS:
         if setting.validator is not None:
             problems += setting.validator(setting, raw.get(setting.key, setting.default))
+    problems += _mode_problems(raw)
     return problems
 
 

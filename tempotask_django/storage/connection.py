@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import redis
+from redis.connection import SSLConnection, parse_url
+from redis.exceptions import ConnectionError, ResponseError
+from redis.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
 
 from tempotask_django.conf import Settings, get_settings
 from tempotask_django.storage.memory import memory_client
 from tempotask_django.storage.store import RedisStore
+
+# Seconds between two checks, by one sentinel connection, that the sentinels still name its master.
+MASTER_CHECK_INTERVAL = 1.0
 
 _lock = threading.Lock()
 _default_store: RedisStore | None = None
@@ -31,10 +38,90 @@ def make_client(settings: Settings, **overrides) -> redis.Redis:
         "socket_keepalive": True,
     }
     options.update(overrides)
-    pool = redis.ConnectionPool.from_url(settings.redis_url, **options)
+    if settings.redis_mode == "sentinel":
+        pool: redis.ConnectionPool = sentinel_pool(settings, options)
+    else:
+        pool = redis.ConnectionPool.from_url(settings.redis_url, **options)
     if settings.optimise:
         pool.connection_kwargs["db"] = int(pool.connection_kwargs.get("db") or 0) + 1
     return redis.Redis(connection_pool=pool)
+
+
+class FailoverConnection(SentinelManagedConnection):
+    """A connection to the master the sentinels name, re-resolved on every connect.
+
+    redis-py turns READONLY (the old master, now a replica) into ConnectionError. A master that
+    lost its replicas refuses writes with NOREPLICAS when ``min-replicas-to-write`` is set: that
+    is the old master just after a failover, still unaware of it. Same meaning, same treatment:
+    the write was refused (nothing ran), the connection is dropped, and the next connect asks the
+    sentinels again, so the callers' usual retry on ConnectionError reaches the new master.
+    """
+
+    _checked_at = 0.0
+
+    def connect(self) -> None:
+        super().connect()
+        self._checked_at = time.monotonic()  # the sentinels named this master just now
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        if self._sock and self._master_moved():
+            self.disconnect()
+        # redis-py reconnects here to the last host and port, not through the sentinels: its pool
+        # calls connect() first, but storage/direct.py sends on connections of its own.
+        if not self._sock:
+            self.connect()
+        super().send_packed_command(command, check_health)
+
+    def _master_moved(self) -> bool:
+        """The sentinels name another master than this connection's (asked once per MASTER_CHECK_INTERVAL).
+
+        The old master keeps accepting writes for seconds after a failover, with no error: writes
+        that the new master never sees. Asking the sentinels bounds that window for every
+        connection, idle or busy, at the cost of one sentinel round trip per interval.
+        """
+        now = time.monotonic()
+        if now - self._checked_at < MASTER_CHECK_INTERVAL:
+            return False
+        self._checked_at = now
+        try:
+            address = self.connection_pool.get_master_address()
+        except ConnectionError:  # no sentinel answers: keep the master we know; its own errors tell
+            return False
+        return (address[0], int(address[1])) != (self.host, int(self.port))
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().read_response(*args, **kwargs)
+        except ResponseError as exc:
+            if "NOREPLICAS" not in str(exc) or not self.connection_pool.is_master:  # 6.2 wraps a script's error
+                raise
+            self.disconnect()
+            raise ConnectionError(f"The master refuses writes ({exc}): a failover is likely under way") from exc
+
+
+class FailoverSSLConnection(FailoverConnection, SSLConnection):
+    pass
+
+
+def sentinel_pool(settings: Settings, options: dict[str, Any]) -> SentinelConnectionPool:
+    """A pool of connections to the current master of SENTINEL_MASTER, as the SENTINELS report it.
+
+    REDIS_URL gives the password, database and TLS of the master's connections (its host is not
+    used). The sentinels are asked with the same timeouts and TLS, without the password.
+    """
+    kwargs = parse_url(settings.redis_url)
+    tls = kwargs.pop("connection_class", None) is SSLConnection
+    kwargs.pop("host", None)
+    kwargs.pop("port", None)
+    kwargs.update(options)
+    timeouts = {key: value for key, value in kwargs.items() if key.startswith("socket_")}
+    tls_options = {key: value for key, value in kwargs.items() if key.startswith("ssl")}
+    sentinel_kwargs = {**timeouts, **({"ssl": True, **tls_options} if tls else {})}
+    manager = Sentinel(list(settings.sentinels), sentinel_kwargs=sentinel_kwargs)
+    connection_class = FailoverSSLConnection if tls else FailoverConnection
+    return SentinelConnectionPool(
+        settings.sentinel_master, manager, is_master=True, connection_class=connection_class, **kwargs
+    )
 
 
 def get_default_store() -> RedisStore:
