@@ -51,6 +51,13 @@ def test_a_due_tick_enqueues_its_job_once(redis_client):
     assert cron_jobs() == [f"cron:every5:{T0 + 300}"]
 
 
+def test_a_fired_tick_moves_the_schedules_next_run_on(redis_client):
+    cron_beat = beat(every5=EVERY_5)
+    assert cron_beat.tick((T0 + 300) * MS + 150).fired == ["every5"]
+    (info,) = [cron for cron in list_crons() if cron.name == "every5"]
+    assert info.next_run == datetime.datetime.fromtimestamp(T0 + 600, tz=datetime.UTC)  # the tick after
+
+
 def test_the_beat_sleeps_until_the_next_tick(redis_client):
     cron_beat = beat(
         every20s={"task": "record", "cron": "* * * * * */20"}, daily={"task": "record", "cron": "0 12 * * *"}

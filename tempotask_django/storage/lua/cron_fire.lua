@@ -77,7 +77,8 @@ elseif mode == 'tick' then
   if tick > now then return reply('not-due') end
   if tick <= math.max(floor, tonumber(s[2] or '0')) then return reply('done') end
   redis.call('HSET', key, 'last_tick', tick)
-  if tonumber(ARGV[5]) > 0 and gen == current then redis.call('HSET', key, 'next_run', ARGV[5]) end
+  -- A code schedule (gen -1) or the current version moves next_run on; an older version's beat does not.
+  if tonumber(ARGV[5]) > 0 and (gen < 0 or gen == current) then redis.call('HSET', key, 'next_run', ARGV[5]) end
   -- Paused: the ticks after the pause are skipped (one before it, offered late, is still owed).
   if s[3] and tick > tonumber(s[3]) then return reply('paused') end
   if now - tick > tonumber(ARGV[7]) then
