@@ -160,6 +160,22 @@ class EmbeddedRedis:
             self._tempdir.cleanup()
 
 
+def run_forwarding_signals(command: list[str], env: dict[str, str]) -> int:
+    """Run ``command`` and return its exit code, passing SIGTERM and SIGINT on to it: whoever stops
+    this wrapper (a process manager, Ctrl-C) stops the command too, and it can shut down cleanly."""
+    child = subprocess.Popen(command, env=env)
+
+    def forward(signum: int, _frame: object) -> None:
+        # os.kill takes no lock (Popen.send_signal may), so the handler cannot block the main thread.
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child.pid, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    code = child.wait()
+    return 128 - code if code < 0 else code  # killed by signal N: exit 128 + N, as a shell reports it
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tempotask_django.embedded",
@@ -184,15 +200,11 @@ def main(argv: list[str] | None = None) -> int:
     if not command:
         parser.error("give a command to run after --")
     if not args.embedded and redis_reachable(args.url):
-        return subprocess.call(command, env={**os.environ, "REDIS_URL": args.url})
+        return run_forwarding_signals(command, {**os.environ, "REDIS_URL": args.url})
     with EmbeddedRedis(prefer=args.prefer) as server:
         version = redis.Redis.from_url(server.url).info("server")["redis_version"]
         print(f"Started Redis {version} at {server.url} ({server.binary})", file=sys.stderr, flush=True)
-        env = {**os.environ, "REDIS_URL": server.url}
-        child = subprocess.Popen(command, env=env)
-        signal.signal(signal.SIGTERM, lambda *_: child.send_signal(signal.SIGTERM))
-        signal.signal(signal.SIGINT, lambda *_: child.send_signal(signal.SIGINT))
-        return child.wait()
+        return run_forwarding_signals(command, {**os.environ, "REDIS_URL": server.url})
 
 
 if __name__ == "__main__":
