@@ -6,7 +6,8 @@ names an unknown task, E009 invalid cron expression or timezone, E010 a schedule
 MAX_PAYLOAD_BYTES, E011 sentinel mode without SENTINELS or SENTINEL_MASTER (or on a unix socket),
 E012 malformed SENTINELS, E013 sentinel keys in another REDIS_MODE, E014 cluster mode (not supported),
 E020 a task's rate_limit, max_concurrency or limit_key is invalid (a bad queue
-RATE_LIMIT is E005, with the rest of QUEUES), E106 TASKS names TempotaskBackend without Django's Tasks framework.
+RATE_LIMIT is E005, with the rest of QUEUES), W001 TIMEOUT_GRACE of half STALLED_TIMEOUT or more,
+E106 TASKS names TempotaskBackend without Django's Tasks framework.
 TempotaskBackend.check() reports E101-E105 and W101 (see backends.py).
 Checks never connect to Redis.
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.checks import Error, Tags, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 from tempotask_django import conf
 from tempotask_django.cron import schedule_problems
@@ -84,6 +85,28 @@ def check_tasks_framework(app_configs: Any = None, **kwargs: Any) -> list[Error]
 @register(Tags.compatibility, "tempotask")
 def check_crons(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     return [Error(message, hint=hint, id=check_id) for check_id, message, hint in schedule_problems()]
+
+
+@register(Tags.compatibility, "tempotask")
+def check_lease_margin(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Leases are not renewed past a job's deadline, so a handler that ignores JobTimeout must be
+    stopped (TIMEOUT_GRACE) well before its lease runs out (STALLED_TIMEOUT), or another worker takes
+    the job over and it runs twice at once."""
+    raw = conf.raw_settings()
+    if not isinstance(raw, dict) or conf.validate(raw):
+        return []  # the settings' own errors come first (check_settings)
+    settings = conf.get_settings()
+    if settings.timeout_grace < settings.stalled_timeout / 2:
+        return []
+    return [
+        Warning(
+            f"TIMEOUT_GRACE ({settings.timeout_grace:g} s) is half of STALLED_TIMEOUT "
+            f"({settings.stalled_timeout:g} s) or more: a job that ignores its time limit or a cancel "
+            "could be taken over by another worker before this one stops it, and run twice at once.",
+            hint="Lower TIMEOUT_GRACE below STALLED_TIMEOUT / 2, or raise STALLED_TIMEOUT.",
+            id="tempotask.W001",
+        )
+    ]
 
 
 @register(Tags.compatibility, "tempotask")

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from django.core import checks
 from django.core.checks import run_checks
 from django.test import override_settings
 
@@ -179,3 +180,22 @@ def test_a_queue_timeout_overrides_default_timeout():
     assert settings.for_queue("bulk").timeout is None  # no limit there
     assert settings.for_queue("other").timeout == 30
     assert build_settings({}).for_queue("other").timeout is None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "warned"),
+    [
+        ({"STALLED_TIMEOUT": 6, "TIMEOUT_GRACE": 5}, True),
+        ({"STALLED_TIMEOUT": 10, "TIMEOUT_GRACE": 5}, True),
+        ({"STALLED_TIMEOUT": 11, "TIMEOUT_GRACE": 5}, False),
+        ({"STALLED_TIMEOUT": 2, "TIMEOUT_GRACE": 0.5}, False),
+    ],
+)
+def test_a_grace_that_outlasts_half_the_lease_is_warned_about(overrides, warned):
+    # Leases are not renewed past a job's deadline: a hung handler stopped only after TIMEOUT_GRACE
+    # could meanwhile be taken over by another worker and run twice at once.
+    with override_settings(TEMPOTASK=overrides):
+        found = [e for e in run_checks() if e.id.startswith("tempotask.")]
+    assert [(e.id, e.level) for e in found] == ([("tempotask.W001", checks.WARNING)] if warned else [])
+    if warned:
+        assert "TIMEOUT_GRACE" in found[0].msg and "STALLED_TIMEOUT" in found[0].hint

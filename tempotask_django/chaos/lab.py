@@ -163,13 +163,18 @@ class Lab:
         reset_default_store()
 
     def tempotask_settings(self) -> dict[str, Any]:
-        return {
+        settings = {
             "REDIS_URL": self.server.url,
             "KEY_PREFIX": KEY_PREFIX,
             "DEFAULT_QUEUE": QUEUE,
             "CONTEXT": "tempotask_django.chaos.handlers.context",
             **self.overrides,
         }
+        # Short leases need a short grace (check tempotask.W001); a scenario may still set its own.
+        stalled = settings.get("STALLED_TIMEOUT")
+        if stalled is not None and "TIMEOUT_GRACE" not in settings:
+            settings["TIMEOUT_GRACE"] = min(5, stalled / 3)
+        return settings
 
     # -- processes ----------------------------------------------------------------------------
     def start(self, command: str, *args: str, log_level: str = "WARNING") -> Command:

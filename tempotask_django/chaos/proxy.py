@@ -72,6 +72,9 @@ class ReplyDroppingProxy:
 
     def stop(self) -> None:
         self._stopped = True
+        # close() alone does not wake a thread blocked in accept(); shutdown() does (on Linux).
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
         with contextlib.suppress(OSError):
             self._listener.close()
         with self._lock:
