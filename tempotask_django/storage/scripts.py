@@ -27,6 +27,7 @@ from typing import Any
 from redis import Redis
 from redis.exceptions import NoScriptError
 
+from tempotask_django.storage.cluster import ClusterCalls
 from tempotask_django.storage.direct import DirectCalls
 from tempotask_django.storage.keys import QueueKeys
 from tempotask_django.storage.replies import REPEAT_WINDOW, RequestIds
@@ -125,7 +126,7 @@ class ScriptRunner:
     def __init__(
         self,
         client: Redis,
-        direct: DirectCalls,
+        direct: DirectCalls | ClusterCalls,
         prefix: str,
         *,
         request_ids: bool = True,

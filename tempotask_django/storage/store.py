@@ -15,11 +15,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import redis
+from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError, ResponseError
 
 from tempotask_django import serialization
 from tempotask_django.conf import Settings
 from tempotask_django.storage import presence
+from tempotask_django.storage.cluster import ClusterCalls, ClusterWaits
 from tempotask_django.storage.direct import DirectCalls
 from tempotask_django.storage.inspect import QueueInspector
 from tempotask_django.storage.keys import CONSUMER_GROUP, GlobalKeys, QueueKeys
@@ -106,7 +108,14 @@ class RedisStore:
         self.settings = settings
         self.prefix = settings.key_prefix
         self.global_keys = GlobalKeys(self.prefix)
-        self.direct = DirectCalls(client.connection_pool)  # the hot paths' round trips
+        # The hot paths' round trips; on Redis Cluster routed by slot, and waits span nodes.
+        self.waits: ClusterWaits | None = None
+        self.direct: DirectCalls | ClusterCalls
+        if isinstance(client, RedisCluster):
+            self.direct = ClusterCalls(client)
+            self.waits = ClusterWaits(self.direct)
+        else:
+            self.direct = DirectCalls(client.connection_pool)
         # A claim repeated after an error gets its first run's batch only while those leases surely hold.
         self.scripts = ScriptRunner(
             client,
@@ -120,6 +129,8 @@ class RedisStore:
         self._qrate_keys: dict[str, str] = {}  # the claim's own key, per queue (a hot path)
 
     def close(self) -> None:
+        if self.waits is not None:
+            self.waits.close()
         self.direct.close()
         self.client.close()
 
@@ -348,6 +359,8 @@ class RedisStore:
         """Block until a job is enqueued in one of the queues (after ``wake_ids``) or the timeout."""
         if timeout_ms <= 0:
             return False
+        if self.waits is not None:
+            return self.waits.wait(self._wake_streams(wake_ids), timeout_ms)
         return bool(self.direct.call(*self._wait_command(wake_ids, timeout_ms), resend=True))  # reads only
 
     def wait_then_claim(
@@ -358,7 +371,13 @@ class RedisStore:
         The two commands go in one pipeline: Redis runs the claim as soon as the blocking read
         returns (a client's commands run in order), so a job enqueued for an idle worker is claimed
         without a second round trip. The claim runs after a timeout too.
+
+        On Redis Cluster the wait spans nodes (``ClusterWaits``) and the claim follows it: two round
+        trips when a job ends the wait.
         """
+        if self.waits is not None:
+            self.wait_for_jobs(wake_ids, timeout_ms)
+            return self.claim(queue, consumer, count)
         claim = self.scripts.command(*self._claim_call(queue, consumer, count))
         woken, claimed = self.scripts.send([self._wait_command(wake_ids, timeout_ms), claim])
         if isinstance(claimed, NoScriptError):
@@ -368,6 +387,9 @@ class RedisStore:
         if isinstance(woken, Exception):  # the claim ran all the same: its batch is ours, never dropped
             logger.warning("waiting for jobs of %s failed: %s", ", ".join(wake_ids), woken)
         return self._claim_result(claimed)
+
+    def _wake_streams(self, wake_ids: dict[str, str]) -> dict[str, str]:
+        return {self.keys(queue).wake: wake_id for queue, wake_id in wake_ids.items()}
 
     def _wait_command(self, wake_ids: dict[str, str], timeout_ms: int) -> tuple[Any, ...]:
         keys = [self.keys(queue).wake for queue in wake_ids]
