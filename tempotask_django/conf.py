@@ -384,6 +384,20 @@ SETTINGS: tuple[Setting, ...] = (
         "error records kept per job, one per failed attempt (the newest; never fewer than MAX_DELIVERIES)",
     ),
     Setting(
+        "ENQUEUE_REPLICAS",
+        0,
+        Rule(lambda v: is_int(v) and 0 <= v <= 100, "an integer from 0 to 100"),
+        "replicas that must hold a job before an enqueue returns (`WAIT`); fewer within "
+        "`ENQUEUE_REPLICAS_TIMEOUT` raise `NotReplicated`; see [Durable enqueue](redis-modes.md#durable-enqueue)",
+    ),
+    Setting(
+        "ENQUEUE_REPLICAS_TIMEOUT",
+        1.0,
+        Rule(lambda v: is_number(v) and 0 < v <= 60, "a number of seconds from 0 to 60"),
+        "seconds an enqueue waits for `ENQUEUE_REPLICAS` replicas to acknowledge it",
+        float,
+    ),
+    Setting(
         "ENQUEUE_ON_COMMIT",
         True,
         Rule(lambda v: isinstance(v, bool), "True or False"),
@@ -468,6 +482,8 @@ class Settings:
     max_log_lines_per_job: int
     max_log_line_bytes: int
     max_errors_per_job: int
+    enqueue_replicas: int
+    enqueue_replicas_timeout: float
     enqueue_on_commit: bool
     cron_catchup_window: float
     cron_beat_heartbeat: float

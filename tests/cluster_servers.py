@@ -93,6 +93,10 @@ class ClusterSetup:
             self.client_of(replica.port).execute_command("CLUSTER", "REPLICATE", master_id)
         self._wait(self._ready, "the cluster to be ok with a synced replica per master")
 
+    def wait_ready(self) -> None:
+        """Wait until the cluster is ok, every node runs and each master has a synced replica."""
+        self._wait(self._ready, "the cluster to be whole again", timeout=60)
+
     def _known_nodes(self) -> int:
         return min(len(self._nodes(server.port)) for server in self.servers)
 

@@ -193,3 +193,20 @@ def test_worker_beat_and_producer_follow_the_master_through_failover_and_kill(se
         beat.request_stop()
         for thread in threads:
             thread.join(timeout=15)
+
+
+def test_enqueue_replicas_waits_for_the_replica_of_the_master(sentinels, settings):
+    from tempotask_django import NotReplicated
+
+    settings.TEMPOTASK = {**settings.TEMPOTASK, "ENQUEUE_REPLICAS": 1}
+    reset_default_store()
+    single = tasks.noop.enqueue(job_id="one")
+    bulk = tasks.noop.enqueue_many([{"n": n} for n in range(5)])
+    replica = next(server.port for server in sentinels.servers if server.port != sentinels.master_port())
+    with sentinels.client_of(replica) as client:
+        store = get_default_store()
+        assert all(client.exists(store.keys("default").job(job_id)) for job_id in [single, *bulk])
+    settings.TEMPOTASK = {**settings.TEMPOTASK, "ENQUEUE_REPLICAS": 2, "ENQUEUE_REPLICAS_TIMEOUT": 0.1}
+    reset_default_store()
+    with pytest.raises(NotReplicated, match="only 1 of the 2 replicas"):
+        tasks.noop.enqueue()

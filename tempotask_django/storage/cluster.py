@@ -201,6 +201,13 @@ class ClusterCalls:
                         self._refused(commands[i], i, exc, replies, outcome)
             finally:
                 self.give(node, connection)
+        # A keyless command (WAIT) sent again goes with the command before it, on its new node.
+        for i in list(outcome.again):
+            following = i + 1
+            while following < len(commands) and command_slot(commands[following]) is None:
+                if following not in outcome.again and following not in outcome.lost:
+                    outcome.again.append(following)
+                following += 1
         return outcome
 
     def _refused(
@@ -343,6 +350,9 @@ class ClusterWaits:
             read.in_flight = False
             if isinstance(exc, MovedError):
                 self.calls.moved(exc)
+                return None
+            if str(exc).startswith("UNBLOCKED"):  # its node became a replica (a failover): ask again
+                self.calls.refresh()
                 return None
             raise
         except (ConnectionError, TimeoutError):

@@ -20,6 +20,7 @@ from redis.exceptions import NoScriptError, ResponseError
 
 from tempotask_django import serialization
 from tempotask_django.conf import Settings
+from tempotask_django.exceptions import NotReplicated
 from tempotask_django.storage import presence
 from tempotask_django.storage.cluster import ClusterCalls, ClusterWaits
 from tempotask_django.storage.direct import DirectCalls
@@ -169,10 +170,28 @@ class RedisStore:
         """Add a job unless one with its id is active. Returns (added, status); an added job's spec
         gets its ``enqueued_at_ms`` (the Redis clock)."""
         self.register_queue(spec.queue)
-        (reply,), new_queue = self.scripts.run("enqueue", spec.queue, spec.script_args())
+        (((reply,), new_queue),), acknowledged = self._run_enqueues([("enqueue", spec.queue, spec.script_args())])
         if new_queue:
             self.registered_again([spec.queue])
+        self._check_replicated([spec], acknowledged)
         return _enqueued(spec, reply)
+
+    def _run_enqueues(self, calls: Sequence[ScriptCall]) -> tuple[list[Any], int]:
+        """Run enqueue calls in one round trip; with ENQUEUE_REPLICAS, each followed by a WAIT on its
+        connection. Returns the replies and the fewest replicas that acknowledged a call."""
+        replicas = 0 if self.settings.immediate else self.settings.enqueue_replicas
+        if not replicas:
+            return self.scripts.pipeline(calls), 0
+        timeout_ms = max(1, int(self.settings.enqueue_replicas_timeout * 1000))
+        replies, counts = self.scripts.pipeline_replicated(calls, replicas, timeout_ms)
+        return replies, min(counts, default=replicas)
+
+    def _check_replicated(self, specs: Sequence[JobSpec], acknowledged: int) -> None:
+        """Raise NotReplicated when fewer replicas than ENQUEUE_REPLICAS acknowledged the write."""
+        required = 0 if self.settings.immediate else self.settings.enqueue_replicas
+        if acknowledged < required:
+            ids = [spec.id for spec in specs]
+            raise NotReplicated(ids, acknowledged, required, self.settings.enqueue_replicas_timeout)
 
     def enqueue_many(self, specs: Sequence[JobSpec]) -> list[tuple[bool, str]]:
         """Enqueue a batch in one round trip; each job is still deduplicated on its own.
@@ -187,13 +206,14 @@ class RedisStore:
             positions.append(chunk)
         results: list[tuple[bool, str]] = [(False, "")] * len(specs)
         new_queues = set()
-        answers = self.scripts.pipeline(calls)
+        answers, acknowledged = self._run_enqueues(calls)
         for (_, queue, _), chunk, (replies, new_queue) in zip(calls, positions, answers, strict=True):
             if new_queue:
                 new_queues.add(queue)
             for i, reply in zip(chunk, replies, strict=True):
                 results[i] = _enqueued(specs[i], reply)
         self.registered_again(new_queues)
+        self._check_replicated(specs, acknowledged)
         return results
 
     # -- workers ----------------------------------------------------------------------------
