@@ -381,3 +381,59 @@ def test_workers_beats_and_producers_carry_on_through_a_failover_and_a_master_ki
         if killed_port is not None:  # back as a replica: the next test has a whole cluster again
             cluster.server_on(killed_port).start()
             cluster.wait_ready()
+
+
+def test_every_script_runs_on_the_cluster_with_queues_on_every_master(ledger, cluster, monkeypatch):
+    """A script touching a key outside its queue's slot fails on a cluster ("non local key", or
+    CROSSSLOT): each one runs here, for queues on three masters, through the calls that use it."""
+    from tempotask_django import cancel_job, delete_job, retry_job
+    from tempotask_django.cron import CronBeat, add_cron, delete_cron, pause_cron, run_cron_now, update_cron
+    from tempotask_django.storage.scripts import SCRIPT_NAMES
+    from tests.cron.support import only_schedules
+
+    store = get_default_store()
+    ran: set[str] = set()
+    command = store.scripts.command
+
+    def recording(script, queue, args, keys=()):
+        ran.add(script)
+        return command(script, queue, args, keys)
+
+    monkeypatch.setattr(store.scripts, "command", recording)
+    failed = {}
+    for queue in QUEUES:
+        tasks.echoes.enqueue({"text": "hi"}, queue=queue)
+        tasks.reports_progress.enqueue(queue=queue)
+        tasks.rated.enqueue(queue=queue)
+        tasks.one_per_tenant.enqueue({"tenant": "t"}, queue=queue)
+        failed[queue] = tasks.always_fails.enqueue({"why": "test"}, queue=queue, attempts=1)
+        assert cancel_job(tasks.noop.enqueue(queue=queue, delay=60)) == JobStatus.DELAYED
+    Worker(QUEUES, concurrency=2, burst=True).run()
+    for queue in QUEUES:
+        assert get_job(failed[queue], queue).status == JobStatus.FAILED
+        assert retry_job(failed[queue], queue) == JobStatus.FAILED
+    Worker(QUEUES, burst=True).run()
+    for queue in QUEUES:
+        assert store.retry_failed(queue) == 1
+        assert delete_job(failed[queue], queue) == JobStatus.WAITING
+        assert store.purge(queue, "completed") >= 4
+        claimed = store.claim(queue, "by-hand", 1)
+        if not claimed.jobs:
+            tasks.noop.enqueue(queue=queue)
+            claimed = store.claim(queue, "by-hand", 1)
+        entry, job_id = claimed.jobs[0]["entry"], claimed.jobs[0]["id"]
+        assert store.renew(queue, "by-hand", [entry]) == []
+        assert store.give_back("by-hand", [(queue, entry, job_id)]) == 1
+        store.reclaim(queue, "by-hand", 10)
+        store.sweep_lost_entries(queue)
+        store.forget_consumers(queue, 0)
+        beat = CronBeat(only_schedules(**{f"code-{queue}": {"task": "noop", "cron": "0 3 * * *", "queue": queue}}))
+        beat.sync()
+        beat.tick()
+        add_cron(f"runtime-{queue}", "noop", "* * * * *", queue=queue)
+        update_cron(f"runtime-{queue}", cron="*/5 * * * *")
+        pause_cron(f"runtime-{queue}")
+        run_cron_now(f"code-{queue}")
+        delete_cron(f"runtime-{queue}")
+    assert {stats.queue for stats in store.inspect.queue_stats_many(QUEUES)} == set(QUEUES)
+    assert ran == set(SCRIPT_NAMES)
