@@ -437,3 +437,18 @@ def test_every_script_runs_on_the_cluster_with_queues_on_every_master(ledger, cl
         delete_cron(f"runtime-{queue}")
     assert {stats.queue for stats in store.inspect.queue_stats_many(QUEUES)} == set(QUEUES)
     assert ran == set(SCRIPT_NAMES)
+
+
+@pytest.mark.slow
+def test_runworkers_processes_with_cron_serve_queues_on_every_master(cluster, workers):
+    """``manage.py runworkers --processes 2 --with-cron``: forked worker processes and the beat on the cluster."""
+    overrides = {"REDIS_MODE": "cluster", "STALLED_TIMEOUT": 2, "CONTEXT": "tests.test_cluster.ledger_context"}
+    overrides["CRONS"] = {"every_second": {"task": "noop", "cron": "* * * * * *", "queue": "c"}}
+    process = workers.start("--queues", *QUEUES, "--processes", "2", "--with-cron", overrides=overrides)
+    jobs = [(queue, tasks.noop.enqueue(queue=queue)) for queue in QUEUES * 5]
+    try:
+        wait_until(lambda: all(completed_job(q, j) for q, j in jobs), 30, 0.1, "the jobs to run")
+        second = int(time.time())
+        wait_until(lambda: completed_job("c", f"cron:every_second:{second + 1}"), 15, 0.1, "a tick to run")
+    finally:
+        assert process.poll() is None, workers.output(process)
