@@ -452,3 +452,43 @@ def test_runworkers_processes_with_cron_serve_queues_on_every_master(cluster, wo
         wait_until(lambda: completed_job("c", f"cron:every_second:{second + 1}"), 15, 0.1, "a tick to run")
     finally:
         assert process.poll() is None, workers.output(process)
+
+
+def test_a_blocking_read_left_unanswered_by_a_silent_node_is_sent_again(cluster):
+    """A node gone without closing the connection never answers a blocking read: past its BLOCK time
+    and a grace, the wait reads again on a new connection instead of missing every wake-up."""
+    from tempotask_django.storage import cluster as cluster_module
+
+    store = get_default_store()
+    key = store.keys("a").wake
+    assert store.waits.wait({key: "0-0"}, 10) is False  # a read is now in flight
+    (read,) = store.waits._reads().values()
+    read.connection.disconnect()
+    read.connection.connect()  # a connection on which no reply will ever come, as from a silent node
+    read.due -= cluster_module.STALE_READ_GRACE + 1
+    tasks.noop.enqueue(queue="a")
+    started = time.monotonic()
+    assert store.waits.wait({key: "0-0"}, 3000) is True
+    assert time.monotonic() - started < 1
+
+
+def test_a_slot_no_node_serves_is_an_outage_for_the_caller(cluster, monkeypatch):
+    """A slot map read while a master was down may leave slots uncovered: callers get the
+    ConnectionError of any outage (workers back off and retry), not an unexpected exception."""
+    import redis
+    from redis.exceptions import SlotNotCoveredError
+
+    store = get_default_store()
+
+    def uncovered(*args, **kwargs):
+        raise SlotNotCoveredError('Slot "1" not covered by the cluster.')
+
+    monkeypatch.setattr(store.client.nodes_manager, "get_node_from_slot", uncovered)
+    monkeypatch.setattr(store.direct, "refresh", lambda: None)
+    with pytest.raises(redis.ConnectionError, match="no node serves slot"):
+        store.claim("a", "by-hand", 1)
+    with pytest.raises(redis.ConnectionError, match="no node serves slot"):
+        store.wait_for_jobs({"a": "0-0"}, 10)
+    from tempotask_django.storage.outage import REDIS_ERRORS
+
+    assert isinstance(SlotNotCoveredError("x"), REDIS_ERRORS)  # raised by redis-py's own client too

@@ -40,6 +40,7 @@ from redis.exceptions import (
     ConnectionError,
     MovedError,
     ResponseError,
+    SlotNotCoveredError,
     TimeoutError,
     TryAgainError,
 )
@@ -51,6 +52,10 @@ from tempotask_django.storage.direct import RESEND_PAUSES, _pack
 CLUSTER_RETRY_PAUSES = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
 # Redirections followed for one command before giving up (a slot map changing under our feet).
 MAX_REDIRECTS = 5
+# Seconds past its BLOCK time after which a blocking read still unanswered is given up: its node
+# may be gone without closing the connection (a partition, a host lost), so it is read again on a
+# new one instead of waiting for TCP keepalive.
+STALE_READ_GRACE = 3.0
 
 
 def command_slot(command: Sequence[Any]) -> int | None:
@@ -83,7 +88,11 @@ class ClusterCalls:
     # -- nodes and connections -------------------------------------------------------------
     def node_name(self, slot: int) -> str:
         """The name (host:port) of the master serving ``slot`` in the slot map."""
-        return self.client.nodes_manager.get_node_from_slot(slot).name
+        try:
+            return self.client.nodes_manager.get_node_from_slot(slot).name
+        except SlotNotCoveredError as exc:  # a map read while a master was down: an outage, as for callers
+            self.refresh()
+            raise ConnectionError(f"no node serves slot {slot} for now: {exc}") from exc
 
     def take(self, node_name: str) -> AbstractConnection:
         """A connection to ``node_name`` (a free one, or a new one); give it back with ``give``."""
@@ -136,9 +145,17 @@ class ClusterCalls:
         todo = list(range(len(commands)))
         lost_connections = 0
         busy_pauses = iter(CLUSTER_RETRY_PAUSES)
-        redirects = 0
+        redirects = unrouted = 0
         while todo:
-            outcome = self._round(commands, todo, replies)
+            try:
+                groups = self._route(commands, todo)
+            except ConnectionError:  # no node serves a slot for now: nothing was sent
+                if unrouted >= len(RESEND_PAUSES):
+                    raise
+                time.sleep(RESEND_PAUSES[unrouted])
+                unrouted += 1
+                continue
+            outcome = self._round(commands, groups, replies)
             todo = sorted(outcome.again + outcome.lost)
             if outcome.lost:
                 if not resend or lost_connections >= len(RESEND_PAUSES):
@@ -174,10 +191,10 @@ class ClusterCalls:
             groups.setdefault(node, []).append(i)
         return groups
 
-    def _round(self, commands: Sequence[Sequence[Any]], todo: list[int], replies: list[Any]) -> _Round:
+    def _round(self, commands: Sequence[Sequence[Any]], groups: dict[str, list[int]], replies: list[Any]) -> _Round:
         outcome = _Round()
         sent: list[tuple[str, AbstractConnection, list[int]]] = []
-        for node, members in self._route(commands, todo).items():
+        for node, members in groups.items():
             connection = self.take(node)
             try:
                 connection.send_packed_command(_pack(connection, [commands[i] for i in members]))
@@ -265,6 +282,7 @@ class _Read:
     connection: AbstractConnection
     keys: tuple[str, ...]
     in_flight: bool = False
+    due: float = 0.0  # when its reply is due at the latest (monotonic clock)
 
 
 class ClusterWaits:
@@ -307,24 +325,27 @@ class ClusterWaits:
             raise
 
     def _send(
-        self, reads: dict[int, _Read], slot: int, keys: tuple[str, ...], streams: dict[str, str], ms: float
+        self, reads: dict[int, _Read], slot: int, keys: tuple[str, ...], streams: dict[str, str], seconds: float
     ) -> None:
         node = self.calls.node_name(slot)
         read = reads.get(slot)
-        if read is not None and (read.node != node or read.keys != keys):  # the slot moved, or other queues
+        stale = read is not None and read.in_flight and time.monotonic() > read.due + STALE_READ_GRACE
+        if read is not None and (read.node != node or read.keys != keys or stale):  # moved, other queues, silent
             read.connection.disconnect()
             read = None
         if read is None:
             read = reads[slot] = _Read(node, self.calls.take(node), keys)
-        if read.in_flight or ms <= 0:
+        if read.in_flight or seconds <= 0:
             return
-        command = ("XREAD", "COUNT", 1, "BLOCK", max(1, int(ms * 1000)), "STREAMS", *keys, *(streams[k] for k in keys))
+        block_ms = max(1, int(seconds * 1000))
+        command = ("XREAD", "COUNT", 1, "BLOCK", block_ms, "STREAMS", *keys, *(streams[k] for k in keys))
         try:
             read.connection.send_packed_command(_pack(read.connection, [command]))
         except (ConnectionError, TimeoutError):
             self._drop(reads, read)
             raise
         read.in_flight = True
+        read.due = time.monotonic() + block_ms / 1000
 
     @staticmethod
     def _ready(reads: list[_Read], remaining: float) -> list[_Read] | None:
