@@ -492,3 +492,18 @@ def test_a_slot_no_node_serves_is_an_outage_for_the_caller(cluster, monkeypatch)
     from tempotask_django.storage.outage import REDIS_ERRORS
 
     assert isinstance(SlotNotCoveredError("x"), REDIS_ERRORS)  # raised by redis-py's own client too
+
+
+def test_a_closed_store_reconnects_and_an_unreachable_cluster_is_an_outage(cluster, settings):
+    import redis
+
+    from tempotask_django.conf import build_settings
+    from tempotask_django.storage.connection import make_client
+
+    store = get_default_store()
+    job_id = tasks.noop.enqueue(queue="b")
+    reset_default_store()  # closes it (settings changed, a fork): a caller still holding it goes on
+    assert store.inspect.get_job("b", job_id).status == JobStatus.WAITING
+    assert store.server_time_ms() > 0
+    with pytest.raises(redis.ConnectionError, match="cannot be reached"):
+        make_client(build_settings({"REDIS_MODE": "cluster", "REDIS_URL": "redis://:pw@127.0.0.1:1/0"}))

@@ -9,7 +9,7 @@ from typing import Any, cast
 import redis
 from redis.cluster import RedisCluster
 from redis.connection import SSLConnection, parse_url
-from redis.exceptions import ConnectionError, ResponseError
+from redis.exceptions import ConnectionError, RedisClusterException, ResponseError
 from redis.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
 
 from tempotask_django.conf import Settings, get_settings
@@ -58,7 +58,10 @@ def cluster_client(settings: Settings, options: dict[str, Any]) -> redis.Redis:
     RedisCluster answers the commands tempotask sends through the regular client with the same
     signatures as redis.Redis (the hot paths go through storage/cluster.py), hence the cast.
     """
-    client = RedisCluster.from_url(settings.redis_url, **options)
+    try:
+        client = RedisCluster.from_url(settings.redis_url, **options)  # reads the slot map now
+    except RedisClusterException as exc:  # no node reachable: an outage, as for a standalone client
+        raise ConnectionError(f"Redis Cluster at {settings.safe_redis_url} cannot be reached: {exc}") from exc
     return cast(redis.Redis, client)
 
 

@@ -133,7 +133,14 @@ class RedisStore:
         if self.waits is not None:
             self.waits.close()
         self.direct.close()
-        self.client.close()
+        if isinstance(self.client, RedisCluster):
+            # RedisCluster.close() leaves a client that cannot be used again; a closed store must
+            # stay usable (it reconnects), as a standalone one does.
+            for node in self.client.get_nodes():
+                if node.redis_connection is not None:
+                    node.redis_connection.connection_pool.disconnect()
+        else:
+            self.client.close()
 
     def keys(self, queue: str) -> QueueKeys:
         return QueueKeys(self.prefix, queue)
