@@ -4,7 +4,8 @@ Ids: E001 not a dict, E002 unknown key, E003 wrong value, E004 bad REDIS_URL, E0
 E006 CONTEXT not importable, E007 malformed cron schedule (TEMPOTASK["CRONS"]), E008 a schedule
 names an unknown task, E009 invalid cron expression or timezone, E010 a schedule's data larger than
 MAX_PAYLOAD_BYTES, E011 sentinel mode without SENTINELS or SENTINEL_MASTER (or on a unix socket),
-E012 malformed SENTINELS, E013 sentinel keys in another REDIS_MODE, E014 cluster mode (not supported),
+E012 malformed SENTINELS, E013 sentinel keys in another REDIS_MODE, E014 cluster mode with OPTIMISE, a
+database other than 0 or a unix socket,
 E020 a task's rate_limit, max_concurrency or limit_key is invalid (a bad queue
 RATE_LIMIT is E005, with the rest of QUEUES), W001 TIMEOUT_GRACE of half STALLED_TIMEOUT or more,
 E106 TASKS names TempotaskBackend without Django's Tasks framework.

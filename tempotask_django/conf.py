@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import unquote_plus, urlsplit
 
 from django.conf import settings as django_settings
+from redis.connection import parse_url
 
 from tempotask_django.limits import RATE_FORMS, Rate, is_rate, parse_rate
 from tempotask_django.validation import (
@@ -165,9 +166,7 @@ def _mode_problems(raw: dict[str, Any]) -> list[Problem]:
     if mode not in REDIS_MODES:  # E003 already
         return []
     if mode == "cluster":
-        msg = "TEMPOTASK['REDIS_MODE'] = 'cluster' is not supported in this version of tempotask."
-        hint = 'Use "standalone" (one server, or a managed endpoint that follows its primary) or "sentinel".'
-        return [Problem("tempotask.E014", msg, hint)]
+        return _cluster_problems(raw)
     if mode != "sentinel":
         given = [key for key in ("SENTINELS", "SENTINEL_MASTER") if raw.get(key)]
         if not given:
@@ -189,6 +188,42 @@ def _mode_problems(raw: dict[str, Any]) -> list[Problem]:
     return problems
 
 
+CLUSTER_HINT = 'Example: "REDIS_MODE": "cluster", "REDIS_URL": "rediss://:password@node1.example.com:6379/0"'
+
+
+def _cluster_problems(raw: dict[str, Any]) -> list[Problem]:
+    """Cluster mode: a Redis Cluster has database 0 only (so no OPTIMISE) and no unix socket."""
+    problems = []
+    if raw.get("SENTINELS") or raw.get("SENTINEL_MASTER"):
+        given = [key for key in ("SENTINELS", "SENTINEL_MASTER") if raw.get(key)]
+        msg = f"TEMPOTASK sets {' and '.join(given)}, which only apply when REDIS_MODE is 'sentinel' (it is 'cluster')."
+        problems.append(Problem("tempotask.E013", msg, "Remove " + " and ".join(given) + "."))
+    if raw.get("OPTIMISE"):
+        msg = "TEMPOTASK['OPTIMISE'] is True, but a Redis Cluster has database 0 only (OPTIMISE uses database N+1)."
+        hint = "Set \"OPTIMISE\": False, and use KEY_PREFIX to keep tempotask's keys apart from your app's."
+        problems.append(Problem("tempotask.E014", msg, hint))
+    url = raw.get("REDIS_URL", DEFAULTS_URL)
+    if isinstance(url, str) and url.startswith("unix:"):
+        msg = "TEMPOTASK['REDIS_URL'] is a unix socket, but in cluster mode it names a startup node by host and port."
+        problems.append(Problem("tempotask.E014", msg, CLUSTER_HINT))
+    elif isinstance(url, str) and _url_database(url) not in (None, 0):
+        msg = f"TEMPOTASK['REDIS_URL'] selects database {_url_database(url)}, but a Redis Cluster has database 0 only."
+        problems.append(Problem("tempotask.E014", msg, "End REDIS_URL with /0 (or no database). " + CLUSTER_HINT))
+    return problems
+
+
+def _url_database(url: str) -> int | None:
+    """The database a redis:// URL selects (its path or ``db=`` parameter), None when it names none
+    or cannot be read (E004 reports a bad URL)."""
+    try:
+        db = parse_url(url).get("db")
+    except ValueError:
+        return None
+    return None if db is None else int(db)
+
+
+DEFAULTS_URL = "redis://localhost:6379/0"
+
 SETTINGS: tuple[Setting, ...] = (
     Setting(
         "MODE",
@@ -209,7 +244,8 @@ SETTINGS: tuple[Setting, ...] = (
         "standalone",
         Rule(lambda v: v in REDIS_MODES, f"one of {REDIS_MODES}"),
         '`"standalone"`: one server at `REDIS_URL`; `"sentinel"`: the master that `SENTINELS` name, followed '
-        'across failovers (see [Redis Sentinel](redis-modes.md)); `"cluster"` is refused in this version',
+        'across failovers; `"cluster"`: a Redis Cluster whose startup node is `REDIS_URL` (database 0, no '
+        "`OPTIMISE`); see [Redis Sentinel and Cluster](redis-modes.md)",
     ),
     Setting(
         "SENTINELS",
@@ -348,6 +384,20 @@ SETTINGS: tuple[Setting, ...] = (
         "error records kept per job, one per failed attempt (the newest; never fewer than MAX_DELIVERIES)",
     ),
     Setting(
+        "ENQUEUE_REPLICAS",
+        0,
+        Rule(lambda v: is_int(v) and 0 <= v <= 100, "an integer from 0 to 100"),
+        "replicas that must hold a job before an enqueue returns (`WAIT`); fewer within "
+        "`ENQUEUE_REPLICAS_TIMEOUT` raise `NotReplicated`; see [Durable enqueue](redis-modes.md#durable-enqueue)",
+    ),
+    Setting(
+        "ENQUEUE_REPLICAS_TIMEOUT",
+        1.0,
+        Rule(lambda v: is_number(v) and 0 < v <= 60, "a number of seconds from 0 to 60"),
+        "seconds an enqueue waits for `ENQUEUE_REPLICAS` replicas to acknowledge it",
+        float,
+    ),
+    Setting(
         "ENQUEUE_ON_COMMIT",
         True,
         Rule(lambda v: isinstance(v, bool), "True or False"),
@@ -432,6 +482,8 @@ class Settings:
     max_log_lines_per_job: int
     max_log_line_bytes: int
     max_errors_per_job: int
+    enqueue_replicas: int
+    enqueue_replicas_timeout: float
     enqueue_on_commit: bool
     cron_catchup_window: float
     cron_beat_heartbeat: float

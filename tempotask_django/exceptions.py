@@ -53,3 +53,25 @@ class JobTimeout(TempotaskError):
 class JobCancelled(TempotaskError):
     """Raised inside a handler whose job was cancelled (``cancel_job``), and by ``job.check_cancelled()``.
     The job ends ``cancelled``, never retried."""
+
+
+class NotReplicated(TempotaskError):
+    """An enqueue was written on the master, but fewer replicas than ENQUEUE_REPLICAS acknowledged it
+    within ENQUEUE_REPLICAS_TIMEOUT: a failover now could lose it (see docs/redis-modes.md).
+
+    The jobs are queued on the master all the same. ``job_ids``: the jobs of the write that fell
+    short; ``acknowledged``: the fewest replicas that acknowledged one of them; ``required``:
+    ENQUEUE_REPLICAS. Enqueueing again with the same ``job_id`` is safe: an active job with that id
+    is kept, not doubled.
+    """
+
+    def __init__(self, job_ids: list[str], acknowledged: int, required: int, timeout: float) -> None:
+        self.job_ids = job_ids
+        self.acknowledged = acknowledged
+        self.required = required
+        shown = ", ".join(job_ids[:5]) + (f" and {len(job_ids) - 5} more" if len(job_ids) > 5 else "")
+        super().__init__(
+            f"only {acknowledged} of the {required} replicas that ENQUEUE_REPLICAS asks for acknowledged "
+            f"job(s) {shown} within {timeout:g}s: they are queued on the master, but a failover now could "
+            f"lose them (short by {required - acknowledged} replica(s))"
+        )

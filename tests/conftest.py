@@ -37,7 +37,12 @@ def redis_server() -> redis.Redis:
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    client = redis.Redis.from_url(url, decode_responses=True)
+    if os.environ.get("TEMPOTASK_TEST_REDIS_MODE") == "cluster":  # scripts/test-cluster
+        from redis.cluster import RedisCluster
+
+        client = RedisCluster.from_url(url, decode_responses=True)
+    else:
+        client = redis.Redis.from_url(url, decode_responses=True)
     foreign = [key for key in client.scan_iter(count=1000) if not key.startswith(OUR_KEY_PREFIXES)]
     if foreign:
         pytest.fail(f"refusing to use {mask_url(url)}: it holds keys the tests did not write, e.g. {foreign[:3]}")

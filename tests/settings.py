@@ -73,6 +73,8 @@ TEMPOTASK = {
     "CONTEXT": "tests.testapp.context.build_context",
     "STALLED_TIMEOUT": 30,
     "SHUTDOWN_TIMEOUT": 10,
+    # scripts/test-cluster runs the suite on a Redis Cluster of its own.
+    **({"REDIS_MODE": "cluster"} if os.environ.get("TEMPOTASK_TEST_REDIS_MODE") == "cluster" else {}),
     # Subprocess tests pass their own values through the environment.
     **json.loads(os.environ.get("TEMPOTASK_TEST_OVERRIDES", "{}")),
 }

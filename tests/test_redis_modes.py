@@ -11,6 +11,7 @@ from tempotask_django.conf import build_settings, parse_sentinel, validate
 from tempotask_django.exceptions import ConfigurationError
 from tempotask_django.storage.connection import FailoverConnection, FailoverSSLConnection, make_client
 
+CLUSTER = {"REDIS_MODE": "cluster", "REDIS_URL": "rediss://:pw@node1.example.com:7000/0"}
 SENTINEL = {"REDIS_MODE": "sentinel", "SENTINELS": ["127.0.0.1:26379", "[::1]:26380"], "SENTINEL_MASTER": "mymaster"}
 
 
@@ -36,7 +37,11 @@ def test_standalone_is_the_default_and_a_full_sentinel_setting_is_valid():
         ({**SENTINEL, "SENTINELS": ["h:0", "h:70000", "h: 1", 5]}, ["tempotask.E012"], 'not "host:port"'),
         ({"SENTINELS": ["h:26379"]}, ["tempotask.E013"], 'Set "REDIS_MODE": "sentinel", or remove SENTINELS'),
         ({"REDIS_MODE": "standalone", "SENTINEL_MASTER": "m"}, ["tempotask.E013"], "SENTINEL_MASTER"),
-        ({"REDIS_MODE": "cluster"}, ["tempotask.E014"], "not supported in this version"),
+        ({**CLUSTER, "OPTIMISE": True}, ["tempotask.E014"], 'Set "OPTIMISE": False'),
+        ({**CLUSTER, "REDIS_URL": "redis://h:7000/2"}, ["tempotask.E014"], "database 2, but a Redis Cluster has"),
+        ({**CLUSTER, "REDIS_URL": "redis://h:7000?db=1"}, ["tempotask.E014"], "End REDIS_URL with /0"),
+        ({**CLUSTER, "REDIS_URL": "unix:///tmp/r.sock"}, ["tempotask.E014"], "names a startup node"),
+        ({**CLUSTER, "SENTINEL_MASTER": "m"}, ["tempotask.E013"], "Remove SENTINEL_MASTER"),
         ({"REDIS_MODE": "Sentinel"}, ["tempotask.E003"], "one of ('standalone', 'cluster', 'sentinel')"),
         ({**SENTINEL, "SENTINEL_MASTER": ""}, ["tempotask.E003", "tempotask.E011"], "None or a name"),
     ],
@@ -49,6 +54,12 @@ def test_check_reports_a_wrong_combination_and_what_to_change(settings, raw, exp
     assert says in " ".join(f"{e.msg} {e.hint}" for e in errors)
     with pytest.raises(ConfigurationError):
         build_settings(raw)  # never a half-working client: cluster mode included
+
+
+def test_cluster_mode_with_a_startup_node_on_database_0_is_valid():
+    for url in ("redis://h:7000", "redis://h:7000/0", "rediss://user:pw@h:7000/0"):
+        settings = build_settings({**CLUSTER, "REDIS_URL": url})
+        assert settings.redis_mode == "cluster"
 
 
 def test_parse_sentinel():

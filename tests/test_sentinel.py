@@ -10,7 +10,7 @@ import time
 import pytest
 import redis
 
-from tempotask_django import JobStatus, get_job
+from tempotask_django import JobStatus, NotReplicated, get_job
 from tempotask_django.cron import CronBeat
 from tempotask_django.storage.connection import MASTER_CHECK_INTERVAL, get_default_store, reset_default_store
 from tempotask_django.worker import Worker
@@ -56,7 +56,7 @@ class Producer:
             started = time.monotonic()
             try:
                 job_id = tasks.noop.enqueue({"n": n})
-            except redis.RedisError:
+            except (redis.RedisError, NotReplicated):
                 self.refused += 1  # not acknowledged: the caller knows
                 time.sleep(0.05)
                 continue
@@ -129,12 +129,17 @@ def never_run(producer: Producer, since: float, until: float) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("min_replicas", [1, 0])
-def test_worker_beat_and_producer_follow_the_master_through_failover_and_kill(sentinels, capsys, min_replicas):
+@pytest.mark.parametrize(("min_replicas", "enqueue_replicas"), [(1, 0), (0, 0), (0, 1)])
+def test_worker_beat_and_producer_follow_the_master_through_failover_and_kill(
+    sentinels, settings, capsys, min_replicas, enqueue_replicas
+):
     """With min-replicas-to-write 1 the old master refuses writes from the promotion on; without
     it, it accepts them for ~10 s more, and the clients leave it within MASTER_CHECK_INTERVAL of the
-    sentinels naming the new master."""
-    grace = 0.0 if min_replicas else MASTER_CHECK_INTERVAL + 0.2
+    sentinels naming the new master. With ENQUEUE_REPLICAS 1 an enqueue the old master's replica
+    did not acknowledge raises: no acknowledged job is lost, after the failover or the kill."""
+    settings.TEMPOTASK = {**settings.TEMPOTASK, "ENQUEUE_REPLICAS": enqueue_replicas}
+    reset_default_store()
+    grace = 0.0 if min_replicas or enqueue_replicas else MASTER_CHECK_INTERVAL + 0.2
     worker = Worker(concurrency=2)
     beat = CronBeat(only_schedules(every_second={"task": "noop", "cron": "* * * * * *"}))
     producer = Producer()
@@ -156,7 +161,8 @@ def test_worker_beat_and_producer_follow_the_master_through_failover_and_kill(se
         failover_pause = resumed_after(producer, switched)
         wait_until(lambda: sentinels.role(old) == "slave", 30, 0.1, "the old master to follow the new one")
         before_kill = time.monotonic()
-        all_run(producer, switched + grace, before_kill, "after the failover")
+        if not enqueue_replicas:  # else few are acknowledged: the new master has no replica for ~10 s
+            all_run(producer, switched + grace, before_kill, "after the failover")
         lost_in_grace = [
             j for started, j in producer.acked if switched <= started < switched + grace and not completed(j)
         ]
@@ -167,29 +173,55 @@ def test_worker_beat_and_producer_follow_the_master_through_failover_and_kill(se
         sentinels.server_on(new).kill()
         assert sentinels.wait_for_new_master(new) == old
         switched_again = time.monotonic()
-        kill_pause = resumed_after(producer, killed)
+        if enqueue_replicas:  # the survivor has no replica: every enqueue raises NotReplicated (and runs)
+            wall = time.time()
+            wait_until(lambda: tick_completed_after(wall - (time.monotonic() - killed)), 40, 0.1, "a tick")
+            kill_pause = time.monotonic() - killed
+        else:
+            kill_pause = resumed_after(producer, killed)
         time.sleep(1)
         producer.stopping.set()
         producer.thread.join(timeout=10)
-        all_run(producer, switched_again, time.monotonic(), "after the kill")
+        if not enqueue_replicas:
+            all_run(producer, switched_again, time.monotonic(), "after the kill")
 
         assert all(thread.is_alive() for thread in threads[:2]) and worker.finisher.is_alive()  # never restarted
         # Async replication: a job acknowledged by the killed master just before the kill may be gone.
         lost = never_run(producer, before_kill, switched_again)
-        lost_in_grace = never_run(producer, switched, switched + grace)
+        lost_in_grace = never_run(producer, switched, switched + (grace or MASTER_CHECK_INTERVAL + 0.2))
         with capsys.disabled():
             print(
-                f"\nsentinel, min-replicas-to-write {min_replicas}: SENTINEL FAILOVER: new master named after "
-                f"{switched - started:.1f}s, jobs and "
+                f"\nsentinel, min-replicas-to-write {min_replicas}, ENQUEUE_REPLICAS {enqueue_replicas}: "
+                f"SENTINEL FAILOVER: new master named after {switched - started:.1f}s, jobs and "
                 f"ticks ran again {failover_pause:.1f}s later; SIGKILL: new master named after "
                 f"{switched_again - killed:.1f}s, jobs and ticks ran again {kill_pause:.1f}s after the kill; "
                 f"{len(producer.acked)} jobs acknowledged, {producer.refused} enqueues refused (an error to the "
-                f"caller), {len(lost_in_grace)} acknowledged in the {grace:.1f}s after the failover and lost, "
+                f"caller), {len(lost_in_grace)} acknowledged in the {grace or MASTER_CHECK_INTERVAL + 0.2:.1f}s after "
+                f"the failover and lost, "
                 f"{len(lost)} acknowledged just before the kill and lost"
             )
+        if enqueue_replicas:
+            assert (lost_in_grace, lost) == ([], [])
     finally:
         producer.stopping.set()
         worker.request_stop()
         beat.request_stop()
         for thread in threads:
             thread.join(timeout=15)
+
+
+def test_enqueue_replicas_waits_for_the_replica_of_the_master(sentinels, settings):
+    from tempotask_django import NotReplicated
+
+    settings.TEMPOTASK = {**settings.TEMPOTASK, "ENQUEUE_REPLICAS": 1}
+    reset_default_store()
+    single = tasks.noop.enqueue(job_id="one")
+    bulk = tasks.noop.enqueue_many([{"n": n} for n in range(5)])
+    replica = next(server.port for server in sentinels.servers if server.port != sentinels.master_port())
+    with sentinels.client_of(replica) as client:
+        store = get_default_store()
+        assert all(client.exists(store.keys("default").job(job_id)) for job_id in [single, *bulk])
+    settings.TEMPOTASK = {**settings.TEMPOTASK, "ENQUEUE_REPLICAS": 2, "ENQUEUE_REPLICAS_TIMEOUT": 0.1}
+    reset_default_store()
+    with pytest.raises(NotReplicated, match="only 1 of the 2 replicas"):
+        tasks.noop.enqueue()

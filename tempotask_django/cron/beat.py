@@ -427,8 +427,15 @@ class CronBeat:
         elif self._reload_wanted:
             self.reload(now_ms)
         result = self.tick(now_ms)
-        # A runtime schedule changed: every beat sees it within a heartbeat.
-        if self._heartbeat_if_due(result.now_ms) and self.runtime.stale():
+        try:
+            # A runtime schedule changed: every beat sees it within a heartbeat.
+            stale = self._heartbeat_if_due(result.now_ms) and self.runtime.stale()
+        except Exception:
+            # On Redis Cluster the heartbeat's keys may be on a node that is down while the queues
+            # are not: the ticks that come while the beat backs off are owed, as after a failed fire.
+            self._replaying.update(schedule.name for schedule in self.schedules)
+            raise
+        if stale:
             self.reload(now_ms if now_ms is not None else result.now_ms)
             result.next_due_ms = self._next_due_ms()
         return self.wait_ms(result)

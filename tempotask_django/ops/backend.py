@@ -10,6 +10,7 @@ storage layer is met here alone.
 from __future__ import annotations
 
 import redis
+from redis.cluster import RedisCluster
 
 from tempotask_django import api
 from tempotask_django.conf import get_settings
@@ -73,7 +74,10 @@ def ping() -> None:
     try:
         client.ping()
     finally:
-        client.connection_pool.disconnect()  # close() leaves a pool it was given open
+        if isinstance(client, RedisCluster):
+            client.close()
+        else:
+            client.connection_pool.disconnect()  # close() leaves a pool it was given open
 
 
 def server_time_ms() -> int:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import Any, cast
 
 import redis
+from redis.cluster import RedisCluster
 from redis.connection import SSLConnection, parse_url
-from redis.exceptions import ConnectionError, ResponseError
+from redis.exceptions import ConnectionError, RedisClusterException, ResponseError
 from redis.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
 
 from tempotask_django.conf import Settings, get_settings
@@ -27,7 +28,8 @@ def make_client(settings: Settings, **overrides) -> redis.Redis:
 
     Bytes that are not UTF-8 (written by another program) decode to U+FFFD instead of raising:
     a damaged record must not make every read of the queue fail. In immediate mode (MODE), a
-    client of the process's in-memory Redis (storage/memory.py).
+    client of the process's in-memory Redis (storage/memory.py). In cluster mode (REDIS_MODE), a
+    ``RedisCluster`` that discovers the nodes from REDIS_URL's (see ``cluster_client``).
     """
     if settings.immediate:
         return memory_client()
@@ -38,6 +40,8 @@ def make_client(settings: Settings, **overrides) -> redis.Redis:
         "socket_keepalive": True,
     }
     options.update(overrides)
+    if settings.redis_mode == "cluster":
+        return cluster_client(settings, options)
     if settings.redis_mode == "sentinel":
         pool: redis.ConnectionPool = sentinel_pool(settings, options)
     else:
@@ -45,6 +49,20 @@ def make_client(settings: Settings, **overrides) -> redis.Redis:
     if settings.optimise:
         pool.connection_kwargs["db"] = int(pool.connection_kwargs.get("db") or 0) + 1
     return redis.Redis(connection_pool=pool)
+
+
+def cluster_client(settings: Settings, options: dict[str, Any]) -> redis.Redis:
+    """A Redis Cluster client: REDIS_URL names one startup node (its password and TLS apply to
+    every node), the others are discovered, and the slot map is read again after a failover.
+
+    RedisCluster answers the commands tempotask sends through the regular client with the same
+    signatures as redis.Redis (the hot paths go through storage/cluster.py), hence the cast.
+    """
+    try:
+        client = RedisCluster.from_url(settings.redis_url, **options)  # reads the slot map now
+    except RedisClusterException as exc:  # no node reachable: an outage, as for a standalone client
+        raise ConnectionError(f"Redis Cluster at {settings.safe_redis_url} cannot be reached: {exc}") from exc
+    return cast(redis.Redis, client)
 
 
 class FailoverConnection(SentinelManagedConnection):

@@ -54,6 +54,7 @@ def migrate_keys(client: Redis, prefix: str, queues: list[str] | None = None) ->
     """Move the old-layout log and error lists of ``queues`` (default: every queue in ``P:queues``)."""
     source = (resources.files("tempotask_django.storage") / "lua" / "migrate_list.lua").read_text()
     script = client.register_script(source)
+    client.script_load(source)  # a Redis Cluster pipeline does not load it: every master gets it now
     if queues is None:
         queues = [str(queue) for queue in client.smembers(GlobalKeys(prefix).queues)]
     result = MigrationResult()

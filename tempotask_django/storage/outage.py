@@ -7,11 +7,20 @@ import logging
 import time
 
 import redis
+from redis.exceptions import ClusterDownError, RedisClusterUnreachableError, SlotNotCoveredError
 
 logger = logging.getLogger("tempotask")
 
-# Errors talking to Redis that go away by themselves: retried with backoff, never fatal.
-REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
+# Errors talking to Redis that go away by themselves: retried with backoff, never fatal. On Redis
+# Cluster, a failover under way: CLUSTERDOWN, a slot map read while a master was down, no node reachable.
+REDIS_ERRORS = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    redis.BusyLoadingError,
+    ClusterDownError,
+    SlotNotCoveredError,
+    RedisClusterUnreachableError,
+)
 # First retry delay and the cap, seconds.
 BACKOFF_START, BACKOFF_CAP = 0.1, 5.0
 # At most one log line per this many seconds while Redis keeps failing.

@@ -27,6 +27,7 @@ from typing import Any
 from redis import Redis
 from redis.exceptions import NoScriptError
 
+from tempotask_django.storage.cluster import ClusterCalls
 from tempotask_django.storage.direct import DirectCalls
 from tempotask_django.storage.keys import QueueKeys
 from tempotask_django.storage.replies import REPEAT_WINDOW, RequestIds
@@ -125,7 +126,7 @@ class ScriptRunner:
     def __init__(
         self,
         client: Redis,
-        direct: DirectCalls,
+        direct: DirectCalls | ClusterCalls,
         prefix: str,
         *,
         request_ids: bool = True,
@@ -201,6 +202,31 @@ class ScriptRunner:
                 if isinstance(result, Exception):
                     raise result
         return results
+
+    def pipeline_replicated(
+        self, calls: Sequence[ScriptCall], replicas: int, timeout_ms: int
+    ) -> tuple[list[Any], list[int]]:
+        """``pipeline`` with a ``WAIT replicas timeout_ms`` after each call, on the call's connection:
+        each call's reply (raising the first error), and how many replicas acknowledged each call's
+        writes (WAIT counts the replicas holding every write made so far on its connection)."""
+        results: list[Any] = [None] * len(calls)
+        acknowledged = [0] * len(calls)
+        todo = list(range(len(calls)))
+        for attempt in range(2):  # a second time for the calls refused with NOSCRIPT, once loaded
+            commands: list[Sequence[Any]] = []
+            for i in todo:
+                commands += [self.command(*calls[i]), ("WAIT", replicas, timeout_ms)]
+            replies = self.send(commands)
+            for n, i in enumerate(todo):
+                results[i], acknowledged[i] = replies[2 * n], replies[2 * n + 1]
+            todo = [i for i in todo if isinstance(results[i], NoScriptError)]
+            if not todo or attempt:
+                break
+            self.load({calls[i][0] for i in todo})
+        for result in [*results, *acknowledged]:
+            if isinstance(result, Exception):
+                raise result
+        return results, [int(count) for count in acknowledged]
 
     def load(self, names: Iterable[str]) -> None:
         """Load scripts ``names`` into Redis (after NOSCRIPT: a restart or SCRIPT FLUSH emptied its cache)."""

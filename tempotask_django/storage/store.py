@@ -15,11 +15,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import redis
+from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError, ResponseError
 
 from tempotask_django import serialization
 from tempotask_django.conf import Settings
+from tempotask_django.exceptions import NotReplicated
 from tempotask_django.storage import presence
+from tempotask_django.storage.cluster import ClusterCalls, ClusterWaits
 from tempotask_django.storage.direct import DirectCalls
 from tempotask_django.storage.inspect import QueueInspector
 from tempotask_django.storage.keys import CONSUMER_GROUP, GlobalKeys, QueueKeys
@@ -106,7 +109,14 @@ class RedisStore:
         self.settings = settings
         self.prefix = settings.key_prefix
         self.global_keys = GlobalKeys(self.prefix)
-        self.direct = DirectCalls(client.connection_pool)  # the hot paths' round trips
+        # The hot paths' round trips; on Redis Cluster routed by slot, and waits span nodes.
+        self.waits: ClusterWaits | None = None
+        self.direct: DirectCalls | ClusterCalls
+        if isinstance(client, RedisCluster):
+            self.direct = ClusterCalls(client)
+            self.waits = ClusterWaits(self.direct)
+        else:
+            self.direct = DirectCalls(client.connection_pool)
         # A claim repeated after an error gets its first run's batch only while those leases surely hold.
         self.scripts = ScriptRunner(
             client,
@@ -120,8 +130,17 @@ class RedisStore:
         self._qrate_keys: dict[str, str] = {}  # the claim's own key, per queue (a hot path)
 
     def close(self) -> None:
+        if self.waits is not None:
+            self.waits.close()
         self.direct.close()
-        self.client.close()
+        if isinstance(self.client, RedisCluster):
+            # RedisCluster.close() leaves a client that cannot be used again; a closed store must
+            # stay usable (it reconnects), as a standalone one does.
+            for node in self.client.get_nodes():
+                if node.redis_connection is not None:
+                    node.redis_connection.connection_pool.disconnect()
+        else:
+            self.client.close()
 
     def keys(self, queue: str) -> QueueKeys:
         return QueueKeys(self.prefix, queue)
@@ -158,10 +177,28 @@ class RedisStore:
         """Add a job unless one with its id is active. Returns (added, status); an added job's spec
         gets its ``enqueued_at_ms`` (the Redis clock)."""
         self.register_queue(spec.queue)
-        (reply,), new_queue = self.scripts.run("enqueue", spec.queue, spec.script_args())
+        (((reply,), new_queue),), acknowledged = self._run_enqueues([("enqueue", spec.queue, spec.script_args())])
         if new_queue:
             self.registered_again([spec.queue])
+        self._check_replicated([spec], acknowledged)
         return _enqueued(spec, reply)
+
+    def _run_enqueues(self, calls: Sequence[ScriptCall]) -> tuple[list[Any], int]:
+        """Run enqueue calls in one round trip; with ENQUEUE_REPLICAS, each followed by a WAIT on its
+        connection. Returns the replies and the fewest replicas that acknowledged a call."""
+        replicas = 0 if self.settings.immediate else self.settings.enqueue_replicas
+        if not replicas:
+            return self.scripts.pipeline(calls), 0
+        timeout_ms = max(1, int(self.settings.enqueue_replicas_timeout * 1000))
+        replies, counts = self.scripts.pipeline_replicated(calls, replicas, timeout_ms)
+        return replies, min(counts, default=replicas)
+
+    def _check_replicated(self, specs: Sequence[JobSpec], acknowledged: int) -> None:
+        """Raise NotReplicated when fewer replicas than ENQUEUE_REPLICAS acknowledged the write."""
+        required = 0 if self.settings.immediate else self.settings.enqueue_replicas
+        if acknowledged < required:
+            ids = [spec.id for spec in specs]
+            raise NotReplicated(ids, acknowledged, required, self.settings.enqueue_replicas_timeout)
 
     def enqueue_many(self, specs: Sequence[JobSpec]) -> list[tuple[bool, str]]:
         """Enqueue a batch in one round trip; each job is still deduplicated on its own.
@@ -176,13 +213,14 @@ class RedisStore:
             positions.append(chunk)
         results: list[tuple[bool, str]] = [(False, "")] * len(specs)
         new_queues = set()
-        answers = self.scripts.pipeline(calls)
+        answers, acknowledged = self._run_enqueues(calls)
         for (_, queue, _), chunk, (replies, new_queue) in zip(calls, positions, answers, strict=True):
             if new_queue:
                 new_queues.add(queue)
             for i, reply in zip(chunk, replies, strict=True):
                 results[i] = _enqueued(specs[i], reply)
         self.registered_again(new_queues)
+        self._check_replicated(specs, acknowledged)
         return results
 
     # -- workers ----------------------------------------------------------------------------
@@ -348,6 +386,8 @@ class RedisStore:
         """Block until a job is enqueued in one of the queues (after ``wake_ids``) or the timeout."""
         if timeout_ms <= 0:
             return False
+        if self.waits is not None:
+            return self.waits.wait(self._wake_streams(wake_ids), timeout_ms)
         return bool(self.direct.call(*self._wait_command(wake_ids, timeout_ms), resend=True))  # reads only
 
     def wait_then_claim(
@@ -358,7 +398,13 @@ class RedisStore:
         The two commands go in one pipeline: Redis runs the claim as soon as the blocking read
         returns (a client's commands run in order), so a job enqueued for an idle worker is claimed
         without a second round trip. The claim runs after a timeout too.
+
+        On Redis Cluster the wait spans nodes (``ClusterWaits``) and the claim follows it: two round
+        trips when a job ends the wait.
         """
+        if self.waits is not None:
+            self.wait_for_jobs(wake_ids, timeout_ms)
+            return self.claim(queue, consumer, count)
         claim = self.scripts.command(*self._claim_call(queue, consumer, count))
         woken, claimed = self.scripts.send([self._wait_command(wake_ids, timeout_ms), claim])
         if isinstance(claimed, NoScriptError):
@@ -368,6 +414,9 @@ class RedisStore:
         if isinstance(woken, Exception):  # the claim ran all the same: its batch is ours, never dropped
             logger.warning("waiting for jobs of %s failed: %s", ", ".join(wake_ids), woken)
         return self._claim_result(claimed)
+
+    def _wake_streams(self, wake_ids: dict[str, str]) -> dict[str, str]:
+        return {self.keys(queue).wake: wake_id for queue, wake_id in wake_ids.items()}
 
     def _wait_command(self, wake_ids: dict[str, str], timeout_ms: int) -> tuple[Any, ...]:
         keys = [self.keys(queue).wake for queue in wake_ids]

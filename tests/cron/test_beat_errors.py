@@ -131,3 +131,25 @@ def test_a_schedule_that_cannot_be_built_stops_no_other(redis_client, settings, 
     refused = [r.getMessage() for r in caplog.records if "b_huge" in r.getMessage()]
     assert len(refused) == 1 and "MAX_PAYLOAD_BYTES" in refused[0]  # logged once, not at every tick
     assert cron_beat.tick((T0 + 3) * MS + 500).sleep_ms() == 500  # it does not keep the beat awake
+
+
+def test_ticks_that_come_while_the_heartbeat_fails_are_fired_when_redis_answers_again(redis_client, monkeypatch):
+    """On Redis Cluster the heartbeat's keys may live on a node that is down while the schedules'
+    queue is not: the ticks that came while the beat was backing off are owed, not skipped."""
+    cron_beat = beat(every_second=EVERY_SECOND)
+    cron_beat.step((T0 + 1) * MS + 10)  # fires T0+1, heartbeat written
+    cron_beat._heartbeat_due = 0.0  # the next step writes it again
+    failing = {"left": 1}
+    real = cron_beat.heartbeat
+
+    def heartbeat(now_ms: int) -> None:
+        if failing["left"]:
+            failing["left"] -= 1
+            raise redis.ConnectionError("Error 111 connecting to the heartbeat's node")
+        real(now_ms)
+
+    monkeypatch.setattr(cron_beat, "heartbeat", heartbeat)
+    with pytest.raises(redis.ConnectionError):
+        cron_beat.step((T0 + 2) * MS + 10)  # T0+2 fired, then the heartbeat fails
+    cron_beat.step((T0 + 5) * MS + 10)  # the beat backed off for 3 s
+    assert cron_jobs() == [f"cron:every_second:{T0 + n}" for n in range(1, 6)]

@@ -14,7 +14,12 @@ class Ledger:
     """Append-only record of handler runs, readable from the test process."""
 
     def __init__(self, url: str) -> None:
-        self.client = redis.Redis.from_url(url, decode_responses=True)
+        if os.environ.get("TEMPOTASK_TEST_REDIS_MODE") == "cluster":
+            from redis.cluster import RedisCluster
+
+            self.client = RedisCluster.from_url(url, decode_responses=True)
+        else:
+            self.client = redis.Redis.from_url(url, decode_responses=True)
 
     def record(self, event: str, job_id: str, **extra) -> None:
         entry = {"event": event, "job": job_id, "pid": os.getpid(), "t": time.time(), **extra}
