@@ -24,9 +24,11 @@ logger = logging.getLogger("tempotask")
 
 # Finished attempts recorded in one round trip at most.
 FINISH_BATCH = 100
-# Longest wait for more finished jobs to record with the first (seconds), and how recently a running
-# job must have started to be waited for (seconds).
-FINISH_GATHER = 0.001
+# Longest wait for more finished jobs to record with the first (seconds), longest wait for the next
+# one (jobs that end far apart are not waited for), and how recently a running job must have started
+# to be waited for (seconds).
+FINISH_GATHER = 0.002
+FINISH_GATHER_GAP = 0.0005
 FINISH_GATHER_RECENT = 0.01
 # Cap of the finisher's retry delay, seconds: finished jobs hold their slots until recorded, so they
 # are recorded soon after Redis is back (a refused connection costs nothing).
@@ -109,7 +111,7 @@ class Finisher:
                     if now >= deadline:
                         break
                     try:
-                        more = self.finished.get(timeout=deadline - now)
+                        more = self.finished.get(timeout=min(FINISH_GATHER_GAP, deadline - now))
                     except queue_module.Empty:
                         break
                 if more is None:
