@@ -24,12 +24,6 @@ logger = logging.getLogger("tempotask")
 
 # Finished attempts recorded in one round trip at most.
 FINISH_BATCH = 100
-# Longest wait for more finished jobs to record with the first (seconds), longest wait for the next
-# one (jobs that end far apart are not waited for), and how recently a running job must have started
-# to be waited for (seconds).
-FINISH_GATHER = 0.002
-FINISH_GATHER_GAP = 0.0005
-FINISH_GATHER_RECENT = 0.01
 # Cap of the finisher's retry delay, seconds: finished jobs hold their slots until recorded, so they
 # are recorded soon after Redis is back (a refused connection costs nothing).
 FINISH_RETRY_CAP = 1.0
@@ -94,26 +88,11 @@ class Finisher:
                 return
             batch = [item]
             last = False
-            # Wait a little for the jobs that started moments ago (most end soon, a long job does not
-            # count): a bigger batch costs Redis and this thread far less per job (a script call has a
-            # fixed cost), and the slots it frees are refilled by one bigger claim.
-            wanted = min(FINISH_BATCH, self.running.started_since(time.monotonic() - FINISH_GATHER_RECENT))
-            deadline = 0.0
             while len(batch) < FINISH_BATCH:
                 try:
                     more = self.finished.get_nowait()
                 except queue_module.Empty:
-                    if len(batch) >= wanted or self.stopping.is_set():
-                        break
-                    now = time.monotonic()
-                    if not deadline:
-                        deadline = now + FINISH_GATHER
-                    if now >= deadline:
-                        break
-                    try:
-                        more = self.finished.get(timeout=min(FINISH_GATHER_GAP, deadline - now))
-                    except queue_module.Empty:
-                        break
+                    break
                 if more is None:
                     last = True
                     break

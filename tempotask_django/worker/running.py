@@ -72,11 +72,6 @@ class RunningJobs:
             if self._alone == running.entry_id:
                 self._alone = None
 
-    def started_since(self, since: float) -> int:
-        """How many jobs not recorded yet started at ``since`` (``time.monotonic()``) or later."""
-        with self._lock:
-            return sum(1 for running in self._jobs.values() if running.started >= since)
-
     def cancel(self, entry_id: str) -> bool:
         """The job of ``entry_id`` was cancelled: stop it. An entry not running here yet is remembered
         a while (the notice may come before the job starts). True when the job runs here."""
