@@ -158,6 +158,8 @@ def submit(specs: Sequence[JobSpec]) -> list[tuple[bool, str]]:
 def announce(spec: JobSpec, status: str, tasks: TaskRegistry = registry) -> None:
     """Send ``job_enqueued`` for a job just added (``status``: "waiting" or "delayed"); the sender is
     its task in ``tasks`` (None when not registered there)."""
+    if not signals.job_enqueued.receivers:  # nobody listens: not even the task is looked up
+        return
     signals.send(
         signals.job_enqueued,
         sender=tasks.find(spec.name),

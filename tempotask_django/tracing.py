@@ -41,12 +41,24 @@ def _opentelemetry() -> Any:
     return _api
 
 
+def _provider_set(trace: Any) -> bool:
+    """Is a tracer provider (an SDK) set? Without one, the API's tracer records nothing: a span
+    only carries on the trace of its parent, so where there is no parent no span is needed (a
+    span per job costs more than a job's bookkeeping at thousands of jobs a second)."""
+    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+
+
+def _in_a_trace(trace: Any) -> bool:
+    """Does the current context carry a trace (a span of the caller's, or the one a job continues)?"""
+    return bool(trace.get_current_span().get_span_context().is_valid)
+
+
 @contextlib.contextmanager
 def producing(specs: Sequence[JobSpec]) -> Iterator[Sequence[JobSpec]]:
     """Around the enqueueing of ``specs`` (one call): a span, and the specs carrying its context."""
     api = _opentelemetry()
-    if not api or not specs:
-        yield specs
+    if not api or not specs or (not _provider_set(api[0]) and not _in_a_trace(api[0])):
+        yield specs  # nothing to record, and no trace to carry on
         return
     trace, propagator = api
     names = {spec.name for spec in specs}
@@ -91,8 +103,8 @@ def running(job: Job, carried: str | None) -> Iterator[RunSpan]:
     """Around one attempt of ``job``: a span continuing the trace ``carried`` in its record (a new
     trace when there is none, or when it is unreadable: a job never fails for its trace field)."""
     api = _opentelemetry()
-    if not api:
-        yield _NO_SPAN
+    if not api or (not carried and not _provider_set(api[0])):
+        yield _NO_SPAN  # nothing to record, and no trace for the job's child jobs to carry on
         return
     trace, propagator = api
     parent = propagator.extract(_carrier(carried)) if carried else None

@@ -34,6 +34,7 @@ def spans(monkeypatch):
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     monkeypatch.setattr(trace, "get_tracer", lambda name, *args, **kwargs: provider.get_tracer(name))
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)
     yield exporter
     provider.shutdown()
 
@@ -122,6 +123,22 @@ def test_an_unreadable_trace_field_starts_a_new_trace_and_the_job_runs(store, sp
     assert get_job(job_id).status == JobStatus.COMPLETED
     (run,) = by_name(spans)["tempotask run add"]
     assert run.parent is None
+
+
+def test_without_a_tracer_provider_no_span_is_made_and_a_carried_trace_still_reaches_child_jobs(store, ledger):
+    assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider), "a test set a global provider"
+    plain = tasks.add.enqueue({"a": 1, "b": 2})
+    assert record_field("default", plain, "trace") is None  # no span around the enqueue, no trace
+    job_id = tasks.parent.enqueue({"children": 2})
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    store.client.hset(store.keys("default").job(job_id), "trace", json.dumps({"traceparent": traceparent}))
+    drain()
+    children = get_job(job_id).result
+    assert len(children) == 2
+    for child in children:
+        carried = json.loads(record_field("default", child, "trace"))
+        assert carried["traceparent"].split("-")[1] == "0af7651916cd43dd8448eb211c80319c"
+    assert get_job(plain).status == JobStatus.COMPLETED
 
 
 NO_OTEL = """

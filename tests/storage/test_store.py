@@ -425,6 +425,20 @@ def test_a_finished_batch_checks_each_job_on_its_own(store):
     assert minute_stats(store, Q, 1)[-1]["completed"] == 2
 
 
+def test_a_finished_batch_counts_each_owned_job_in_the_per_task_metrics(store):
+    store.enqueue_many([spec("a"), spec("b"), spec("c"), JobSpec(id="d", name="record", queue=Q, data="{}")])
+    jobs = {job["id"]: job for job in store.claim(Q, "w1", 4).jobs}
+    store.delete_job(Q, "b")  # refused: not counted
+    outcomes = finish(store, "w1", [Finish(Q, jobs[i]["entry"], i, True, "1") for i in ("a", "b", "c", "d")])
+    assert [o.accepted for o in outcomes] == [True, False, True, True]
+    metrics = store.client.hgetall(store.keys(Q).metrics)
+    assert metrics["completed:add"] == "2" and metrics["completed:record"] == "1"
+    assert sum(int(v) for f, v in metrics.items() if f.startswith("duration:") and f.endswith(":add")) == 2
+    assert sum(int(v) for f, v in metrics.items() if f.startswith("duration:") and f.endswith(":record")) == 1
+    assert int(metrics["duration_ms:add"]) >= 0 and "duration_ms:record" in metrics
+    assert not [f for f in metrics if not f.endswith((":add", ":record"))]
+
+
 def test_minute_counter_gets_its_ttl_once_and_keeps_it(store):
     store.enqueue_many([spec("a"), spec("b")])
     for job in store.claim(Q, "w1", 2).jobs:

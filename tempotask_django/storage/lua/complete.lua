@@ -9,24 +9,70 @@ local group, consumer, max_kept = ARGV[2], ARGV[3], tonumber(ARGV[4])
 local replies, owned, eids = {}, {}, {}
 for i = 5, #ARGV, 3 do eids[#eids + 1] = ARGV[i] end
 local held = #eids > 1 and held_by(group, consumer, eids) or nil
+-- The ownership check of ownership_problem (lib.lua), with one HMGET per job that also reads what
+-- the metrics and the concurrency limit need: the fields of each owned job, by its position.
+local function lease_problem(eid)
+  local pending = redis.pcall('XPENDING', K.stream, group, eid, eid, 1)
+  if type(pending) ~= 'table' or pending.err or #pending == 0 then
+    return 'the entry is no longer pending (taken over, deleted, or Redis lost it)'
+  end
+  if pending[1][2] ~= consumer then
+    return "the job is now owned by " .. pending[1][2]
+  end
+  return nil
+end
+local fields = {}
 for i = 5, #ARGV, 3 do
-  local problem = ownership_problem(group, consumer, ARGV[i], ARGV[i + 1], held)
+  local eid, id = ARGV[i], ARGV[i + 1]
+  local problem = nil
+  if not (held and held[eid]) then problem = lease_problem(eid) end
+  if not problem then
+    local current = redis.call('HMGET', job_key(id), 'status', 'entry', 'name', 'started_at', 'maxc', 'limit')
+    if current[1] ~= 'processing' or current[2] ~= eid then
+      problem = 'the job moved on (status ' .. tostring(current[1]) .. ')'
+    else
+      fields[i] = current
+    end
+  end
   replies[#replies + 1] = problem or 1
   if not problem then owned[#owned + 1] = i end
 end
 if #owned == 0 then return replies end
 local now = now_ms()
--- The stream, processing and completed writes take every job at once (variadic commands).
-local eids, ids, scored = {}, {}, {}
+-- The stream, processing and completed writes take every job at once (variadic commands), and the
+-- metrics (count_job in lib.lua) are added up per field first: one HINCRBY per field for the batch.
+local eids, ids, scored, metrics, fields_order = {}, {}, {}, {}, {}
+local function add_metric(field, n)
+  if not metrics[field] then fields_order[#fields_order + 1] = field end
+  metrics[field] = (metrics[field] or 0) + n
+end
 for _, i in ipairs(owned) do
   local id = ARGV[i + 1]
   eids[#eids + 1], ids[#ids + 1] = ARGV[i], id
   scored[#scored + 1], scored[#scored + 2] = now, id
   local jk = job_key(id)
-  release_slot(id, count_job(jk, 'completed', now, true))
+  local _, _, name, started, maxc, limit = unpack(fields[i])
+  if name then
+    add_metric('completed:' .. name, 1)
+    started = tonumber(started)
+    if started then
+      local ms = math.max(0, now - started)
+      local le = '+Inf'
+      for _, bound in ipairs(DURATION_BOUNDS_MS) do
+        if ms <= bound then
+          le = tostring(bound / 1000)
+          break
+        end
+      end
+      add_metric('duration:' .. le .. ':' .. name, 1)
+      add_metric('duration_ms:' .. name, math.floor(ms))
+    end
+  end
+  release_slot(id, maxc, limit)
   redis.call('HDEL', jk, 'entry')
   redis.call('HSET', jk, 'status', 'completed', 'result', ARGV[i + 2], 'finished_at', now)
 end
+for _, field in ipairs(fields_order) do redis.call('HINCRBY', K.metrics, field, metrics[field]) end
 redis.call('XACK', K.stream, group, unpack(eids))
 redis.call('XDEL', K.stream, unpack(eids))
 redis.call('ZREM', K.processing, unpack(ids))
