@@ -20,12 +20,13 @@ HSET, PEXPIRE and ZADD), cron index writes, reads. The one exception, the doorbe
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Iterable, Sequence
 from importlib import resources
 from typing import Any
 
 from redis import Redis
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 from tempotask_django.storage.direct import DirectCalls
 from tempotask_django.storage.keys import QueueKeys
@@ -53,6 +54,7 @@ SCRIPT_NAMES = (
     "cron_delete",
     "cancel",
     "give_back",
+    "trim",
 )
 
 # The queue's keys every script gets first, in this order (lua/lib.lua's K table and QUEUE_KEY_COUNT read them).
@@ -70,6 +72,7 @@ QUEUE_KEYS = (
     "cancelled",
     "limited",
     "listed",
+    "minutes",
 )
 
 # The scripts that may run twice for one call with the same effect and a reply as good, so they
@@ -81,11 +84,19 @@ QUEUE_KEYS = (
 #                     (its counts are for logs only), and a history trim stops at the limit
 #   forget_consumers  deletes idle consumers with nothing pending: a second run finds none
 #   stats             reads only
+#   trim              deletes the oldest history jobs only while a set is over its size
 # Not safe without one, for instance: claim (the first run's batch would stay leased to a worker
 # that never got it), enqueue (a job a worker just claimed would be reset to waiting), complete
 # and fail (the second run refuses what the first recorded), reclaim, log (a line twice), delete,
 # retry, purge and the cron scripts (their replies say what the first run did).
-RESENT_WITHOUT_REQUEST_ID = frozenset({"renew", "sweep", "forget_consumers", "stats"})
+RESENT_WITHOUT_REQUEST_ID = frozenset({"renew", "sweep", "forget_consumers", "stats", "trim"})
+
+# The kinds of key a script may ask for (lua/lib.lua needs_reply), each a QueueKeys method of an id.
+NEEDED_KINDS = frozenset({"job", "logs", "errors", "children", "rate", "running", "parked"})
+# How many times one call is sent again with the keys it asked for: a trim asks twice (the jobs'
+# keys, then their parents' sets), more only when other clients change the queue in between.
+NEED_ROUNDS = 4
+NEED_PREFIX = "NEEDKEYS "
 
 # One script call: (script name, queue, the script's own arguments[, its own keys: own_key(1)... in Lua]).
 ScriptCall = tuple[str, str, Sequence[Any]] | tuple[str, str, Sequence[Any], Sequence[str]]
@@ -113,13 +124,22 @@ def reply_key(command: Sequence[Any]) -> str | None:
     return last if str(last).startswith(f"{base}reply:") else None
 
 
+def needed_keys(reply: Any) -> list[tuple[str, str]] | None:
+    """The keys (kind, id) a call asked for with its reply (lua/lib.lua needs_reply), else None."""
+    if not isinstance(reply, ResponseError) or not str(reply).startswith(NEED_PREFIX):
+        return None
+    return [(str(kind), str(id_)) for kind, id_ in json.loads(str(reply)[len(NEED_PREFIX) :])]
+
+
 class ScriptRunner:
     """Runs the queue scripts on one client, over ``direct``'s connections.
 
     Every queue script gets the queue's keys (QUEUE_KEYS) as KEYS[1..n], then the keys of its own
-    known before the call (a job's record, its logs...), and the queue's key base as its first
-    argument: keys found only while the script runs (the jobs a claim pops, the history a trim
-    deletes) are built from it (see lua/lib.lua). All of them share the queue's hash slot.
+    (a job's record, its logs...), and the queue's key base as its first argument (to read the
+    declared keys back, never to build one). A script that finds out while it runs that it needs
+    more keys (the jobs a trim deletes, a deleted job's parent) asks for them before it writes
+    anything: ``pipeline`` sends it again with them declared (see lua/lib.lua). All of them share
+    the queue's hash slot.
     """
 
     def __init__(
@@ -190,17 +210,40 @@ class ScriptRunner:
         claim twice would lease jobs nobody starts. With ``raise_errors`` False, a refused call's
         reply is its error instead of raising it.
         """
+        calls = list(calls)
         results = self._send(calls)
         missing = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
         if missing:
             self.load({calls[i][0] for i in missing})
             for i, result in zip(missing, self._send([calls[i] for i in missing]), strict=True):
                 results[i] = result
+        for _ in range(NEED_ROUNDS):
+            asking = {i: wanted for i, result in enumerate(results) if (wanted := needed_keys(result)) is not None}
+            if not asking:
+                break
+            for i, wanted in asking.items():
+                calls[i] = self._declaring(calls[i], wanted)
+            for i, result in zip(asking, self._send([calls[i] for i in asking]), strict=True):
+                results[i] = result
         if raise_errors:
             for result in results:
                 if isinstance(result, Exception):
                     raise result
         return results
+
+    def _declaring(self, call: ScriptCall, wanted: Sequence[tuple[str, str]]) -> ScriptCall:
+        """``call`` with the keys it asked for declared too (they were not written: it sends them
+        again as a new call, with a new request id)."""
+        script, queue, args = call[0], call[1], call[2]
+        keys = list(call[3]) if len(call) > 3 else []
+        queue_keys = QueueKeys(self.prefix, queue)
+        for kind, id_ in wanted:
+            if kind not in NEEDED_KINDS:
+                raise ResponseError(f"script {script} asked for a key of unknown kind {kind!r}")
+            key = getattr(queue_keys, kind)(id_)
+            if key not in keys:
+                keys.append(key)
+        return script, queue, args, keys
 
     def load(self, names: Iterable[str]) -> None:
         """Load scripts ``names`` into Redis (after NOSCRIPT: a restart or SCRIPT FLUSH emptied its cache)."""

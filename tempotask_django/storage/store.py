@@ -44,8 +44,8 @@ FINISH_CHUNK = 100
 WAKE_MAXLEN = 100
 # Processing jobs one sweep call looks at (two commands each): keeps each call well under a millisecond.
 SWEEP_PAGE = 200
-# Most history jobs one script call deletes when a history is over MAX_JOBS_PER_STATUS (lib.lua's
-# TRIM_SLICE, the same number): more than a finish batch adds, so the excess shrinks under any load,
+# Most history jobs one trim call deletes when a history is over MAX_JOBS_PER_STATUS (lua/trim.lua):
+# more than a finish batch adds, so the excess shrinks under any load,
 # and few enough that a lowered MAX_JOBS_PER_STATUS never blocks Redis (the rest go on later calls).
 HISTORY_TRIM_SLICE = 200
 
@@ -158,7 +158,7 @@ class RedisStore:
         """Add a job unless one with its id is active. Returns (added, status); an added job's spec
         gets its ``enqueued_at_ms`` (the Redis clock)."""
         self.register_queue(spec.queue)
-        (reply,), new_queue = self.scripts.run("enqueue", spec.queue, spec.script_args())
+        (reply,), new_queue = self.scripts.run("enqueue", spec.queue, spec.script_args(), self._enqueue_keys([spec]))
         if new_queue:
             self.registered_again([spec.queue])
         return _enqueued(spec, reply)
@@ -172,18 +172,35 @@ class RedisStore:
             self.register_queue(queue)
         calls, positions = [], []
         for queue, chunk in _chunks_by_queue(range(len(specs)), lambda i: specs[i].queue, ENQUEUE_CHUNK):
-            calls.append(("enqueue", queue, [arg for i in chunk for arg in specs[i].script_args()]))
+            args = [arg for i in chunk for arg in specs[i].script_args()]
+            calls.append(("enqueue", queue, args, self._enqueue_keys([specs[i] for i in chunk])))
             positions.append(chunk)
         results: list[tuple[bool, str]] = [(False, "")] * len(specs)
         new_queues = set()
         answers = self.scripts.pipeline(calls)
-        for (_, queue, _), chunk, (replies, new_queue) in zip(calls, positions, answers, strict=True):
+        for (_, queue, *_), chunk, (replies, new_queue) in zip(calls, positions, answers, strict=True):
             if new_queue:
                 new_queues.add(queue)
             for i, reply in zip(chunk, replies, strict=True):
                 results[i] = _enqueued(specs[i], reply)
         self.registered_again(new_queues)
         return results
+
+    def _enqueue_keys(self, specs: Sequence[JobSpec]) -> list[str]:
+        """The keys an enqueue of ``specs`` (one queue) declares: each record, each parent's children
+        set. A finished job an id replaces asks for its own (lua/enqueue.lua)."""
+        keys = self.keys(specs[0].queue)
+        declared = [keys.job(spec.id) for spec in specs]
+        declared += [keys.children(spec.parent_id) for spec in specs if spec.parent_id]
+        return declared
+
+    def trim_call(self, queue: str) -> ScriptCall:
+        """The call trimming the queue's history by one slice when over MAX_JOBS_PER_STATUS (lua/trim.lua)."""
+        return ("trim", queue, [self._history_size(queue), HISTORY_TRIM_SLICE])
+
+    def trim_history(self, queue: str) -> int:
+        """Trim the queue's history by one slice; returns how many jobs are still over the size."""
+        return int(self.scripts.run(*self.trim_call(queue)))
 
     # -- workers ----------------------------------------------------------------------------
     def claim(self, queue: str, consumer: str, count: int) -> ClaimResult:
@@ -242,6 +259,8 @@ class RedisStore:
                 self.settings.max_errors_per_job,
             ],
         )
+        if int(poisoned):
+            self.trim_history(queue)
         return ReclaimResult(
             [_pairs(job) for job in jobs], next_cursor, int(poisoned), bool(alone), int(suspects), now_held
         )
@@ -257,6 +276,8 @@ class RedisStore:
         """
         settings = self.settings
         args = [CONSUMER_GROUP, offset, page, settings.max_deliveries, self._history_size(queue)]
+        if offset == 0:
+            self.trim_history(queue)
         next_offset, requeued, failed = self.scripts.run("sweep", queue, [*args, settings.max_errors_per_job])
         return SweepResult(int(next_offset), int(requeued), int(failed))
 
@@ -269,12 +290,17 @@ class RedisStore:
         by one; every job's ownership is still checked on its own. The claim runs after the finishes.
         """
         calls, positions = self._finish_calls(consumer, finishes)
+        trims = [self.trim_call(finished) for finished in dict.fromkeys(item.queue for item in finishes)]
+        calls += trims
         if queue is not None and count > 0:
             calls.append(self._claim_call(queue, consumer, count))
         replies = self.scripts.pipeline(calls, raise_errors=False)
         for reply in replies[: len(positions)]:
             if isinstance(reply, Exception):
                 raise reply
+        for (_, trimmed, *_), reply in zip(trims, replies[len(positions) :], strict=False):
+            if isinstance(reply, Exception):  # the finishes are recorded; the next trim catches up
+                logger.warning("trimming the history of %s failed: %s", trimmed, reply)
         outcomes = [FinishOutcome(False)] * len(finishes)
         for chunk, reply in zip(positions, replies, strict=False):
             if len(chunk) == 1 and not finishes[chunk[0]].succeeded:  # a fail call: {1, status} or {0, reason}
@@ -284,7 +310,7 @@ class RedisStore:
             for i, one in zip(chunk, reply, strict=True):  # a complete call: 1 or the reason, per job
                 outcomes[i] = _COMPLETED if one == 1 else FinishOutcome(False, reason=one)
         claimed = None
-        if len(replies) > len(positions):
+        if len(replies) > len(positions) + len(trims):
             if isinstance(replies[-1], Exception):  # the finishes are recorded: report them, skip the claim
                 logger.warning("claiming jobs of %s failed after recording finished jobs: %s", queue, replies[-1])
             else:
@@ -297,9 +323,10 @@ class RedisStore:
         succeeded = [i for i, item in enumerate(finishes) if item.succeeded]
         for queue, chunk in _chunks_by_queue(succeeded, lambda i: finishes[i].queue, FINISH_CHUNK):
             args: list[Any] = [CONSUMER_GROUP, consumer, self._history_size(queue)]
+            keys = self.keys(queue)
             for i in chunk:
                 args += [finishes[i].entry_id, finishes[i].job_id, finishes[i].payload]
-            calls.append(("complete", queue, args))
+            calls.append(("complete", queue, args, [keys.job(finishes[i].job_id) for i in chunk]))
             positions.append(chunk)
         for i, item in enumerate(finishes):
             if not item.succeeded:
@@ -341,7 +368,7 @@ class RedisStore:
             args: list[Any] = [CONSUMER_GROUP, consumer]
             for i in chunk:
                 args += [entries[i][1], entries[i][2]]
-            calls.append(("give_back", queue, args))
+            calls.append(("give_back", queue, args, [self.keys(queue).job(entries[i][2]) for i in chunk]))
         return sum(int(given) for given in self.scripts.pipeline(calls)) if calls else 0
 
     def wait_for_jobs(self, wake_ids: dict[str, str], timeout_ms: int) -> bool:
@@ -417,12 +444,14 @@ class RedisStore:
         reply = self.scripts.run("cancel", queue, args, keys=[keys.job(job_id), keys.errors(job_id)])
         if not reply:
             return None
+        if reply[1] == "cancelled":
+            self.trim_history(queue)
         previous, what = reply
         return CancelResult(previous, what == "cancelled", what == "requested")
 
     def retry_job(self, queue: str, job_id: str) -> str | None:
         """Queue a failed, cancelled or delayed job again now. Returns the status it had (None if missing)."""
-        return self.scripts.run("retry", queue, [job_id]) or None
+        return self.scripts.run("retry", queue, [job_id], [self.keys(queue).job(job_id)]) or None
 
     def retry_failed(self, queue: str, batch: int = 500) -> int:
         """Queue every job that was failed when called again now, in batches. Returns the count.
@@ -436,7 +465,8 @@ class RedisStore:
             ids = self.client.zrangebyscore(failed_key, "-inf", until, start=0, num=batch)
             if not ids:
                 return total
-            replies = self.scripts.pipeline([("retry", queue, [job_id]) for job_id in ids])
+            keys = self.keys(queue)
+            replies = self.scripts.pipeline([("retry", queue, [job_id], [keys.job(str(job_id))]) for job_id in ids])
             retried = sum(1 for reply in replies if reply == "failed")
             total += retried
             if retried == 0:  # ids without a record: nothing more this call can do

@@ -12,6 +12,7 @@
 -- ARGV[6] the queue's rate limit 'N/W' (N starts in any W ms), '' when none
 -- Returns {jobs, next_due_in_ms, last_wake_id, paused}; jobs is a list of HGETALL replies, each
 -- with the stream entry id in its 'entry' field.
+BUILDS_KEYS = true  -- not declared yet: the records it pops, the limits it looks at
 local group, consumer, count = ARGV[2], ARGV[3], tonumber(ARGV[4])
 local max_failed = tonumber(ARGV[5])
 local now = now_ms()

@@ -5,7 +5,8 @@
 --   maxc   N      at most N running at once
 --   limit  the limit id: the task name, or the task name, a space and the value of its limit_key
 --          field (task names hold no whitespace, so two ids never mix)
--- and its limit's state lives in keys found only while a script runs (the id is their last part):
+-- and its limit's state lives in three keys (the id is their last part), which a script declares
+-- (need_limit) once it knows the limit from a record, or gets from its caller:
 --   P:{Q}:rate:<limit>     ZSET  stream entry id -> start ms, the starts of the last W ms (expires)
 --   P:{Q}:running:<limit>  ZSET  job id -> start ms, the running jobs holding a slot
 --   P:{Q}:parked:<limit>   ZSET  job id -> its waiting score: jobs over the limit, still 'waiting'
@@ -23,9 +24,22 @@ local SLOT_CHECKS = 20
 local UNPARK_MAX = 200
 local UNPARK_LIMITS = 50
 
-local function rate_key(limit) return BASE .. 'rate:' .. limit end
-local function running_key(limit) return BASE .. 'running:' .. limit end
-local function parked_key(limit) return BASE .. 'parked:' .. limit end
+local function rate_key(limit) return key_of('rate', limit) end
+local function running_key(limit) return key_of('running', limit) end
+local function parked_key(limit) return key_of('parked', limit) end
+
+-- Whether the three keys of a limit are declared (need() notes the missing ones); true without one.
+local function need_limit(limit)
+  if not limit or limit == '' then return true end
+  local ready = need('rate', limit)
+  ready = need('running', limit) and ready
+  return need('parked', limit) and ready
+end
+
+-- need_limit for the limit of job id (its record must be declared: it is read).
+local function need_job_limit(id)
+  return need_limit(redis.call('HGET', job_key(id), 'limit'))
+end
 
 -- 'N/W' as two numbers, or nil when malformed (a damaged record is not limited).
 local function parse_rate(rate)
@@ -162,4 +176,20 @@ local function unpark_due(now)
   end
   if moved > 0 then ring_doorbell('limits') end
   return moved
+end
+
+-- Whether the keys start_entry (and a take-over's error record) may touch for stream entry eid
+-- are declared: its job's record, errors and limit keys, or the failed record and errors an
+-- invalid entry becomes (need() notes the missing ones). Reads only.
+local function need_entry(eid)
+  local entry = redis.call('XRANGE', K.stream, eid, eid)
+  if #entry == 0 then return true end
+  local id = entry_field(entry[1][2], 'job')
+  local ready = true
+  if id and need('job', id) and redis.call('EXISTS', key_of('job', id)) == 1 then
+    return need('errors', id) and need_job_limit(id)
+  end
+  if id then ready = need('errors', id) end
+  ready = need('job', 'invalid-entry-' .. eid) and ready
+  return need('errors', 'invalid-entry-' .. eid) and ready
 end
