@@ -58,6 +58,10 @@ Global::
     P:beat:<id>             HASH    cron beat info (host, pid, started, last tick, schedules), expires
                                     with its heartbeat
 
+Every Lua script is given every key it touches in KEYS (see lua/lib.lua and docs/internals.md,
+"The key contract"); no script builds a key name. The scripts read a declared key back by its kind
+and id, so the layout below is also how they tell which job a declared key belongs to.
+
 Why no two keys can collide, whatever the ids: job ids, schedule names and worker ids may contain
 ``:`` (and anything else their own patterns allow), so a user-chosen part is only ever the LAST
 segment of a key, after a fixed kind (``job:``, ``logs:``, ``errors:``, ``children:``, ``cron:``,

@@ -32,7 +32,7 @@ from tempotask_django.storage.records import (
     ReclaimResult,
     SweepResult,
 )
-from tempotask_django.storage.scripts import ScriptCall, ScriptRunner
+from tempotask_django.storage.scripts import NEEDED_KINDS, ScriptCall, ScriptRunner
 
 logger = logging.getLogger("tempotask")
 
@@ -44,6 +44,11 @@ FINISH_CHUNK = 100
 WAKE_MAXLEN = 100
 # Processing jobs one sweep call looks at (two commands each): keeps each call well under a millisecond.
 SWEEP_PAGE = 200
+# Most claims sent again at once because the previous one lacked the keys of jobs it could start
+# (lua/claim.lua names them; another worker took the jobs it expected, or they are new).
+CLAIM_ROUNDS = 3
+# Most keys a claim keeps declaring from the claim before it (beside those the last one named).
+CLAIM_KEYS_KEPT = 400
 # Most history jobs one trim call deletes when a history is over MAX_JOBS_PER_STATUS (lua/trim.lua):
 # more than a finish batch adds, so the excess shrinks under any load,
 # and few enough that a lowered MAX_JOBS_PER_STATUS never blocks Redis (the rest go on later calls).
@@ -118,6 +123,13 @@ class RedisStore:
         self.inspect = QueueInspector(client, self.prefix, self.scripts)
         self._registered_queues: set[str] = set()
         self._qrate_keys: dict[str, str] = {}  # the claim's own key, per queue (a hot path)
+        # Per queue, the keys the last claim named (lua/claim.lua): the records of the next jobs to
+        # start and their limits' keys, declared by the next claim. Changed only by a reply, so a
+        # claim repeated after an error is the same call (replies.py).
+        self._claim_keys: dict[str, list[str]] = {}
+        # Per queue and consumer, the entries a claim delivered but could not start for lack of keys:
+        # the next claim starts them (their keys declared).
+        self._unstarted: dict[tuple[str, str], list[str]] = {}
 
     def close(self) -> None:
         self.direct.close()
@@ -205,22 +217,53 @@ class RedisStore:
     # -- workers ----------------------------------------------------------------------------
     def claim(self, queue: str, consumer: str, count: int) -> ClaimResult:
         """Start up to ``count`` jobs of ``queue`` for ``consumer`` (promotes due delayed jobs first)."""
-        return self._claim_result(self.scripts.run(*self._claim_call(queue, consumer, count)))
+        return self._claim_more(queue, consumer, count, self.scripts.run(*self._claim_call(queue, consumer, count)))
+
+    def _claim_more(self, queue: str, consumer: str, count: int, reply: Sequence[Any]) -> ClaimResult:
+        """The result of a claim's ``reply``, with the jobs of the claims sent again at once while it
+        lacked keys to start more (it names them: the next call declares them), CLAIM_ROUNDS at most."""
+        result, lacked = self._claim_result(queue, consumer, reply)
+        for _ in range(CLAIM_ROUNDS):
+            room = count - len(result.jobs)
+            if not lacked or room <= 0 or result.paused:
+                break
+            try:
+                reply = self.scripts.run(*self._claim_call(queue, consumer, room))
+            except Exception as error:  # the jobs claimed so far are leased to this worker
+                # Hand them out; the call that raised is repeated by the next claim (its keys unchanged).
+                logger.warning("claiming more jobs of %s failed: %s", queue, error)
+                break
+            more, lacked = self._claim_result(queue, consumer, reply)
+            result = ClaimResult(result.jobs + more.jobs, more.next_due_ms, more.wake_id, more.paused)
+        return result
 
     def _claim_call(self, queue: str, consumer: str, count: int) -> tuple[str, str, list[Any], list[str]]:
         """The claim script call: its arguments (the queue's RATE_LIMIT last) and its own key (the
         queue's rate log)."""
         rate = None if self.settings.immediate else self.settings.for_queue(queue).rate_limit
         args = [CONSUMER_GROUP, consumer, count, self._history_size(queue), rate.wire if rate else ""]
+        args += self._unstarted.get((queue, consumer), ())
         qrate = self._qrate_keys.get(queue)
         if qrate is None:
             qrate = self._qrate_keys[queue] = self.keys(queue).qrate
-        return "claim", queue, args, [qrate]
+        return "claim", queue, args, [qrate, *self._claim_keys.get(queue, ())]
 
-    @staticmethod
-    def _claim_result(reply: Sequence[Any]) -> ClaimResult:
-        jobs, next_due, wake_id, paused = reply
-        return ClaimResult([_pairs(job) for job in jobs], int(next_due), wake_id, bool(paused))
+    def _claim_result(self, queue: str, consumer: str, reply: Sequence[Any]) -> tuple[ClaimResult, bool]:
+        """A claim's result, and whether it lacked keys to start more; keeps the keys it named and
+        the entries it could not start."""
+        jobs, next_due, wake_id, paused, needed, lacked, unstarted = reply
+        if unstarted:
+            self._unstarted[(queue, consumer)] = list(unstarted)
+        else:
+            self._unstarted.pop((queue, consumer), None)
+        keys = self.keys(queue)
+        named = [getattr(keys, str(kind))(str(id_)) for kind, id_ in needed if kind in NEEDED_KINDS]
+        # Kept from the last claim: its limits' keys (the next jobs of a limited task need them too),
+        # and every key when it lacked some (the claim sent again needs those it had as well).
+        sent = self._claim_keys.get(queue, [])
+        kept = sent if lacked else [key for key in sent if not key.startswith(keys.job_prefix)]
+        self._claim_keys[queue] = list(dict.fromkeys([*kept[-CLAIM_KEYS_KEPT:], *named]))
+        return ClaimResult([_pairs(job) for job in jobs], int(next_due), wake_id, bool(paused)), bool(lacked)
 
     def reclaim(
         self,
@@ -314,7 +357,8 @@ class RedisStore:
             if isinstance(replies[-1], Exception):  # the finishes are recorded: report them, skip the claim
                 logger.warning("claiming jobs of %s failed after recording finished jobs: %s", queue, replies[-1])
             else:
-                claimed = self._claim_result(replies[-1])
+                assert queue is not None
+                claimed = self._claim_more(queue, consumer, count, replies[-1])
         return outcomes, claimed
 
     def _finish_calls(self, consumer: str, finishes: Sequence[Finish]) -> tuple[list[ScriptCall], list[list[int]]]:
@@ -394,7 +438,7 @@ class RedisStore:
             raise claimed
         if isinstance(woken, Exception):  # the claim ran all the same: its batch is ours, never dropped
             logger.warning("waiting for jobs of %s failed: %s", ", ".join(wake_ids), woken)
-        return self._claim_result(claimed)
+        return self._claim_more(queue, consumer, count, claimed)
 
     def _wait_command(self, wake_ids: dict[str, str], timeout_ms: int) -> tuple[Any, ...]:
         keys = [self.keys(queue).wake for queue in wake_ids]

@@ -55,12 +55,9 @@ end)(redis)
 
 _original = scripts.script_source
 
-# The scripts that still build key names while they run (lib.lua's BUILDS_KEYS): not checked.
-STILL_BUILDING = frozenset({"claim"})
-
 
 def checked_source(name: str) -> str:
-    return _original(name) if name in STILL_BUILDING else CHECKER + _original(name)
+    return CHECKER + _original(name)
 
 
 @contextmanager

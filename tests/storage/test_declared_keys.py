@@ -47,15 +47,7 @@ def lua_files() -> list[str]:
     return sorted(path.name for path in lua.iterdir() if path.name.endswith(".lua"))
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason="claim still builds keys"))
-        if name in ("lib.lua", "claim.lua")
-        else name
-        for name in lua_files()
-    ],
-)
+@pytest.mark.parametrize("name", lua_files())
 def test_no_script_builds_a_key_name(name):
     text = (resources.files("tempotask_django.storage") / "lua" / name).read_text()
     code = "\n".join(line.split("--", 1)[0] for line in text.splitlines())

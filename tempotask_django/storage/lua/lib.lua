@@ -64,12 +64,8 @@ end
 
 -- The declared key of kind for id. An undeclared one stops the script (a caller's bug): scripts
 -- check what they need with need() before their first write.
--- The one script still finding keys while it writes (claim.lua) sets BUILDS_KEYS: key_of then
--- builds the name of an undeclared key.
-local BUILDS_KEYS = false
 local function key_of(kind, id)
   local key = DECLARED[kind] and DECLARED[kind][id]
-  if not key and BUILDS_KEYS then return BASE .. kind .. ':' .. id end
   if not key then error('tempotask: key ' .. kind .. ' ' .. tostring(id) .. ' was not declared') end
   return key
 end
@@ -77,9 +73,17 @@ end
 -- Keys found missing by need(), as {kind, id} pairs, in order, once each.
 local NEEDED, NEEDED_SEEN = {}, {}
 
--- True when key kind/id is declared; else notes it for needs_reply() and returns false.
+-- Whether id can be a job id (validation.JOB_ID_PATTERN): only such an id names keys a caller can
+-- declare. Other ids, written by other programs, name no job of ours: the scripts drop or skip them.
+local function nameable(id)
+  return type(id) == 'string' and #id <= 200 and string.match(id, '^[%w_%.:@%+=%-]+$') ~= nil
+end
+
+-- True when key kind/id is declared; else notes it for needs_reply() and returns false (an id a
+-- caller cannot name, see nameable, is not noted: the caller skips it).
 local function need(kind, id)
   if has_key(kind, id) then return true end
+  if kind ~= 'rate' and kind ~= 'running' and kind ~= 'parked' and not nameable(id) then return false end
   local tag = kind .. ' ' .. id
   if not NEEDED_SEEN[tag] then
     NEEDED_SEEN[tag] = true
@@ -157,7 +161,8 @@ end
 local function delete_job_keys(id)
   local jk = job_key(id)
   local parent = redis.call('HGET', jk, 'parent_id')
-  if parent then redis.call('SREM', children_key(parent), id) end
+  -- A parent_id that is no job id (a damaged record) names no set: can_delete did not ask for one.
+  if parent and nameable(parent) then redis.call('SREM', children_key(parent), id) end
   redis.call('UNLINK', jk, logs_key(id), errors_key(id), children_key(id))
 end
 
@@ -221,13 +226,21 @@ local function make_waiting(id, priority)
   ring_doorbell(id)
 end
 
--- Move delayed jobs whose time has come (server clock) to waiting.
-local function promote_due(now, limit)
+-- Move delayed jobs whose time has come (server clock) to waiting, in their order, up to the first
+-- whose record is not declared: that one and the next due ones (at most hints) are noted (need).
+local function promote_due(now, limit, hints)
   local due = redis.call('ZRANGEBYSCORE', K.delayed, '-inf', now, 'LIMIT', 0, limit)
-  for _, id in ipairs(due) do
+  for n, id in ipairs(due) do
+    if not has_key('job', id) and nameable(id) then
+      for i = n, math.min(#due, n + hints - 1) do need('job', due[i]) end
+      return n - 1
+    end
     redis.call('ZREM', K.delayed, id)
-    local priority = redis.call('HGET', job_key(id), 'priority')
-    if priority or redis.call('EXISTS', job_key(id)) == 1 then make_waiting(id, priority_of(priority)) end
+    -- An id that is no job id of ours (nameable) is only dropped.
+    local priority = has_key('job', id) and redis.call('HGET', job_key(id), 'priority')
+    if priority or (has_key('job', id) and redis.call('EXISTS', job_key(id)) == 1) then
+      make_waiting(id, priority_of(priority))
+    end
   end
   return #due
 end
@@ -383,6 +396,10 @@ local function start_entry(group, consumer, eid, fields, now, max_failed, first_
   local id = entry_field(fields, 'job')
   if not id then
     fail_invalid_entry(group, eid, fields, now, max_failed, 'is not a tempotask job (no "job" field)')
+    return nil
+  end
+  if not nameable(id) then  -- no job id of ours
+    fail_invalid_entry(group, eid, fields, now, max_failed, 'names a job that does not exist')
     return nil
   end
   local jk = job_key(id)

@@ -10,6 +10,8 @@ if ARGV[2] ~= 'completed' and ARGV[2] ~= 'failed' and ARGV[2] ~= 'cancelled' the
 local ids = redis.call('ZRANGE', zkey, 0, tonumber(ARGV[3]) - 1)
 for _, id in ipairs(ids) do can_delete(id) end
 if #NEEDED > 0 then return needs_reply() end
-for _, id in ipairs(ids) do delete_job_keys(id) end
+for _, id in ipairs(ids) do
+  if nameable(id) then delete_job_keys(id) end  -- else names no job of ours: only its member goes
+end
 if #ids > 0 then redis.call('ZREM', zkey, unpack(ids)) end
 return {#ids, #ids > 0 and forget_if_empty(ARGV[4]) or 0}

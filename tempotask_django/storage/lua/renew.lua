@@ -18,6 +18,7 @@ for i = 4, #ARGV do
   if type(pending) == 'table' and not pending.err and #pending > 0 and pending[1][2] == consumer then
     local entry = redis.call('XRANGE', K.stream, eid, eid)
     local id = #entry > 0 and entry_field(entry[1][2], 'job') or nil
+    if not nameable(id) then id = nil end
     if id then need('job', id) end
     plan[#plan + 1] = {eid, #entry > 0, id}
   else

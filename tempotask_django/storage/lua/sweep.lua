@@ -55,7 +55,9 @@ end
 
 local ready = 0
 for _, id in ipairs(ids) do
-  if need('job', id) then
+  if not nameable(id) then
+    ready = ready + 1  -- names no job of ours: skipped
+  elseif need('job', id) then
     if not lost(id) or (need('errors', id) and need_job_limit(id)) then ready = ready + 1 end
   end
 end
@@ -64,8 +66,9 @@ if ready < #ids then return needs_reply() end
 local now = now_ms()
 local requeued, failed = 0, 0
 for _, id in ipairs(ids) do
-  local jk = job_key(id)
-  local current, eid = lost(id)
+  local jk = nameable(id) and job_key(id)
+  local current, eid = nil, nil
+  if jk then current, eid = lost(id) end
   if current then
     local worker = current[3] or '?'
     local runs = unfinished_runs(id) + 1

@@ -24,7 +24,7 @@ if #plan == 0 then return over end
 for _, item in ipairs(plan) do can_delete(item[2]) end
 if #NEEDED > 0 then return needs_reply() end
 for _, item in ipairs(plan) do
-  delete_job_keys(item[2])
+  if nameable(item[2]) then delete_job_keys(item[2]) end  -- else names no job of ours: only its member goes
   redis.call('ZREM', item[1], item[2])
 end
 return over - #plan
