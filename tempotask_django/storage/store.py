@@ -527,7 +527,7 @@ class RedisStore:
             total += int(deleted)
             if emptied:
                 self._forget(queue)
-            if int(deleted) < batch:
+            if int(deleted) == 0:  # (fewer than batch: the rest of the history, or jobs left for the next call)
                 return total
 
     def _forget(self, queue: str) -> None:

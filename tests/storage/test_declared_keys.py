@@ -161,3 +161,46 @@ def test_invalid_entries_and_stats_touch_only_declared_keys(strict):
     store.client.xadd(store.keys(Q).stream, {"job": "nobody"})
     assert [job["id"] for job in store.claim(Q, "w1", 2).jobs] == ["x"]
     assert store.inspect.queue_stats(Q).failed == 1  # the entry naming no job
+
+
+def test_a_claim_whose_expected_jobs_another_worker_took_claims_again_at_once(strict):
+    from tempotask_django.storage.store import RedisStore
+
+    store = strict
+    other = RedisStore(store.client, store.settings)
+    store.enqueue_many([spec(f"q{n}") for n in range(8)])
+    assert [job["id"] for job in store.claim(Q, "w1", 2).jobs] == ["q0", "q1"]  # names q2..q3 for the next
+    assert [job["id"] for job in other.claim(Q, "w2", 4).jobs] == ["q2", "q3", "q4", "q5"]
+    # w1 expected q2 and q3: the claim finds them gone, names q6 and q7, and the store claims again.
+    assert [job["id"] for job in store.claim(Q, "w1", 2).jobs] == ["q6", "q7"]
+
+
+def test_a_claim_on_a_paused_queue_keeps_the_entries_it_could_not_start(strict):
+    store = strict
+    store.enqueue(spec("x"))
+    store.client.xgroup_create(store.keys(Q).stream, CONSUMER_GROUP, "0", mkstream=True)
+    entry = store.client.xadd(store.keys(Q).stream, {"job": "nobody"})
+    store.pause_queue(Q)
+    store.claim(Q, "w1", 2)
+    store.resume_queue(Q)
+    assert [job["id"] for job in store.claim(Q, "w1", 2).jobs] == ["x"]
+    assert store.inspect.get_job(Q, f"invalid-entry-{entry}").status == "failed"
+
+
+def test_a_trim_that_knows_some_of_the_oldest_jobs_deletes_those_and_leaves_the_rest(strict):
+    """Other callers trim meanwhile, so the oldest jobs change between a trim's ask and its call
+    sent again: it deletes the jobs whose keys it has, never asking for ever."""
+    store = strict
+    for n in range(5):
+        store.enqueue(spec(f"h{n}"))
+        (job,) = store.claim(Q, "w1", 1).jobs
+        # Completed without the trim a worker's finish sends after it.
+        args = [CONSUMER_GROUP, "w1", 100, job["entry"], job["id"], "1"]
+        store.scripts.run("complete", Q, args, [store.keys(Q).job(job["id"])])
+    keys = store.keys(Q)
+    assert store.client.zcard(keys.completed) == 5
+    known = [keys.job("h1"), keys.logs("h1"), keys.errors("h1"), keys.children("h1")]
+    assert store.scripts.run("trim", Q, [3, 200], known) == 1
+    assert store.client.zrange(keys.completed, 0, -1) == ["h0", "h2", "h3", "h4"]
+    assert store.trim_history(Q) == 0
+    assert store.client.zrange(keys.completed, 0, -1) == ["h2", "h3", "h4"]

@@ -43,7 +43,9 @@ for band_index = 1, max_bands do
   start = string.format('%.0f', (band + 1) * PRIORITY_BAND)
 end
 if oldest_id then oldest_since = waiting_since(oldest_id) end
-if #NEEDED > 0 then return needs_reply() end
+-- Asks once (a first call declares no keys of its own); sent again, it reads what it was given: the
+-- head may have moved meanwhile (workers claim), and a time it cannot read is reported as none.
+if #NEEDED > 0 and #KEYS == QUEUE_KEY_COUNT then return needs_reply() end
 
 return {
   now,

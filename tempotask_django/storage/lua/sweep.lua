@@ -16,8 +16,8 @@
 -- ARGV[7] error records kept per job (MAX_ERRORS_PER_JOB; never fewer than MAX_DELIVERIES, which
 --         unfinished_runs counts from the newest records)
 -- Declared: the records of the jobs looked at, and the errors and limit keys of those sent back
--- (asked for: needs_reply, nothing written; a job whose keys are still missing is left for the
--- next pass). The history is trimmed by trim.lua (store.py calls it on a pass's first call).
+-- (asked for: needs_reply, nothing written; a job come in since, whose record is not declared, is
+-- left for the next pass). The history is trimmed by trim.lua (store.py calls it on a pass's first call).
 -- Returns {next_offset, requeued, failed}; next_offset 0 when the pass is complete.
 local group, offset, page = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local max_deliveries, max_kept = tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -53,20 +53,21 @@ local function lost(id)
   return nil
 end
 
-local ready = 0
+local known, lacking = 0, false
 for _, id in ipairs(ids) do
-  if not nameable(id) then
-    ready = ready + 1  -- names no job of ours: skipped
-  elseif need('job', id) then
-    if not lost(id) or (need('errors', id) and need_job_limit(id)) then ready = ready + 1 end
+  if nameable(id) and need('job', id) then  -- (an id that is no job id of ours is skipped)
+    known = known + 1
+    if lost(id) and not (need('errors', id) and need_job_limit(id)) then lacking = true end
   end
 end
-if ready < #ids then return needs_reply() end
+-- Asks when a job it knows lacks keys, or when it knows none yet (a first call). A job that came in
+-- since it asked (its record not declared: other workers claim meanwhile) is left for the next pass.
+if #NEEDED > 0 and (lacking or known == 0) then return needs_reply() end
 
 local now = now_ms()
 local requeued, failed = 0, 0
 for _, id in ipairs(ids) do
-  local jk = nameable(id) and job_key(id)
+  local jk = has_key('job', id) and job_key(id)
   local current, eid = nil, nil
   if jk then current, eid = lost(id) end
   if current then

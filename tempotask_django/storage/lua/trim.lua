@@ -21,10 +21,22 @@ for _, zkey in ipairs({K.completed, K.failed, K.cancelled}) do
   end
 end
 if #plan == 0 then return over end
-for _, item in ipairs(plan) do can_delete(item[2]) end
-if #NEEDED > 0 then return needs_reply() end
+-- Asks when a job it knows (its record declared) lacks keys, or when it knows none yet. A job that
+-- became one of the oldest since it asked (other callers trim meanwhile) is left for the next call.
+local ready, known, lacking = {}, 0, false
 for _, item in ipairs(plan) do
+  local id = item[2]
+  local has_record = has_key('job', id)
+  if can_delete(id) or not nameable(id) then
+    ready[#ready + 1] = item
+  elseif has_record then
+    lacking = true
+  end
+  if has_record then known = known + 1 end
+end
+if #NEEDED > 0 and (lacking or known == 0) then return needs_reply() end
+for _, item in ipairs(ready) do
   if nameable(item[2]) then delete_job_keys(item[2]) end  -- else names no job of ours: only its member goes
   redis.call('ZREM', item[1], item[2])
 end
-return over - #plan
+return over - #ready
