@@ -159,7 +159,8 @@ def _wait_done(r: redis.Redis, process: procs.Process, log: Path, timeout: float
 def _check_all_completed(r: redis.Redis, total: int) -> None:
     """Every job ran once and was recorded as completed (the per-minute counters sum the finishes)."""
     store = get_default_store()
-    completed = sum(int(r.hget(key, "completed") or 0) for key in r.scan_iter(f"{store.keys('bench').stats_prefix}*"))
+    counts = r.hgetall(store.keys("bench").minutes)  # field "<minute>:<kind>"
+    completed = sum(int(value) for field, value in counts.items() if str(field).endswith(":completed"))
     ran = int(r.get(body.COUNTER))
     if (completed, ran) != (total, total):
         raise RuntimeError(f"expected {total} jobs run and completed, got {ran} run and {completed} completed")

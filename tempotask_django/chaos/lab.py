@@ -271,8 +271,8 @@ class Lab:
     def finished_counts(self) -> dict[str, int]:
         """Completed, failed and retried attempts over the queue's life, from the per-minute counters."""
         totals = {"completed": 0, "failed": 0, "retried": 0}
-        for key in self.client.scan_iter(f"{self.store.keys(QUEUE).stats_prefix}*", count=1000):
-            for field, value in self.client.hgetall(key).items():
-                if field in totals:
-                    totals[field] += int(value)
+        for field, value in self.client.hgetall(self.store.keys(QUEUE).minutes).items():
+            kind = str(field).rpartition(":")[2]
+            if kind in totals:
+                totals[kind] += int(value)
         return totals

@@ -175,18 +175,19 @@ class QueueInspector:
         seconds, _ = self.client.time()
         current = int(seconds) // 60
         wanted = list(range(current - minutes + 1, current + 1))
+        kinds = ("completed", "failed", "retried", "cancelled")
+        fields = [QueueKeys.minute_field(minute, kind) for minute in wanted for kind in kinds]
         pipe = self.client.pipeline(transaction=False)
         for queue in queues:
-            for minute in wanted:
-                pipe.hgetall(self.keys(queue).stats(minute))
-        replies = pipe.execute()
-        series = [
+            pipe.hmget(self.keys(queue).minutes, fields)
+        replies = pipe.execute() if queues else []
+        series: list[dict[str, int]] = [
             {"minute": minute * 60, "completed": 0, "failed": 0, "retried": 0, "cancelled": 0} for minute in wanted
         ]
-        for index, counts in enumerate(replies):
-            point = series[index % minutes]
-            for name in ("completed", "failed", "retried", "cancelled"):
-                point[name] += int(counts.get(name, 0))
+        for counts in replies:
+            for index, value in enumerate(counts):
+                if value is not None and str(value).lstrip("-").isdigit():
+                    series[index // len(kinds)][kinds[index % len(kinds)]] += int(value)
         return series
 
     def find_jobs_by_name(

@@ -13,7 +13,8 @@ Per queue ``Q`` (all under the hash tag ``{Q}`` so one queue's scripts run on Re
                                     last_run, next_run, last_job_id, paused...); see storage/crons.py
     P:{Q}:cron_history:<name>  LIST  the schedule's events (changes, pauses, ticks skipped or held by
                                     overlap, missed), JSON, the newest 200
-    P:{Q}:stats:<minute>    HASH    completed/failed counts for one minute (expire after 2 h)
+    P:{Q}:minutes           HASH    completed/failed/retried/cancelled counts per minute, field
+                                    "<minute>:<kind>", kept 2 h (lua/lib.lua count_stat)
     P:{Q}:waiting           ZSET    id -> priority-then-FIFO score (lowest runs first)
     P:{Q}:delayed           ZSET    id -> due time, ms (server clock)
     P:{Q}:processing        ZSET    id -> start time, ms
@@ -57,10 +58,14 @@ Global::
     P:beat:<id>             HASH    cron beat info (host, pid, started, last tick, schedules), expires
                                     with its heartbeat
 
+Every Lua script is given every key it touches in KEYS (see lua/lib.lua and docs/internals.md,
+"The key contract"); no script builds a key name. The scripts read a declared key back by its kind
+and id, so the layout below is also how they tell which job a declared key belongs to.
+
 Why no two keys can collide, whatever the ids: job ids, schedule names and worker ids may contain
 ``:`` (and anything else their own patterns allow), so a user-chosen part is only ever the LAST
 segment of a key, after a fixed kind (``job:``, ``logs:``, ``errors:``, ``children:``, ``cron:``,
-``cron_history:``, ``stats:``, ``reply:``, ``worker:``, ``beat:``, ``rate:``, ``running:``, ``parked:``).
+``cron_history:``, ``reply:``, ``worker:``, ``beat:``, ``rate:``, ``running:``, ``parked:``).
 A key is then read back unambiguously from the left: ``P:``, then either ``{`` and a queue name up to
 the first ``}`` (queue names cannot hold ``{``, ``}`` or ``:``, see validation.NAME_PATTERN) or a global
 word; then the kind, which ends at its ``:`` (no kind is a prefix of another kind followed by ``:``, and
@@ -164,11 +169,15 @@ class QueueKeys:
         return f"{self.base}:reply:{request_id}"
 
     @property
-    def stats_prefix(self) -> str:
-        return f"{self.base}:stats:"
+    def minutes(self) -> str:
+        """Per-minute counts, field ``<minute>:<kind>`` (see ``minute_field`` and lua/lib.lua count_stat)."""
+        return f"{self.base}:minutes"
 
-    def stats(self, minute: int) -> str:
-        return f"{self.stats_prefix}{minute}"
+    @staticmethod
+    def minute_field(minute: int, kind: str) -> str:
+        """The field of ``minutes`` counting ``kind`` (completed, failed, retried, cancelled) in
+        ``minute`` (epoch minutes, server clock)."""
+        return f"{minute}:{kind}"
 
     @property
     def metrics(self) -> str:

@@ -20,12 +20,13 @@ HSET, PEXPIRE and ZADD), cron index writes, reads. The one exception, the doorbe
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Iterable, Sequence
 from importlib import resources
 from typing import Any
 
 from redis import Redis
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 from tempotask_django.storage.cluster import ClusterCalls
 from tempotask_django.storage.direct import DirectCalls
@@ -54,6 +55,7 @@ SCRIPT_NAMES = (
     "cron_delete",
     "cancel",
     "give_back",
+    "trim",
 )
 
 # The queue's keys every script gets first, in this order (lua/lib.lua's K table and QUEUE_KEY_COUNT read them).
@@ -71,6 +73,7 @@ QUEUE_KEYS = (
     "cancelled",
     "limited",
     "listed",
+    "minutes",
 )
 
 # The scripts that may run twice for one call with the same effect and a reply as good, so they
@@ -82,11 +85,19 @@ QUEUE_KEYS = (
 #                     (its counts are for logs only), and a history trim stops at the limit
 #   forget_consumers  deletes idle consumers with nothing pending: a second run finds none
 #   stats             reads only
+#   trim              deletes the oldest history jobs only while a set is over its size
 # Not safe without one, for instance: claim (the first run's batch would stay leased to a worker
 # that never got it), enqueue (a job a worker just claimed would be reset to waiting), complete
 # and fail (the second run refuses what the first recorded), reclaim, log (a line twice), delete,
 # retry, purge and the cron scripts (their replies say what the first run did).
-RESENT_WITHOUT_REQUEST_ID = frozenset({"renew", "sweep", "forget_consumers", "stats"})
+RESENT_WITHOUT_REQUEST_ID = frozenset({"renew", "sweep", "forget_consumers", "stats", "trim"})
+
+# The kinds of key a script may ask for (lua/lib.lua needs_reply), each a QueueKeys method of an id.
+NEEDED_KINDS = frozenset({"job", "logs", "errors", "children", "rate", "running", "parked"})
+# How many times one call is sent again with the keys it asked for: a trim asks twice (the jobs'
+# keys, then their parents' sets), more only when other clients change the queue in between.
+NEED_ROUNDS = 4
+NEED_PREFIX = "NEEDKEYS "
 
 # One script call: (script name, queue, the script's own arguments[, its own keys: own_key(1)... in Lua]).
 ScriptCall = tuple[str, str, Sequence[Any]] | tuple[str, str, Sequence[Any], Sequence[str]]
@@ -114,13 +125,22 @@ def reply_key(command: Sequence[Any]) -> str | None:
     return last if str(last).startswith(f"{base}reply:") else None
 
 
+def needed_keys(reply: Any) -> list[tuple[str, str]] | None:
+    """The keys (kind, id) a call asked for with its reply (lua/lib.lua needs_reply), else None."""
+    if not isinstance(reply, ResponseError) or not str(reply).startswith(NEED_PREFIX):
+        return None
+    return [(str(kind), str(id_)) for kind, id_ in json.loads(str(reply)[len(NEED_PREFIX) :])]
+
+
 class ScriptRunner:
     """Runs the queue scripts on one client, over ``direct``'s connections.
 
     Every queue script gets the queue's keys (QUEUE_KEYS) as KEYS[1..n], then the keys of its own
-    known before the call (a job's record, its logs...), and the queue's key base as its first
-    argument: keys found only while the script runs (the jobs a claim pops, the history a trim
-    deletes) are built from it (see lua/lib.lua). All of them share the queue's hash slot.
+    (a job's record, its logs...), and the queue's key base as its first argument (to read the
+    declared keys back, never to build one). A script that finds out while it runs that it needs
+    more keys (the jobs a trim deletes, a deleted job's parent) asks for them before it writes
+    anything: ``pipeline`` sends it again with them declared (see lua/lib.lua). All of them share
+    the queue's hash slot.
     """
 
     def __init__(
@@ -191,11 +211,20 @@ class ScriptRunner:
         claim twice would lease jobs nobody starts. With ``raise_errors`` False, a refused call's
         reply is its error instead of raising it.
         """
+        calls = list(calls)
         results = self._send(calls)
         missing = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
         if missing:
             self.load({calls[i][0] for i in missing})
             for i, result in zip(missing, self._send([calls[i] for i in missing]), strict=True):
+                results[i] = result
+        for _ in range(NEED_ROUNDS):
+            asking = {i: wanted for i, result in enumerate(results) if (wanted := needed_keys(result)) is not None}
+            if not asking:
+                break
+            for i, wanted in asking.items():
+                calls[i] = self._declaring(calls[i], wanted)
+            for i, result in zip(asking, self._send([calls[i] for i in asking]), strict=True):
                 results[i] = result
         if raise_errors:
             for result in results:
@@ -209,24 +238,48 @@ class ScriptRunner:
         """``pipeline`` with a ``WAIT replicas timeout_ms`` after each call, on the call's connection:
         each call's reply (raising the first error), and how many replicas acknowledged each call's
         writes (WAIT counts the replicas holding every write made so far on its connection)."""
+        calls = list(calls)
         results: list[Any] = [None] * len(calls)
         acknowledged = [0] * len(calls)
         todo = list(range(len(calls)))
-        for attempt in range(2):  # a second time for the calls refused with NOSCRIPT, once loaded
+        loaded = False
+        # Sent again: the calls refused with NOSCRIPT (once, after loading) and those asking for keys
+        # (declared, as in ``pipeline``); neither wrote anything.
+        for _ in range(NEED_ROUNDS + 2):
             commands: list[Sequence[Any]] = []
             for i in todo:
                 commands += [self.command(*calls[i]), ("WAIT", replicas, timeout_ms)]
             replies = self.send(commands)
             for n, i in enumerate(todo):
                 results[i], acknowledged[i] = replies[2 * n], replies[2 * n + 1]
-            todo = [i for i in todo if isinstance(results[i], NoScriptError)]
-            if not todo or attempt:
+            missing = [] if loaded else [i for i in todo if isinstance(results[i], NoScriptError)]
+            if missing:
+                self.load({calls[i][0] for i in missing})
+                loaded = True
+            asking = {i: wanted for i in todo if (wanted := needed_keys(results[i])) is not None}
+            for i, wanted in asking.items():
+                calls[i] = self._declaring(calls[i], wanted)
+            todo = sorted({*missing, *asking})
+            if not todo:
                 break
-            self.load({calls[i][0] for i in todo})
         for result in [*results, *acknowledged]:
             if isinstance(result, Exception):
                 raise result
         return results, [int(count) for count in acknowledged]
+
+    def _declaring(self, call: ScriptCall, wanted: Sequence[tuple[str, str]]) -> ScriptCall:
+        """``call`` with the keys it asked for declared too (they were not written: it sends them
+        again as a new call, with a new request id)."""
+        script, queue, args = call[0], call[1], call[2]
+        keys = list(call[3]) if len(call) > 3 else []
+        queue_keys = QueueKeys(self.prefix, queue)
+        for kind, id_ in wanted:
+            if kind not in NEEDED_KINDS:
+                raise ResponseError(f"script {script} asked for a key of unknown kind {kind!r}")
+            key = getattr(queue_keys, kind)(id_)
+            if key not in keys:
+                keys.append(key)
+        return script, queue, args, keys
 
     def load(self, names: Iterable[str]) -> None:
         """Load scripts ``names`` into Redis (after NOSCRIPT: a restart or SCRIPT FLUSH emptied its cache)."""

@@ -35,7 +35,7 @@ from tempotask_django.storage.records import (
     ReclaimResult,
     SweepResult,
 )
-from tempotask_django.storage.scripts import ScriptCall, ScriptRunner
+from tempotask_django.storage.scripts import NEEDED_KINDS, ScriptCall, ScriptRunner
 
 logger = logging.getLogger("tempotask")
 
@@ -47,8 +47,13 @@ FINISH_CHUNK = 100
 WAKE_MAXLEN = 100
 # Processing jobs one sweep call looks at (two commands each): keeps each call well under a millisecond.
 SWEEP_PAGE = 200
-# Most history jobs one script call deletes when a history is over MAX_JOBS_PER_STATUS (lib.lua's
-# TRIM_SLICE, the same number): more than a finish batch adds, so the excess shrinks under any load,
+# Most claims sent again at once because the previous one lacked the keys of jobs it could start
+# (lua/claim.lua names them; another worker took the jobs it expected, or they are new).
+CLAIM_ROUNDS = 3
+# Most keys a claim keeps declaring from the claim before it (beside those the last one named).
+CLAIM_KEYS_KEPT = 400
+# Most history jobs one trim call deletes when a history is over MAX_JOBS_PER_STATUS (lua/trim.lua):
+# more than a finish batch adds, so the excess shrinks under any load,
 # and few enough that a lowered MAX_JOBS_PER_STATUS never blocks Redis (the rest go on later calls).
 HISTORY_TRIM_SLICE = 200
 
@@ -128,6 +133,13 @@ class RedisStore:
         self.inspect = QueueInspector(client, self.prefix, self.scripts)
         self._registered_queues: set[str] = set()
         self._qrate_keys: dict[str, str] = {}  # the claim's own key, per queue (a hot path)
+        # Per queue, the keys the last claim named (lua/claim.lua): the records of the next jobs to
+        # start and their limits' keys, declared by the next claim. Changed only by a reply, so a
+        # claim repeated after an error is the same call (replies.py).
+        self._claim_keys: dict[str, list[str]] = {}
+        # Per queue and consumer, the entries a claim delivered but could not start for lack of keys:
+        # the next claim starts them (their keys declared).
+        self._unstarted: dict[tuple[str, str], list[str]] = {}
 
     def close(self) -> None:
         if self.waits is not None:
@@ -177,7 +189,9 @@ class RedisStore:
         """Add a job unless one with its id is active. Returns (added, status); an added job's spec
         gets its ``enqueued_at_ms`` (the Redis clock)."""
         self.register_queue(spec.queue)
-        (((reply,), new_queue),), acknowledged = self._run_enqueues([("enqueue", spec.queue, spec.script_args())])
+        (((reply,), new_queue),), acknowledged = self._run_enqueues(
+            [("enqueue", spec.queue, spec.script_args(), self._enqueue_keys([spec]))]
+        )
         if new_queue:
             self.registered_again([spec.queue])
         self._check_replicated([spec], acknowledged)
@@ -209,12 +223,13 @@ class RedisStore:
             self.register_queue(queue)
         calls, positions = [], []
         for queue, chunk in _chunks_by_queue(range(len(specs)), lambda i: specs[i].queue, ENQUEUE_CHUNK):
-            calls.append(("enqueue", queue, [arg for i in chunk for arg in specs[i].script_args()]))
+            args = [arg for i in chunk for arg in specs[i].script_args()]
+            calls.append(("enqueue", queue, args, self._enqueue_keys([specs[i] for i in chunk])))
             positions.append(chunk)
         results: list[tuple[bool, str]] = [(False, "")] * len(specs)
         new_queues = set()
         answers, acknowledged = self._run_enqueues(calls)
-        for (_, queue, _), chunk, (replies, new_queue) in zip(calls, positions, answers, strict=True):
+        for (_, queue, *_), chunk, (replies, new_queue) in zip(calls, positions, answers, strict=True):
             if new_queue:
                 new_queues.add(queue)
             for i, reply in zip(chunk, replies, strict=True):
@@ -223,25 +238,72 @@ class RedisStore:
         self._check_replicated(specs, acknowledged)
         return results
 
+    def _enqueue_keys(self, specs: Sequence[JobSpec]) -> list[str]:
+        """The keys an enqueue of ``specs`` (one queue) declares: each record, each parent's children
+        set. A finished job an id replaces asks for its own (lua/enqueue.lua)."""
+        keys = self.keys(specs[0].queue)
+        declared = [keys.job(spec.id) for spec in specs]
+        declared += [keys.children(spec.parent_id) for spec in specs if spec.parent_id]
+        return declared
+
+    def trim_call(self, queue: str) -> ScriptCall:
+        """The call trimming the queue's history by one slice when over MAX_JOBS_PER_STATUS (lua/trim.lua)."""
+        return ("trim", queue, [self._history_size(queue), HISTORY_TRIM_SLICE])
+
+    def trim_history(self, queue: str) -> int:
+        """Trim the queue's history by one slice; returns how many jobs are still over the size."""
+        return int(self.scripts.run(*self.trim_call(queue)))
+
     # -- workers ----------------------------------------------------------------------------
     def claim(self, queue: str, consumer: str, count: int) -> ClaimResult:
         """Start up to ``count`` jobs of ``queue`` for ``consumer`` (promotes due delayed jobs first)."""
-        return self._claim_result(self.scripts.run(*self._claim_call(queue, consumer, count)))
+        return self._claim_more(queue, consumer, count, self.scripts.run(*self._claim_call(queue, consumer, count)))
+
+    def _claim_more(self, queue: str, consumer: str, count: int, reply: Sequence[Any]) -> ClaimResult:
+        """The result of a claim's ``reply``, with the jobs of the claims sent again at once while it
+        lacked keys to start more (it names them: the next call declares them), CLAIM_ROUNDS at most."""
+        result, lacked = self._claim_result(queue, consumer, reply)
+        for _ in range(CLAIM_ROUNDS):
+            room = count - len(result.jobs)
+            if not lacked or room <= 0 or result.paused:
+                break
+            try:
+                reply = self.scripts.run(*self._claim_call(queue, consumer, room))
+            except Exception as error:  # the jobs claimed so far are leased to this worker
+                # Hand them out; the call that raised is repeated by the next claim (its keys unchanged).
+                logger.warning("claiming more jobs of %s failed: %s", queue, error)
+                break
+            more, lacked = self._claim_result(queue, consumer, reply)
+            result = ClaimResult(result.jobs + more.jobs, more.next_due_ms, more.wake_id, more.paused)
+        return result
 
     def _claim_call(self, queue: str, consumer: str, count: int) -> tuple[str, str, list[Any], list[str]]:
         """The claim script call: its arguments (the queue's RATE_LIMIT last) and its own key (the
         queue's rate log)."""
         rate = None if self.settings.immediate else self.settings.for_queue(queue).rate_limit
         args = [CONSUMER_GROUP, consumer, count, self._history_size(queue), rate.wire if rate else ""]
+        args += self._unstarted.get((queue, consumer), ())
         qrate = self._qrate_keys.get(queue)
         if qrate is None:
             qrate = self._qrate_keys[queue] = self.keys(queue).qrate
-        return "claim", queue, args, [qrate]
+        return "claim", queue, args, [qrate, *self._claim_keys.get(queue, ())]
 
-    @staticmethod
-    def _claim_result(reply: Sequence[Any]) -> ClaimResult:
-        jobs, next_due, wake_id, paused = reply
-        return ClaimResult([_pairs(job) for job in jobs], int(next_due), wake_id, bool(paused))
+    def _claim_result(self, queue: str, consumer: str, reply: Sequence[Any]) -> tuple[ClaimResult, bool]:
+        """A claim's result, and whether it lacked keys to start more; keeps the keys it named and
+        the entries it could not start."""
+        jobs, next_due, wake_id, paused, needed, lacked, unstarted = reply
+        if unstarted:
+            self._unstarted[(queue, consumer)] = list(unstarted)
+        else:
+            self._unstarted.pop((queue, consumer), None)
+        keys = self.keys(queue)
+        named = [getattr(keys, str(kind))(str(id_)) for kind, id_ in needed if kind in NEEDED_KINDS]
+        # Kept from the last claim: its limits' keys (the next jobs of a limited task need them too),
+        # and every key when it lacked some (the claim sent again needs those it had as well).
+        sent = self._claim_keys.get(queue, [])
+        kept = sent if lacked else [key for key in sent if not key.startswith(keys.job_prefix)]
+        self._claim_keys[queue] = list(dict.fromkeys([*kept[-CLAIM_KEYS_KEPT:], *named]))
+        return ClaimResult([_pairs(job) for job in jobs], int(next_due), wake_id, bool(paused)), bool(lacked)
 
     def reclaim(
         self,
@@ -280,6 +342,8 @@ class RedisStore:
                 self.settings.max_errors_per_job,
             ],
         )
+        if int(poisoned):
+            self.trim_history(queue)
         return ReclaimResult(
             [_pairs(job) for job in jobs], next_cursor, int(poisoned), bool(alone), int(suspects), now_held
         )
@@ -295,6 +359,8 @@ class RedisStore:
         """
         settings = self.settings
         args = [CONSUMER_GROUP, offset, page, settings.max_deliveries, self._history_size(queue)]
+        if offset == 0:
+            self.trim_history(queue)
         next_offset, requeued, failed = self.scripts.run("sweep", queue, [*args, settings.max_errors_per_job])
         return SweepResult(int(next_offset), int(requeued), int(failed))
 
@@ -307,12 +373,17 @@ class RedisStore:
         by one; every job's ownership is still checked on its own. The claim runs after the finishes.
         """
         calls, positions = self._finish_calls(consumer, finishes)
+        trims = [self.trim_call(finished) for finished in dict.fromkeys(item.queue for item in finishes)]
+        calls += trims
         if queue is not None and count > 0:
             calls.append(self._claim_call(queue, consumer, count))
         replies = self.scripts.pipeline(calls, raise_errors=False)
         for reply in replies[: len(positions)]:
             if isinstance(reply, Exception):
                 raise reply
+        for (_, trimmed, *_), reply in zip(trims, replies[len(positions) :], strict=False):
+            if isinstance(reply, Exception):  # the finishes are recorded; the next trim catches up
+                logger.warning("trimming the history of %s failed: %s", trimmed, reply)
         outcomes = [FinishOutcome(False)] * len(finishes)
         for chunk, reply in zip(positions, replies, strict=False):
             if len(chunk) == 1 and not finishes[chunk[0]].succeeded:  # a fail call: {1, status} or {0, reason}
@@ -322,11 +393,12 @@ class RedisStore:
             for i, one in zip(chunk, reply, strict=True):  # a complete call: 1 or the reason, per job
                 outcomes[i] = _COMPLETED if one == 1 else FinishOutcome(False, reason=one)
         claimed = None
-        if len(replies) > len(positions):
+        if len(replies) > len(positions) + len(trims):
             if isinstance(replies[-1], Exception):  # the finishes are recorded: report them, skip the claim
                 logger.warning("claiming jobs of %s failed after recording finished jobs: %s", queue, replies[-1])
             else:
-                claimed = self._claim_result(replies[-1])
+                assert queue is not None
+                claimed = self._claim_more(queue, consumer, count, replies[-1])
         return outcomes, claimed
 
     def _finish_calls(self, consumer: str, finishes: Sequence[Finish]) -> tuple[list[ScriptCall], list[list[int]]]:
@@ -335,9 +407,10 @@ class RedisStore:
         succeeded = [i for i, item in enumerate(finishes) if item.succeeded]
         for queue, chunk in _chunks_by_queue(succeeded, lambda i: finishes[i].queue, FINISH_CHUNK):
             args: list[Any] = [CONSUMER_GROUP, consumer, self._history_size(queue)]
+            keys = self.keys(queue)
             for i in chunk:
                 args += [finishes[i].entry_id, finishes[i].job_id, finishes[i].payload]
-            calls.append(("complete", queue, args))
+            calls.append(("complete", queue, args, [keys.job(finishes[i].job_id) for i in chunk]))
             positions.append(chunk)
         for i, item in enumerate(finishes):
             if not item.succeeded:
@@ -379,7 +452,7 @@ class RedisStore:
             args: list[Any] = [CONSUMER_GROUP, consumer]
             for i in chunk:
                 args += [entries[i][1], entries[i][2]]
-            calls.append(("give_back", queue, args))
+            calls.append(("give_back", queue, args, [self.keys(queue).job(entries[i][2]) for i in chunk]))
         return sum(int(given) for given in self.scripts.pipeline(calls)) if calls else 0
 
     def wait_for_jobs(self, wake_ids: dict[str, str], timeout_ms: int) -> bool:
@@ -413,7 +486,7 @@ class RedisStore:
             raise claimed
         if isinstance(woken, Exception):  # the claim ran all the same: its batch is ours, never dropped
             logger.warning("waiting for jobs of %s failed: %s", ", ".join(wake_ids), woken)
-        return self._claim_result(claimed)
+        return self._claim_more(queue, consumer, count, claimed)
 
     def _wake_streams(self, wake_ids: dict[str, str]) -> dict[str, str]:
         return {self.keys(queue).wake: wake_id for queue, wake_id in wake_ids.items()}
@@ -466,12 +539,14 @@ class RedisStore:
         reply = self.scripts.run("cancel", queue, args, keys=[keys.job(job_id), keys.errors(job_id)])
         if not reply:
             return None
+        if reply[1] == "cancelled":
+            self.trim_history(queue)
         previous, what = reply
         return CancelResult(previous, what == "cancelled", what == "requested")
 
     def retry_job(self, queue: str, job_id: str) -> str | None:
         """Queue a failed, cancelled or delayed job again now. Returns the status it had (None if missing)."""
-        return self.scripts.run("retry", queue, [job_id]) or None
+        return self.scripts.run("retry", queue, [job_id], [self.keys(queue).job(job_id)]) or None
 
     def retry_failed(self, queue: str, batch: int = 500) -> int:
         """Queue every job that was failed when called again now, in batches. Returns the count.
@@ -485,7 +560,8 @@ class RedisStore:
             ids = self.client.zrangebyscore(failed_key, "-inf", until, start=0, num=batch)
             if not ids:
                 return total
-            replies = self.scripts.pipeline([("retry", queue, [job_id]) for job_id in ids])
+            keys = self.keys(queue)
+            replies = self.scripts.pipeline([("retry", queue, [job_id], [keys.job(str(job_id))]) for job_id in ids])
             retried = sum(1 for reply in replies if reply == "failed")
             total += retried
             if retried == 0:  # ids without a record: nothing more this call can do
@@ -502,7 +578,7 @@ class RedisStore:
             total += int(deleted)
             if emptied:
                 self._forget(queue)
-            if int(deleted) < batch:
+            if int(deleted) == 0:  # (fewer than batch: the rest of the history, or jobs left for the next call)
                 return total
 
     def _forget(self, queue: str) -> None:

@@ -104,10 +104,11 @@ def busy_queues(store, ledger):
     api.add_job("slow", {"seconds": 1}, on_commit=False)
     now_minute = store.server_time_ms() // 60_000
     pipe = store.client.pipeline()
+    keys = store.keys("default")
     for ago in range(1, 50):  # an hour of earlier traffic, so the chart shows a trend
-        key = store.keys("default").stats(now_minute - ago)
-        pipe.hset(key, mapping={"completed": 20 + (ago * 7) % 23, "failed": (ago % 9 == 0) * 3})
-        pipe.expire(key, 7200)
+        counts = {"completed": 20 + (ago * 7) % 23, "failed": (ago % 9 == 0) * 3}
+        pipe.hset(keys.minutes, mapping={keys.minute_field(now_minute - ago, kind): n for kind, n in counts.items()})
+    pipe.expire(keys.minutes, 7200)
     pipe.execute()
     started = store.server_time_ms() - 600_000
     info = {"host": "web-1", "pid": 4242, "queues": "default", "concurrency": 4, "started": started, "jobs_done": 31}

@@ -59,10 +59,9 @@ def every_key(queue: str, some_id: str) -> dict[tuple[str, str, str], str]:
     built = {(kind, queue, some_id): build(keys, some_id) for kind, build in PER_ID_KEYS.items()}
     built[("worker", "", some_id)] = global_keys.worker(some_id)
     built[("beat", "", some_id)] = global_keys.beat(some_id)
-    built[("stats", queue, "7")] = keys.stats(7)
     for status in JobStatus:
         built[(str(status), queue, "")] = keys.status(status)
-    for fixed in ("stream", "wake", "seq", "paused", "metrics", "listed"):
+    for fixed in ("stream", "wake", "seq", "paused", "metrics", "listed", "minutes", "limited", "qrate"):
         built[(fixed, queue, "")] = getattr(keys, fixed)
     for fixed in ("queues", "workers", "crons", "runtime_crons", "crons_version", "beats"):
         built[(fixed, "", "")] = getattr(global_keys, fixed)
@@ -152,7 +151,7 @@ class Run:
     def snapshot(self) -> dict[str, bytes]:
         client = self.store.client
         # Per-minute counters, and the replies scripts keep for a resend (deleted with the next call).
-        skipped = (self.keys.stats_prefix, self.keys.reply(""))
+        skipped = (self.keys.minutes, self.keys.reply(""))
         return {key: client.dump(key) for key in client.scan_iter(count=1000) if not key.startswith(skipped)}
 
     def apply(self, operation: str, first: int, second: int) -> None:

@@ -19,7 +19,7 @@ QUEUE_KEY = re.compile(rf"^{PREFIX}:\{{(?P<queue>[^{{}}]+)\}}:(?P<rest>[^{{}}]+)
 
 
 def kind(rest: str) -> str:
-    """What a queue key holds: "job", "logs", "children", "stats", "waiting"... (ids and minutes left out)."""
+    """What a queue key holds: "job", "logs", "children", "minutes", "waiting"... (ids left out)."""
     return rest.split(":")[0]
 
 
@@ -63,7 +63,7 @@ def test_every_key_of_a_queue_carries_its_hash_tag(store, ledger):
         "stream",
         "wake",
         "seq",
-        "stats",
+        "minutes",
         "cron",
     }, kinds
     assert f"{PREFIX}:{{other}}:paused" in keys

@@ -161,14 +161,15 @@ def test_a_claim_repeated_after_every_resend_failed_gets_the_batch_its_first_run
 
 
 def test_a_claim_repeated_after_its_leases_may_have_expired_claims_anew(store, proxied, proxy):
-    store.enqueue_many([spec("a"), spec("b")])
+    store.enqueue_many([spec("a"), spec("b"), spec("c")])
+    assert [job["id"] for job in proxied.claim(Q, "w1", 1).jobs] == ["a"]  # names b's record for the next
     proxied.scripts.requests.lease_window = 0  # (half of STALLED_TIMEOUT): already past
     proxy.drop_next(len(RESEND_PAUSES) + 1)
     with pytest.raises(ConnectionError):
         proxied.claim(Q, "w1", 1)
-    # Job a may be another worker's by now: never handed out from the stored reply; a stays
+    # Job b may be another worker's by now: never handed out from the stored reply; b stays
     # leased until a take-over.
-    assert [job["id"] for job in proxied.claim(Q, "w1", 1).jobs] == ["b"]
+    assert [job["id"] for job in proxied.claim(Q, "w1", 1).jobs] == ["c"]
 
 
 def test_stored_replies_are_deleted_once_their_callers_have_them(store, monkeypatch):

@@ -1,6 +1,5 @@
 """The scripts acting on one given job touch only keys declared in KEYS (read with MONITOR): the
-queue's keys and the job's own. Per-minute counters (their minute comes from the server's clock
-inside the script) are the one exception."""
+queue's keys and the job's own, the per-minute counts included (one queue-level hash)."""
 
 from __future__ import annotations
 
@@ -56,13 +55,12 @@ def keys_of(command: list[str]) -> list[str]:
 
 def undeclared(store, runs) -> list[tuple[str, str]]:
     """(command, key) for each key a script touched without declaring it."""
-    stats = store.keys(Q).stats_prefix
     return [
         (command[0], key)
         for declared, commands in runs
         for command in commands
         for key in keys_of(command)
-        if key not in declared and not key.startswith(stats)
+        if key not in declared
     ]
 
 

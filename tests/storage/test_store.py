@@ -443,9 +443,19 @@ def test_minute_counter_gets_its_ttl_once_and_keeps_it(store):
     store.enqueue_many([spec("a"), spec("b")])
     for job in store.claim(Q, "w1", 2).jobs:
         complete(store, "w1", job)
-    (key,) = store.client.keys(store.keys(Q).stats_prefix + "*")
-    assert store.client.hget(key, "completed") == "2"
+    key, minute = store.keys(Q).minutes, store.server_time_ms() // 60_000
+    assert store.client.hgetall(key) == {store.keys(Q).minute_field(minute, "completed"): "2"}
     assert 7000 < store.client.ttl(key) <= 7200
+
+
+def test_minute_counts_older_than_two_hours_go_with_the_first_count_of_a_minute(store):
+    keys, minute = store.keys(Q), store.server_time_ms() // 60_000
+    old = {keys.minute_field(minute - ago, kind): 1 for ago in (120, 200, 240) for kind in ("failed", "retried")}
+    kept = {keys.minute_field(minute - 119, "failed"): 1, keys.minute_field(minute - 241, "failed"): 1}
+    store.client.hset(keys.minutes, mapping={**old, **kept})
+    store.enqueue(spec("a"))
+    complete(store, "w1", store.claim(Q, "w1", 1).jobs[0])
+    assert set(store.client.hkeys(keys.minutes)) == {*kept, keys.minute_field(minute, "completed")}
 
 
 def test_a_batch_of_finishes_trims_history_once_to_the_limit(store, settings):

@@ -6,9 +6,10 @@
 -- notice sees the mark when it renews its leases (renew.lua), and a worker that takes the job over
 -- or claims it again records it cancelled without running it.
 -- own_key(1) the job's record, own_key(2) its errors (a job cancelled before it ran gets a
--- JobCancelled record there, as a running one does from its worker)
+-- JobCancelled record there, as a running one does from its worker), and the keys of its limit
+-- when it has one (asked for: needs_reply). The history is trimmed by trim.lua, called after it.
 -- ARGV[2] job id
--- ARGV[3] history size (cancelled jobs kept)
+-- ARGV[3] history size (unused: trim.lua trims)
 -- ARGV[4] the cancel channel (PUBLISH: a channel is not a key)
 -- ARGV[5] error records kept per job (MAX_ERRORS_PER_JOB)
 -- Returns {the status the job had, what happened: 'cancelled' (ended now), 'requested' (its
@@ -18,6 +19,7 @@ local jk = own_key(1)
 local current = redis.call('HMGET', jk, 'status', 'worker', 'entry', 'cancel_requested', 'attempt')
 local status = current[1]
 if not status then return false end
+if status == 'waiting' and not need_job_limit(id) then return needs_reply() end
 if status == 'waiting' or status == 'delayed' then
   local now = now_ms()
   redis.call('ZREM', status_key(status), id)
@@ -29,7 +31,6 @@ if status == 'waiting' or status == 'delayed' then
     traceback = ''}), tonumber(ARGV[5]))
   count_stat('cancelled', now)
   count_job(jk, 'cancelled', now, false)
-  trim_history(K.cancelled, max_kept)
   return {status, 'cancelled'}
 end
 if status == 'processing' then

@@ -1,7 +1,9 @@
 -- Finish running jobs successfully, each only if the calling worker still owns it.
+-- Declared: each job's record, and the keys of the limits of the jobs that have one (asked for:
+-- needs_reply). The history is trimmed by trim.lua, called after it.
 -- ARGV[2] consumer group
 -- ARGV[3] consumer (worker) name
--- ARGV[4] history size (completed jobs kept)
+-- ARGV[4] history size (unused: trim.lua trims)
 -- ARGV[5..] three values per job: stream entry id, job id, result (JSON)
 -- Returns one reply per job, in order: 1 when done, else the reason it was refused (nothing written
 -- for that job). Every ownership is checked before the first write.
@@ -38,6 +40,8 @@ for i = 5, #ARGV, 3 do
   if not problem then owned[#owned + 1] = i end
 end
 if #owned == 0 then return replies end
+for _, i in ipairs(owned) do need_job_limit(ARGV[i + 1]) end
+if #NEEDED > 0 then return needs_reply() end
 local now = now_ms()
 -- The stream, processing and completed writes take every job at once (variadic commands), and the
 -- metrics (count_job in lib.lua) are added up per field first: one HINCRBY per field for the batch.
@@ -78,5 +82,4 @@ redis.call('XDEL', K.stream, unpack(eids))
 redis.call('ZREM', K.processing, unpack(ids))
 redis.call('ZADD', K.completed, unpack(scored))
 count_stat('completed', now, #owned)
-trim_history(K.completed, max_kept)
 return replies

@@ -62,9 +62,13 @@ local function previous_active()
   local status = redis.call('HGET', own_key(6), 'status')
   return status == 'waiting' or status == 'delayed' or status == 'processing'
 end
-if mode ~= 'now' and (s[8] or 'allow') ~= 'allow' and last_job ~= '' and own_key(6) ~= BASE .. 'job:' .. last_job then
+if mode ~= 'now' and (s[8] or 'allow') ~= 'allow' and last_job ~= '' and not (has_key('job', last_job) and key_of('job', last_job) == own_key(6)) then
   return reply('recheck')
 end
+
+-- A finished job with the job's id is deleted by enqueue_job: its parent's children set is asked
+-- for first (needs_reply), before anything is written.
+if not can_replace(ARGV[8]) or (ARGV[17] ~= '' and not need('children', ARGV[17])) then return needs_reply() end
 
 if mode == 'release' then
   if held ~= tick then return reply('done') end

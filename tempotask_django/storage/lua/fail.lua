@@ -1,6 +1,7 @@
 -- Record a failed attempt of a running job, if the calling worker still owns it, then either
 -- schedule the next attempt (delayed, or waiting when the delay is 0) or fail the job for good.
--- own_key(1) the job's record, own_key(2) its errors
+-- own_key(1) the job's record, own_key(2) its errors, and its limit's keys when it has one (asked
+-- for: needs_reply). The history is trimmed by trim.lua, called after it.
 -- ARGV[2] consumer group
 -- ARGV[3] consumer (worker) name
 -- ARGV[4] stream entry id
@@ -8,7 +9,7 @@
 -- ARGV[6] error (JSON object without its time: "t" is added here, by the server clock, as
 --         every other time of a job is)
 -- ARGV[7] retry delay in ms, or -1 to fail for good (dead letter)
--- ARGV[8] history size (failed jobs kept)
+-- ARGV[8] history size (unused: trim.lua trims)
 -- ARGV[9] error records kept per job (the newest; MAX_ERRORS_PER_JOB)
 -- ARGV[10] '1' when a registered task ran the job: only then is it counted per task (metrics)
 -- ARGV[11] '1' when the attempt ended because the job was cancelled: the job ends cancelled (never
@@ -27,6 +28,7 @@ end
 
 local problem = ownership_problem(group, consumer, eid, id)
 if problem then return {0, problem} end
+if not need_job_limit(id) then return needs_reply() end
 local now = now_ms()
 local delay = tonumber(ARGV[7])
 local jk = own_key(1)
@@ -39,7 +41,6 @@ if ARGV[11] == '1' then
   redis.call('ZADD', K.cancelled, now, id)
   count_stat('cancelled', now)
   if ARGV[10] == '1' then count_job(jk, 'cancelled', now, true) end
-  trim_history(K.cancelled, tonumber(ARGV[8]))
   return {1, 'cancelled'}
 end
 if delay < 0 then
@@ -47,7 +48,6 @@ if delay < 0 then
   redis.call('ZADD', K.failed, now, id)
   count_stat('failed', now)
   if ARGV[10] == '1' then count_job(jk, 'failed', now, true) end
-  trim_history(K.failed, tonumber(ARGV[8]))
   return {1, 'failed'}
 end
 count_stat('retried', now)

@@ -1,6 +1,6 @@
 -- Shared prelude, prepended to every queue script by scripts.py.
 --
--- Every queue script is called with the queue's keys as KEYS[1..11] (scripts.py, QUEUE_KEYS), all
+-- Every queue script is called with the queue's keys as KEYS[1..14] (scripts.py, QUEUE_KEYS), all
 -- under the queue's hash tag, so the call goes to the right Redis Cluster node:
 --   KEYS[1] waiting     ZSET  id -> priority-then-FIFO score
 --   KEYS[2] delayed     ZSET  id -> due ms
@@ -15,10 +15,17 @@
 --   KEYS[11] cancelled  ZSET   id -> finish ms
 --   KEYS[12] limited    ZSET   limit id -> ms when its parked jobs may be looked at again (limits)
 --   KEYS[13] listed     STRING present once the queue is in the global set of queue names (mark_queue_used)
--- then the keys of its own that are known before the call (own_key(1)..., each script's header says
--- which), and ARGV[1] = the queue's key base "P:{Q}:": the job, log, error, children and stats
--- keys found only while the script runs are built from it (see storage/keys.py).
--- A script's own arguments start at ARGV[2].
+--   KEYS[14] minutes    HASH   per-minute counts, field '<minute>:<kind>' (count_stat)
+-- then the keys of its own: the job records, logs, errors, children sets, limit sets... it reads
+-- or writes, and the reply key of once.lua last. ARGV[1] is the queue's key base "P:{Q}:", used
+-- only to read the declared keys back (DECLARED below), never to build one. A script's own
+-- arguments start at ARGV[2].
+--
+-- Every key a script touches is declared (the scripting contract). A script that finds out while
+-- it runs that it needs keys the caller did not declare (the jobs a sweep finds, the parent of a
+-- deleted job, the limit of a cancelled job) notes them with need() while it only reads, and
+-- returns needs_reply() before its first write: scripts.py declares them and sends the call again
+-- (a bounded number of times). key_of() on an undeclared key stops the script: a bug.
 --
 -- Rule for every script: validate and read first, write after, so a failure cannot leave a job
 -- in two statuses or in none (Redis scripts do not roll back).
@@ -30,27 +37,78 @@ local K = {
   cancelled = KEYS[11],
   limited = KEYS[12],
   listed = KEYS[13],
+  minutes = KEYS[14],
 }
 -- How many queue keys come first: a script's own keys follow them (own_key(1) is the first).
-local QUEUE_KEY_COUNT = 13
+local QUEUE_KEY_COUNT = 14
 local function own_key(i) return KEYS[QUEUE_KEY_COUNT + i] end
 local QUEUE = string.match(BASE, '{(.-)}:$') or BASE
+
+-- The declared keys of the call, read back by kind and id (storage/keys.py: a key is the base, a
+-- kind, ':' and the id, which comes last): DECLARED.job['a'] is job a's record, when declared.
+local DECLARED = {}
+for i = QUEUE_KEY_COUNT + 1, #KEYS do
+  local key = KEYS[i]
+  if string.sub(key, 1, #BASE) == BASE then
+    local kind, id = string.match(string.sub(key, #BASE + 1), '^([%a_]+):(.*)$')
+    if kind then
+      DECLARED[kind] = DECLARED[kind] or {}
+      DECLARED[kind][id] = key
+    end
+  end
+end
+
+local function has_key(kind, id)
+  return id ~= nil and DECLARED[kind] ~= nil and DECLARED[kind][id] ~= nil
+end
+
+-- The declared key of kind for id. An undeclared one stops the script (a caller's bug): scripts
+-- check what they need with need() before their first write.
+local function key_of(kind, id)
+  local key = DECLARED[kind] and DECLARED[kind][id]
+  if not key then error('tempotask: key ' .. kind .. ' ' .. tostring(id) .. ' was not declared') end
+  return key
+end
+
+-- Keys found missing by need(), as {kind, id} pairs, in order, once each.
+local NEEDED, NEEDED_SEEN = {}, {}
+
+-- Whether id can be a job id (validation.JOB_ID_PATTERN): only such an id names keys a caller can
+-- declare. Other ids, written by other programs, name no job of ours: the scripts drop or skip them.
+local function nameable(id)
+  return type(id) == 'string' and #id <= 200 and string.match(id, '^[%w_%.:@%+=%-]+$') ~= nil
+end
+
+-- True when key kind/id is declared; else notes it for needs_reply() and returns false (an id a
+-- caller cannot name, see nameable, is not noted: the caller skips it).
+local function need(kind, id)
+  if has_key(kind, id) then return true end
+  if kind ~= 'rate' and kind ~= 'running' and kind ~= 'parked' and not nameable(id) then return false end
+  local tag = kind .. ' ' .. id
+  if not NEEDED_SEEN[tag] then
+    NEEDED_SEEN[tag] = true
+    NEEDED[#NEEDED + 1] = {kind, id}
+  end
+  return false
+end
+
+-- The reply of a call that needs more keys (nothing written): scripts.py declares them and resends.
+local function needs_reply()
+  return redis.error_reply('NEEDKEYS ' .. cjson.encode(NEEDED))
+end
 -- Priority bands are 2^42 apart so -priority * BAND + seq stays an exact double for |priority| <= 1000.
 local PRIORITY_BAND = 4398046511104
--- Per-minute counters live two hours: the dashboard chart shows the last hour.
-local STATS_TTL = 7200
+-- Per-minute counts are kept two hours (the dashboard chart shows the last hour): STATS_MINUTES.
+local STATS_MINUTES = 120
+local STATS_KINDS = {'completed', 'failed', 'retried', 'cancelled'}
 -- Doorbell entries kept (approximately); only the newest id matters.
 local WAKE_MAXLEN = 100
--- Most history jobs one trim deletes (the rest go on later calls: a script blocks Redis). More than
--- one call adds (a finish batch is 100 jobs, FINISH_CHUNK in store.py), so an over-long history
--- shrinks under any load; store.py's HISTORY_TRIM_SLICE says the same number.
-local TRIM_SLICE = 200
 
 -- Per-job keys put the kind before the id, which always comes last (see storage/keys.py): no id,
 -- whatever its ':', can name another job's key.
-local function job_key(id) return BASE .. 'job:' .. id end
-local function logs_key(id) return BASE .. 'logs:' .. id end
-local function errors_key(id) return BASE .. 'errors:' .. id end
+local function job_key(id) return key_of('job', id) end
+local function logs_key(id) return key_of('logs', id) end
+local function errors_key(id) return key_of('errors', id) end
 
 -- Job records can be damaged by other programs: numbers read from them fall back to a default
 -- instead of failing the script (a failing script would fail it for every job of the queue).
@@ -81,15 +139,30 @@ end
 
 -- Ids of a parent's child jobs that live in this queue (the child's queue owns the set, so a
 -- script only touches its own queue's keys). A child leaves the set when its record is deleted.
-local function children_key(parent_id) return BASE .. 'children:' .. parent_id end
+local function children_key(parent_id) return key_of('children', parent_id) end
+
+-- Whether every key delete_job_keys(id) touches is declared (notes the missing ones): the job's
+-- record, logs, errors and children set, and its parent's children set (known from the record).
+local function can_delete(id)
+  local ready = need('job', id)
+  ready = need('logs', id) and ready
+  ready = need('errors', id) and ready
+  ready = need('children', id) and ready
+  if has_key('job', id) then
+    local parent = redis.call('HGET', key_of('job', id), 'parent_id')
+    if parent then ready = need('children', parent) and ready end
+  end
+  return ready
+end
 
 -- Delete a job's record, logs, errors and the set of its children in this queue, and take it out
 -- of its parent's set: no set keeps the id of a job that is gone. UNLINK frees long lists off the
--- main thread.
+-- main thread. Its keys are declared (can_delete).
 local function delete_job_keys(id)
   local jk = job_key(id)
   local parent = redis.call('HGET', jk, 'parent_id')
-  if parent then redis.call('SREM', children_key(parent), id) end
+  -- A parent_id that is no job id (a damaged record) names no set: can_delete did not ask for one.
+  if parent and nameable(parent) then redis.call('SREM', children_key(parent), id) end
   redis.call('UNLINK', jk, logs_key(id), errors_key(id), children_key(id))
 end
 
@@ -99,25 +172,20 @@ local function push_error(errors_key, record, keep)
   redis.call('LTRIM', errors_key, -keep, -1)
 end
 
--- Add n (default 1) to a per-minute counter. The TTL is set when the field is created, not on
--- every increment (one EXPIRE per minute and field instead of one per job).
+-- Add n (default 1) to this minute's count of kind (STATS_KINDS), a field of the queue's K.minutes.
+-- The first count of a minute deletes the fields of the minutes that aged out, every kind's (one HDEL),
+-- and makes the hash expire STATS_MINUTES after it: a field is deleted by a first count made between
+-- STATS_MINUTES and 2 * STATS_MINUTES minutes after its minute, or the hash expired before one.
 local function count_stat(field, now, n)
   n = n or 1
-  local key = BASE .. 'stats:' .. math.floor(now / 60000)
-  if redis.call('HINCRBY', key, field, n) == n then redis.call('EXPIRE', key, STATS_TTL) end
-end
-
--- Bring a history ZSET towards max_kept members, deleting everything stored for the oldest: at most
--- TRIM_SLICE jobs per call, so lowering MAX_JOBS_PER_STATUS never makes one call delete a whole
--- history. Returns how many members are still over the limit.
-local function trim_history(zkey, max_kept)
-  local excess = redis.call('ZCARD', zkey) - max_kept
-  if excess <= 0 then return 0 end
-  local n = math.min(excess, TRIM_SLICE)
-  local old = redis.call('ZRANGE', zkey, 0, n - 1)
-  for _, id in ipairs(old) do delete_job_keys(id) end
-  redis.call('ZREMRANGEBYRANK', zkey, 0, n - 1)
-  return excess - n
+  local minute = math.floor(now / 60000)
+  if redis.call('HINCRBY', K.minutes, minute .. ':' .. field, n) ~= n then return end
+  local old = {}
+  for m = minute - 2 * STATS_MINUTES, minute - STATS_MINUTES do
+    for _, kind in ipairs(STATS_KINDS) do old[#old + 1] = m .. ':' .. kind end
+  end
+  redis.call('HDEL', K.minutes, unpack(old))
+  redis.call('EXPIRE', K.minutes, STATS_MINUTES * 60)
 end
 
 -- The queue's FIFO counter is also its mark of use (forget_if_empty deletes it): a write creates it.
@@ -158,13 +226,21 @@ local function make_waiting(id, priority)
   ring_doorbell(id)
 end
 
--- Move delayed jobs whose time has come (server clock) to waiting.
-local function promote_due(now, limit)
+-- Move delayed jobs whose time has come (server clock) to waiting, in their order, up to the first
+-- whose record is not declared: that one and the next due ones (at most hints) are noted (need).
+local function promote_due(now, limit, hints)
   local due = redis.call('ZRANGEBYSCORE', K.delayed, '-inf', now, 'LIMIT', 0, limit)
-  for _, id in ipairs(due) do
+  for n, id in ipairs(due) do
+    if not has_key('job', id) and nameable(id) then
+      for i = n, math.min(#due, n + hints - 1) do need('job', due[i]) end
+      return n - 1
+    end
     redis.call('ZREM', K.delayed, id)
-    local priority = redis.call('HGET', job_key(id), 'priority')
-    if priority or redis.call('EXISTS', job_key(id)) == 1 then make_waiting(id, priority_of(priority)) end
+    -- An id that is no job id of ours (nameable) is only dropped.
+    local priority = has_key('job', id) and redis.call('HGET', job_key(id), 'priority')
+    if priority or (has_key('job', id) and redis.call('EXISTS', job_key(id)) == 1) then
+      make_waiting(id, priority_of(priority))
+    end
   end
   return #due
 end
@@ -206,6 +282,15 @@ end
 -- store.py); those after the sixth are stored only when not empty.
 local JOB_FIELDS = {'name', 'queue', 'data', 'max_attempts', 'retry_delay', 'backoff', 'parent_id', 'origin',
   'trace', 'rate', 'maxc', 'limit', 'timeout'}
+
+-- Before adding a job with a given id, while the script only reads: whether the keys active_status
+-- may need are declared (a finished job with the id is deleted: can_delete).
+local function can_replace(id)
+  if not need('job', id) then return false end
+  local status = redis.call('HGET', key_of('job', id), 'status')
+  if not status or status == 'waiting' or status == 'delayed' or status == 'processing' then return true end
+  return can_delete(id)
+end
 
 -- Before adding a job with a given id: the status of the active job that has it (the new one is
 -- then not added), or nil; a finished job with the id is deleted (the new one replaces it).
@@ -277,7 +362,6 @@ local function fail_invalid_entry(group, eid, fields, now, max_failed, problem)
     message = 'stream entry ' .. eid .. ' ' .. problem .. ': ' .. string.sub(raw, 1, 500)}))
   redis.call('ZADD', K.failed, now, fid)
   count_stat('failed', now)
-  trim_history(K.failed, max_failed)
   drop_entry(group, eid)
 end
 
@@ -312,6 +396,10 @@ local function start_entry(group, consumer, eid, fields, now, max_failed, first_
   local id = entry_field(fields, 'job')
   if not id then
     fail_invalid_entry(group, eid, fields, now, max_failed, 'is not a tempotask job (no "job" field)')
+    return nil
+  end
+  if not nameable(id) then  -- no job id of ours
+    fail_invalid_entry(group, eid, fields, now, max_failed, 'names a job that does not exist')
     return nil
   end
   local jk = job_key(id)

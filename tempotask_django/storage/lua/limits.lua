@@ -5,7 +5,8 @@
 --   maxc   N      at most N running at once
 --   limit  the limit id: the task name, or the task name, a space and the value of its limit_key
 --          field (task names hold no whitespace, so two ids never mix)
--- and its limit's state lives in keys found only while a script runs (the id is their last part):
+-- and its limit's state lives in three keys (the id is their last part), which a script declares
+-- (need_limit) once it knows the limit from a record, or gets from its caller:
 --   P:{Q}:rate:<limit>     ZSET  stream entry id -> start ms, the starts of the last W ms (expires)
 --   P:{Q}:running:<limit>  ZSET  job id -> start ms, the running jobs holding a slot
 --   P:{Q}:parked:<limit>   ZSET  job id -> its waiting score: jobs over the limit, still 'waiting'
@@ -23,9 +24,22 @@ local SLOT_CHECKS = 20
 local UNPARK_MAX = 200
 local UNPARK_LIMITS = 50
 
-local function rate_key(limit) return BASE .. 'rate:' .. limit end
-local function running_key(limit) return BASE .. 'running:' .. limit end
-local function parked_key(limit) return BASE .. 'parked:' .. limit end
+local function rate_key(limit) return key_of('rate', limit) end
+local function running_key(limit) return key_of('running', limit) end
+local function parked_key(limit) return key_of('parked', limit) end
+
+-- Whether the three keys of a limit are declared (need() notes the missing ones); true without one.
+local function need_limit(limit)
+  if not limit or limit == '' then return true end
+  local ready = need('rate', limit)
+  ready = need('running', limit) and ready
+  return need('parked', limit) and ready
+end
+
+-- need_limit for the limit of job id (its record must be declared: it is read).
+local function need_job_limit(id)
+  return need_limit(redis.call('HGET', job_key(id), 'limit'))
+end
 
 -- 'N/W' as two numbers, or nil when malformed (a damaged record is not limited).
 local function parse_rate(rate)
@@ -58,7 +72,8 @@ local function slots_used(limit, maxc)
   local used = redis.call('ZCARD', key)
   if used < maxc then return used end
   for _, id in ipairs(redis.call('ZRANGE', key, 0, SLOT_CHECKS - 1)) do
-    if redis.call('HGET', job_key(id), 'status') ~= 'processing' then
+    -- A member whose record is not declared counts as running (limit_ready declares the first ones).
+    if has_key('job', id) and redis.call('HGET', job_key(id), 'status') ~= 'processing' then
       redis.call('ZREM', key, id)
       used = used - 1
     end
@@ -132,34 +147,73 @@ local function unpark(id)
   if limit then redis.call('ZREM', parked_key(limit), id) end
 end
 
--- Send back to waiting, in their order, the parked jobs of the due limits that may start now.
+-- Whether the keys a claim needs to look at a limit are declared (need() notes the missing ones):
+-- its three keys and the records of the running members slots_used checks.
+local function limit_ready(limit)
+  if not need_limit(limit) then return false end
+  local ready = true
+  for _, id in ipairs(redis.call('ZRANGE', running_key(limit), 0, SLOT_CHECKS - 1)) do
+    ready = need('job', id) and ready
+  end
+  return ready
+end
+
+-- Whether a claim may pop job id (its record read as a flat HGETALL reply, job): the record is
+-- declared, and so are its limit's keys when it has one.
+local function job_ready(id)
+  if not need('job', id) then return false end
+  local limit = redis.call('HGET', job_key(id), 'limit')
+  return not limit or limit_ready(limit)
+end
+
+-- Send back to waiting, in their order, the parked jobs of the due limits that may start now. A
+-- limit whose keys, or its first parked job's record, are not declared is left due (noted: need).
 -- Returns how many went back.
 local function unpark_due(now)
   local due = redis.call('ZRANGEBYSCORE', K.limited, '-inf', now, 'LIMIT', 0, UNPARK_LIMITS)
   local moved = 0
   for _, limit in ipairs(due) do
-    local pk = parked_key(limit)
-    local head = redis.call('ZRANGE', pk, 0, 0)
-    local again = nil
-    if #head > 0 then
-      local fields = redis.call('HMGET', job_key(head[1]), 'rate', 'maxc')
-      local room
-      room, again = limit_room(limit, fields[1], fields[2], now, UNPARK_MAX - moved)
-      if room > 0 then
-        local jobs = redis.call('ZPOPMIN', pk, room)
-        local scored = {}
-        for i = 1, #jobs, 2 do scored[#scored + 1], scored[#scored + 2] = jobs[i + 1], jobs[i] end
-        redis.call('ZADD', K.waiting, unpack(scored))
-        moved = moved + #jobs / 2
+    local head = limit_ready(limit) and redis.call('ZRANGE', parked_key(limit), 0, 0) or nil
+    if head and (#head == 0 or need('job', head[1])) then
+      local pk = parked_key(limit)
+      local again = nil
+      if #head > 0 then
+        local fields = redis.call('HMGET', job_key(head[1]), 'rate', 'maxc')
+        local room
+        room, again = limit_room(limit, fields[1], fields[2], now, UNPARK_MAX - moved)
+        if room > 0 then
+          local jobs = redis.call('ZPOPMIN', pk, room)
+          local scored = {}
+          for i = 1, #jobs, 2 do scored[#scored + 1], scored[#scored + 2] = jobs[i + 1], jobs[i] end
+          redis.call('ZADD', K.waiting, unpack(scored))
+          moved = moved + #jobs / 2
+        end
       end
-    end
-    if redis.call('EXISTS', pk) == 0 then
-      redis.call('ZREM', K.limited, limit)
-    else
-      redis.call('ZADD', K.limited, again or now, limit)
+      if redis.call('EXISTS', pk) == 0 then
+        redis.call('ZREM', K.limited, limit)
+      else
+        redis.call('ZADD', K.limited, again or now, limit)
+      end
     end
     if moved >= UNPARK_MAX then break end
   end
   if moved > 0 then ring_doorbell('limits') end
   return moved
+end
+
+-- Whether the keys start_entry (and a take-over's error record) may touch for stream entry eid
+-- are declared: its job's record, errors and limit keys, or the failed record and errors an
+-- invalid entry becomes (need() notes the missing ones). Reads only.
+local function need_entry(eid)
+  local entry = redis.call('XRANGE', K.stream, eid, eid)
+  if #entry == 0 then return true end
+  local id = entry_field(entry[1][2], 'job')
+  if not nameable(id) then id = nil end  -- an invalid entry (start_entry)
+  local ready = true
+  if id and need('job', id) and redis.call('EXISTS', key_of('job', id)) == 1 then
+    return need('errors', id) and need_job_limit(id)
+  end
+  if id then ready = need('errors', id) end
+  ready = need('job', 'invalid-entry-' .. eid) and ready
+  return need('errors', 'invalid-entry-' .. eid) and ready
 end

@@ -1,4 +1,5 @@
 -- Delete up to COUNT of the oldest jobs of one history status (completed, failed or cancelled).
+-- Their keys are found here: the first call asks for them (needs_reply), the next deletes.
 -- ARGV[2] status: 'completed', 'failed' or 'cancelled'
 -- ARGV[3] COUNT per call (keeps each call short; callers repeat until 0)
 -- ARGV[4] consumer group
@@ -7,6 +8,21 @@
 local zkey = status_key(ARGV[2])
 if ARGV[2] ~= 'completed' and ARGV[2] ~= 'failed' and ARGV[2] ~= 'cancelled' then return redis.error_reply('not a history status') end
 local ids = redis.call('ZRANGE', zkey, 0, tonumber(ARGV[3]) - 1)
-for _, id in ipairs(ids) do delete_job_keys(id) end
-if #ids > 0 then redis.call('ZREM', zkey, unpack(ids)) end
-return {#ids, #ids > 0 and forget_if_empty(ARGV[4]) or 0}
+-- Asks when a job it knows (its record declared) lacks keys, or when it knows none yet; a job that
+-- came in since is left for the next call.
+local ready, known, lacking = {}, 0, false
+for _, id in ipairs(ids) do
+  local has_record = has_key('job', id)
+  if can_delete(id) or not nameable(id) then
+    ready[#ready + 1] = id
+  elseif has_record then
+    lacking = true
+  end
+  if has_record then known = known + 1 end
+end
+if #NEEDED > 0 and (lacking or known == 0) then return needs_reply() end
+for _, id in ipairs(ready) do
+  if nameable(id) then delete_job_keys(id) end  -- else names no job of ours: only its member goes
+end
+if #ready > 0 then redis.call('ZREM', zkey, unpack(ready)) end
+return {#ready, #ready > 0 and forget_if_empty(ARGV[4]) or 0}

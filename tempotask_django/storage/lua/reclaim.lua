@@ -7,13 +7,15 @@
 -- once it runs nothing; the other workers never see it as stalled and go on claiming. Busy workers
 -- hold a suspect only once it has stalled for two stalled timeouts: an idle worker takes it first.
 -- Nothing is taken over from a paused queue: its stalled jobs stay put until it is resumed.
+-- Declared: the records, errors and limit keys of the jobs of the entries it may take (need_entry;
+-- asked for: needs_reply, nothing written). The history is trimmed by trim.lua, called after it.
 -- ARGV[2] consumer group
 -- ARGV[3] consumer (worker) name taking them over
 -- ARGV[4] minimum idle time in ms (the stalled timeout)
 -- ARGV[5] cursor: first entry id to look at ('0-0' for a fresh pass)
 -- ARGV[6] COUNT: how many jobs the worker can start now
 -- ARGV[7] MAX_DELIVERIES: more deliveries than this fails the job as a poison pill
--- ARGV[8] history size (failed jobs kept)
+-- ARGV[8] history size (for failed records of invalid entries)
 -- ARGV[9] '1' when the worker runs nothing now, so it may take a suspect
 -- ARGV[10] entry id of the suspect this worker holds in this queue, '' when none
 -- ARGV[11] '1' when the worker may hold a suspect (it holds none in any queue)
@@ -65,7 +67,6 @@ local function take(eid, deliveries, suspect, min_idle_ms)
     redis.call('ZADD', K.failed, now, id)
     count_stat('failed', now)
     count_job(jk, 'failed', now, false)
-    trim_history(K.failed, max_failed)
     poisoned = poisoned + 1
     return
   end
@@ -77,10 +78,24 @@ local function take(eid, deliveries, suspect, min_idle_ms)
   jobs[#jobs + 1] = redis.call('HGETALL', jk)
 end
 
+-- Before any write: the keys of every entry this call may take.
+local page = count * 10
+local function held_pending()
+  local pending = redis.pcall('XPENDING', K.stream, group, held, held, 1)
+  if type(pending) ~= 'table' or pending.err or #pending == 0 or pending[1][2] ~= consumer then return nil end
+  return pending
+end
+if held ~= '' and may_take_suspect and held_pending() then need_entry(held) end
+local looked = redis.pcall('XPENDING', K.stream, group, 'IDLE', min_idle, ARGV[5], '+', page)
+if type(looked) == 'table' and not looked.err then
+  for _, p in ipairs(looked) do need_entry(p[1]) end
+end
+if #NEEDED > 0 then return needs_reply() end
+
 -- The suspect this worker holds: still ours? Then start it if the worker runs nothing now.
 if held ~= '' then
-  local pending = redis.pcall('XPENDING', K.stream, group, held, held, 1)
-  if type(pending) ~= 'table' or pending.err or #pending == 0 or pending[1][2] ~= consumer then
+  local pending = held_pending()
+  if not pending then
     held = '' -- finished, deleted, or taken over meanwhile: nothing to wait for
   elseif may_take_suspect then
     take(held, tonumber(pending[1][4]) + 1, true, 0)
@@ -89,7 +104,6 @@ if held ~= '' then
   end
 end
 
-local page = count * 10
 local stalled = redis.pcall('XPENDING', K.stream, group, 'IDLE', min_idle, ARGV[5], '+', page)
 if type(stalled) ~= 'table' or stalled.err then return {jobs, '0-0', poisoned, alone, suspects, held} end
 local cursor = #stalled == page and ('(' .. stalled[#stalled][1]) or '0-0'

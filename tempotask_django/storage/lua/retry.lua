@@ -1,4 +1,5 @@
 -- Run a failed, cancelled (or delayed) job again now, with a fresh set of attempts; its errors are kept.
+-- own_key(1) the job's record
 -- ARGV[2] job id
 -- Returns the status the job had, or false when it did not exist.
 local id = ARGV[2]

@@ -1,4 +1,5 @@
 -- Read-only: the counts and health of one queue, for queue_stats() and the admin overview.
+-- Declared: the records of the oldest waiting jobs (asked for: needs_reply).
 -- ARGV[2] consumer group
 -- ARGV[3] most priority bands to visit when looking for the oldest waiting job
 -- Returns {now_ms, waiting, delayed, processing, completed, failed, cancelled, paused (0/1), consumers,
@@ -8,6 +9,7 @@ local group, max_bands = ARGV[2], tonumber(ARGV[3])
 local now = now_ms()
 
 local function waiting_since(id)
+  if not need('job', id) then return false end
   local t = redis.call('HMGET', job_key(id), 'enqueued_at', 'run_at', 'finished_at')
   local since = false
   for _, value in ipairs(t) do
@@ -41,6 +43,9 @@ for band_index = 1, max_bands do
   start = string.format('%.0f', (band + 1) * PRIORITY_BAND)
 end
 if oldest_id then oldest_since = waiting_since(oldest_id) end
+-- Asks once (a first call declares no keys of its own); sent again, it reads what it was given: the
+-- head may have moved meanwhile (workers claim), and a time it cannot read is reported as none.
+if #NEEDED > 0 and #KEYS == QUEUE_KEY_COUNT then return needs_reply() end
 
 return {
   now,

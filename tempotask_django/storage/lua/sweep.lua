@@ -12,20 +12,16 @@
 -- ARGV[3] offset: rank in the processing set to start at ('0' for a fresh pass)
 -- ARGV[4] how many processing jobs to look at in this call
 -- ARGV[5] MAX_DELIVERIES
--- ARGV[6] history size (completed, failed and cancelled jobs kept)
+-- ARGV[6] history size (unused: trim.lua trims)
 -- ARGV[7] error records kept per job (MAX_ERRORS_PER_JOB; never fewer than MAX_DELIVERIES, which
 --         unfinished_runs counts from the newest records)
--- The first call of a pass also trims the history by one slice each (see trim_history), so a queue
--- whose history is over MAX_JOBS_PER_STATUS gets back to it even when no job finishes there.
+-- Declared: the records of the jobs looked at, and the errors and limit keys of those sent back
+-- (asked for: needs_reply, nothing written; a job come in since, whose record is not declared, is
+-- left for the next pass). The history is trimmed by trim.lua (store.py calls it on a pass's first call).
 -- Returns {next_offset, requeued, failed}; next_offset 0 when the pass is complete.
 local group, offset, page = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local max_deliveries, max_kept = tonumber(ARGV[5]), tonumber(ARGV[6])
 local errors_kept = math.max(tonumber(ARGV[7]), max_deliveries)
-if offset == 0 then
-  trim_history(K.completed, max_kept)
-  trim_history(K.failed, max_kept)
-  trim_history(K.cancelled, max_kept)
-end
 local ids = redis.call('ZRANGE', K.processing, offset, offset + page - 1)
 if #ids == 0 then return {0, 0, 0} end
 -- Without the group nothing tells who holds what: the next claim recreates it and redelivers.
@@ -44,17 +40,37 @@ local function unfinished_runs(id)
   return runs
 end
 
-local now = now_ms()
-local requeued, failed = 0, 0
-for _, id in ipairs(ids) do
-  local jk = job_key(id)
-  local current = redis.call('HMGET', jk, 'status', 'entry', 'worker', 'attempt', 'priority')
+-- A job whose entry is lost: {its record's status, entry, worker, attempt, priority} and the
+-- entry id to drop (nil when the field names no stream entry), else nil.
+local function lost(id)
+  local current = redis.call('HMGET', job_key(id), 'status', 'entry', 'worker', 'attempt', 'priority')
   local eid, pending = current[2], nil
   if current[1] == 'processing' and eid then
     pending = redis.pcall('XPENDING', K.stream, group, eid, eid, 1)
     if type(pending) ~= 'table' or pending.err then eid, pending = nil, nil end -- not a stream id at all
   end
-  if current[1] == 'processing' and not (pending and #pending > 0) then
+  if current[1] == 'processing' and not (pending and #pending > 0) then return current, eid end
+  return nil
+end
+
+local known, lacking = 0, false
+for _, id in ipairs(ids) do
+  if nameable(id) and need('job', id) then  -- (an id that is no job id of ours is skipped)
+    known = known + 1
+    if lost(id) and not (need('errors', id) and need_job_limit(id)) then lacking = true end
+  end
+end
+-- Asks when a job it knows lacks keys, or when it knows none yet (a first call). A job that came in
+-- since it asked (its record not declared: other workers claim meanwhile) is left for the next pass.
+if #NEEDED > 0 and (lacking or known == 0) then return needs_reply() end
+
+local now = now_ms()
+local requeued, failed = 0, 0
+for _, id in ipairs(ids) do
+  local jk = has_key('job', id) and job_key(id)
+  local current, eid = nil, nil
+  if jk then current, eid = lost(id) end
+  if current then
     local worker = current[3] or '?'
     local runs = unfinished_runs(id) + 1
     local err = {attempt = finite(current[4], 0), type = 'EntryLost', t = now, traceback = '', worker = worker,
@@ -73,7 +89,6 @@ for _, id in ipairs(ids) do
       redis.call('ZADD', K.failed, now, id)
       count_stat('failed', now)
       count_job(jk, 'failed', now, false)
-      trim_history(K.failed, max_kept)
       failed = failed + 1
     else
       err.message = err.message .. '; runs again'
