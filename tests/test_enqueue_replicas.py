@@ -8,6 +8,7 @@ import pytest
 from tempotask_django import JobStatus, NotReplicated, get_job
 from tempotask_django.conf import validate
 from tempotask_django.storage.connection import reset_default_store
+from tempotask_django.testing import run_jobs
 from tests.testapp import tasks
 
 pytestmark = pytest.mark.redis
@@ -48,3 +49,16 @@ def test_zero_asks_for_no_replica(replicas):
 def test_the_setting_is_checked():
     assert [p[0] for p in validate({"ENQUEUE_REPLICAS": -1})] == ["tempotask.E003"]
     assert [p[0] for p in validate({"ENQUEUE_REPLICAS_TIMEOUT": 0})] == ["tempotask.E003"]
+
+
+def test_an_enqueue_replacing_a_finished_job_declares_its_keys_and_still_waits_for_replicas(replicas):
+    # Replacing a finished job's record, logs and errors takes keys the caller did not know of: the
+    # script asks for them, and the call goes again with them declared, WAIT included.
+    replicas(0)
+    tasks.noop.enqueue(job_id="again")
+    run_jobs(queues=["default"])
+    assert get_job("again").status == JobStatus.COMPLETED
+    replicas(1)
+    with pytest.raises(NotReplicated):
+        tasks.noop.enqueue(job_id="again")
+    assert get_job("again").status == JobStatus.WAITING
