@@ -56,6 +56,10 @@ CLAIM_KEYS_KEPT = 400
 # more than a finish batch adds, so the excess shrinks under any load,
 # and few enough that a lowered MAX_JOBS_PER_STATUS never blocks Redis (the rest go on later calls).
 HISTORY_TRIM_SLICE = 200
+# Oldest jobs of a full history set each trim names for the next one (lua/trim.lua): more than a
+# finish batch usually adds, so a full history is trimmed without asking for keys first, and few
+# enough that declaring their four keys each stays cheap.
+TRIM_AHEAD = 16
 
 
 _COMPLETED = FinishOutcome(True, status="completed")
@@ -137,6 +141,8 @@ class RedisStore:
         # start and their limits' keys, declared by the next claim. Changed only by a reply, so a
         # claim repeated after an error is the same call (replies.py).
         self._claim_keys: dict[str, list[str]] = {}
+        # Per queue, the keys of the oldest history jobs the last trim named: the next trim declares them.
+        self._trim_keys: dict[str, list[str]] = {}
         # Per queue and consumer, the entries a claim delivered but could not start for lack of keys:
         # the next claim starts them (their keys declared).
         self._unstarted: dict[tuple[str, str], list[str]] = {}
@@ -248,11 +254,21 @@ class RedisStore:
 
     def trim_call(self, queue: str) -> ScriptCall:
         """The call trimming the queue's history by one slice when over MAX_JOBS_PER_STATUS (lua/trim.lua)."""
-        return ("trim", queue, [self._history_size(queue), HISTORY_TRIM_SLICE])
+        args = [self._history_size(queue), HISTORY_TRIM_SLICE, TRIM_AHEAD]
+        return ("trim", queue, args, self._trim_keys.get(queue, []))
 
     def trim_history(self, queue: str) -> int:
         """Trim the queue's history by one slice; returns how many jobs are still over the size."""
-        return int(self.scripts.run(*self.trim_call(queue)))
+        return self._trim_result(queue, self.scripts.run(*self.trim_call(queue)))
+
+    def _trim_result(self, queue: str, reply: Sequence[Any]) -> int:
+        """How many jobs are still over the history size; keeps the keys of the jobs the trim named."""
+        over, oldest = reply
+        keys = self.keys(queue)
+        self._trim_keys[queue] = [
+            key for id_ in oldest for key in (keys.job(id_), keys.logs(id_), keys.errors(id_), keys.children(id_))
+        ]
+        return int(over)
 
     # -- workers ----------------------------------------------------------------------------
     def claim(self, queue: str, consumer: str, count: int) -> ClaimResult:
@@ -384,6 +400,8 @@ class RedisStore:
         for (_, trimmed, *_), reply in zip(trims, replies[len(positions) :], strict=False):
             if isinstance(reply, Exception):  # the finishes are recorded; the next trim catches up
                 logger.warning("trimming the history of %s failed: %s", trimmed, reply)
+            else:
+                self._trim_result(trimmed, reply)
         outcomes = [FinishOutcome(False)] * len(finishes)
         for chunk, reply in zip(positions, replies, strict=False):
             if len(chunk) == 1 and not finishes[chunk[0]].succeeded:  # a fail call: {1, status} or {0, reason}

@@ -80,3 +80,26 @@ def test_error_records_are_capped_per_job_keeping_the_newest(store, settings):
         assert finish(store, "w1", [Finish(Q, job["entry"], "j", False, error, 0)])[0].accepted
     errors = store.inspect.get_job(Q, "j").errors
     assert [error["attempt"] for error in errors] == [5, 6, 7]
+
+
+def test_a_full_history_is_trimmed_by_one_call_per_finish_batch(store, settings, monkeypatch):
+    store = store_with(settings, MAX_JOBS_PER_STATUS=20)
+    asked: list[str] = []
+    declaring = store.scripts._declaring
+
+    def counting(call, wanted):
+        asked.append(call[0])
+        return declaring(call, wanted)
+
+    monkeypatch.setattr(store.scripts, "_declaring", counting)
+    for batch in range(12):
+        if batch == 3:  # the history is full and the trim has named the jobs it deletes next
+            asked.clear()
+        store.enqueue_many([spec(f"b{batch}-{n}") for n in range(7)])
+        complete_all(store)
+    # Each finish batch's trim knows the keys of the oldest jobs: no call is sent twice.
+    assert "trim" not in asked
+    assert store.inspect.count_jobs(Q, "completed") == 20
+    assert not store.client.exists(store.keys(Q).job("b8-0"))
+    assert not store.client.exists(store.keys(Q).logs("b8-0"))
+    assert store.client.exists(store.keys(Q).job("b11-6"))

@@ -7,8 +7,21 @@
 -- what is still over the size.
 -- ARGV[2] history size (jobs kept per status)
 -- ARGV[3] most jobs deleted by this call (HISTORY_TRIM_SLICE in store.py)
--- Returns how many jobs the three sets still hold over the size after this call.
-local max_kept, budget = tonumber(ARGV[2]), tonumber(ARGV[3])
+-- ARGV[4] how many of the oldest jobs of a full set to name for the next call (TRIM_AHEAD)
+-- Returns {how many jobs the three sets still hold over the size after this call, the ids of the
+-- oldest jobs of the sets that are full or nearly so}: the caller declares their keys in its next
+-- call, so a full history is trimmed as each finish batch adds to it without asking first.
+local max_kept, budget, ahead = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4] or 0)
+local function oldest_named(over)
+  local ids = {}
+  if ahead <= 0 then return {over, ids} end
+  for _, zkey in ipairs({K.completed, K.failed, K.cancelled}) do
+    if redis.call('ZCARD', zkey) + ahead > max_kept then
+      for _, id in ipairs(redis.call('ZRANGE', zkey, 0, ahead - 1)) do ids[#ids + 1] = id end
+    end
+  end
+  return {over, ids}
+end
 local plan, over = {}, 0
 for _, zkey in ipairs({K.completed, K.failed, K.cancelled}) do
   local excess = redis.call('ZCARD', zkey) - max_kept
@@ -20,9 +33,10 @@ for _, zkey in ipairs({K.completed, K.failed, K.cancelled}) do
     over = over + excess
   end
 end
-if #plan == 0 then return over end
--- Asks when a job it knows (its record declared) lacks keys, or when it knows none yet. A job that
--- became one of the oldest since it asked (other callers trim meanwhile) is left for the next call.
+if #plan == 0 then return oldest_named(over) end
+-- Asks when a job it knows (its record declared) lacks keys, or when it knows fewer than half of
+-- them (the jobs named ahead by the call before cover a finish batch). A job it does not know (it
+-- became one of the oldest since the caller learnt the names) is left for the next call.
 local ready, known, lacking = {}, 0, false
 for _, item in ipairs(plan) do
   local id = item[2]
@@ -34,9 +48,9 @@ for _, item in ipairs(plan) do
   end
   if has_record then known = known + 1 end
 end
-if #NEEDED > 0 and (lacking or known == 0) then return needs_reply() end
+if #NEEDED > 0 and (lacking or known * 2 < #plan) then return needs_reply() end
 for _, item in ipairs(ready) do
   if nameable(item[2]) then delete_job_keys(item[2]) end  -- else names no job of ours: only its member goes
   redis.call('ZREM', item[1], item[2])
 end
-return over - #ready
+return oldest_named(over - #ready)
