@@ -158,11 +158,8 @@ def test_each_immediate_mode_block_starts_empty():
 @pytest.mark.parametrize("missing", ["fakeredis", "lupa"])
 def test_without_the_testing_extra_the_error_names_it(monkeypatch, missing):
     monkeypatch.setattr(memory, "_server", None)
-    if missing == "fakeredis":
-        monkeypatch.setattr(memory, "fakeredis", None)
-    else:
-        real = importlib.util.find_spec
-        monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "lupa" else real(name, *a))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == missing else real(name, *a))
     with pytest.raises(ConfigurationError, match=r'pip install "tempotask-django\[testing\]"'):
         tasks.echoes.enqueue({"text": "never runs"})
 

@@ -202,3 +202,23 @@ def test_without_opentelemetry_jobs_carry_no_trace_and_nothing_is_imported(redis
 def test_opentelemetry_is_looked_up_only_when_a_job_is_enqueued_or_run(redis_client):
     done = run_python(LAZY)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stdout + done.stderr
+
+
+NO_FAKEREDIS = """
+    import sys
+    import django
+    django.setup()
+    from tempotask_django.management.commands import runworkers  # noqa: F401
+    from tempotask_django.testing import run_jobs
+    from tests.testapp import tasks
+
+    tasks.add.enqueue({"a": 1, "b": 2})
+    run_jobs(["default"])
+    assert "fakeredis" not in sys.modules and "lupa" not in sys.modules, "immediate mode's Redis loaded"
+    print("ok")
+"""
+
+
+def test_a_worker_on_redis_does_not_load_the_in_memory_redis_of_immediate_mode(redis_client):
+    done = run_python(NO_FAKEREDIS)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stdout + done.stderr

@@ -15,11 +15,6 @@ import redis
 
 from tempotask_django.exceptions import ConfigurationError
 
-try:
-    import fakeredis
-except ImportError:  # an optional extra: only immediate mode needs it
-    fakeredis = None  # type: ignore[assignment]
-
 MISSING_EXTRA = (
     'TEMPOTASK["MODE"] = "immediate" runs jobs on an in-memory Redis, which needs fakeredis and lupa: '
     'pip install "tempotask-django[testing]"'
@@ -32,8 +27,11 @@ _server: Any = None
 def _shared_server() -> Any:
     """The process's fakeredis server (built on first use): every client of the process sees its data."""
     global _server
-    if fakeredis is None or importlib.util.find_spec("lupa") is None:
+    # Imported here, not at module level: a Redis-mode process never loads fakeredis (~65 modules).
+    if importlib.util.find_spec("fakeredis") is None or importlib.util.find_spec("lupa") is None:
         raise ConfigurationError(MISSING_EXTRA)
+    import fakeredis
+
     with _lock:
         if _server is None:
             _server = fakeredis.FakeServer()
@@ -48,6 +46,8 @@ def memory_client() -> redis.Redis:
     XREADGROUP after the client's protocol, and only RESP2 gives them Redis's shape.
     """
     server = _shared_server()  # first: it says what to install when fakeredis is missing
+    import fakeredis
+
     return fakeredis.FakeRedis(server=server, decode_responses=True, encoding_errors="replace", protocol=2)
 
 
@@ -56,4 +56,6 @@ def flush() -> None:
     with _lock:
         server = _server
     if server is not None:
+        import fakeredis
+
         fakeredis.FakeRedis(server=server, protocol=2).flushall()
