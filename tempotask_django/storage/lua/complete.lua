@@ -61,14 +61,7 @@ for _, i in ipairs(owned) do
     started = tonumber(started)
     if started then
       local ms = math.max(0, now - started)
-      local le = '+Inf'
-      for _, bound in ipairs(DURATION_BOUNDS_MS) do
-        if ms <= bound then
-          le = tostring(bound / 1000)
-          break
-        end
-      end
-      add_metric('duration:' .. le .. ':' .. name, 1)
+      add_metric('duration:' .. duration_bucket(ms) .. ':' .. name, 1)
       add_metric('duration_ms:' .. name, math.floor(ms))
     end
   end

@@ -166,6 +166,23 @@ local function delete_job_keys(id)
   redis.call('UNLINK', jk, logs_key(id), errors_key(id), children_key(id))
 end
 
+-- Which of ids (history jobs to delete) can go now: {their positions in ids}, how many of ids have
+-- their record declared (known), and whether a known one still lacks keys (its parent's set). An
+-- id that names no job of ours can always go (only its member is removed).
+local function deletable(ids)
+  local ready, known, lacking = {}, 0, false
+  for i, id in ipairs(ids) do
+    local has_record = has_key('job', id)
+    if can_delete(id) or not nameable(id) then
+      ready[#ready + 1] = i
+    elseif has_record then
+      lacking = true
+    end
+    if has_record then known = known + 1 end
+  end
+  return ready, known, lacking
+end
+
 -- Append an error record (JSON) to a job's errors list, keeping the newest `keep`.
 local function push_error(errors_key, record, keep)
   redis.call('RPUSH', errors_key, record)
@@ -486,6 +503,13 @@ end
 -- at most four HINCRBY; fields grow with the number of task names only.
 local DURATION_BOUNDS_MS = {5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000}
 -- Returns the job's concurrency limit fields (maxc, limit), read by the same HMGET, for release_slot.
+-- The duration histogram's bucket ('le' label, seconds) of an attempt that took ms milliseconds.
+local function duration_bucket(ms)
+  for _, bound in ipairs(DURATION_BOUNDS_MS) do
+    if ms <= bound then return tostring(bound / 1000) end
+  end
+  return '+Inf'
+end
 local function count_job(jk, outcome, now, timed)
   local name, started, maxc, limit = unpack(redis.call('HMGET', jk, 'name', 'started_at', 'maxc', 'limit'))
   if not name then return maxc, limit end
@@ -494,14 +518,7 @@ local function count_job(jk, outcome, now, timed)
   started = tonumber(started)
   if not timed or not started then return maxc, limit end
   local ms = math.max(0, now - started)
-  local le = '+Inf'
-  for _, bound in ipairs(DURATION_BOUNDS_MS) do
-    if ms <= bound then
-      le = tostring(bound / 1000)
-      break
-    end
-  end
-  redis.call('HINCRBY', key, 'duration:' .. le .. ':' .. name, 1)
+  redis.call('HINCRBY', key, 'duration:' .. duration_bucket(ms) .. ':' .. name, 1)
   redis.call('HINCRBY', key, 'duration_ms:' .. name, math.floor(ms))
   return maxc, limit
 end

@@ -10,19 +10,13 @@ if ARGV[2] ~= 'completed' and ARGV[2] ~= 'failed' and ARGV[2] ~= 'cancelled' the
 local ids = redis.call('ZRANGE', zkey, 0, tonumber(ARGV[3]) - 1)
 -- Asks when a job it knows (its record declared) lacks keys, or when it knows none yet; a job that
 -- came in since is left for the next call.
-local ready, known, lacking = {}, 0, false
-for _, id in ipairs(ids) do
-  local has_record = has_key('job', id)
-  if can_delete(id) or not nameable(id) then
-    ready[#ready + 1] = id
-  elseif has_record then
-    lacking = true
-  end
-  if has_record then known = known + 1 end
-end
+local positions, known, lacking = deletable(ids)
 if #NEEDED > 0 and (lacking or known == 0) then return needs_reply() end
-for _, id in ipairs(ready) do
+local ready = {}
+for _, i in ipairs(positions) do
+  local id = ids[i]
   if nameable(id) then delete_job_keys(id) end  -- else names no job of ours: only its member goes
+  ready[#ready + 1] = id
 end
 if #ready > 0 then redis.call('ZREM', zkey, unpack(ready)) end
 return {#ready, #ready > 0 and forget_if_empty(ARGV[4]) or 0}

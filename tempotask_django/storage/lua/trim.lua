@@ -37,20 +37,13 @@ if #plan == 0 then return oldest_named(over) end
 -- Asks when a job it knows (its record declared) lacks keys, or when it knows fewer than half of
 -- them (the jobs named ahead by the call before cover a finish batch). A job it does not know (it
 -- became one of the oldest since the caller learnt the names) is left for the next call.
-local ready, known, lacking = {}, 0, false
-for _, item in ipairs(plan) do
-  local id = item[2]
-  local has_record = has_key('job', id)
-  if can_delete(id) or not nameable(id) then
-    ready[#ready + 1] = item
-  elseif has_record then
-    lacking = true
-  end
-  if has_record then known = known + 1 end
-end
+local ids = {}
+for i, item in ipairs(plan) do ids[i] = item[2] end
+local ready, known, lacking = deletable(ids)
 if #NEEDED > 0 and (lacking or known * 2 < #plan) then return needs_reply() end
-for _, item in ipairs(ready) do
-  if nameable(item[2]) then delete_job_keys(item[2]) end  -- else names no job of ours: only its member goes
-  redis.call('ZREM', item[1], item[2])
+for _, i in ipairs(ready) do
+  local zkey, id = plan[i][1], plan[i][2]
+  if nameable(id) then delete_job_keys(id) end  -- else names no job of ours: only its member goes
+  redis.call('ZREM', zkey, id)
 end
 return oldest_named(over - #ready)
