@@ -397,11 +397,7 @@ class RedisStore:
         for reply in replies[: len(positions)]:
             if isinstance(reply, Exception):
                 raise reply
-        for (_, trimmed, *_), reply in zip(trims, replies[len(positions) :], strict=False):
-            if isinstance(reply, Exception):  # the finishes are recorded; the next trim catches up
-                logger.warning("trimming the history of %s failed: %s", trimmed, reply)
-            else:
-                self._trim_result(trimmed, reply)
+        self._trim_replies(trims, replies[len(positions) :])
         outcomes = [FinishOutcome(False)] * len(finishes)
         for chunk, reply in zip(positions, replies, strict=False):
             if len(chunk) == 1 and not finishes[chunk[0]].succeeded:  # a fail call: {1, status} or {0, reason}
@@ -418,6 +414,26 @@ class RedisStore:
                 assert queue is not None
                 claimed = self._claim_more(queue, consumer, count, replies[-1])
         return outcomes, claimed
+
+    def _trim_replies(self, trims: Sequence[ScriptCall], replies: Sequence[Any], again: bool = True) -> None:
+        """Read the replies of a finish batch's ``trims``. A history left a few jobs over its size
+        (the batch held more jobs than the last trim named ahead: it deleted those it knew) is
+        trimmed once more at once: the reply named the jobs left, so that call deletes them without
+        asking."""
+        over = []
+        for call, reply in zip(trims, replies, strict=False):
+            if isinstance(reply, Exception):  # the finishes are recorded; the next trim catches up
+                logger.warning("trimming the history of %s failed: %s", call[1], reply)
+            elif 0 < self._trim_result(call[1], reply) <= TRIM_AHEAD:  # more (a lowered size) go slice by slice
+                over.append(call[1])
+        if over and again:
+            calls = [self.trim_call(queue) for queue in over]
+            try:
+                replies = self.scripts.pipeline(calls, raise_errors=False)
+            except Exception as error:  # the next finish batch or sweep trims
+                logger.warning("trimming the history of %s failed: %s", ", ".join(over), error)
+            else:
+                self._trim_replies(calls, replies, again=False)
 
     def _finish_calls(self, consumer: str, finishes: Sequence[Finish]) -> tuple[list[ScriptCall], list[list[int]]]:
         calls: list[ScriptCall] = []

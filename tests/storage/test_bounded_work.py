@@ -103,3 +103,13 @@ def test_a_full_history_is_trimmed_by_one_call_per_finish_batch(store, settings,
     assert not store.client.exists(store.keys(Q).job("b8-0"))
     assert not store.client.exists(store.keys(Q).logs("b8-0"))
     assert store.client.exists(store.keys(Q).job("b11-6"))
+
+
+def test_a_finish_batch_larger_than_the_jobs_named_ahead_still_leaves_the_history_at_its_size(store, settings):
+    store = store_with(settings, MAX_JOBS_PER_STATUS=5)
+    store.enqueue_many([spec(f"first-{n}") for n in range(4)])
+    complete_all(store)
+    store.enqueue_many([spec(f"second-{n}") for n in range(8)])
+    complete_all(store)  # 12 completed: the trim knew the 4 first, not the 3 oldest of the second batch
+    assert store.inspect.count_jobs(Q, "completed") == 5
+    assert not store.client.exists(store.keys(Q).job("first-0"))
