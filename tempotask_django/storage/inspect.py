@@ -39,6 +39,7 @@ class QueueStats:
     next_job_age: float | None  # seconds the job that runs next has been waiting
     oldest_job_age: float | None = None  # seconds the longest-waiting job has been waiting
     cancelled: int = 0
+    parked: int = 0  # of the waiting jobs, those held back by a rate or concurrency limit
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -143,7 +144,7 @@ class QueueInspector:
         calls = [("stats", queue, [CONSUMER_GROUP, MAX_PRIORITY_BANDS]) for queue in queues]
         stats = []
         for queue, reply in zip(queues, self.scripts.pipeline(calls) if calls else [], strict=True):
-            now, *counts, paused, consumers, next_since, oldest_since = reply
+            now, *counts, paused, consumers, next_since, oldest_since, parked = reply
             # stats.lua counts the statuses in JobStatus order.
             by_status = {status.value: int(count) for status, count in zip(JobStatus, counts, strict=True)}
             stats.append(
@@ -153,6 +154,7 @@ class QueueInspector:
                     paused=bool(paused),
                     next_job_age=_age(now, next_since),
                     oldest_job_age=_age(now, oldest_since),
+                    parked=int(parked),
                     **by_status,
                 )
             )

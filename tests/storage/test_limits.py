@@ -196,3 +196,12 @@ def test_a_job_taken_over_from_a_dead_worker_keeps_its_slot_until_it_finishes(st
         assert claimed_ids(store, consumer="alive") == ["c1"]
     finally:
         store.settings = before
+
+
+def test_queue_stats_count_jobs_held_back_by_a_limit_as_waiting(store):
+    store.enqueue_many([spec(f"c{i}", "one-at-a-time", maxc=1) for i in range(3)] + [spec("free")])
+    assert sorted(claimed_ids(store)) == ["c0", "free"]
+    stats = store.inspect.queue_stats(Q)
+    # c1 and c2 are parked (status waiting, out of the claimable set): still waiting to the reader.
+    assert (stats.waiting, stats.parked, stats.processing) == (2, 2, 2)
+    assert record(store, "c1")["status"] == "waiting"

@@ -3,7 +3,10 @@
 -- ARGV[2] consumer group
 -- ARGV[3] most priority bands to visit when looking for the oldest waiting job
 -- Returns {now_ms, waiting, delayed, processing, completed, failed, cancelled, paused (0/1), consumers,
---          next_since_ms, oldest_since_ms}; the last two are false when nothing waits.
+--          next_since_ms, oldest_since_ms, parked}; next/oldest are false when nothing waits.
+-- waiting counts the jobs held back by a rate or concurrency limit too (parked: status waiting,
+-- out of the claimable set; lua/limits.lua), parked counts those alone, over the first
+-- STATS_LIMITS limits holding jobs (their parked sets declared: asked for).
 -- "since" is when a job last entered waiting: the latest of its enqueue, due and last-failure times.
 local group, max_bands = ARGV[2], tonumber(ARGV[3])
 local now = now_ms()
@@ -43,13 +46,19 @@ for band_index = 1, max_bands do
   start = string.format('%.0f', (band + 1) * PRIORITY_BAND)
 end
 if oldest_id then oldest_since = waiting_since(oldest_id) end
+
+local STATS_LIMITS = 100
+local parked = 0
+for _, limit in ipairs(redis.call('ZRANGE', K.limited, 0, STATS_LIMITS - 1)) do
+  if need('parked', limit) then parked = parked + redis.call('ZCARD', key_of('parked', limit)) end
+end
 -- Asks once (a first call declares no keys of its own); sent again, it reads what it was given: the
 -- head may have moved meanwhile (workers claim), and a time it cannot read is reported as none.
 if #NEEDED > 0 and #KEYS == QUEUE_KEY_COUNT then return needs_reply() end
 
 return {
   now,
-  redis.call('ZCARD', K.waiting), redis.call('ZCARD', K.delayed), redis.call('ZCARD', K.processing),
+  redis.call('ZCARD', K.waiting) + parked, redis.call('ZCARD', K.delayed), redis.call('ZCARD', K.processing),
   redis.call('ZCARD', K.completed), redis.call('ZCARD', K.failed), redis.call('ZCARD', K.cancelled),
-  redis.call('EXISTS', K.paused), consumers, next_since, oldest_since,
+  redis.call('EXISTS', K.paused), consumers, next_since, oldest_since, parked,
 }
