@@ -45,7 +45,7 @@ from redis.exceptions import (
     TryAgainError,
 )
 
-from tempotask_django.storage.direct import RESEND_PAUSES, _pack
+from tempotask_django.storage.direct import RESEND_PAUSES, Calls, _pack
 
 # Seconds to wait before sending again a command refused with TRYAGAIN or CLUSTERDOWN (it did not
 # run): the cluster is electing a new master or migrating a slot.
@@ -75,7 +75,7 @@ def command_slot(command: Sequence[Any]) -> int | None:
     return key_slot(key.encode() if isinstance(key, str) else key)
 
 
-class ClusterCalls:
+class ClusterCalls(Calls):
     """``storage.direct.DirectCalls`` for Redis Cluster: the same ``call``, ``pipeline`` and ``close``."""
 
     def __init__(self, client: RedisCluster) -> None:
@@ -130,12 +130,6 @@ class ClusterCalls:
             connection.disconnect()
 
     # -- round trips -----------------------------------------------------------------------
-    def call(self, *args: Any, resend: bool = False) -> Any:
-        (reply,) = self.pipeline([args], resend=resend)
-        if isinstance(reply, ResponseError):
-            raise reply
-        return reply
-
     def pipeline(self, commands: Sequence[Sequence[Any]], *, resend: bool = False) -> list[Any]:
         """Run ``commands`` in one round trip (one per node, in parallel); their replies in order.
 

@@ -36,7 +36,21 @@ except ImportError:  # pragma: no cover - hiredis is an optional extra
 RESEND_PAUSES = (0.0, 0.05, 0.5)
 
 
-class DirectCalls:
+class Calls:
+    """Round trips of commands: ``pipeline`` is each sender's own (DirectCalls, cluster.ClusterCalls)."""
+
+    def pipeline(self, commands: Sequence[Sequence[Any]], *, resend: bool = False) -> list[Any]:
+        raise NotImplementedError
+
+    def call(self, *args: Any, resend: bool = False) -> Any:
+        """Run one command and return its reply (raising the error it was refused with)."""
+        (reply,) = self.pipeline([args], resend=resend)
+        if isinstance(reply, ResponseError):
+            raise reply
+        return reply
+
+
+class DirectCalls(Calls):
     """Sends commands on connections of its own (one per concurrent caller, reused).
 
     ``call(*args)`` runs one command and returns its reply (raising its error);
@@ -55,12 +69,6 @@ class DirectCalls:
         # deque.append and deque.pop are atomic: the free list needs no lock.
         self._idle: deque[AbstractConnection] = deque()
         self._all: weakref.WeakSet[AbstractConnection] = weakref.WeakSet()
-
-    def call(self, *args: Any, resend: bool = False) -> Any:
-        (reply,) = self.pipeline([args], resend=resend)
-        if isinstance(reply, ResponseError):
-            raise reply
-        return reply
 
     def pipeline(self, commands: Sequence[Sequence[Any]], *, resend: bool = False) -> list[Any]:
         """Run ``commands`` in one round trip. With ``resend``, a connection error or a timeout
