@@ -8,6 +8,11 @@ the next in one round trip, then log and signal each outcome. Prints the CPU tim
 job (the smallest of several rounds) next to the body's INCR alone. The difference between the
 total here and the "S2 CPU per job" of bench/run.py is what running handlers on threads costs.
 Starts its own redis-server on a free loopback port; asserts nothing.
+
+    .venv/bin/python bench/stages.py --redis    # and Redis's own time per job, by script
+
+With ``--redis``, one more round runs with Redis's slow log recording every command (threshold 0):
+the time Redis spent executing each script (or command), per job, and how many calls per job.
 """
 
 from __future__ import annotations
@@ -88,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=4000)
     parser.add_argument("--batch", type=int, default=16, help="jobs per claim, as runworkers --concurrency")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--redis", action="store_true", help="also profile Redis's time per job by script")
     args = parser.parse_args(argv)
     with EmbeddedRedis(prefer="system") as server:
         os.environ["BENCH_REDIS_URL"] = server.url
@@ -103,12 +109,45 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.rounds):
             for stage, value in measure(args.jobs, args.batch).items():
                 best[stage] = min(best.get(stage, value), value)
-    print(f"CPU per job, best of {args.rounds} rounds of {args.jobs} jobs in batches of {args.batch}:")
-    for stage in STAGES:
-        print(f"  {stage:34} {best[stage]:7.1f} µs")
-    total = sum(value for stage, value in best.items() if stage != STAGES[2])
-    print(f"  {'total':34} {total:7.1f} µs")
+        print(f"CPU per job, best of {args.rounds} rounds of {args.jobs} jobs in batches of {args.batch}:")
+        for stage in STAGES:
+            print(f"  {stage:34} {best[stage]:7.1f} µs")
+        total = sum(value for stage, value in best.items() if stage != STAGES[2])
+        print(f"  {'total':34} {total:7.1f} µs")
+        if args.redis:
+            print_redis_profile(args.jobs, args.batch)
     return 0
+
+
+def print_redis_profile(jobs: int, batch: int) -> None:
+    """Redis's execution time per job of each script and command, from one round recorded in the
+    slow log (it times a command's execution only: no network, no parsing). The commands a script
+    runs are logged too: their lines are part of the script's time, not beside it."""
+    from tempotask_django.storage.connection import get_default_store
+
+    client = get_default_store().client
+    client.config_set("slowlog-log-slower-than", 0)
+    client.config_set("slowlog-max-len", 1_000_000)
+    client.slowlog_reset()
+    measure(jobs, batch)
+    entries = client.slowlog_get(-1)
+    client.config_set("slowlog-log-slower-than", 10_000)
+    names = {sha: name for name, sha in get_default_store().scripts._shas.items()}
+    spent: dict[str, list[int]] = {}
+    for entry in entries:
+        words = entry["command"].split()[:2]  # the command's name, and a script's sha
+        command = [word.decode(errors="replace") if isinstance(word, bytes) else str(word) for word in words]
+        name = command[0].upper()
+        if name == "EVALSHA" and len(command) > 1:
+            name = names.get(command[1], "script " + command[1][:8])
+        if name in ("FLUSHDB", "SLOWLOG", "CONFIG"):
+            continue
+        spent.setdefault(name, []).append(int(entry["duration"]))
+    print(f"Redis execution time per job, one round of {jobs} jobs in batches of {batch} (slow log):")
+    for name, durations in sorted(spent.items(), key=lambda item: -sum(item[1])):
+        print(f"  {name:24} {sum(durations) / jobs:7.1f} µs  {len(durations) / jobs:6.2f} calls/job")
+    scripts = sum(sum(durations) for name, durations in spent.items() if name in names.values())
+    print(f"  {'scripts in all':24} {scripts / jobs:7.1f} µs")
 
 
 if __name__ == "__main__":
