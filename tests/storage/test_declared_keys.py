@@ -204,3 +204,28 @@ def test_a_trim_that_knows_some_of_the_oldest_jobs_deletes_those_and_leaves_the_
     assert store.client.zrange(keys.completed, 0, -1) == ["h0", "h2", "h3", "h4"]
     assert store.trim_history(Q) == 0
     assert store.client.zrange(keys.completed, 0, -1) == ["h2", "h3", "h4"]
+
+
+def test_a_take_over_while_workers_keep_stalling_takes_the_jobs_it_knows_instead_of_asking_for_ever(strict):
+    """Each call sent again with the keys it asked for finds one more stalled job (a busy queue):
+    it takes the jobs whose keys it has and leaves the newcomer to the next pass."""
+    store = strict
+    stalled = iter(range(100))
+    sending = store.scripts._send
+
+    def stall() -> None:
+        store.enqueue(spec(f"s{next(stalled)}"))
+        assert store.claim(Q, "dead", 1).jobs
+
+    def churning(calls):
+        if any(call[0] == "reclaim" for call in calls):
+            stall()
+        return sending(calls)
+
+    stall()
+    store.scripts._send = churning
+    try:
+        taken = store.reclaim(Q, "w2", 100).jobs
+    finally:
+        store.scripts._send = sending
+    assert "s0" in {job["id"] for job in taken}

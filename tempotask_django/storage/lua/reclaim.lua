@@ -85,19 +85,37 @@ local function held_pending()
   if type(pending) ~= 'table' or pending.err or #pending == 0 or pending[1][2] ~= consumer then return nil end
   return pending
 end
-if held ~= '' and may_take_suspect and held_pending() then need_entry(held) end
+-- Asks when an entry whose job it knows (its record declared) lacks keys (its limit's: the record
+-- tells them), or when it knows fewer of the jobs than it does not. Sent again, jobs that stalled
+-- since it asked (a busy queue) are not taken by this call but by the next pass: it never asks
+-- for ever.
+local ready, known, unknown, lacking = {}, 0, 0, false
+local function job_known(eid)
+  local entry = redis.call('XRANGE', K.stream, eid, eid)
+  if #entry == 0 then return false end
+  local id = entry_field(entry[1][2], 'job')
+  return nameable(id) and has_key('job', id)
+end
+local function look_at(eid)
+  local is_ready, is_known = need_entry(eid), job_known(eid)
+  if is_ready then ready[eid] = true end
+  if is_known then known = known + 1 end
+  if is_known and not is_ready then lacking = true end
+  if not is_known and not is_ready then unknown = unknown + 1 end
+end
+if held ~= '' and may_take_suspect and held_pending() then look_at(held) end
 local looked = redis.pcall('XPENDING', K.stream, group, 'IDLE', min_idle, ARGV[5], '+', page)
 if type(looked) == 'table' and not looked.err then
-  for _, p in ipairs(looked) do need_entry(p[1]) end
+  for _, p in ipairs(looked) do look_at(p[1]) end
 end
-if #NEEDED > 0 then return needs_reply() end
+if #NEEDED > 0 and (lacking or unknown > known) then return needs_reply() end
 
 -- The suspect this worker holds: still ours? Then start it if the worker runs nothing now.
 if held ~= '' then
   local pending = held_pending()
   if not pending then
     held = '' -- finished, deleted, or taken over meanwhile: nothing to wait for
-  elseif may_take_suspect then
+  elseif may_take_suspect and ready[held] then
     take(held, tonumber(pending[1][4]) + 1, true, 0)
     held = ''
     if alone == 1 then return {jobs, '0-0', poisoned, alone, suspects, held} end
@@ -122,7 +140,7 @@ for _, p in ipairs(stalled) do
     else
       suspects = suspects + 1
     end
-  else
+  elseif ready[eid] then
     take(eid, deliveries, suspect, min_idle)
   end
 end
