@@ -6,7 +6,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 import redis
@@ -119,3 +119,10 @@ def url_with_password(url: str, form: str, secret: str) -> str:
         pytest.skip("the test Redis is not reached through a redis:// URL")
     password = f"{secret}@{secret}" if form == "userinfo with @" else secret
     return url.replace("redis://", f"redis://default:{password}@", 1)
+
+
+def on_one_server(tempotask: dict[str, Any], url: str, **values: Any) -> dict[str, Any]:
+    """``TEMPOTASK`` pointed at the one plain server at ``url``, whatever Redis mode the suite runs
+    in (scripts/test-sentinel: there the sentinels, not REDIS_URL, would name the server)."""
+    kept = {key: value for key, value in tempotask.items() if key not in ("SENTINELS", "SENTINEL_MASTER")}
+    return {**kept, "REDIS_MODE": "standalone", "REDIS_URL": url, **values}

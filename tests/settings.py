@@ -73,8 +73,17 @@ TEMPOTASK = {
     "CONTEXT": "tests.testapp.context.build_context",
     "STALLED_TIMEOUT": 30,
     "SHUTDOWN_TIMEOUT": 10,
-    # scripts/test-cluster runs the suite on a Redis Cluster of its own.
+    # scripts/test-cluster and scripts/test-sentinel run the suite on servers of their own.
     **({"REDIS_MODE": "cluster"} if os.environ.get("TEMPOTASK_TEST_REDIS_MODE") == "cluster" else {}),
+    **(
+        {
+            "REDIS_MODE": "sentinel",
+            "SENTINELS": json.loads(os.environ["TEMPOTASK_TEST_SENTINELS"]),
+            "SENTINEL_MASTER": os.environ["TEMPOTASK_TEST_SENTINEL_MASTER"],
+        }
+        if os.environ.get("TEMPOTASK_TEST_REDIS_MODE") == "sentinel"
+        else {}
+    ),
     # Subprocess tests pass their own values through the environment.
     **json.loads(os.environ.get("TEMPOTASK_TEST_OVERRIDES", "{}")),
 }

@@ -3,11 +3,14 @@ built for sentinel mode."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from django.core.checks import run_checks
+from redis.cluster import RedisCluster
 from redis.sentinel import SentinelConnectionPool
 
-from tempotask_django.conf import build_settings, parse_sentinel, validate
+from tempotask_django.conf import build_settings, get_settings, parse_sentinel, validate
 from tempotask_django.exceptions import ConfigurationError
 from tempotask_django.storage.connection import FailoverConnection, FailoverSSLConnection, make_client
 
@@ -93,3 +96,19 @@ def test_logs_and_pages_name_the_master_and_the_sentinels_without_the_password()
     assert settings.safe_redis_url == (
         "master 'mymaster' of sentinels 127.0.0.1:26379,::1:26380 (redis://:***@localhost/2)"
     )
+
+
+@pytest.mark.redis
+def test_the_suite_runs_in_the_redis_mode_its_script_asked_for(store):
+    """scripts/test-cluster and scripts/test-sentinel set TEMPOTASK_TEST_REDIS_MODE: the code under
+    test then talks through that mode's client, never quietly to a plain server."""
+    wanted = os.environ.get("TEMPOTASK_TEST_REDIS_MODE", "standalone")
+    assert get_settings().redis_mode == wanted
+    client = store.client
+    if wanted == "cluster":
+        assert isinstance(client, RedisCluster)
+    elif wanted == "sentinel":
+        assert isinstance(client.connection_pool, SentinelConnectionPool)
+        assert client.ping()
+    else:
+        assert not isinstance(client.connection_pool, SentinelConnectionPool)

@@ -15,7 +15,7 @@ from tempotask_django.cron import CronBeat
 from tempotask_django.ops import backend
 from tempotask_django.storage.connection import get_default_store
 from tempotask_django.worker import Worker
-from tests.helpers import wait_until
+from tests.helpers import on_one_server, wait_until
 from tests.ops.conftest import CONFIGURED, announce_beat, announce_worker, tempotask, tempotask_process
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db]
@@ -123,7 +123,7 @@ def test_skipping_everything_but_redis(store):
 
 
 def test_redis_unreachable(settings, store):
-    settings.TEMPOTASK = {**settings.TEMPOTASK, "REDIS_URL": "redis://127.0.0.1:1/0"}
+    settings.TEMPOTASK = on_one_server(settings.TEMPOTASK, "redis://127.0.0.1:1/0")
     line = failure()
     assert line.startswith("FAIL: Redis is unreachable at redis://127.0.0.1:1/0: ")
     assert "\n" not in line

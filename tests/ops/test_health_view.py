@@ -7,6 +7,7 @@ from django.test import Client
 from django.urls import reverse
 
 from tempotask_django import api
+from tests.helpers import on_one_server
 from tests.ops.conftest import CONFIGURED, announce_beat, announce_worker
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db]
@@ -87,7 +88,7 @@ def test_a_query_it_does_not_understand_answers_400(store, query, error):
 
 
 def test_redis_unreachable_answers_503(settings, store):
-    settings.TEMPOTASK = {**settings.TEMPOTASK, "REDIS_URL": "redis://127.0.0.1:1/0"}
+    settings.TEMPOTASK = on_one_server(settings.TEMPOTASK, "redis://127.0.0.1:1/0")
     response = probe()
     assert response.status_code == 503
     checks = response.json()["checks"]

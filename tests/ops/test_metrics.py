@@ -17,7 +17,7 @@ from tempotask_django.ops import metrics as ops_metrics
 from tempotask_django.storage.records import JobSpec
 from tempotask_django.views import metrics as metrics_view
 from tests.admin.conftest import grant
-from tests.helpers import drain
+from tests.helpers import drain, on_one_server
 from tests.ops.conftest import announce_beat, announce_worker
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db]
@@ -111,7 +111,7 @@ def test_without_a_token_setting_a_bearer_header_is_not_enough(store):
 
 
 def test_redis_unreachable_is_a_503(store, with_token, settings):
-    settings.TEMPOTASK = {**settings.TEMPOTASK, "REDIS_URL": "redis://127.0.0.1:1/0"}
+    settings.TEMPOTASK = on_one_server(settings.TEMPOTASK, "redis://127.0.0.1:1/0")
     response = scrape()
     assert response.status_code == 503
     assert b"Redis is not reachable" in response.content

