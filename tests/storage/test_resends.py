@@ -28,7 +28,7 @@ from tempotask_django.storage.store import RedisStore
 from tests.conftest import _test_url
 from tests.helpers import finish, status_of
 
-pytestmark = pytest.mark.redis
+pytestmark = [pytest.mark.redis, pytest.mark.one_server]
 
 Q = "default"
 

@@ -64,6 +64,7 @@ def undeclared(store, runs) -> list[tuple[str, str]]:
     ]
 
 
+@pytest.mark.one_server
 def test_log_delete_and_fail_touch_only_declared_keys(store):
     store.enqueue_many([spec("a"), spec("b", max_attempts=3), spec("c")])
     logged = scripts_run(lambda: store.append_log(Q, "a", json.dumps("hello")))
@@ -79,6 +80,7 @@ def test_log_delete_and_fail_touch_only_declared_keys(store):
         assert undeclared(store, runs) == []
 
 
+@pytest.mark.one_server
 def test_the_cron_scripts_touch_only_declared_keys(store):
     from tempotask_django import add_cron, delete_cron, pause_cron, run_cron_now, update_cron
     from tempotask_django.cron import CronBeat

@@ -100,6 +100,7 @@ def test_an_overflowing_retry_delay_fails_the_job_instead_of_the_finisher(store)
         thread.join(timeout=15)
 
 
+@pytest.mark.one_server
 def test_invalid_utf8_in_a_record_is_read_not_raised(store):
     job_id = tasks.add.enqueue({"a": 1, "b": 2})
     raw = redis.Redis.from_url(settings.TEMPOTASK["REDIS_URL"])  # sends bytes as they are

@@ -73,6 +73,7 @@ def test_a_job_running_across_a_restart_with_aof_finishes_once(own_redis, runnin
     assert (job.attempt, job.errors, job.result) == (1, [], "rested")  # its lease survived: not re-run
 
 
+@pytest.mark.one_server
 def test_startup_warns_when_redis_may_evict_keys(settings, tmp_path, caplog):
     with EmbeddedRedis(directory=str(tmp_path), extra_args=["--maxmemory-policy", "allkeys-lru"]) as server:
         settings.TEMPOTASK = on_one_server(settings.TEMPOTASK, server.url)
