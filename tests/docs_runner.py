@@ -140,7 +140,7 @@ class Page:
             script = next((word for word in words if word.endswith(".py") or word.startswith(("./", "scripts/"))), None)
             if script is not None:
                 assert (ROOT / script).exists(), f"{where}: {script} does not exist"
-            if "-m" in words:
+            if "-m" in words and program.rsplit("/", 1)[-1].startswith("python"):  # pytest's -m is a marker
                 module = words[words.index("-m") + 1]
                 assert importlib.util.find_spec(module), f"{where}: no module {module}"
                 if module == "tempotask_django.chaos":
