@@ -92,6 +92,7 @@ def test_every_scenario_has_both_profiles_and_a_title():
     scenarios = load_all()
     assert {"kills", "redis_restarts", "sigterm", "bad_input", "memory", "paused_worker"} <= set(scenarios)
     assert {"beats", "beats_simulated", "beats_outages", "time_limits", "cancel", "dropped_replies"} <= set(scenarios)
+    assert {"cluster_failover", "sentinel_failover"} <= set(scenarios)
     for scenario in scenarios.values():
         assert set(scenario.params) == set(PROFILES)
         for profile in PROFILES:
@@ -139,3 +140,36 @@ def test_runtime_edits_are_judged_against_the_timeline():
     verdict = judge(changes, periods, bad, until_ms=120_000)
     assert (verdict.doubled, verdict.lost, verdict.lost_in_both) == (1, 2, 1)  # 105 (both) and 115 lost
     assert (verdict.stale_version, verdict.while_paused, verdict.while_deleted, verdict.before_creation) == (1, 1, 1, 1)
+
+
+def test_the_failover_queues_land_two_on_each_master_of_the_cluster():
+    """cluster_failover's six queues spread evenly over the 3 masters of cluster_servers.py's even
+    slot split, so each failover hits two queues and leaves four running."""
+    from redis.crc import key_slot
+
+    from tempotask_django.chaos.cluster_servers import SLOTS
+    from tempotask_django.chaos.scenarios.cluster_failover import QUEUE_CONFIGS
+
+    per_master = SLOTS // 3
+    masters = Counter(min(2, key_slot(f"{{{queue}}}".encode()) // per_master) for queue in QUEUE_CONFIGS)
+    assert len(QUEUE_CONFIGS) == 6 and masters == Counter({0: 2, 1: 2, 2: 2})
+
+
+def test_failover_figures_name_each_jobs_queue_and_when_every_worker_ran_again():
+    from tempotask_django.chaos.failover import Event, _all_back, queue_of
+
+    assert [queue_of(job) for job in ("r0-q1-17", "r1-chaos-0", "cron:every-second:60", "other")] == [
+        "q1",
+        "chaos",
+        "chaos",
+        None,
+    ]
+    event = Event("SIGKILL of a master", ["q1"], started=10.0, switched=12.0)
+    runs = [
+        Run("start", "r0-q1-1", 1, 100, 9.0),  # before the kill
+        Run("start", "r0-q2-2", 1, 101, 11.0),  # another master's queue
+        Run("start", "r0-q1-3", 1, 100, 12.5),
+        Run("start", "r0-q1-4", 1, 101, 13.0),
+    ]
+    assert _all_back(runs, [100, 101], event) == 3.0
+    assert _all_back(runs[:3], [100, 101], event) is None  # process 101 never ran one of q1's jobs again

@@ -56,6 +56,10 @@ RETRY_CAP = 1.0
 REPLAY_BATCH = 100
 # How often a tick held by overlap "queue" is offered again while its previous run goes on, ms.
 HELD_POLL_MS = 250
+# A step (or a read of the server clock) that took longer than this, s, waited on Redis: the client
+# retried a call to a node that is down (Redis Cluster retries until a replica is promoted) without
+# raising. The ticks that came meanwhile are owed, as after an error: a slow Redis is not downtime.
+SLOW_CALL_S = 0.5
 
 
 @dataclass
@@ -218,7 +222,11 @@ class CronBeat:
 
     def _tick(self, now_ms: int | None, schedules: list[CronSchedule]) -> TickResult:
         fake_now = now_ms is not None
-        now_ms = now_ms if now_ms is not None else self.store.server_time_ms()
+        if now_ms is None:
+            asked = self._clock()
+            now_ms = self.store.server_time_ms()
+            if self._clock() - asked > SLOW_CALL_S:
+                self._replaying.update(schedule.name for schedule in schedules)
         fires = self._offers(schedules, now_ms)
         replies = self._fire(fires, now_ms if fake_now else 0)
         result = TickResult(now_ms, None)
@@ -422,23 +430,28 @@ class CronBeat:
         """One turn of ``run()``: register the schedules if needed, fire what is due, heartbeat if
         due. Returns how long to sleep, ms. ``now_ms`` stands for the server clock, as in ``tick()``
         (the chaos suite's clock simulation drives beats this way)."""
-        if not self._synced:
-            self.sync(now_ms)
-        elif self._reload_wanted:
-            self.reload(now_ms)
-        result = self.tick(now_ms)
+        begun = self._clock()
         try:
-            # A runtime schedule changed: every beat sees it within a heartbeat.
-            stale = self._heartbeat_if_due(result.now_ms) and self.runtime.stale()
-        except Exception:
-            # On Redis Cluster the heartbeat's keys may be on a node that is down while the queues
-            # are not: the ticks that come while the beat backs off are owed, as after a failed fire.
-            self._replaying.update(schedule.name for schedule in self.schedules)
-            raise
-        if stale:
-            self.reload(now_ms if now_ms is not None else result.now_ms)
-            result.next_due_ms = self._next_due_ms()
-        return self.wait_ms(result)
+            if not self._synced:
+                self.sync(now_ms)
+            elif self._reload_wanted:
+                self.reload(now_ms)
+            result = self.tick(now_ms)
+            try:
+                # A runtime schedule changed: every beat sees it within a heartbeat.
+                stale = self._heartbeat_if_due(result.now_ms) and self.runtime.stale()
+            except Exception:
+                # On Redis Cluster the heartbeat's keys may be on a node that is down while the queues
+                # are not: the ticks that come while the beat backs off are owed, as after a failed fire.
+                self._replaying.update(schedule.name for schedule in self.schedules)
+                raise
+            if stale:
+                self.reload(now_ms if now_ms is not None else result.now_ms)
+                result.next_due_ms = self._next_due_ms()
+            return self.wait_ms(result)
+        finally:
+            if self._clock() - begun > SLOW_CALL_S:  # it waited on Redis: what came meanwhile is owed
+                self._replaying.update(schedule.name for schedule in self.schedules)
 
     def run(self) -> None:
         """Register the schedules, then fire ticks on time until ``request_stop()``."""

@@ -153,3 +153,56 @@ def test_ticks_that_come_while_the_heartbeat_fails_are_fired_when_redis_answers_
         cron_beat.step((T0 + 2) * MS + 10)  # T0+2 fired, then the heartbeat fails
     cron_beat.step((T0 + 5) * MS + 10)  # the beat backed off for 3 s
     assert cron_jobs() == [f"cron:every_second:{T0 + n}" for n in range(1, 6)]
+
+
+class SlowClock:
+    """The beat's monotonic clock, moved on by hand: a call to Redis that "takes" seconds moves it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_ticks_that_come_while_the_heartbeat_is_slow_are_fired_when_redis_answers(redis_client, monkeypatch):
+    """On Redis Cluster a heartbeat sent to a master just killed is retried by the client until a
+    replica is promoted: no error, only seconds lost. The ticks that came meanwhile are owed as after
+    an error, not skipped as after downtime."""
+    clock = SlowClock()
+    cron_beat = CronBeat(only_schedules(every_second=EVERY_SECOND), clock=clock)
+    cron_beat.sync(now_ms=T0 * MS)
+    cron_beat.step((T0 + 1) * MS + 10)  # fires T0+1, heartbeat written
+    cron_beat._heartbeat_due = 0.0  # the next step writes it again, slowly
+    real = cron_beat.heartbeat
+
+    def slow_heartbeat(now_ms: int) -> None:
+        clock.now += 3.0  # the client retried on the dead node, then reached the promoted replica
+        real(now_ms)
+
+    monkeypatch.setattr(cron_beat, "heartbeat", slow_heartbeat)
+    cron_beat.step((T0 + 2) * MS + 10)  # T0+2 fired, then the heartbeat takes 3 s
+    cron_beat.step((T0 + 5) * MS + 10)
+    assert cron_jobs() == [f"cron:every_second:{T0 + n}" for n in range(1, 6)]
+
+
+def test_ticks_that_come_while_the_clock_read_is_slow_are_fired(redis_client, monkeypatch):
+    """The server clock read, sent to a node that is down, is retried by the client too: the ticks
+    that came while it waited are owed."""
+    clock = SlowClock()
+    cron_beat = CronBeat(only_schedules(every_second=EVERY_SECOND), clock=clock)
+    cron_beat.sync(now_ms=T0 * MS)
+    cron_beat.step((T0 + 1) * MS + 10)
+    cron_beat._heartbeat_due = clock.now + 3600  # no heartbeat in this test
+    now_ms = (T0 + 5) * MS + 10
+    fire = cron_beat.crons.fire
+
+    def slow_time() -> int:
+        clock.now += 4.0
+        return now_ms
+
+    monkeypatch.setattr(cron_beat.store, "server_time_ms", slow_time)
+    # The fire script takes "now" from the same (simulated) server clock.
+    monkeypatch.setattr(cron_beat.crons, "fire", lambda fires, **options: fire(fires, **{**options, "now_ms": now_ms}))
+    cron_beat.step()
+    assert cron_jobs() == [f"cron:every_second:{T0 + n}" for n in range(1, 6)]

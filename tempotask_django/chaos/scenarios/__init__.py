@@ -47,6 +47,8 @@ MODULES = (
     "beats_outages",
     "limits",
     "dropped_replies",
+    "cluster_failover",
+    "sentinel_failover",
 )
 
 Runner = Callable[[Lab, dict[str, Any], random.Random], Result]
