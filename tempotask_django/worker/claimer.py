@@ -18,7 +18,12 @@ IDLE_BLOCK_MS = 1000
 
 
 class Claimer:
-    """Claims jobs of ``queues`` (first listed first) for one worker and hands them to the dispatcher."""
+    """Claims jobs of ``queues`` (first listed first) for one worker and hands them to the dispatcher.
+
+    ``groups`` lists the queues in order, the partitions of a partitioned queue together in one group
+    (one queue alone otherwise). Groups are served first listed first; within a group, the partition
+    served first turns at every claim (``order``), so that no partition waits while others have work.
+    """
 
     def __init__(
         self,
@@ -28,10 +33,13 @@ class Claimer:
         slots: Slots,
         dispatcher: Dispatcher,
         throttle: ErrorThrottle,
+        groups: list[list[str]] | None = None,
     ) -> None:
         self.store = store
         self.worker_name = worker_name
         self.queues = queues
+        self.groups = groups if groups is not None else [[queue] for queue in queues]
+        self._turns = [0] * len(self.groups)
         self.slots = slots
         self.dispatcher = dispatcher
         self.throttle = throttle
@@ -41,10 +49,22 @@ class Claimer:
         # finisher only refills from a queue that may have more; otherwise it wakes the loop.
         self._more_waiting = dict.fromkeys(queues, False)
 
+    def order(self) -> list[list[str]]:
+        """The groups in order, each partitioned queue's partitions starting one further than at the
+        last call: every partition comes first in turn."""
+        ordered = []
+        for index, group in enumerate(self.groups):
+            if len(group) > 1:
+                turn = self._turns[index] = (self._turns[index] + 1) % len(group)
+                group = group[turn:] + group[:turn]
+            ordered.append(group)
+        return ordered
+
     def claim_and_start(self, free: int) -> tuple[int, bool]:
-        """Claim up to ``free`` jobs, first listed queue first. Returns (started, every queue drained)."""
+        """Claim up to ``free`` jobs, first listed queue first (see ``order``). Returns (started,
+        every queue drained)."""
         started, drained = 0, True
-        for queue in self.queues:
+        for queue in (queue for group in self.order() for queue in group):
             count = self.slots.reserve(queue, free - started)
             if count <= 0:
                 continue
@@ -94,7 +114,8 @@ class Claimer:
         ``RedisStore.wait_then_claim``): the job that ends the wait usually starts at once. Jobs of
         the other queues are claimed by the next iteration.
         """
-        queue = next((q for q in self.queues if self.slots.free_in(q) > 0), None)
+        ordered = (queue for group in self.order() for queue in group)
+        queue = next((q for q in ordered if self.slots.free_in(q) > 0), None)
         count = self.slots.reserve(queue, free) if queue is not None else 0
         if queue is None or count <= 0:
             self.store.wait_for_jobs(self._wake_ids, timeout_ms)
