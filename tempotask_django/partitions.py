@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import zlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
@@ -94,6 +94,24 @@ def for_id(settings: Settings, queue: str, job_id: str) -> str:
         return queue
     count = count_of(settings, queue)
     return queue if count <= 1 else name(queue, index_for(job_id, count), count)
+
+
+def configured_count(raw: Any, queue: str) -> int:
+    """PARTITIONS of ``queue`` in a raw TEMPOTASK value (1 when absent or not a valid number: the
+    settings check reports that), for code that reads the raw setting (cron schedules)."""
+    queues = raw.get("QUEUES") if isinstance(raw, dict) else None
+    overrides = queues.get(queue) if isinstance(queues, dict) else None
+    count = overrides.get("PARTITIONS", 1) if isinstance(overrides, dict) else 1
+    return count if type(count) is int and 1 <= count <= MAX_PARTITIONS else 1
+
+
+def for_schedule(raw: Any, queue: str, schedule: str) -> str:
+    """The physical queue of cron schedule ``schedule`` whose jobs go to ``queue``: the partition its
+    name maps to. Firing a tick records it and enqueues its job in one script, on one hash slot, so a
+    schedule and all its jobs live in that one partition (workers serve every partition; a lookup by
+    id finds them there too)."""
+    count = configured_count(raw, queue) if parse(queue) is None else 1
+    return queue if count <= 1 else name(queue, index_for(schedule, count), count)
 
 
 @functools.lru_cache(maxsize=4096)

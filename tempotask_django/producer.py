@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import DEFAULT_DB_ALIAS, transaction
 from django.dispatch import Signal
 
-from tempotask_django import limits, serialization, signals, tracing, validation
+from tempotask_django import limits, partitions, serialization, signals, tracing, validation
 from tempotask_django.conf import Settings, get_settings
 from tempotask_django.exceptions import ConfigurationError
 from tempotask_django.registry import TaskRegistry, registry
@@ -66,7 +66,7 @@ def build_spec(
         retry_delay = task.retry_delay
     else:
         retry_delay = settings.retry_delay
-    queue = (task.queue or settings.default_queue) if queue is None else validation.queue_name(queue)
+    queue = (task.queue or settings.default_queue) if queue is None else _queue_name(queue)
     # The time limit: this call's, else the task's, else the queue's (QUEUES TIMEOUT, DEFAULT_TIMEOUT).
     limit: float | None
     if timeout is not None:
@@ -92,6 +92,13 @@ def build_spec(
     )
 
 
+def _queue_name(queue: Any) -> str:
+    """A queue name, or the name of a partition (a cron schedule of a partitioned queue fires into one)."""
+    partition = partitions.parse(queue) if isinstance(queue, str) else None
+    validation.queue_name(partition.queue if partition is not None else queue)
+    return str(queue)
+
+
 def _limits(task: Task, data: Any, settings: Settings, queue: str) -> dict[str, Any]:
     """The JobSpec fields that carry the task's rate and concurrency limits (none for most tasks).
 
@@ -101,7 +108,7 @@ def _limits(task: Task, data: Any, settings: Settings, queue: str) -> dict[str, 
     """
     if task.rate_limit is None and task.max_concurrency is None:
         return {}
-    if settings.for_queue(queue).partitions > 1:
+    if partitions.parse(queue) is not None or settings.for_queue(queue).partitions > 1:
         raise ConfigurationError(
             f"task {task.name!r} has a rate_limit or max_concurrency, which a partitioned queue cannot keep: "
             f"enqueue it into a queue without PARTITIONS (queue {queue!r} has {settings.for_queue(queue).partitions})"

@@ -202,3 +202,18 @@ def test_partitioning_a_queue_that_holds_active_jobs_is_refused(store, settings)
     reset_default_store()
     with pytest.raises(PartitionCountChanged, match="Keep PARTITIONS = 1"):
         Worker(["emails"]).run()
+
+
+def test_a_cron_schedule_fires_into_one_partition_and_its_jobs_run(emails, settings):
+    from tempotask_django import run_cron_now
+    from tempotask_django.cron import CronBeat, collect_schedules
+
+    crons = {"digest": {"task": "record", "cron": "*/5 * * * *", "data": {"n": 1}, "queue": "emails"}}
+    settings.TEMPOTASK = {**settings.TEMPOTASK, "CRONS": crons}
+    schedule = next(s for s in collect_schedules() if s.name == "digest")
+    assert schedule.queue == partitions.name("emails", partitions.index_for("digest", N), N)
+    CronBeat([schedule]).sync()
+    job_id = run_cron_now("digest")
+    assert get_job(job_id, queue="emails").queue == schedule.queue  # found though its id maps elsewhere
+    drain(["emails"])
+    assert get_job(job_id, queue="emails").status == JobStatus.COMPLETED
