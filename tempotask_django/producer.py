@@ -111,7 +111,7 @@ def _limits(task: Task, data: Any, settings: Settings, queue: str) -> dict[str, 
     if partitions.parse(queue) is not None or settings.for_queue(queue).partitions > 1:
         raise ConfigurationError(
             f"task {task.name!r} has a rate_limit or max_concurrency, which a partitioned queue cannot keep: "
-            f"enqueue it into a queue without PARTITIONS (queue {queue!r} has {settings.for_queue(queue).partitions})"
+            f"enqueue it into a queue without PARTITIONS (queue {partitions.logical(queue)!r} is partitioned)"
         )
     value = limits.limit_value(data, task.limit_key, task.name) if task.limit_key else None
     if settings.immediate:

@@ -16,7 +16,7 @@ from tempotask_django.storage.connection import reset_default_store
 from tempotask_django.storage.partition_counts import PartitionCountChanged
 from tempotask_django.validation import queue_name
 from tempotask_django.worker import Worker
-from tests.helpers import drain
+from tests.helpers import drain, wait_until
 from tests.testapp import tasks
 
 pytestmark = pytest.mark.redis
@@ -217,3 +217,42 @@ def test_a_cron_schedule_fires_into_one_partition_and_its_jobs_run(emails, setti
     assert get_job(job_id, queue="emails").queue == schedule.queue  # found though its id maps elsewhere
     drain(["emails"])
     assert get_job(job_id, queue="emails").status == JobStatus.COMPLETED
+
+
+def test_an_idle_worker_wakes_at_once_for_a_job_in_any_partition(emails):
+    """The worker blocks on the doorbells of all eight partitions in one read: a job in any of them
+    starts within milliseconds, not after a poll of the others."""
+    import threading
+    import time
+
+    worker = Worker(["emails"], concurrency=1)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    latencies = []
+    try:
+        for index in range(N):
+            time.sleep(0.15)  # the worker is blocked again
+            job_id = ids_in(index, N, 1, "wake")[0]
+            tasks.noop.enqueue(job_id=job_id, queue="emails")
+            wait_until(lambda: get_job(job_id, queue="emails").status == JobStatus.COMPLETED, 10, 0.005)  # noqa: B023
+            job = get_job(job_id, queue="emails")
+            latencies.append((job.started_at - job.enqueued_at).total_seconds())
+    finally:
+        worker.request_stop()
+        thread.join(timeout=15)
+    assert max(latencies) < 0.25, latencies
+    assert sorted(latencies)[N // 2] < 0.05, latencies
+
+
+def test_immediate_mode_runs_a_partitioned_queue_s_jobs(settings, redis_client):
+    from tempotask_django.testing import immediate_mode
+
+    settings.TEMPOTASK = {**settings.TEMPOTASK, "QUEUES": {"emails": {"PARTITIONS": 4}}}
+    with immediate_mode():
+        job_id = tasks.add.enqueue({"a": 2, "b": 3}, job_id="now", queue="emails")
+        job = get_job(job_id, queue="emails")
+        assert (job.status, job.result, job.queue) == (
+            JobStatus.COMPLETED,
+            5,
+            partitions.for_id(get_settings(), "emails", "now"),
+        )
