@@ -47,6 +47,7 @@ MODULES = (
     "beats_outages",
     "limits",
     "dropped_replies",
+    "partitions",
 )
 
 Runner = Callable[[Lab, dict[str, Any], random.Random], Result]
