@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from django.core.management import call_command
-from django.core.management.base import SystemCheckError
+from django.core.management.base import CommandError, SystemCheckError
 from django.urls import reverse
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
@@ -179,6 +179,8 @@ def test_changing_n_is_refused_while_the_old_partitions_hold_active_jobs(emails,
         call_command("check")
     with pytest.raises(PartitionCountChanged, match="1 active job"):
         Worker(["emails"]).run()
+    with pytest.raises(CommandError, match="Keep PARTITIONS = 8"):  # before any process is forked
+        call_command("runworkers", "--queues", "emails", "--processes", "2")
     with pytest.raises(PartitionCountChanged):
         tasks.add.enqueue({"a": 1, "b": 1}, queue="emails")
     # Drained with the old N, the new one is taken.

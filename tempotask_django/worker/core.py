@@ -190,7 +190,7 @@ class Worker:
         before taking any job when a queue's PARTITIONS differs from the number its active jobs are
         spread over (storage/partition_counts.py).
         """
-        self.check_partitions()
+        self._check_partitions_once_answered()
         self.announce()
         self.finisher.start()
         self.watchdog.start()
@@ -283,6 +283,16 @@ class Worker:
         another is recorded while the old layout still holds active jobs (it would go unserved)."""
         for queue in self.queues:
             self.store.partition_counts.ensure(queue, partitions.count_of(self.settings, queue))
+
+    def _check_partitions_once_answered(self) -> None:
+        """``check_partitions``, tried again while Redis does not answer (a worker started during an
+        outage waits for Redis, as its loop would), until it answers or the worker is stopped."""
+        while not self.stopping:
+            try:
+                self.check_partitions()
+                return
+            except REDIS_ERRORS as exc:
+                self._stopping.wait(self._throttle.failed("checking the queues' partitions", exc))
 
     def announce(self) -> None:
         """Log the start line, and warn when Redis may evict the queues' keys."""
