@@ -374,7 +374,11 @@ class Worker:
         timeout = min(self.claimer.block_ms(), int(self.housekeeper.seconds_to_next() * 1000))
         if timeout <= 0:
             return 0
-        return self.claimer.wait_then_claim(timeout, self._free_slots())
+        started = self.claimer.wait_then_claim(timeout, self._free_slots())
+        if started is None:  # every queue at its limit: wait for a slot (the finisher sets the event)
+            self._wakeup.wait(timeout=timeout / 1000)
+            return 0
+        return started
 
     # -- what handlers call -------------------------------------------------------------------
     def _write_log(self, job: Job, message: Any) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from tempotask_django.chaos.lab import QUEUE, Lab
 from tempotask_django.chaos.report import Result
 from tempotask_django.chaos.scenarios import scenario
-from tempotask_django.chaos.workload import enqueue_work, stop_figures
+from tempotask_django.chaos.workload import ENQUEUE_BATCH, stop_figures
 
 # The most the busiest and the idlest master may differ, as a fraction of the mean.
 MOST_SPREAD = 0.20
@@ -51,9 +51,21 @@ def partitions(lab: Lab, params: dict[str, Any], rng: random.Random) -> Result:
     result.figure("partitioned / unpartitioned", round(partitioned / plain, 2) if plain else None)
     result.note(
         "Both layouts share this machine's CPUs with the three masters: the ratio shows what partitioning "
-        "costs on one host, not what more hosts would give."
+        "costs on one host (a worker's finished batch and its claims are split over the partitions, so fewer "
+        "jobs share each script call), not what more hosts would give."
     )
     return result
+
+
+def _enqueue(jobs: int, rng: random.Random) -> None:
+    """``jobs`` chaos.work jobs whose ids come from the seeded ``rng``: the same partitions every run."""
+    from tempotask_django import api
+
+    for start in range(0, jobs, ENQUEUE_BATCH):
+        batch = range(min(ENQUEUE_BATCH, jobs - start))
+        api.add_jobs(
+            [{"name": "chaos.work", "data": {"ms": 0}, "job_id": f"p{rng.getrandbits(64):016x}"} for _ in batch]
+        )
 
 
 def _fresh(path: Path) -> Path:
@@ -72,7 +84,8 @@ def _run(lab: Lab, cluster: Any, params: dict[str, Any], rng: random.Random, cou
     jobs = params["jobs"]
     label = f"{count} partitions" if count > 1 else "unpartitioned"
     cluster.flush()
-    queues = {QUEUE: {"PARTITIONS": count}} if count > 1 else {}
+    # A queue listed in QUEUES runs at most its own CONCURRENCY per worker: the same in both layouts.
+    queues = {QUEUE: {"CONCURRENCY": params["concurrency"], **({"PARTITIONS": count} if count > 1 else {})}}
     lab.configure(REDIS_MODE="cluster", REDIS_URL=cluster.url, QUEUES=queues, MAX_JOBS_PER_STATUS=jobs * 2)
     store = lab.store
     workers = lab.workers(params["processes"], params["concurrency"])
@@ -80,13 +93,13 @@ def _run(lab: Lab, cluster: Any, params: dict[str, Any], rng: random.Random, cou
     while len(store.inspect.list_workers()) < params["processes"] and time.monotonic() < deadline:
         time.sleep(0.1)
     store.pause_queue(QUEUE)
-    enqueue_work(jobs, rng)
+    _enqueue(jobs, rng)
     masters = cluster.master_ports()
-    keys, before = {}, {}
+    keys = {}
     for port in masters:
         with cluster.client_of(port) as client:
             keys[port] = int(client.dbsize())
-            before[port] = int(client.info("stats")["total_commands_processed"])
+            client.config_resetstat()
     started = time.monotonic()
     store.resume_queue(QUEUE)
     drained = False
@@ -98,12 +111,20 @@ def _run(lab: Lab, cluster: Any, params: dict[str, Any], rng: random.Random, cou
             break
         time.sleep(0.05)
     seconds = time.monotonic() - started
-    ops = {}
+    ops: dict[int, int] = {}
+    calls: dict[str, int] = {}
     for port in masters:
         with cluster.client_of(port) as client:
-            ops[port] = int(client.info("stats")["total_commands_processed"]) - before[port]
+            for name, stat in client.info("commandstats").items():  # counted since the reset at the resume
+                calls[name] = calls.get(name, 0) + int(stat["calls"])
+                ops[port] = ops.get(port, 0) + int(stat["calls"])
     result.must_equal(f"{label}: drained", drained, True)
     result.must_equal(f"{label}: jobs completed", store.inspect.count_jobs(QUEUE, "completed"), jobs)
     result.figure(f"{label}: seconds to drain", round(seconds, 2))
+    result.figure(f"{label}: Redis commands per job, all masters", round(sum(ops.values()) / jobs, 1))
+    for name in ("cmdstat_evalsha", "cmdstat_xread", "cmdstat_xreadgroup"):
+        result.figure(
+            f"{label}: {name.removeprefix('cmdstat_').upper()} calls per job", round(calls.get(name, 0) / jobs, 2)
+        )
     stop_figures(result, workers)
     return {"keys": keys, "ops": ops, "rate": jobs / seconds if seconds else 0.0}
