@@ -258,3 +258,30 @@ def test_immediate_mode_runs_a_partitioned_queue_s_jobs(settings, redis_client):
             5,
             partitions.for_id(get_settings(), "emails", "now"),
         )
+
+
+def test_a_worker_whose_queue_is_at_its_limit_does_not_spin_on_the_doorbells(settings, redis_client):
+    """CONCURRENCY 1 for the queue, 4 for the worker: while one job runs, the others wait in other
+    partitions whose doorbells rang since the worker last claimed from them. The worker waits for
+    its slot instead of reading those doorbells over and over."""
+    import threading
+    import time
+
+    settings.TEMPOTASK = {**settings.TEMPOTASK, "QUEUES": {"emails": {"PARTITIONS": N, "CONCURRENCY": 1}}}
+    reset_default_store()
+    first = tasks.naps.enqueue({"seconds": 1.5}, job_id=ids_in(0, N, 1, "nap")[0], queue="emails")
+    worker = Worker(["emails"], concurrency=4)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        wait_until(lambda: get_job(first, queue="emails").status == JobStatus.PROCESSING, 10, 0.01)
+        for index in range(1, N):
+            tasks.noop.enqueue(job_id=ids_in(index, N, 1, "after")[0], queue="emails")
+        redis_client.config_resetstat()
+        time.sleep(1)
+        reads = int(redis_client.info("commandstats").get("cmdstat_xread", {}).get("calls", 0))
+        wait_until(lambda: api.queue_stats("emails").completed == N, 15, 0.05)
+    finally:
+        worker.request_stop()
+        thread.join(timeout=15)
+    assert reads <= 3, reads
