@@ -285,3 +285,24 @@ def test_a_worker_whose_queue_is_at_its_limit_does_not_spin_on_the_doorbells(set
         worker.request_stop()
         thread.join(timeout=15)
     assert reads <= 3, reads
+
+
+def test_every_script_on_a_partitioned_queue_touches_only_declared_keys(emails, monkeypatch):
+    from tests.storage.declared_keys import strict_scripts
+
+    with strict_scripts(monkeypatch):
+        reset_default_store()
+        from tempotask_django.storage.connection import get_default_store
+
+        store = get_default_store()
+        api.add_jobs([{"name": "add", "data": {"a": i, "b": 1}, "queue": "emails"} for i in range(20)])
+        tasks.always_fails.enqueue({"why": "test"}, job_id="broken", queue="emails")
+        tasks.add.enqueue({"a": 1, "b": 1}, job_id="later", queue="emails", delay=3600)
+        drain(["emails"], store=store)
+        assert cancel_job("later", queue="emails") == JobStatus.DELAYED
+        assert store.retry_failed("emails") == 1
+        drain(["emails"], store=store)
+        assert store.purge("emails", "failed") == 1
+        assert delete_job("later", queue="emails") == JobStatus.CANCELLED
+        stats = api.queue_stats("emails")
+        assert (stats.completed, stats.failed, stats.cancelled) == (20, 0, 0)
