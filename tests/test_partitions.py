@@ -306,3 +306,21 @@ def test_every_script_on_a_partitioned_queue_touches_only_declared_keys(emails, 
         assert delete_job("later", queue="emails") == JobStatus.CANCELLED
         stats = api.queue_stats("emails")
         assert (stats.completed, stats.failed, stats.cancelled) == (20, 0, 0)
+
+
+@pytest.mark.djtasks
+def test_the_django_tasks_backend_enqueues_into_a_partitioned_queue_and_reads_results(settings, redis_client):
+    from tempotask_django.djtasks.compat import TaskResultStatus, default_task_backend
+    from tests.testapp import dtasks
+
+    settings.TEMPOTASK = {**settings.TEMPOTASK, "QUEUES": {"other": {"PARTITIONS": 4}}}
+    reset_default_store()
+    results = [dtasks.echo.using(queue_name="other").enqueue(n) for n in range(12)]
+    assert {get_job(result.id, queue="other").queue for result in results} <= set(
+        partitions.expand(get_settings(), "other")
+    )
+    drain(["other"])
+    for n, result in enumerate(results):
+        fetched = default_task_backend.get_result(result.id)
+        assert (fetched.status, fetched.return_value) == (TaskResultStatus.SUCCESSFUL, {"args": [n], "kwargs": {}})
+        assert fetched.task.queue_name == "other"  # the queue, not the partition holding the job
