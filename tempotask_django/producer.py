@@ -180,7 +180,7 @@ def announce(spec: JobSpec, status: str, tasks: TaskRegistry = registry) -> None
         sender=tasks.find(spec.name),
         job_id=spec.id,
         name=spec.name,
-        queue=spec.queue,
+        queue=partitions.logical(spec.queue),  # the queue's name, not the partition holding the job
         status=status,
     )
 

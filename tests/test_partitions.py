@@ -324,3 +324,20 @@ def test_the_django_tasks_backend_enqueues_into_a_partitioned_queue_and_reads_re
         fetched = default_task_backend.get_result(result.id)
         assert (fetched.status, fetched.return_value) == (TaskResultStatus.SUCCESSFUL, {"args": [n], "kwargs": {}})
         assert fetched.task.queue_name == "other"  # the queue, not the partition holding the job
+
+
+def test_job_enqueued_names_the_queue_and_the_job_its_partition(emails):
+    from tempotask_django import signals
+
+    heard = []
+
+    def receiver(sender, **kwargs):
+        heard.append(kwargs["queue"])
+
+    signals.job_enqueued.connect(receiver)
+    try:
+        job_id = tasks.add.enqueue({"a": 1, "b": 1}, queue="emails")
+    finally:
+        signals.job_enqueued.disconnect(receiver)
+    assert heard == ["emails"]
+    assert partitions.logical(get_job(job_id, queue="emails").queue) == "emails"
