@@ -175,6 +175,7 @@ def test_admin_queue_page_shows_the_queue_once_with_a_breakdown(emails, admin_cl
     job = api.list_jobs("emails", limit=1)[0]
     detail = admin_client.get(reverse("admin:tempotask_job", args=[job.queue, job.id]))
     assert detail.status_code == 200
+    assert "(8 partitions)" in admin_client.get(reverse("admin:tempotask_overview")).content.decode()
     overview = admin_client.get(reverse("admin:tempotask_overview_data")).json()
     assert [row["waiting"] for row in overview["queues"] if row["queue"] == "emails"] == [40]
     assert not [row for row in overview["queues"] if "~" in row["queue"]]
