@@ -10,7 +10,8 @@ E020 a task's rate_limit, max_concurrency or limit_key is invalid (a bad queue
 RATE_LIMIT is E005, with the rest of QUEUES), W001 TIMEOUT_GRACE of half STALLED_TIMEOUT or more,
 E106 TASKS names TempotaskBackend without Django's Tasks framework.
 TempotaskBackend.check() reports E101-E105 and W101 (see backends.py).
-Checks never connect to Redis.
+Checks never connect to Redis, but one: when QUEUES sets PARTITIONS, E015 compares it with the number
+of partitions recorded in Redis (W002 when Redis cannot be reached).
 """
 
 from __future__ import annotations
@@ -142,3 +143,31 @@ def _cron_data_problem(task: Any) -> str | None:
     except ValueError as exc:
         return f"its cron schedule's data: {exc}"
     return None
+
+
+@register(Tags.compatibility, "tempotask")
+def check_partition_counts(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """A queue's PARTITIONS differs from the number its active jobs are spread over in Redis: its
+    workers would refuse to start, and its producers to enqueue (storage/partition_counts.py)."""
+    raw = conf.raw_settings()
+    if not isinstance(raw, dict) or conf.validate(raw):
+        return []
+    settings = conf.get_settings()
+    queues = raw.get("QUEUES", {})
+    if settings.immediate or not any("PARTITIONS" in overrides for overrides in queues.values()):
+        return []
+    from tempotask_django.storage.connection import get_default_store
+    from tempotask_django.storage.outage import REDIS_ERRORS
+
+    try:
+        counts = get_default_store().partition_counts
+        found = [counts.mismatch(queue, settings.for_queue(queue).partitions) for queue in sorted(queues)]
+    except REDIS_ERRORS as exc:
+        return [
+            Warning(
+                f"Could not compare the queues' PARTITIONS with Redis ({settings.safe_redis_url}): {exc}",
+                hint="Run the check where Redis can be reached; workers make the same comparison when they start.",
+                id="tempotask.W002",
+            )
+        ]
+    return [Error(problem.message + ".", hint=problem.hint, id="tempotask.E015") for problem in found if problem]

@@ -8,6 +8,7 @@ through ``manage.py check``. The cache is cleared whenever Django's ``setting_ch
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from urllib.parse import unquote_plus, urlsplit
 from django.conf import settings as django_settings
 from redis.connection import parse_url
 
+from tempotask_django import partitions
 from tempotask_django.limits import RATE_FORMS, Rate, is_rate, parse_rate
 from tempotask_django.validation import (
     BACKOFF_CHOICES,
@@ -114,6 +116,13 @@ def _check_queues(setting: Setting, queues: Any) -> list[Problem]:
             elif not rule.test(value):
                 msg = f"TEMPOTASK['QUEUES'][{name!r}][{key!r}] must be {rule.expected}, not {value!r}."
                 problems.append(Problem("tempotask.E005", msg, hint))
+        if isinstance(overrides, dict) and overrides.get("PARTITIONS", 1) != 1 and "RATE_LIMIT" in overrides:
+            # A rate log is one key: shared by N partitions (N hash slots), it could not be kept atomically.
+            msg = (
+                f"TEMPOTASK['QUEUES'][{name!r}] sets PARTITIONS and RATE_LIMIT, which a partitioned queue cannot keep."
+            )
+            hint = "Remove RATE_LIMIT (or PARTITIONS): a queue's rate limit needs all its jobs in one hash slot."
+            problems.append(Problem("tempotask.E005", msg, hint))
     return problems
 
 
@@ -124,9 +133,13 @@ TIMEOUT_RULE = Rule(
 )
 # Keys a queue of QUEUES may override, with their rules.
 RATE_RULE = Rule(is_rate, RATE_FORMS)
+PARTITIONS_RULE = Rule(
+    lambda v: is_int(v) and 1 <= v <= partitions.MAX_PARTITIONS, f"an integer from 1 to {partitions.MAX_PARTITIONS}"
+)
 QUEUE_OVERRIDES = {
     "CONCURRENCY": CONCURRENCY_RULE,
     "MAX_JOBS_PER_STATUS": HISTORY_RULE,
+    "PARTITIONS": PARTITIONS_RULE,
     "RATE_LIMIT": RATE_RULE,
     "TIMEOUT": TIMEOUT_RULE,
 }
@@ -437,9 +450,11 @@ SETTINGS: tuple[Setting, ...] = (
         {},
         _check_queues,
         'per-queue overrides: `{"emails": {"CONCURRENCY": 4, "MAX_JOBS_PER_STATUS": 1000, "RATE_LIMIT": "10/s", '
-        '"TIMEOUT": 60}}` (`RATE_LIMIT`: at most N jobs of the queue started in any second, minute or hour, '
-        "fleet-wide; see [Limits and progress](limits-and-progress.md); `TIMEOUT`: see "
-        "[Job control](job-control.md))",
+        '"TIMEOUT": 60}, "events": {"PARTITIONS": 8}}` (`RATE_LIMIT`: at most N jobs of the queue started in any '
+        "second, minute or hour, fleet-wide; see [Limits and progress](limits-and-progress.md); `TIMEOUT`: see "
+        "[Job control](job-control.md); `PARTITIONS`: 1 to 1024, the queue split over N hash tags so that a "
+        "Redis Cluster spreads it over its masters, not with `RATE_LIMIT`; see "
+        "[Partitioned queues](redis-modes.md#partitioned-queues))",
     ),
 )
 DEFAULTS: dict[str, Any] = {setting.key: setting.default for setting in SETTINGS}
@@ -451,6 +466,7 @@ class QueueSettings:
     max_jobs_per_status: int
     rate_limit: Rate | None = None
     timeout: float | None = None
+    partitions: int = 1
 
 
 @dataclass(frozen=True)
@@ -491,10 +507,19 @@ class Settings:
     queues: dict[str, QueueSettings] = field(default_factory=dict)
 
     def for_queue(self, queue: str) -> QueueSettings:
-        """Concurrency, history size, rate limit and time limit of one queue, with its overrides applied."""
-        return self.queues.get(queue) or QueueSettings(
-            self.concurrency, self.max_jobs_per_status, timeout=self.default_timeout
-        )
+        """Concurrency, history size, rate limit, time limit and partitions of one queue, with its
+        overrides applied. A partition (``emails~3of8``) has its queue's settings, but keeps its share
+        of the history: MAX_JOBS_PER_STATUS / N (rounded up), so the queue as a whole keeps about
+        MAX_JOBS_PER_STATUS."""
+        found = self.queues.get(queue)
+        if found is not None:
+            return found
+        partition = partitions.parse(queue)
+        if partition is not None:
+            whole = self.for_queue(partition.queue)
+            share = -(-whole.max_jobs_per_status // partition.count)
+            return dataclasses.replace(whole, max_jobs_per_status=share, partitions=1)
+        return QueueSettings(self.concurrency, self.max_jobs_per_status, timeout=self.default_timeout)
 
     @property
     def cron_beat_ttl(self) -> float:
@@ -576,6 +601,7 @@ def build_settings(raw: dict[str, Any]) -> Settings:
             max_jobs_per_status=overrides.get("MAX_JOBS_PER_STATUS", merged["MAX_JOBS_PER_STATUS"]),
             rate_limit=parse_rate(overrides["RATE_LIMIT"]) if "RATE_LIMIT" in overrides else None,
             timeout=_seconds_or_none(overrides.get("TIMEOUT", merged["DEFAULT_TIMEOUT"])),
+            partitions=overrides.get("PARTITIONS", 1),
         )
         for name, overrides in merged["QUEUES"].items()
     }

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 from django.db import DEFAULT_DB_ALIAS, transaction
 from django.dispatch import Signal
 
-from tempotask_django import limits, serialization, signals, tracing, validation
+from tempotask_django import limits, partitions, serialization, signals, tracing, validation
 from tempotask_django.conf import Settings, get_settings
+from tempotask_django.exceptions import ConfigurationError
 from tempotask_django.registry import TaskRegistry, registry
 from tempotask_django.storage.connection import get_default_store
 from tempotask_django.storage.records import JobSpec
@@ -65,7 +66,7 @@ def build_spec(
         retry_delay = task.retry_delay
     else:
         retry_delay = settings.retry_delay
-    queue = (task.queue or settings.default_queue) if queue is None else validation.queue_name(queue)
+    queue = (task.queue or settings.default_queue) if queue is None else _queue_name(queue)
     # The time limit: this call's, else the task's, else the queue's (QUEUES TIMEOUT, DEFAULT_TIMEOUT).
     limit: float | None
     if timeout is not None:
@@ -87,17 +88,31 @@ def build_spec(
         run_at_ms=run_at_ms,
         timeout=limit,
         checked=job_id is not None,
-        **_limits(task, data, settings),
+        **_limits(task, data, settings, queue),
     )
 
 
-def _limits(task: Task, data: Any, settings: Settings) -> dict[str, Any]:
+def _queue_name(queue: Any) -> str:
+    """A queue name, or the name of a partition (a cron schedule of a partitioned queue fires into one)."""
+    partition = partitions.parse(queue) if isinstance(queue, str) else None
+    validation.queue_name(partition.queue if partition is not None else queue)
+    return str(queue)
+
+
+def _limits(task: Task, data: Any, settings: Settings, queue: str) -> dict[str, Any]:
     """The JobSpec fields that carry the task's rate and concurrency limits (none for most tasks).
 
     Immediate mode checks the data as Redis mode does, but runs every job at once: no limit applies.
+    A partitioned queue cannot keep a limit (its log and its running set would be one key, in one hash
+    slot, for jobs in many): such a job is refused here.
     """
     if task.rate_limit is None and task.max_concurrency is None:
         return {}
+    if partitions.parse(queue) is not None or settings.for_queue(queue).partitions > 1:
+        raise ConfigurationError(
+            f"task {task.name!r} has a rate_limit or max_concurrency, which a partitioned queue cannot keep: "
+            f"enqueue it into a queue without PARTITIONS (queue {partitions.logical(queue)!r} is partitioned)"
+        )
     value = limits.limit_value(data, task.limit_key, task.name) if task.limit_key else None
     if settings.immediate:
         return {}
@@ -124,7 +139,7 @@ def _build_specs(items: Sequence[tuple[Task, Any, dict[str, Any]]], settings: Se
     shared: tuple[Task, dict[str, Any]] | None = None
     for task, data, options in items:
         if shared is not None and shared[0] is task and shared[1] is options and "job_id" not in options:
-            limit = _limits(task, data, settings).get("limit") if task.limit_key else None
+            limit = _limits(task, data, settings, specs[-1].queue).get("limit") if task.limit_key else None
             specs.append(specs[-1].another(new_job_id(), _data_json(task, data, settings), limit))
         else:
             specs.append(build_spec(task, data, settings=settings, **options))
@@ -165,7 +180,7 @@ def announce(spec: JobSpec, status: str, tasks: TaskRegistry = registry) -> None
         sender=tasks.find(spec.name),
         job_id=spec.id,
         name=spec.name,
-        queue=spec.queue,
+        queue=partitions.logical(spec.queue),  # the queue's name, not the partition holding the job
         status=status,
     )
 

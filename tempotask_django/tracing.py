@@ -18,6 +18,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from tempotask_django import partitions
+
 if TYPE_CHECKING:
     from tempotask_django.job import Job
     from tempotask_django.storage.records import JobSpec
@@ -111,7 +113,7 @@ def running(job: Job, carried: str | None) -> Iterator[RunSpan]:
     attributes = {
         "messaging.system": SYSTEM,
         "messaging.operation.type": "process",
-        "messaging.destination.name": job.queue,
+        "messaging.destination.name": partitions.logical(job.queue),  # the queue, not its partition
         "messaging.message.id": job.id,
         "tempotask.task": job.name,
         "tempotask.attempt": job.attempt,

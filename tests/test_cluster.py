@@ -509,3 +509,33 @@ def test_a_closed_store_reconnects_and_an_unreachable_cluster_is_an_outage(clust
     assert store.server_time_ms() > 0
     with pytest.raises(redis.ConnectionError, match="cannot be reached"):
         make_client(build_settings({"REDIS_MODE": "cluster", "REDIS_URL": "redis://:pw@127.0.0.1:1/0"}))
+
+
+def test_a_partitioned_queue_spreads_over_every_master_and_drains_without_polling(cluster, settings):
+    """QUEUES PARTITIONS: six partitions of one queue land two on each master (their hash tags sit in
+    six equal bands of the slots); one worker serving the queue drains them all, woken by any of them."""
+    from collections import Counter
+
+    from tempotask_django import partitions
+    from tempotask_django.conf import get_settings
+
+    settings.TEMPOTASK = {**settings.TEMPOTASK, "QUEUES": {"hot": {"PARTITIONS": 6}}}
+    reset_default_store()
+    store = get_default_store()
+    names = partitions.expand(get_settings(), "hot")
+    by_master = Counter(cluster.port_of_key(store.keys(name).waiting) for name in names)
+    assert sorted(by_master.values()) == [2, 2, 2], by_master
+    ids = tasks.noop.enqueue_many([{"n": n} for n in range(300)], queue="hot")
+    assert tasks.noop.enqueue({"n": 0}, job_id="once", queue="hot") == tasks.noop.enqueue(job_id="once", queue="hot")
+    jobs_per_master = Counter()
+    for name in names:
+        jobs_per_master[cluster.port_of_key(store.keys(name).waiting)] += store.inspect.count_jobs(name, "waiting")
+    assert sum(jobs_per_master.values()) == 301 and min(jobs_per_master.values()) >= 60, jobs_per_master
+    workers = Workers(["hot"], concurrency=4)
+    try:
+        wait_until(lambda: store.inspect.count_jobs("hot", "completed") == 301, 30, 0.1)
+        late = tasks.noop.enqueue(queue="hot")  # the worker is idle, blocked on the six doorbells
+        wait_until(lambda: get_job(late, queue="hot").status == JobStatus.COMPLETED, 10, 0.01)
+    finally:
+        workers.stop()
+    assert all(get_job(job_id, queue="hot").status == JobStatus.COMPLETED for job_id in ids)

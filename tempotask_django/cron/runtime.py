@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tempotask_django import serialization
-from tempotask_django.conf import get_settings
+from tempotask_django import partitions, serialization
+from tempotask_django.conf import get_settings, raw_settings
 from tempotask_django.cron.expression import CronExpression
 from tempotask_django.cron.schedules import (
     SCHEDULE_NAME,
@@ -80,7 +80,7 @@ def build(
         name,
         task,
         expression,
-        queue or task_object.queue or settings.default_queue,
+        partitions.for_schedule(raw_settings(), queue or task_object.queue or settings.default_queue, name),
         data,
         attempts,
         priority,

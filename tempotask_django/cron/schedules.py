@@ -9,6 +9,7 @@ here: the beat skips that schedule's ticks alone, so one schedule never stops th
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import Any
 
 from django.conf import settings as django_settings
 
-from tempotask_django import serialization, validation
+from tempotask_django import partitions, serialization, validation
 from tempotask_django.conf import DEFAULTS, raw_settings
 from tempotask_django.cron.describe import describe
 from tempotask_django.cron.expression import CronExpression
@@ -205,6 +206,8 @@ def _build(tasks: TaskRegistry, raw: Any) -> tuple[list[CronSchedule], list[Prob
             schedules.append(_from_settings(name, entry, tasks, default_queue))
         except _Problem as problem:
             problems.append(Problem(problem.check_id, str(problem), CRONS_HINT))
+    # A schedule of a partitioned queue lives, with its jobs, in one partition (partitions.for_schedule).
+    schedules = [dataclasses.replace(s, queue=partitions.for_schedule(raw, s.queue, s.name)) for s in schedules]
     return sorted(schedules, key=lambda s: s.name), problems
 
 

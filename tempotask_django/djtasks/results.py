@@ -20,6 +20,7 @@ from django.core.exceptions import SuspiciousOperation
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from tempotask_django import partitions
 from tempotask_django.job import Job, JobStatus
 
 SYNC_TASK_NAME = "tempotask.django_task"
@@ -97,7 +98,8 @@ class TaskCall:
             raise ImportError(f"task {self.path!r} of job {job.id} cannot be imported: {exc}") from exc
         if not isinstance(task, Task):
             raise SuspiciousOperation(f"Task {job.id} does not point to a Task ({self.path})")
-        options = (job.priority, job.queue, local_datetime(self.run_after), self.backend)
+        # The task's queue_name is the queue's name, not the partition holding the job (partitions.py).
+        options = (job.priority, partitions.logical(job.queue), local_datetime(self.run_after), self.backend)
         try:
             return _configured(task, *options)
         except TypeError:  # a Task that cannot be hashed (a subclass's field): no cache for it

@@ -42,6 +42,10 @@ Per queue ``Q`` (all under the hash tag ``{Q}`` so one queue's scripts run on Re
                                     once the caller has the reply (storage/replies.py), else
                                     expires after 5 minutes
 
+A partition of a partitioned queue (``Q~<i>of<n>``, see partitions.py) is a queue of its own with
+these keys; its hash tag is its name, possibly followed by ``~`` and a number that puts its slot in
+its band of the slot space (partitions.hash_tag).
+
 Global::
 
     P:queues                SET     every queue holding something (a delete or purge that empties a
@@ -52,6 +56,9 @@ Global::
     P:runtime_crons         SET     names of the runtime schedules (made in the admin or by add_cron)
     P:crons_version         STRING  counter bumped by every runtime schedule change: beats reload
                                     the runtime schedules when it moves
+    P:partitions            HASH    partitioned queue -> its number of partitions, recorded by its
+                                    first worker or producer (storage/partition_counts.py refuses another N
+                                    while the old partitions hold active jobs)
     P:beats                 ZSET    cron beat id -> last heartbeat, ms
     P:cancel                CHANNEL pub/sub, not a key: a notice per cancel of a running job
                                     ({"queue", "id", "worker", "entry"}); each worker listens
@@ -78,6 +85,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tempotask_django.partitions import hash_tag
+
 CONSUMER_GROUP = "workers"
 
 
@@ -90,7 +99,7 @@ class QueueKeys:
 
     @property
     def base(self) -> str:
-        return f"{self.prefix}:{{{self.queue}}}"
+        return f"{self.prefix}:{{{hash_tag(self.queue)}}}"
 
     @property
     def job_prefix(self) -> str:
@@ -236,6 +245,11 @@ class GlobalKeys:
     @property
     def crons_version(self) -> str:
         return f"{self.prefix}:crons_version"
+
+    @property
+    def partitions(self) -> str:
+        """Partitioned queue -> its number of partitions (storage/partition_counts.py)."""
+        return f"{self.prefix}:partitions"
 
     @property
     def beats(self) -> str:

@@ -18,7 +18,7 @@ import redis
 from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError, ResponseError
 
-from tempotask_django import serialization
+from tempotask_django import partitions, serialization
 from tempotask_django.conf import Settings
 from tempotask_django.exceptions import NotReplicated
 from tempotask_django.storage import presence
@@ -26,6 +26,7 @@ from tempotask_django.storage.cluster import ClusterCalls, ClusterWaits
 from tempotask_django.storage.direct import DirectCalls
 from tempotask_django.storage.inspect import QueueInspector
 from tempotask_django.storage.keys import CONSUMER_GROUP, GlobalKeys, QueueKeys
+from tempotask_django.storage.partition_counts import PartitionCounts
 from tempotask_django.storage.records import (
     CancelResult,
     ClaimResult,
@@ -134,7 +135,8 @@ class RedisStore:
             request_ids=not settings.immediate,
             lease_window=settings.stalled_timeout / 2,
         )
-        self.inspect = QueueInspector(client, self.prefix, self.scripts)
+        self.inspect = QueueInspector(client, self.prefix, self.scripts, settings)
+        self.partition_counts = PartitionCounts(self)
         self._registered_queues: set[str] = set()
         self._qrate_keys: dict[str, str] = {}  # the claim's own key, per queue (a hot path)
         # Per queue, the keys the last claim named (lua/claim.lua): the records of the next jobs to
@@ -175,6 +177,9 @@ class RedisStore:
         of use, and ``registered_again`` adds it back whatever this cache says.
         """
         if queue not in self._registered_queues:
+            partition = partitions.parse(queue)
+            if partition is not None:  # first use of a partition in this process: is its N the recorded one?
+                self.partition_counts.ensure(partition.queue, partition.count)
             self.client.sadd(self.global_keys.queues, queue)
             self._registered_queues.add(queue)
 
@@ -191,9 +196,17 @@ class RedisStore:
                 pipe.set(self.keys(queue).listed, "1")
             pipe.execute()
 
+    def place(self, spec: JobSpec) -> JobSpec:
+        """Put a job of a partitioned queue in the partition its id maps to (partitions.py): its
+        ``queue`` becomes that partition. Other jobs are left as they are."""
+        spec.queue = partitions.for_id(self.settings, spec.queue, spec.id)
+        return spec
+
     def enqueue(self, spec: JobSpec) -> tuple[bool, str]:
-        """Add a job unless one with its id is active. Returns (added, status); an added job's spec
-        gets its ``enqueued_at_ms`` (the Redis clock)."""
+        """Add a job unless one with its id is active (a job of a partitioned queue: in the partition
+        its id maps to). Returns (added, status); an added job's spec gets its ``enqueued_at_ms`` (the
+        Redis clock) and, in a partitioned queue, its partition as ``queue``."""
+        self.place(spec)
         self.register_queue(spec.queue)
         (((reply,), new_queue),), acknowledged = self._run_enqueues(
             [("enqueue", spec.queue, spec.script_args(), self._enqueue_keys([spec]))]
@@ -223,8 +236,11 @@ class RedisStore:
     def enqueue_many(self, specs: Sequence[JobSpec]) -> list[tuple[bool, str]]:
         """Enqueue a batch in one round trip; each job is still deduplicated on its own.
 
-        Jobs of one queue go ENQUEUE_CHUNK at a time into one script call (short scripts, few commands).
+        Jobs of one queue go ENQUEUE_CHUNK at a time into one script call (short scripts, few commands);
+        those of a partitioned queue go to their partitions (``place``).
         """
+        for spec in specs:
+            self.place(spec)
         for queue in {spec.queue for spec in specs}:
             self.register_queue(queue)
         calls, positions = [], []
@@ -550,8 +566,10 @@ class RedisStore:
     def delete_job(self, queue: str, job_id: str) -> str | None:
         """Delete a job in any status. Returns the status it had, None when it did not exist.
 
-        A queue left with nothing is taken out of the set of known queues (see ``_forget``).
+        A queue left with nothing is taken out of the set of known queues (see ``_forget``). A
+        partitioned queue's job is deleted in the partition holding it.
         """
+        queue = self.inspect.locate(queue, job_id)
         reply = self.scripts.run("delete", queue, [CONSUMER_GROUP, job_id], keys=self.job_keys(queue, job_id))
         if not reply:
             return None
@@ -568,6 +586,7 @@ class RedisStore:
     def cancel_job(self, queue: str, job_id: str) -> CancelResult | None:
         """Cancel a job (see lua/cancel.lua): waiting or delayed ones end cancelled at once, a
         processing one is marked and its worker told. None when there is no such job."""
+        queue = self.inspect.locate(queue, job_id)
         args = [job_id, self._history_size(queue), self.global_keys.cancel_channel, self.settings.max_errors_per_job]
         keys = self.keys(queue)
         reply = self.scripts.run("cancel", queue, args, keys=[keys.job(job_id), keys.errors(job_id)])
@@ -580,13 +599,18 @@ class RedisStore:
 
     def retry_job(self, queue: str, job_id: str) -> str | None:
         """Queue a failed, cancelled or delayed job again now. Returns the status it had (None if missing)."""
+        queue = self.inspect.locate(queue, job_id)
         return self.scripts.run("retry", queue, [job_id], [self.keys(queue).job(job_id)]) or None
 
     def retry_failed(self, queue: str, batch: int = 500) -> int:
         """Queue every job that was failed when called again now, in batches. Returns the count.
 
-        Jobs that fail again meanwhile get a newer finish time, so they are not retried twice.
+        Jobs that fail again meanwhile get a newer finish time, so they are not retried twice. A
+        partitioned queue's partitions are each done this way.
         """
+        found = self.inspect.physical(queue)
+        if len(found) > 1:
+            return sum(self.retry_failed(partition, batch) for partition in found)
         until = self.server_time_ms()
         failed_key = self.keys(queue).failed
         total = 0
@@ -604,8 +628,12 @@ class RedisStore:
     def purge(self, queue: str, status: str, batch: int = 500) -> int:
         """Delete every completed, failed or cancelled job of a queue, in short batches. Returns the count.
 
-        A queue left with nothing is taken out of the set of known queues (see ``_forget``).
+        A queue left with nothing is taken out of the set of known queues (see ``_forget``). A
+        partitioned queue's partitions are each purged.
         """
+        found = self.inspect.physical(queue)
+        if len(found) > 1:
+            return sum(self.purge(partition, status, batch) for partition in found)
         total = 0
         while True:
             deleted, emptied = self.scripts.run("purge", queue, [status, batch, CONSUMER_GROUP])
@@ -637,7 +665,12 @@ class RedisStore:
             self.registered_again([queue])
 
     def pause_queue(self, queue: str) -> None:
-        """Workers stop starting jobs from ``queue``; running jobs finish."""
+        """Workers stop starting jobs from ``queue`` (every partition of a partitioned one); running jobs finish."""
+        found = self.inspect.physical(queue)
+        if len(found) > 1:
+            for partition in found:
+                self.pause_queue(partition)
+            return
         # Paused first, registered second: ``_forget`` checks the flag after its SREM.
         self.client.set(self.keys(queue).paused, "1")
         self._registered_queues.discard(queue)
@@ -645,6 +678,11 @@ class RedisStore:
 
     def resume_queue(self, queue: str) -> None:
         """Workers start jobs from ``queue`` again; idle ones are woken at once (the doorbell rings)."""
+        found = self.inspect.physical(queue)
+        if len(found) > 1:
+            for partition in found:
+                self.resume_queue(partition)
+            return
         keys = self.keys(queue)
         pipe = self.client.pipeline(transaction=True)
         pipe.delete(keys.paused)

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.generic import TemplateView, View
 
-from tempotask_django import api
+from tempotask_django import api, partitions
 from tempotask_django.conf import get_settings
 from tempotask_django.models import VIEW, Dashboard
 from tempotask_django.storage.connection import get_default_store
@@ -99,8 +99,10 @@ class DashboardMixin:
         return api.all_queues()
 
     def known_queue(self, queue: str) -> str:
-        """``queue`` when it exists (configured, used by a task or in Redis); else 404."""
-        if not NAME_PATTERN.match(queue) or queue not in self.all_queues():
+        """``queue`` when it exists (configured, used by a task or in Redis), or is a partition of
+        one (a job's page names the partition holding it); else 404."""
+        name = partitions.logical(queue)
+        if not NAME_PATTERN.match(name) or name not in self.all_queues():
             raise Http404(f"no queue named {queue!r}")
         return queue
 

@@ -18,7 +18,12 @@ IDLE_BLOCK_MS = 1000
 
 
 class Claimer:
-    """Claims jobs of ``queues`` (first listed first) for one worker and hands them to the dispatcher."""
+    """Claims jobs of ``queues`` (first listed first) for one worker and hands them to the dispatcher.
+
+    ``groups`` lists the queues in order, the partitions of a partitioned queue together in one group
+    (one queue alone otherwise). Groups are served first listed first; within a group, the partition
+    served first turns at every claim (``order``), so that no partition waits while others have work.
+    """
 
     def __init__(
         self,
@@ -28,10 +33,13 @@ class Claimer:
         slots: Slots,
         dispatcher: Dispatcher,
         throttle: ErrorThrottle,
+        groups: list[list[str]] | None = None,
     ) -> None:
         self.store = store
         self.worker_name = worker_name
         self.queues = queues
+        self.groups = groups if groups is not None else [[queue] for queue in queues]
+        self._turns = [0] * len(self.groups)
         self.slots = slots
         self.dispatcher = dispatcher
         self.throttle = throttle
@@ -41,10 +49,22 @@ class Claimer:
         # finisher only refills from a queue that may have more; otherwise it wakes the loop.
         self._more_waiting = dict.fromkeys(queues, False)
 
+    def order(self) -> list[list[str]]:
+        """The groups in order, each partitioned queue's partitions starting one further than at the
+        last call: every partition comes first in turn."""
+        ordered = []
+        for index, group in enumerate(self.groups):
+            if len(group) > 1:
+                turn = self._turns[index] = (self._turns[index] + 1) % len(group)
+                group = group[turn:] + group[:turn]
+            ordered.append(group)
+        return ordered
+
     def claim_and_start(self, free: int) -> tuple[int, bool]:
-        """Claim up to ``free`` jobs, first listed queue first. Returns (started, every queue drained)."""
+        """Claim up to ``free`` jobs, first listed queue first (see ``order``). Returns (started,
+        every queue drained)."""
         started, drained = 0, True
-        for queue in self.queues:
+        for queue in (queue for group in self.order() for queue in group):
             count = self.slots.reserve(queue, free - started)
             if count <= 0:
                 continue
@@ -55,13 +75,15 @@ class Claimer:
                 break
         return started, drained
 
-    def claim(self, queue: str, count: int, wait_ms: int = 0) -> ClaimResult:
+    def claim(self, queue: str, count: int, wait_ms: int = 0, wake_ids: dict[str, str] | None = None) -> ClaimResult:
         """Claim ``count`` reserved slots' worth of jobs of ``queue`` and start them; with ``wait_ms``,
-        after waiting that long at most for the doorbell, in the same round trip."""
+        after waiting that long at most for the doorbells of ``wake_ids`` (default: every queue's),
+        in the same round trip."""
         jobs: list[dict[str, str]] = []
         try:
             if wait_ms > 0:
-                result = self.store.wait_then_claim(self._wake_ids, wait_ms, queue, self.worker_name, count)
+                waited = self._wake_ids if wake_ids is None else wake_ids
+                result = self.store.wait_then_claim(waited, wait_ms, queue, self.worker_name, count)
             else:
                 result = self.store.claim(queue, self.worker_name, count)
             self.throttle.succeeded()  # Redis answered
@@ -87,19 +109,26 @@ class Claimer:
         """How long an idle wait may block: IDLE_BLOCK_MS, or less when a delayed job is due sooner."""
         return min([IDLE_BLOCK_MS, *(due for due in self._next_due.values() if due >= 0)])
 
-    def wait_then_claim(self, timeout_ms: int, free: int) -> int:
-        """Block until a job is enqueued (``timeout_ms`` at most); returns jobs started.
+    def wait_then_claim(self, timeout_ms: int, free: int) -> int | None:
+        """Block until a job is enqueued (``timeout_ms`` at most); returns jobs started, or None at
+        once when no queue has room (the caller waits for a slot instead).
 
         The wait and a claim of the first queue with room go in one round trip (see
         ``RedisStore.wait_then_claim``): the job that ends the wait usually starts at once. Jobs of
-        the other queues are claimed by the next iteration.
+        the other queues are claimed by the next iteration. Only the doorbells of queues with room
+        are waited on: a queue at its limit (or a partition of one) has doorbell entries no claim
+        has seen, which would end every wait at once while nothing can be claimed from it.
         """
-        queue = next((q for q in self.queues if self.slots.free_in(q) > 0), None)
-        count = self.slots.reserve(queue, free) if queue is not None else 0
-        if queue is None or count <= 0:
-            self.store.wait_for_jobs(self._wake_ids, timeout_ms)
+        roomy = {queue: self._wake_ids[queue] for queue in self.queues if self.slots.free_in(queue) > 0}
+        if not roomy:
+            return None
+        ordered = (queue for group in self.order() for queue in group)
+        queue = next(q for q in ordered if q in roomy)
+        count = self.slots.reserve(queue, free)
+        if count <= 0:
+            self.store.wait_for_jobs(roomy, timeout_ms)
             return 0
-        return len(self.claim(queue, count, wait_ms=timeout_ms).jobs)
+        return len(self.claim(queue, count, wait_ms=timeout_ms, wake_ids=roomy).jobs)
 
     def queues_idle(self) -> bool:
         """Nothing waiting, due or in progress in any of this worker's queues."""

@@ -28,7 +28,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tempotask_django import serialization
+from tempotask_django import partitions, serialization
 from tempotask_django.api import add_job
 from tempotask_django.conf import Settings, get_settings
 from tempotask_django.job import Job
@@ -80,6 +80,10 @@ class Worker:
         self.settings = settings or get_settings()
         self.store = store or get_default_store()
         self.queues = list(queues or [self.settings.default_queue])
+        # A partitioned queue is served through all its partitions (partitions.py), which share its
+        # CONCURRENCY: ``physical`` lists the queues claimed from, ``groups`` them per queue served.
+        groups = [partitions.expand(self.settings, queue) for queue in self.queues]
+        self.physical = [physical for group in groups for physical in group]
         self.concurrency = concurrency or max(self.settings.for_queue(q).concurrency for q in self.queues)
         self.burst = burst
         self.max_jobs = max_jobs
@@ -101,16 +105,19 @@ class Worker:
             q: self.settings.for_queue(q).concurrency if q in self.settings.queues else self.concurrency
             for q in self.queues
         }
-        self.slots = Slots(self.concurrency, limits, max_jobs)
+        group_of = {physical: queue for queue, group in zip(self.queues, groups, strict=True) for physical in group}
+        self.slots = Slots(self.concurrency, limits, max_jobs, groups=group_of)
         self.running = RunningJobs()
         finished: FinishedJobs = queue_module.SimpleQueue()
         self.dispatcher = Dispatcher(self.runner, self.running, finished, self.concurrency, self.name)
-        self.claimer = Claimer(self.store, self.name, self.queues, self.slots, self.dispatcher, self._throttle)
+        self.claimer = Claimer(
+            self.store, self.name, self.physical, self.slots, self.dispatcher, self._throttle, groups=groups
+        )
         self.finisher = Finisher(
             self.store,
             self.settings,
             self.name,
-            self.queues,
+            self.physical,
             self.concurrency,
             max_jobs,
             self.running,
@@ -124,7 +131,7 @@ class Worker:
             self.store,
             self.settings,
             self.name,
-            self.queues,
+            self.physical,
             self.concurrency,
             self.running,
             self.slots,
@@ -154,7 +161,7 @@ class Worker:
         it (up to IDLE_BLOCK_MS) gives the running jobs back and exits at once."""
         self.request_stop()
         try:
-            self.store.ring(self.queues)
+            self.store.ring(self.physical)
         except REDIS_ERRORS as exc:
             self._throttle.failed("waking the worker loop", exc)
 
@@ -179,8 +186,11 @@ class Worker:
     def run(self) -> bool:
         """Process jobs until stopped (or, with ``burst``, until the queues are idle).
 
-        Returns True when every running job finished before exiting.
+        Returns True when every running job finished before exiting. Raises PartitionCountChanged
+        before taking any job when a queue's PARTITIONS differs from the number its active jobs are
+        spread over (storage/partition_counts.py).
         """
+        self._check_partitions_once_answered()
         self.announce()
         self.finisher.start()
         self.watchdog.start()
@@ -268,6 +278,22 @@ class Worker:
         )
         self.running.forget(left)
 
+    def check_partitions(self) -> None:
+        """Record each served queue's number of partitions, or raise PartitionCountChanged when
+        another is recorded while the old layout still holds active jobs (it would go unserved)."""
+        for queue in self.queues:
+            self.store.partition_counts.ensure(queue, partitions.count_of(self.settings, queue))
+
+    def _check_partitions_once_answered(self) -> None:
+        """``check_partitions``, tried again while Redis does not answer (a worker started during an
+        outage waits for Redis, as its loop would), until it answers or the worker is stopped."""
+        while not self.stopping:
+            try:
+                self.check_partitions()
+                return
+            except REDIS_ERRORS as exc:
+                self._stopping.wait(self._throttle.failed("checking the queues' partitions", exc))
+
     def announce(self) -> None:
         """Log the start line, and warn when Redis may evict the queues' keys."""
         logger.info(
@@ -301,7 +327,7 @@ class Worker:
     def _leave(self) -> None:
         try:
             self.store.unregister_worker(self.name)
-            for queue in self.queues:
+            for queue in self.physical:
                 self.store.forget_consumers(queue, 0, only=self.name)
             self.store.scripts.forget_replies()
         except REDIS_ERRORS as exc:
@@ -348,7 +374,11 @@ class Worker:
         timeout = min(self.claimer.block_ms(), int(self.housekeeper.seconds_to_next() * 1000))
         if timeout <= 0:
             return 0
-        return self.claimer.wait_then_claim(timeout, self._free_slots())
+        started = self.claimer.wait_then_claim(timeout, self._free_slots())
+        if started is None:  # every queue at its limit: wait for a slot (the finisher sets the event)
+            self._wakeup.wait(timeout=timeout / 1000)
+            return 0
+        return started
 
     # -- what handlers call -------------------------------------------------------------------
     def _write_log(self, job: Job, message: Any) -> None:

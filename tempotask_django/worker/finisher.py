@@ -128,11 +128,13 @@ class Finisher:
         """The queue to refill from with the finish round trip, with its slots reserved; or (None, 0)."""
         if self.stopping.is_set() or not self.running.may_refill():
             return None, 0
-        for queue in self.queues:
-            if self.slots.free_in(queue) <= 0:
+        for group in self.claimer.order():
+            if self.slots.free_in(group[0]) <= 0:  # a group's partitions share their queue's slots
                 continue
-            # First listed first: if the first queue with room may be empty, let the loop decide.
-            if not self.claimer.may_have_more(queue):
+            # First listed first: if the first queue with room may be empty, let the loop decide. The
+            # partitions of one queue rank alike: any of them that may have more will do.
+            queue = next((queue for queue in group if self.claimer.may_have_more(queue)), None)
+            if queue is None:
                 return None, 0
             return queue, self.slots.reserve(queue, self.concurrency)
         return None, 0

@@ -67,8 +67,9 @@ class InProcessRunner:
         return ran
 
     def run_next(self) -> Job | None:
-        """Run one attempt of the first queue with a due job; None when none has one."""
-        for queue in self.queues:
+        """Run one attempt of the first queue with a due job (every partition of a partitioned one);
+        None when none has one."""
+        for queue in self.worker.physical:
             job = self.run_one(queue)
             if job is not None:
                 return job

@@ -13,11 +13,19 @@ from collections.abc import Mapping
 
 
 class Slots:
-    """Free capacity of one worker. ``limits`` maps each queue to the most jobs it may run at once."""
+    """Free capacity of one worker. ``limits`` maps each queue to the most jobs it may run at once;
+    ``groups`` maps each partition of a partitioned queue to its queue, whose limit the partitions share."""
 
-    def __init__(self, concurrency: int, limits: Mapping[str, int], max_jobs: int | None = None) -> None:
+    def __init__(
+        self,
+        concurrency: int,
+        limits: Mapping[str, int],
+        max_jobs: int | None = None,
+        groups: Mapping[str, str] | None = None,
+    ) -> None:
         self.concurrency = concurrency
-        self.limits = dict(limits)
+        self.groups = dict(groups or {})
+        self.limits = {self.groups.get(queue, queue): limit for queue, limit in limits.items()}
         self.max_jobs = max_jobs
         self.started = 0
         self._used = dict.fromkeys(self.limits, 0)  # per queue: running jobs plus reserved slots
@@ -37,11 +45,13 @@ class Slots:
         return free
 
     def free_in(self, queue: str) -> int:
+        queue = self.groups.get(queue, queue)
         with self._lock:
             return min(self._free(), self.limits[queue] - self._used[queue])
 
     def reserve(self, queue: str, wanted: int) -> int:
         """Hold up to ``wanted`` slots of ``queue`` for a claim; returns how many (maybe 0)."""
+        queue = self.groups.get(queue, queue)
         with self._lock:
             count = max(0, min(wanted, self._free(), self.limits[queue] - self._used[queue]))
             self._used[queue] += count
@@ -51,6 +61,7 @@ class Slots:
 
     def settle(self, queue: str, reserved: int, started: int) -> None:
         """A claim that reserved ``reserved`` slots is over and started ``started`` jobs in them."""
+        queue = self.groups.get(queue, queue)
         with self._lock:
             self._reserved -= reserved
             self.started += started
@@ -59,6 +70,7 @@ class Slots:
 
     def finished(self, queue: str, count: int = 1) -> None:
         """``count`` jobs of ``queue`` stopped running: their slots are free again."""
+        queue = self.groups.get(queue, queue)
         with self._lock:
             self._used[queue] -= count
             self._used_total -= count

@@ -49,6 +49,7 @@ MODULES = (
     "dropped_replies",
     "cluster_failover",
     "sentinel_failover",
+    "partitions",
 )
 
 Runner = Callable[[Lab, dict[str, Any], random.Random], Result]

@@ -9,7 +9,7 @@ import sys
 import threading
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from tempotask_django.conf import get_settings
 from tempotask_django.cron import CronBeat
@@ -81,6 +81,7 @@ class Command(BaseCommand):
         settings = get_settings()  # fail here, clearly, on bad settings
         queues = options["queues"] or [settings.default_queue]
         processes = options["processes"]
+        check_partitions(queues)
 
         def child_main() -> int:
             return run_worker(
@@ -103,6 +104,30 @@ class Command(BaseCommand):
             restart_in_place()
         # Handler threads still running past SHUTDOWN_TIMEOUT must not hold the process open.
         os._exit(code)
+
+
+def check_partitions(queues: list[str]) -> None:
+    """Refuse to start (CommandError) when a queue's PARTITIONS differs from the number its active
+    jobs are spread over, before any process is forked (each would fail the same way, and be
+    replaced over and over). Redis not answering is left to the workers, which wait for it."""
+    from tempotask_django import partitions
+    from tempotask_django.storage.connection import get_default_store, reset_default_store
+    from tempotask_django.storage.outage import REDIS_ERRORS
+    from tempotask_django.storage.partition_counts import PartitionCountChanged
+
+    settings = get_settings()
+    if settings.immediate:
+        return
+    try:
+        counts = get_default_store().partition_counts
+        for queue in queues:
+            counts.ensure(queue, partitions.count_of(settings, queue))
+    except PartitionCountChanged as exc:
+        raise CommandError(str(exc)) from None
+    except REDIS_ERRORS:
+        pass  # each worker checks again once Redis answers
+    finally:
+        reset_default_store()  # no connection of this process is carried into the forked workers
 
 
 def restart_in_place() -> None:
