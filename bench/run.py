@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         peer_rows = table.rows(peers, described)
         peers["markdown"] = table.markdown_table(peer_rows)
+        peers["summary_markdown"] = table.markdown_table(table.summary_rows(peers, described))
         print("\nPeers (median of the runs; ratio to the ceiling of the same run in parentheses):")
         print(table.text_table(peer_rows))
     out = args.json or ROOT / "bench" / "results" / f"{datetime.datetime.now():%Y%m%d-%H%M%S}.json"

@@ -15,6 +15,10 @@ COLUMNS = (
 )
 
 
+# CPU time per job during S2 (bench/scenarios.py, CpuMeter): the worker process with its children, and Redis.
+CPU = {"consumer_us": "S2 worker CPU µs/job", "redis_us": "S2 Redis CPU µs/job"}
+
+
 def _ratio(values: list[float], ceiling: list[float]) -> float | None:
     pairs = [v / c for v, c in zip(values, ceiling, strict=False) if c]
     return statistics.median(pairs) if pairs else None
@@ -30,17 +34,19 @@ def _cell(values: list[float], ceiling: list[float], unit: str) -> str:
 def rows(result: dict, describe_tempotask: dict[str, str]) -> list[list[str]]:
     values, errors, status = result["values"], result["errors"], result["peers"]
     ceiling = values.get("ceiling", [])
-    table = [["queue", "configuration", *[f"{title} {unit}" for _, title, unit in COLUMNS], "RSS MiB", "versions"]]
+    heads = [f"{title} {unit}" for _, title, unit in COLUMNS]
+    table = [["queue", "configuration", *heads, "RSS MiB", *CPU.values(), "versions"]]
 
     def add(label: str, row: str, config: str, versions: str) -> None:
         runs = values.get(row, [])
         if row in errors and not runs:
-            table.append([label, config, f"failed: {errors[row]}", "", "", "", "", versions])
+            table.append([label, config, f"failed: {errors[row]}", *[""] * (len(table[0]) - 4), versions])
             return
         cells = [_cell([r[key] for r in runs], [c[key] for c in ceiling], unit) for key, _, unit in COLUMNS]
         rss = f"{statistics.median(r['rss'] for r in runs):.1f}"
+        cpu = [f"{statistics.median(r[key] for r in runs):.0f}" if all(key in r for r in runs) else "—" for key in CPU]
         note = f" (failed in a later run: {errors[row]})" if row in errors else ""
-        table.append([label, config + note, *cells, rss, versions])
+        table.append([label, config + note, *cells, rss, *cpu, versions])
 
     if ceiling:
         add("ceiling (plain Streams loop)", "ceiling", "XADD; XREADGROUP COUNT 100, XACK per batch", "redis-py")
@@ -50,9 +56,9 @@ def rows(result: dict, describe_tempotask: dict[str, str]) -> list[list[str]]:
         peer = PEERS[name]
         versions = ", ".join(f"{p} {v}" for p, v in state.get("versions", {}).items())
         if "skipped" in state:
-            table.append([peer.label, "skipped", state["skipped"], "", "", "", "", ""])
+            table.append([peer.label, "skipped", state["skipped"], *[""] * (len(table[0]) - 3)])
         elif "failed" in state:
-            table.append([peer.label, "failed", state["failed"], "", "", "", "", ""])
+            table.append([peer.label, "failed", state["failed"], *[""] * (len(table[0]) - 3)])
         else:
             for config, text in peer.configs.items():
                 add(peer.label, f"{name}/{config}", f"{config}: {text}", versions)
@@ -68,3 +74,33 @@ def markdown_table(table: list[list[str]]) -> str:
     lines = ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in table]
     lines.insert(1, "|" + "|".join(" --- " for _ in table[0]) + "|")
     return "\n".join(lines)
+
+
+def summary_rows(result: dict, describe_tempotask: dict[str, str]) -> list[list[str]]:
+    """The README's table: ratios to the ceiling only, the version with the name, the exact setting."""
+    values, errors, status = result["values"], result["errors"], result["peers"]
+    ceiling = values.get("ceiling", [])
+    table = [["queue", "worker configuration", "S1 enqueue", "S2 drain", "S3 p50", "S3 p99", "RSS MiB"]]
+
+    def add(label: str, row: str, config: str) -> None:
+        runs = values.get(row, [])
+        if not runs:
+            table.append([label, config, f"failed: {errors.get(row, 'no value')}", "", "", "", ""])
+            return
+        ratios = [_ratio([r[key] for r in runs], [c[key] for c in ceiling]) for key, _, _ in COLUMNS]
+        cells = ["—" if x is None else f"{x:.2f}x" for x in ratios]
+        table.append([label, config, *cells, f"{statistics.median(r['rss'] for r in runs):.0f}"])
+
+    for config, text in describe_tempotask.items():
+        add("tempotask", f"tempotask/{config}", text)
+    for name, state in status.items():
+        peer = PEERS[name]
+        versions = state.get("versions", {})
+        main = versions.get(peer.packages[0], "")
+        label = f"{peer.label} {main}".strip()
+        if "skipped" in state or "failed" in state:
+            table.append([label, state.get("skipped") or state["failed"], "", "", "", "", ""])
+            continue
+        for config, text in peer.configs.items():
+            add(label, f"{name}/{config}", f"{config}: {text}")
+    return table
