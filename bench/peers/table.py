@@ -26,9 +26,13 @@ def _ratio(values: list[float], ceiling: list[float]) -> float | None:
 
 def _cell(values: list[float], ceiling: list[float], unit: str) -> str:
     median = statistics.median(values)
-    shown = f"{median:,.0f}" if unit == "jobs/s" else f"{median:.2f}"
+    shown = f"{median:,.0f}" if unit == "jobs/s" or median >= 1000 else f"{median:.2f}"
     ratio = _ratio(values, ceiling)
-    return shown if ratio is None else f"{shown} ({ratio:.2f}x)"
+    return shown if ratio is None else f"{shown} ({_times(ratio)})"
+
+
+def _times(ratio: float) -> str:
+    return f"{ratio:,.0f}x" if ratio >= 100 else f"{ratio:.2f}x"
 
 
 def rows(result: dict, describe_tempotask: dict[str, str]) -> list[list[str]]:
@@ -44,7 +48,7 @@ def rows(result: dict, describe_tempotask: dict[str, str]) -> list[list[str]]:
             return
         cells = [_cell([r[key] for r in runs], [c[key] for c in ceiling], unit) for key, _, unit in COLUMNS]
         rss = f"{statistics.median(r['rss'] for r in runs):.1f}"
-        cpu = [f"{statistics.median(r[key] for r in runs):.0f}" if all(key in r for r in runs) else "—" for key in CPU]
+        cpu = [f"{statistics.median(r[key] for r in runs):,.0f}" if all(key in r for r in runs) else "—" for key in CPU]
         note = f" (failed in a later run: {errors[row]})" if row in errors else ""
         table.append([label, config + note, *cells, rss, *cpu, versions])
 
@@ -88,7 +92,7 @@ def summary_rows(result: dict, describe_tempotask: dict[str, str]) -> list[list[
             table.append([label, config, f"failed: {errors.get(row, 'no value')}", "", "", "", ""])
             return
         ratios = [_ratio([r[key] for r in runs], [c[key] for c in ceiling]) for key, _, _ in COLUMNS]
-        cells = ["—" if x is None else f"{x:.2f}x" for x in ratios]
+        cells = ["—" if x is None else _times(x) for x in ratios]
         table.append([label, config, *cells, f"{statistics.median(r['rss'] for r in runs):.0f}"])
 
     for config, text in describe_tempotask.items():
