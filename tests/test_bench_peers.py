@@ -60,3 +60,44 @@ def test_node_peer_is_locked():
     assert all(re.fullmatch(r"\d+\.\d+\.\d+", version) for version in wanted.values()), wanted
     locked = json.loads((node / "package-lock.json").read_text())["packages"]
     assert {name: locked[f"node_modules/{name}"]["version"] for name in wanted} == wanted
+
+
+def _result(**peers):
+    run = {"s1": 100.0, "s2": 50.0, "p50": 1.0, "p99": 2.0, "rss": 40.0}
+    values = {"ceiling": [{**run, "s1": 200.0, "s2": 100.0, "p50": 0.5, "p99": 1.0}], "huey/default": [run]}
+    errors = {"huey/best": "RuntimeError: the drain did not finish"}
+    return {"values": values, "errors": errors, "peers": peers}
+
+
+def test_a_peer_that_failed_or_was_skipped_is_a_row_with_its_reason():
+    from bench.peers import table
+
+    result = _result(
+        huey={"versions": {"huey": "3.5.4"}},
+        rq={"failed": "install: pip install failed (1)"},
+        node={"skipped": "`node` and `npm` are not on PATH"},
+    )
+    rows = table.rows(result, {})
+    cells = {(row[0], row[1].split(":")[0]): row for row in rows[1:]}
+    assert cells[("Huey", "default")][2:6] == ["100 (0.50x)", "50 (0.50x)", "1.00 (2.00x)", "2.00 (2.00x)"]
+    assert cells[("Huey", "best")][2] == "failed: RuntimeError: the drain did not finish"
+    assert cells[("RQ", "failed")][2] == "install: pip install failed (1)"
+    assert cells[("BullMQ (Node.js)", "skipped")][2] == "`node` and `npm` are not on PATH"
+    summary = table.summary_rows(result, {})
+    assert [
+        "Huey 3.5.4",
+        "default: " + PEERS["huey"].configs["default"],
+        "0.50x",
+        "0.50x",
+        "2.00x",
+        "2.00x",
+        "40",
+    ] in summary
+
+
+def test_node_peer_is_skipped_without_node(monkeypatch):
+    from bench.peers import install
+
+    monkeypatch.setattr(install.shutil, "which", lambda name: None)
+    with pytest.raises(install.Skipped):
+        install.install(PEERS["node"])
