@@ -62,6 +62,9 @@ def run_all(bench: Bench, args: argparse.Namespace, wanted: set[str]) -> tuple[l
         if "drain" in wanted:
             raw["drain"].append(_drains(bench, bench.jobs, run))
             _progress(f"S2 drain {raw['drain'][-1]}")
+        if "async" in wanted:
+            raw["async"].append(_async_drain(bench, run))
+            _progress(f"S2 drain, async handlers {raw['async'][-1]}")
         if "latency" in wanted:
             raw["latency"].append(_latency(run, bench))
             _progress(f"S3 latency {raw['latency'][-1]}")
@@ -85,6 +88,17 @@ def _drains(bench: Bench, total: int, run: int, two: bool = True) -> dict[str, d
     ]
     if two:
         steps.append(("p2", lambda: scenarios.drain_ours(bench, total, 2)))
+    if run % 2:
+        steps.reverse()
+    return {name: step() for name, step in steps}
+
+
+def _async_drain(bench: Bench, run: int) -> dict[str, dict]:
+    """The ceiling and an async-handler drain (tasks.aincr, --concurrency 64) back to back."""
+    steps = [
+        ("ceiling", lambda: scenarios.drain_ceiling(bench, bench.jobs)),
+        ("async", lambda: scenarios.drain_ours(bench, bench.jobs, 1, handlers="async")),
+    ]
     if run % 2:
         steps.reverse()
     return {name: step() for name, step in steps}
@@ -143,6 +157,7 @@ def figures(raw: dict, bench: Bench) -> list[Figure]:
         ):
             if all(key in r["p1"] and key in r["ceiling"] for r in d):
                 out.append(Figure(what, "µs", [r["p1"][key] for r in d], [r["ceiling"][key] for r in d], target))
+    out += _async_figures(raw.get("async"))
     if raw.get("latency"):
         lat = raw["latency"]
         for cut, target in (("p50", "<= 1.3x"), ("p95", ""), ("p99", "<= 2x")):
@@ -173,6 +188,32 @@ def figures(raw: dict, bench: Bench) -> list[Figure]:
         if raw.get("drain"):
             growth = [r10["p1"]["rate"] / r100["p1"]["rate"] for r10, r100 in zip(raw["drain"], s, strict=False)]
             out.append(Figure(f"scale: cost per job, {total} vs {bench.jobs:,} jobs", "x", growth, None, "<= 1.15"))
+    return out
+
+
+def _async_figures(a: list[dict] | None) -> list[Figure]:
+    out: list[Figure] = []
+    if not a:
+        return out
+    out.append(
+        Figure(
+            f"S2 drain, async handlers (--concurrency {scenarios.ASYNC_CONCURRENCY})",
+            "jobs/s",
+            [r["async"]["rate"] for r in a],
+            [r["ceiling"]["rate"] for r in a],
+            ">= 0.5x",
+            "the job awaits one INCR through redis.asyncio",
+        )
+    )
+    if all("consumer_us" in r["async"] and "consumer_us" in r["ceiling"] for r in a):
+        out.append(
+            Figure(
+                "S2 async CPU per job, consumer process",
+                "µs",
+                [r["async"]["consumer_us"] for r in a],
+                [r["ceiling"]["consumer_us"] for r in a],
+            )
+        )
     return out
 
 

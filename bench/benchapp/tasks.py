@@ -14,3 +14,9 @@ def incr(job, ctx):
 def stamp(job, ctx):
     """One INCR, and the enqueue-to-start latency of this job pushed to a list."""
     body.latency(ctx.redis, job.data["t"], started=body.now())
+
+
+@task(queue="bench")
+async def aincr(job, ctx):
+    """``incr`` as an async handler: one INCR awaited through redis.asyncio."""
+    await body.acount(ctx.aredis, job.data["total"])

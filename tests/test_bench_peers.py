@@ -1,0 +1,103 @@
+"""The peer section of the benchmark: its option parses and every adapter is in place (no installs, no network)."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from bench.peers.registry import CONFIG_NAMES, HERE, PEERS
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON_PEERS = [p for p in PEERS.values() if not p.node]
+
+
+def _run_module():
+    spec = importlib.util.spec_from_file_location("bench_run", ROOT / "bench" / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_peers_option_names_all_peers_or_some():
+    run = _run_module()
+    assert run.parse_args(["--peers"]).peers == list(PEERS)
+    assert run.parse_args(["--peers", "rq", "node"]).peers == ["rq", "node"]
+    assert run.parse_args(["--peers-only"]).peers == list(PEERS)
+    assert run.parse_args([]).peers is None
+    with pytest.raises(SystemExit):
+        run.parse_args(["--peers", "nosuchqueue"])
+
+
+def test_async_scenario_is_selectable():
+    assert "async" in _run_module().parse_args(["--only", "async"]).only
+
+
+@pytest.mark.parametrize("peer", PYTHON_PEERS, ids=lambda p: p.name)
+def test_python_adapter_defines_what_the_runner_calls(peer):
+    tree = ast.parse((HERE / f"{peer.name}_peer.py").read_text())
+    defined = {node.name for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)}
+    assert {"send_count", "send_stamp", "run_worker"} <= defined
+    assert set(peer.configs) == set(CONFIG_NAMES)
+
+
+@pytest.mark.parametrize("peer", PYTHON_PEERS, ids=lambda p: p.name)
+def test_python_requirements_are_pinned(peer):
+    lines = [line for line in peer.requirements.read_text().splitlines() if line and not line.startswith("#")]
+    assert lines
+    assert all(re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[\w.]+", line) for line in lines), lines
+    pinned = {line.split("==")[0].lower().replace("_", "-") for line in lines}
+    assert {p.lower() for p in peer.packages} <= pinned
+
+
+def test_node_peer_is_locked():
+    node = HERE / "node"
+    wanted = json.loads((node / "package.json").read_text())["dependencies"]
+    assert all(re.fullmatch(r"\d+\.\d+\.\d+", version) for version in wanted.values()), wanted
+    locked = json.loads((node / "package-lock.json").read_text())["packages"]
+    assert {name: locked[f"node_modules/{name}"]["version"] for name in wanted} == wanted
+
+
+def _result(**peers):
+    run = {"s1": 100.0, "s2": 50.0, "p50": 1.0, "p99": 2.0, "rss": 40.0}
+    values = {"ceiling": [{**run, "s1": 200.0, "s2": 100.0, "p50": 0.5, "p99": 1.0}], "huey/default": [run]}
+    errors = {"huey/best": "RuntimeError: the drain did not finish"}
+    return {"values": values, "errors": errors, "peers": peers}
+
+
+def test_a_peer_that_failed_or_was_skipped_is_a_row_with_its_reason():
+    from bench.peers import table
+
+    result = _result(
+        huey={"versions": {"huey": "3.5.4"}},
+        rq={"failed": "install: pip install failed (1)"},
+        node={"skipped": "`node` and `npm` are not on PATH"},
+    )
+    rows = table.rows(result, {})
+    cells = {(row[0], row[1].split(":")[0]): row for row in rows[1:]}
+    assert cells[("Huey", "default")][2:6] == ["100 (0.50x)", "50 (0.50x)", "1.00 (2.00x)", "2.00 (2.00x)"]
+    assert cells[("Huey", "best")][2] == "failed: RuntimeError: the drain did not finish"
+    assert cells[("RQ", "failed")][2] == "install: pip install failed (1)"
+    assert cells[("BullMQ (Node.js)", "skipped")][2] == "`node` and `npm` are not on PATH"
+    summary = table.summary_rows(result, {})
+    assert [
+        "Huey 3.5.4",
+        "default: " + PEERS["huey"].configs["default"],
+        "0.50x",
+        "0.50x",
+        "2.00x",
+        "2.00x",
+        "40",
+    ] in summary
+
+
+def test_node_peer_is_skipped_without_node(monkeypatch):
+    from bench.peers import install
+
+    monkeypatch.setattr(install.shutil, "which", lambda name: None)
+    with pytest.raises(install.Skipped):
+        install.install(PEERS["node"])
