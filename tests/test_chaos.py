@@ -142,17 +142,29 @@ def test_runtime_edits_are_judged_against_the_timeline():
     assert (verdict.stale_version, verdict.while_paused, verdict.while_deleted, verdict.before_creation) == (1, 1, 1, 1)
 
 
-def test_the_failover_queues_land_two_on_each_master_of_the_cluster():
-    """cluster_failover's six queues spread evenly over the 3 masters of cluster_servers.py's even
-    slot split, so each failover hits two queues and leaves four running."""
+def test_the_failover_queues_spread_over_the_masters_with_a_partition_of_q2_on_each():
+    """cluster_failover's queues spread over the 3 masters of cluster_servers.py's even slot split,
+    placed by the keys the storage builds (a partition's hash tag is not its name): each master holds
+    one partition of the partitioned queue, so each failover hits it, and leaves other queues running."""
     from redis.crc import key_slot
 
     from tempotask_django.chaos.cluster_servers import SLOTS
-    from tempotask_django.chaos.scenarios.cluster_failover import QUEUE_CONFIGS
+    from tempotask_django.chaos.lab import KEY_PREFIX
+    from tempotask_django.chaos.scenarios.cluster_failover import PARTITIONED, QUEUE_CONFIGS, _keys
 
     per_master = SLOTS // 3
-    masters = Counter(min(2, key_slot(f"{{{queue}}}".encode()) // per_master) for queue in QUEUE_CONFIGS)
-    assert len(QUEUE_CONFIGS) == 6 and masters == Counter({0: 2, 1: 2, 2: 2})
+
+    def master(key: str) -> int:
+        return min(2, key_slot(key.encode()) // per_master)
+
+    keys = _keys(list(QUEUE_CONFIGS))
+    on = {physical: master(key) for key, physical in keys.items()}
+    assert len(QUEUE_CONFIGS) == 6 and QUEUE_CONFIGS[PARTITIONED] == {"PARTITIONS": 3}
+    assert {on[f"{PARTITIONED}~{i}of3"] for i in range(3)} == {0, 1, 2}
+    assert Counter(on.values()) == Counter({0: 3, 1: 3, 2: 2})
+    assert all(key.startswith(f"{KEY_PREFIX}:{{") for key in keys)
+    # A partition's key carries its salted tag, not its name: the name alone would land elsewhere.
+    assert f"{KEY_PREFIX}:{{q2~1of3~3}}:waiting" in keys
 
 
 def test_failover_figures_name_each_jobs_queue_and_when_every_worker_ran_again():
@@ -173,3 +185,28 @@ def test_failover_figures_name_each_jobs_queue_and_when_every_worker_ran_again()
     ]
     assert _all_back(runs, [100, 101], event) == 3.0
     assert _all_back(runs[:3], [100, 101], event) is None  # process 101 never ran one of q1's jobs again
+
+
+def test_failover_figures_count_a_partitioned_queues_jobs_only_on_the_hit_partition():
+    """A master holding one partition of q2 stops that partition only: q2's jobs in the others run on
+    and do not count as the hit queue running again."""
+    from tempotask_django import partitions
+    from tempotask_django.chaos.failover import Event, _all_back, physical_queue_of, queue_of
+
+    ids = [f"r0-q2-{n}" for n in range(30)]
+    assert {queue_of(job) for job in ids} == {"q2"}
+    by_partition = {job: physical_queue_of(job, {"q2": 3}) for job in ids}
+    assert all(by_partition[job] == partitions.name("q2", partitions.index_for(job, 3), 3) for job in ids)
+    assert set(by_partition.values()) == {"q2~0of3", "q2~1of3", "q2~2of3"}
+    assert physical_queue_of("r0-q1-3", {"q2": 3}) == "q1" and physical_queue_of("other", {"q2": 3}) is None
+    hit = [job for job in ids if by_partition[job] == "q2~1of3"]
+    other = [job for job in ids if by_partition[job] != "q2~1of3"]
+    event = Event("SIGKILL of a master", ["q1", "q2~1of3"], started=10.0, switched=12.0, partitions={"q2": 3})
+    runs = [
+        Run("start", other[0], 1, 100, 10.5),  # q2, but a partition the kill did not touch
+        Run("start", other[1], 1, 101, 10.6),
+        Run("start", hit[0], 1, 100, 12.0),
+        Run("start", "r0-q1-1", 1, 101, 14.0),
+    ]
+    assert _all_back(runs, [100, 101], event) == 4.0
+    assert _all_back(runs[:3], [100, 101], event) is None

@@ -22,6 +22,7 @@ from typing import Any
 
 import redis
 
+from tempotask_django import partitions
 from tempotask_django.chaos.beat_records import (
     last_ticks,
     ledger_ticks,
@@ -51,7 +52,11 @@ HELD_BACK = 0.15
 
 @dataclass
 class Event:
-    """One failover: what was done, to the master of which queues, and when (epoch seconds)."""
+    """One failover: what was done, to the master of which queues, and when (epoch seconds).
+
+    ``queues`` are physical queues: for a partitioned queue, the partitions on the master it hit
+    (``q2~1of3``), whose counts ``partitions`` gives (queue -> PARTITIONS), so a job of that queue
+    counts for the event only when its partition was hit (its other partitions never stopped)."""
 
     name: str
     queues: list[str]
@@ -59,6 +64,7 @@ class Event:
     switched: float  # when the new master served (promoted, named by the sentinels)
     healed: float = 0.0  # when every master had a synced replica again
     port: int = 0  # the server it hit (the master failed over or killed)
+    partitions: dict[str, int] = field(default_factory=dict)
 
     def label(self, replicas: int) -> str:
         return f"ENQUEUE_REPLICAS {replicas}, {self.name}"
@@ -140,11 +146,22 @@ class Producer:
 
 def queue_of(job_id: str) -> str | None:
     """The queue a job of the producer was sent to (ids are ``<phase>-<queue>-<n>``; queue names
-    hold no ``-`` here); the lab's queue for a tick job; None for any other id."""
+    hold no ``-`` here), the logical one for a partitioned queue; the lab's queue for a tick job;
+    None for any other id."""
     if job_id.startswith("cron:"):
         return "chaos"
     parts = job_id.split("-")
     return parts[1] if len(parts) == 3 else None
+
+
+def physical_queue_of(job_id: str, counts: dict[str, int]) -> str | None:
+    """The physical queue holding a job of the producer: for a queue of ``counts`` (queue ->
+    PARTITIONS), the partition its id maps to, as the store picks it (partitions.for_id)."""
+    queue = queue_of(job_id)
+    count = counts.get(queue, 1) if queue else 1
+    if queue is None or count <= 1:
+        return queue
+    return partitions.name(queue, partitions.index_for(job_id, count), count)
 
 
 @dataclass
@@ -295,7 +312,9 @@ def _event_figures(result: Result, event: Event, replicas: int, runs: list[Run],
 
 
 def _of_event(run: Run, event: Event) -> bool:
-    return run.event == "start" and run.t >= event.started and queue_of(run.job) in event.queues
+    return (
+        run.event == "start" and run.t >= event.started and physical_queue_of(run.job, event.partitions) in event.queues
+    )
 
 
 def _all_back(runs: list[Run], pids: list[int], event: Event) -> float | None:
