@@ -304,6 +304,7 @@ def finish(lab: Lab, result: Result, phases: list[Phase], workers: Command, beat
 
 def _event_figures(result: Result, event: Event, replicas: int, runs: list[Run], pids: list[int]) -> None:
     label = event.label(replicas)
+    result.figure(f"{label}: queues hit", event.queues)
     result.figure(f"{label}: new master serving after, s", event.switched - event.started)
     result.figure(f"{label}: whole again (synced replica) after, s", event.healed - event.started)
     first = min((run.t for run in runs if _of_event(run, event)), default=None)
