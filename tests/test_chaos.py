@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -210,3 +211,14 @@ def test_failover_figures_count_a_partitioned_queues_jobs_only_on_the_hit_partit
     ]
     assert _all_back(runs, [100, 101], event) == 4.0
     assert _all_back(runs[:3], [100, 101], event) is None
+
+
+def test_the_partitions_scenario_gives_its_cluster_an_absolute_folder(tmp_path, monkeypatch):
+    """The servers run in their own folders: a folder relative to ours (``--out build/chaos``) made
+    every node fail to start."""
+    from tempotask_django.chaos.scenarios.partitions import _fresh
+
+    monkeypatch.chdir(tmp_path)
+    folder = _fresh(Path("build/chaos/partitions/cluster"))
+    assert folder.is_absolute() and folder == tmp_path / "build/chaos/partitions/cluster/run0"
+    assert _fresh(Path("build/chaos/partitions/cluster")).name == "run1"

@@ -70,13 +70,14 @@ def _enqueue(jobs: int, rng: random.Random) -> None:
 
 
 def _fresh(path: Path) -> Path:
-    """A directory that does not exist yet (ClusterSetup makes its node folders in it)."""
+    """A directory that did not exist yet (ClusterSetup makes its node folders in it), absolute: the
+    servers run in their own folders, where a path relative to ours (``--out build/chaos``) is wrong."""
     path.mkdir(parents=True, exist_ok=True)
     index = 0
     while (path / f"run{index}").exists():
         index += 1
     (path / f"run{index}").mkdir()
-    return path / f"run{index}"
+    return (path / f"run{index}").resolve()
 
 
 def _run(lab: Lab, cluster: Any, params: dict[str, Any], rng: random.Random, count: int, result: Result) -> dict:
