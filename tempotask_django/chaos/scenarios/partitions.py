@@ -28,7 +28,7 @@ MOST_SPREAD = 0.20
     "partitions",
     "{jobs:,} jobs in one queue with {partitions} partitions on a 3-master cluster, {processes}x{concurrency} "
     "workers: keys and commands per master, drain rate against the queue unpartitioned",
-    short={"jobs": 3_000, "partitions": 6, "processes": 2, "concurrency": 4},
+    short={"jobs": 10_000, "partitions": 6, "processes": 2, "concurrency": 4},
     long={"jobs": 30_000, "partitions": 6, "processes": 2, "concurrency": 8},
 )
 def partitions(lab: Lab, params: dict[str, Any], rng: random.Random) -> Result:
