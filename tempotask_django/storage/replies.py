@@ -8,7 +8,8 @@ running again. ``RequestIds`` hands out those keys and keeps the books around th
   way is answered by the resend;
 - when every resend failed too, the call raised and its caller may repeat it: the same call (same
   script, queue, arguments and keys) repeated soon after gets the same key, so it is answered by
-  the first run if that one ran. "Soon" is REPEAT_WINDOW from the call's first send, and for the
+  the first run if that one ran (for a claim: the same worker, queue and options, see
+  IDENTIFYING_ARGUMENTS). "Soon" is REPEAT_WINDOW from the call's first send, and for the
   scripts that hand out leases (LEASING_SCRIPTS) ``lease_window``: a batch of jobs claimed for a
   worker may be handed to it only while the leases surely still hold, not after another worker
   may have taken them over. A claim repeated for more jobs (COUNT_ARGUMENT) is still the same call:
@@ -32,6 +33,10 @@ LEASING_SCRIPTS = frozenset({"claim", "reclaim"})
 # repeat may ask for more than the call that raised (a worker whose jobs finished meanwhile has
 # more room) and still get that call's batch, which fits; never for fewer.
 COUNT_ARGUMENT = {"claim": 2}
+# Scripts whose leading arguments alone say what a call hands out, by how many lead: the rest, and
+# the keys declared, change from call to call of the same worker (the keys and carried-over entries
+# its last answered claim named, maybe another thread's) and do not make a repeat another call.
+IDENTIFYING_ARGUMENTS = {"claim": 5}
 # Seconds a call that raised may still be answered by its stored reply when repeated: well within
 # the 300 s a stored reply lives (REPLY_TTL_MS in lua/once.lua).
 REPEAT_WINDOW = 240.0
@@ -127,6 +132,9 @@ class RequestIds:
 
 def _call(script: str, queue: str, args: Sequence[Any], keys: Sequence[str]) -> tuple[Call, int]:
     """What makes two calls the same (their count argument aside), and that count (0 when none)."""
+    lead = IDENTIFYING_ARGUMENTS.get(script)
+    if lead is not None:
+        args, keys = args[:lead], ()
     at = COUNT_ARGUMENT.get(script)
     if at is None or len(args) <= at:
         return (script, queue, tuple(args), tuple(keys)), 0

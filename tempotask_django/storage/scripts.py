@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from importlib import resources
 from typing import Any
 
@@ -176,21 +177,38 @@ class ScriptRunner:
             keys = (*keys, self.requests.key_for(script, queue, base, args, keys))
         return ("EVALSHA", self._shas[script], len(names) + len(keys), *names, *keys, base, *args)
 
-    def send(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+    def send(self, commands: Sequence[Sequence[Any]], unsettled: list[str] | None = None) -> list[Any]:
         """Send ``commands`` (built by ``command``, or plain commands that are safe to run twice)
         in one round trip, resent after a lost reply; returns each reply or the ResponseError a
-        refused one got. The stored replies of calls answered before are deleted with them."""
+        refused one got. The stored replies of calls answered before are deleted with them.
+
+        With ``unsettled``, the calls' reply keys are added to it instead of being settled here:
+        the caller settles them together (``_settled``) once it has every reply it needs."""
         if self.requests is None:
             return self.direct.pipeline(commands, resend=True)
         head = self.requests.forget_commands()
         keys = [key for key in map(reply_key, commands) if key is not None]
+        if unsettled is not None:
+            unsettled += keys
+            return self.direct.pipeline([*head, *commands], resend=True)[len(head) :]
+        with self._settled(keys):
+            return self.direct.pipeline([*head, *commands], resend=True)[len(head) :]
+
+    @contextmanager
+    def _settled(self, keys: list[str]) -> Iterator[None]:
+        """Settle the reply keys in ``keys`` (filled meanwhile, maybe) when the block ends: answered,
+        or unanswered when it raised. A round trip answered before a later one of the same call
+        raised is unanswered too: its caller never saw its reply (a claim's batch would be leased
+        to nobody), so the call repeated gets its stored reply."""
+        if self.requests is None:
+            yield
+            return
         try:
-            replies = self.direct.pipeline([*head, *commands], resend=True)[len(head) :]
+            yield
         except BaseException:
             self.requests.unanswered(keys)
             raise
         self.requests.answered(keys)
-        return replies
 
     def forget_replies(self) -> None:
         """Delete now the stored replies of the calls answered so far (before a process stops:
@@ -212,20 +230,22 @@ class ScriptRunner:
         reply is its error instead of raising it.
         """
         calls = list(calls)
-        results = self._send(calls)
-        missing = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
-        if missing:
-            self.load({calls[i][0] for i in missing})
-            for i, result in zip(missing, self._send([calls[i] for i in missing]), strict=True):
-                results[i] = result
-        for _ in range(NEED_ROUNDS):
-            asking = {i: wanted for i, result in enumerate(results) if (wanted := needed_keys(result)) is not None}
-            if not asking:
-                break
-            for i, wanted in asking.items():
-                calls[i] = self._declaring(calls[i], wanted)
-            for i, result in zip(asking, self._send([calls[i] for i in asking]), strict=True):
-                results[i] = result
+        keys: list[str] = []
+        with self._settled(keys):
+            results = self._send(calls, keys)
+            missing = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
+            if missing:
+                self.load({calls[i][0] for i in missing})
+                for i, result in zip(missing, self._send([calls[i] for i in missing], keys), strict=True):
+                    results[i] = result
+            for _ in range(NEED_ROUNDS):
+                asking = {i: wanted for i, result in enumerate(results) if (wanted := needed_keys(result)) is not None}
+                if not asking:
+                    break
+                for i, wanted in asking.items():
+                    calls[i] = self._declaring(calls[i], wanted)
+                for i, result in zip(asking, self._send([calls[i] for i in asking], keys), strict=True):
+                    results[i] = result
         if raise_errors:
             for result in results:
                 if isinstance(result, Exception):
@@ -243,25 +263,27 @@ class ScriptRunner:
         acknowledged = [0] * len(calls)
         todo = list(range(len(calls)))
         loaded = False
+        keys: list[str] = []
         # Sent again: the calls refused with NOSCRIPT (once, after loading) and those asking for keys
         # (declared, as in ``pipeline``); neither wrote anything.
-        for _ in range(NEED_ROUNDS + 2):
-            commands: list[Sequence[Any]] = []
-            for i in todo:
-                commands += [self.command(*calls[i]), ("WAIT", replicas, timeout_ms)]
-            replies = self.send(commands)
-            for n, i in enumerate(todo):
-                results[i], acknowledged[i] = replies[2 * n], replies[2 * n + 1]
-            missing = [] if loaded else [i for i in todo if isinstance(results[i], NoScriptError)]
-            if missing:
-                self.load({calls[i][0] for i in missing})
-                loaded = True
-            asking = {i: wanted for i in todo if (wanted := needed_keys(results[i])) is not None}
-            for i, wanted in asking.items():
-                calls[i] = self._declaring(calls[i], wanted)
-            todo = sorted({*missing, *asking})
-            if not todo:
-                break
+        with self._settled(keys):
+            for _ in range(NEED_ROUNDS + 2):
+                commands: list[Sequence[Any]] = []
+                for i in todo:
+                    commands += [self.command(*calls[i]), ("WAIT", replicas, timeout_ms)]
+                replies = self.send(commands, keys)
+                for n, i in enumerate(todo):
+                    results[i], acknowledged[i] = replies[2 * n], replies[2 * n + 1]
+                missing = [] if loaded else [i for i in todo if isinstance(results[i], NoScriptError)]
+                if missing:
+                    self.load({calls[i][0] for i in missing})
+                    loaded = True
+                asking = {i: wanted for i in todo if (wanted := needed_keys(results[i])) is not None}
+                for i, wanted in asking.items():
+                    calls[i] = self._declaring(calls[i], wanted)
+                todo = sorted({*missing, *asking})
+                if not todo:
+                    break
         for result in [*results, *acknowledged]:
             if isinstance(result, Exception):
                 raise result
@@ -286,5 +308,5 @@ class ScriptRunner:
         for name in names:
             self._shas[name] = self.client.script_load(script_source(name))
 
-    def _send(self, calls: Sequence[ScriptCall]) -> list[Any]:
-        return self.send([self.command(*call) for call in calls])
+    def _send(self, calls: Sequence[ScriptCall], unsettled: list[str] | None = None) -> list[Any]:
+        return self.send([self.command(*call) for call in calls], unsettled)

@@ -11,8 +11,9 @@ Scripts run through ``store.scripts`` (scripts.py). Read-only views for the API 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import redis
 from redis.cluster import RedisCluster
@@ -26,6 +27,7 @@ from tempotask_django.storage.cluster import ClusterCalls, ClusterWaits
 from tempotask_django.storage.direct import DirectCalls
 from tempotask_django.storage.inspect import QueueInspector
 from tempotask_django.storage.keys import CONSUMER_GROUP, GlobalKeys, QueueKeys
+from tempotask_django.storage.outage import REDIS_ERRORS
 from tempotask_django.storage.partition_counts import PartitionCounts
 from tempotask_django.storage.records import (
     CancelResult,
@@ -51,6 +53,9 @@ SWEEP_PAGE = 200
 # Most claims sent again at once because the previous one lacked the keys of jobs it could start
 # (lua/claim.lua names them; another worker took the jobs it expected, or they are new).
 CLAIM_ROUNDS = 3
+# Pauses, s, before a follow-up claim that raised is repeated (``_claim_repeated``): well within the
+# lease window (half of STALLED_TIMEOUT) in which a repeat still gets the batch its first run leased.
+CLAIM_REPEAT_PAUSES = (0.1, 0.4, 1.0)
 # Most keys a claim keeps declaring from the claim before it (beside those the last one named).
 CLAIM_KEYS_KEPT = 400
 # Most history jobs one trim call deletes when a history is over MAX_JOBS_PER_STATUS (lua/trim.lua):
@@ -299,15 +304,30 @@ class RedisStore:
             room = count - len(result.jobs)
             if not lacked or room <= 0 or result.paused:
                 break
-            try:
-                reply = self.scripts.run(*self._claim_call(queue, consumer, room))
-            except Exception as error:  # the jobs claimed so far are leased to this worker
-                # Hand them out; the call that raised is repeated by the next claim (its keys unchanged).
-                logger.warning("claiming more jobs of %s failed: %s", queue, error)
+            reply = self._claim_repeated(queue, self._claim_call(queue, consumer, room))
+            if reply is None:
                 break
             more, lacked = self._claim_result(queue, consumer, reply)
             result = ClaimResult(result.jobs + more.jobs, more.next_due_ms, more.wake_id, more.paused)
         return result
+
+    def _claim_repeated(self, queue: str, call: tuple[str, str, list[Any], list[str]]) -> Sequence[Any] | None:
+        """The reply to a follow-up claim ``call``, the same call repeated (CLAIM_REPEAT_PAUSES) while
+        it raises; None when it never got through.
+
+        A call that raised may have run and leased a batch: only the same call repeated soon, for
+        as many jobs, gets it (storage/replies.py). Here the caller still holds the slots for it; a
+        later claim could ask for less, and the batch would be leased to nobody until a take-over.
+        """
+        for pause in (*CLAIM_REPEAT_PAUSES, None):
+            try:
+                return cast(Sequence[Any], self.scripts.run(*call))
+            except Exception as error:  # the jobs claimed so far are leased to this worker: hand them out
+                if pause is None or not isinstance(error, REDIS_ERRORS):
+                    logger.warning("claiming more jobs of %s failed: %s", queue, error)
+                    return None
+                time.sleep(pause)
+        return None
 
     def _claim_call(self, queue: str, consumer: str, count: int) -> tuple[str, str, list[Any], list[str]]:
         """The claim script call: its arguments (the queue's RATE_LIMIT last) and its own key (the

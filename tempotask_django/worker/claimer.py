@@ -6,7 +6,10 @@ worker loop here, or the finisher when it refills the slots a batch frees.
 
 from __future__ import annotations
 
-from tempotask_django.storage.outage import ErrorThrottle
+import threading
+import time
+
+from tempotask_django.storage.outage import REDIS_ERRORS, ErrorThrottle
 from tempotask_django.storage.records import ClaimResult
 from tempotask_django.storage.store import RedisStore
 from tempotask_django.worker.dispatch import Dispatcher
@@ -34,8 +37,10 @@ class Claimer:
         dispatcher: Dispatcher,
         throttle: ErrorThrottle,
         groups: list[list[str]] | None = None,
+        stopping: threading.Event | None = None,
     ) -> None:
         self.store = store
+        self.stopping = stopping or threading.Event()
         self.worker_name = worker_name
         self.queues = queues
         self.groups = groups if groups is not None else [[queue] for queue in queues]
@@ -81,11 +86,7 @@ class Claimer:
         in the same round trip."""
         jobs: list[dict[str, str]] = []
         try:
-            if wait_ms > 0:
-                waited = self._wake_ids if wake_ids is None else wake_ids
-                result = self.store.wait_then_claim(waited, wait_ms, queue, self.worker_name, count)
-            else:
-                result = self.store.claim(queue, self.worker_name, count)
+            result = self._claim_answered(queue, count, wait_ms, wake_ids)
             self.throttle.succeeded()  # Redis answered
             jobs = result.jobs
             self._wake_ids[queue] = result.wake_id
@@ -93,6 +94,33 @@ class Claimer:
         finally:
             self.slots.settle(queue, count, len(jobs))
         return result
+
+    def _claim_answered(self, queue: str, count: int, wait_ms: int, wake_ids: dict[str, str] | None) -> ClaimResult:
+        """The claim, repeated while Redis does not answer, its slots held meanwhile.
+
+        A claim that raised may have run and leased a batch to this worker: only the same call
+        repeated soon, for as many jobs or more, gets that batch (storage/replies.py). Left to a
+        later claim, it could be one with less room (the finisher refilled meanwhile), and the
+        batch would stay leased to nobody until STALLED_TIMEOUT. Raises when the worker stops or
+        the repeat window is over (a repeat then claims anew).
+        """
+        first_sent = time.monotonic()
+        try:
+            if wait_ms > 0:
+                waited = self._wake_ids if wake_ids is None else wake_ids
+                return self.store.wait_then_claim(waited, wait_ms, queue, self.worker_name, count)
+            return self.store.claim(queue, self.worker_name, count)
+        except REDIS_ERRORS as exc:
+            error: Exception = exc
+        window = self.store.settings.stalled_timeout / 2  # the request ids' lease window
+        while True:
+            pause = self.throttle.failed(f"claiming jobs of {queue}", error)
+            if self.stopping.wait(pause) or time.monotonic() - first_sent + pause > window:
+                raise error
+            try:
+                return self.store.claim(queue, self.worker_name, count)
+            except REDIS_ERRORS as exc:
+                error = exc
 
     def claimed(self, queue: str, result: ClaimResult, count: int) -> None:
         """Start the jobs a claim of ``count`` got (claimed here or by the finisher's refill)."""

@@ -111,7 +111,14 @@ class Worker:
         finished: FinishedJobs = queue_module.SimpleQueue()
         self.dispatcher = Dispatcher(self.runner, self.running, finished, self.concurrency, self.name)
         self.claimer = Claimer(
-            self.store, self.name, self.physical, self.slots, self.dispatcher, self._throttle, groups=groups
+            self.store,
+            self.name,
+            self.physical,
+            self.slots,
+            self.dispatcher,
+            self._throttle,
+            groups=groups,
+            stopping=self._stopping,
         )
         self.finisher = Finisher(
             self.store,
@@ -290,6 +297,7 @@ class Worker:
         while not self.stopping:
             try:
                 self.check_partitions()
+                self._throttle.succeeded()  # the loop's first error must not start from a long backoff
                 return
             except REDIS_ERRORS as exc:
                 self._stopping.wait(self._throttle.failed("checking the queues' partitions", exc))

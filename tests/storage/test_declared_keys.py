@@ -217,10 +217,10 @@ def test_a_take_over_while_workers_keep_stalling_takes_the_jobs_it_knows_instead
         store.enqueue(spec(f"s{next(stalled)}"))
         assert store.claim(Q, "dead", 1).jobs
 
-    def churning(calls):
+    def churning(calls, unsettled=None):
         if any(call[0] == "reclaim" for call in calls):
             stall()
-        return sending(calls)
+        return sending(calls, unsettled)
 
     stall()
     store.scripts._send = churning

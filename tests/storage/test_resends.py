@@ -194,3 +194,98 @@ def test_a_claim_sent_with_a_wait_that_fails_still_hands_out_its_batch(store):
     # The wait is refused (a malformed id: ERR); the claim behind it in the pipeline runs all the same.
     claimed = store.wait_then_claim({Q: "not-an-id"}, 10, Q, "w1", 1)
     assert [job["id"] for job in claimed.jobs] == ["a"]
+
+
+class StartedJobs:
+    """A dispatcher that only records the jobs a claimer starts."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+
+    def start(self, queue: str, fields: dict[str, str]) -> None:
+        self.ids.append(fields["id"])
+
+
+def test_a_worker_claim_that_raised_is_repeated_at_once_and_starts_the_batch_its_first_run_leased(
+    store, proxied, proxy
+):
+    """The worker repeats a claim that raised itself, with the same slots held: left to a later
+    claim with less room (the finisher refilled meanwhile), its batch would be leased to nobody
+    until STALLED_TIMEOUT."""
+    from tempotask_django.storage.outage import ErrorThrottle
+    from tempotask_django.worker.claimer import Claimer
+    from tempotask_django.worker.slots import Slots
+
+    store.enqueue_many([spec("a"), spec("b"), spec("c")])
+    slots, started = Slots(4, {Q: 4}, None), StartedJobs()
+    claimer = Claimer(proxied, "w1", [Q], slots, started, ErrorThrottle())  # type: ignore[arg-type]
+    proxy.drop_next(len(RESEND_PAUSES) + 1)
+    assert claimer.claim(Q, slots.reserve(Q, 2)).jobs
+    assert started.ids == ["a", "b"]
+    assert len(pending_of(store, "w1")) == 2
+    assert slots.free() == 2
+    assert status_of(store, Q, "c") == "waiting"
+
+
+def test_a_claim_sent_again_for_the_keys_it_lacked_is_repeated_until_answered(store, proxied, proxy, monkeypatch):
+    """A first claim lacks the keys of the jobs it finds and is sent again at once, declaring them;
+    when every resend of that call failed, its batch may be leased already: the store repeats the
+    same call (the caller still holds the slots) rather than leave the batch to a later claim."""
+    store.enqueue_many([spec("a"), spec("b"), spec("c")])
+    run, claims = proxied.scripts.run, []
+
+    def dropping_the_follow_up(script, *args, **kwargs):
+        if script == "claim":
+            claims.append(args)
+            if len(claims) == 2:
+                proxy.drop_next(len(RESEND_PAUSES) + 1)
+        return run(script, *args, **kwargs)
+
+    monkeypatch.setattr(proxied.scripts, "run", dropping_the_follow_up)
+    claimed = proxied.claim(Q, "w1", 3)
+    assert len(claims) >= 2, "the first claim did not lack keys: the test proves nothing"
+    assert sorted(job["id"] for job in claimed.jobs) == ["a", "b", "c"]
+    assert len(pending_of(store, "w1")) == 3
+
+
+def test_a_claim_repeated_after_another_claim_of_the_worker_answered_still_gets_its_batch(store, proxied, proxy):
+    """The worker loop and the finisher both claim: a claim answered between a claim that raised
+    and its repeat changes the keys and carried-over entries the next claim declares, not what
+    the repeat must get."""
+    store.enqueue_many([spec(job_id) for job_id in "abcdefgh"])
+    assert [job["id"] for job in proxied.claim(Q, "w1", 1).jobs] == ["a"]
+    proxy.drop_next(len(RESEND_PAUSES) + 1)
+    with pytest.raises(ConnectionError):
+        proxied.claim(Q, "w1", 2)  # ran: b and c are leased to w1
+    handed_out = [job["entry"] for job in proxied.claim(Q, "w1", 1).jobs]  # the other thread's claim
+    handed_out += [job["entry"] for job in proxied.claim(Q, "w1", 2).jobs]  # the repeat
+    # Every job leased to w1 was handed to it (none waits for a take-over), once.
+    assert sorted(handed_out) == sorted(pending_of(store, "w1")[1:])
+    assert len(handed_out) == len(set(handed_out))
+
+
+def test_a_claim_answered_in_a_round_trip_that_raised_later_is_repeated_with_its_batch(
+    store, proxied, proxy, monkeypatch
+):
+    """A round trip's calls refused (NOSCRIPT: a fresh or restarted server) are sent again after
+    the others were answered; when that second send raises, the answered claim's batch is lost
+    with the raise unless its repeat gets it (a fresh worker's finisher lost jobs so)."""
+    store.enqueue_many([spec("a"), spec("b"), spec("c")])
+    assert proxied.claim(Q, "w1", 1).jobs  # the claim now knows the next jobs' keys
+    store.client.script_flush()
+    proxied.scripts.load(["claim"])
+    load = proxied.scripts.load
+
+    def load_then_lose_the_next_replies(names):
+        load(names)
+        proxy.drop_next(len(RESEND_PAUSES) + 1)
+
+    monkeypatch.setattr(proxied.scripts, "load", load_then_lose_the_next_replies)
+    keys = store.keys(Q)
+    log_call = ("log", Q, ["nobody", '"line"', 10], [keys.job("nobody"), keys.logs("nobody")])
+    with pytest.raises(ConnectionError):
+        proxied.scripts.pipeline([proxied._claim_call(Q, "w1", 1), log_call])  # the claim ran: b is leased
+    monkeypatch.setattr(proxied.scripts, "load", load)
+    repeated = proxied.claim(Q, "w1", 1).jobs
+    assert [job["id"] for job in repeated] == ["b"]
+    assert status_of(store, Q, "c") == "waiting"
