@@ -304,10 +304,10 @@ class RedisStore:
             room = count - len(result.jobs)
             if not lacked or room <= 0 or result.paused:
                 break
-            reply = self._claim_repeated(queue, self._claim_call(queue, consumer, room))
-            if reply is None:
+            follow_up = self._claim_repeated(queue, self._claim_call(queue, consumer, room))
+            if follow_up is None:
                 break
-            more, lacked = self._claim_result(queue, consumer, reply)
+            more, lacked = self._claim_result(queue, consumer, follow_up)
             result = ClaimResult(result.jobs + more.jobs, more.next_due_ms, more.wake_id, more.paused)
         return result
 
