@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from importlib import resources
 
 import pytest
@@ -229,3 +230,17 @@ def test_a_take_over_while_workers_keep_stalling_takes_the_jobs_it_knows_instead
     finally:
         store.scripts._send = sending
     assert "s0" in {job["id"] for job in taken}
+
+
+def test_a_take_over_fails_a_stalled_foreign_entry_whose_job_field_names_no_job(strict):
+    """A worker that read a foreign entry and died before starting it (a crash job killed it): the
+    take-over must fail the entry as invalid, not stop on the key of an id no caller can name (the
+    worker loop raised on it every pass, and the entry stayed pending for ever)."""
+    store = strict
+    store.enqueue(spec("x"))
+    store.client.xgroup_create(store.keys(Q).stream, CONSUMER_GROUP, "0", mkstream=True)
+    entry = store.client.xadd(store.keys(Q).stream, {"job": "not a job id!"})
+    store.client.xreadgroup(CONSUMER_GROUP, "dead", {store.keys(Q).stream: ">"}, count=10)
+    time.sleep(store.settings.stalled_timeout + 0.1)
+    store.reclaim(Q, "w2", 10)
+    assert store.inspect.get_job(Q, f"invalid-entry-{entry}").status == "failed"

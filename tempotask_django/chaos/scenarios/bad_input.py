@@ -15,6 +15,7 @@ from tempotask_django.chaos.ledger import by_job
 from tempotask_django.chaos.report import Result
 from tempotask_django.chaos.scenarios import scenario
 from tempotask_django.chaos.workload import crashed_children, ended_jobs, stop_figures
+from tempotask_django.storage.keys import CONSUMER_GROUP
 
 MAX_DELIVERIES = 3
 # Actions fed to Redis between two checks of progress.
@@ -173,6 +174,11 @@ def _bad_entry_figures(lab: Lab, result: Result, entries: dict[str, dict[bytes, 
     records = {f"invalid-entry-{entry_id}": fields for entry_id, fields in entries.items()}
     statuses = lab.statuses(records)
     result.must_equal("bad entries without a failed record", len(records) - _count(statuses, "failed"), 0)
+    keys = lab.store.keys(QUEUE)
+    for record in [record for record, status in statuses.items() if status != "failed"][:5]:
+        entry_id = record.removeprefix("invalid-entry-")
+        pending = lab.client.xpending_range(keys.stream, CONSUMER_GROUP, entry_id, entry_id, 1)
+        result.note(f"{record}: status {statuses[record]}, pending {pending or 'no'}")
     explained = 0
     for record, fields in records.items():
         reason = MISSING_JOB if b"job" in fields else NO_JOB_FIELD

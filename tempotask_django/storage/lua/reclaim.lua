@@ -49,7 +49,8 @@ local function take(eid, deliveries, suspect, min_idle_ms)
     return
   end
   local id = entry_field(entry[2], 'job')
-  local jk = id and job_key(id)
+  -- An entry naming no job of ours (foreign, malformed) has no record: start_entry fails it.
+  local jk = nameable(id) and job_key(id) or nil
   local previous = jk and redis.call('HGET', jk, 'worker') or '?'
   local job = start_entry(group, consumer, eid, entry[2], now, max_failed)
   if not job then return end
