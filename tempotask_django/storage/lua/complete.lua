@@ -13,21 +13,11 @@ for i = 5, #ARGV, 3 do eids[#eids + 1] = ARGV[i] end
 local held = #eids > 1 and held_by(group, consumer, eids) or nil
 -- The ownership check of ownership_problem (lib.lua), with one HMGET per job that also reads what
 -- the metrics and the concurrency limit need: the fields of each owned job, by its position.
-local function lease_problem(eid)
-  local pending = redis.pcall('XPENDING', K.stream, group, eid, eid, 1)
-  if type(pending) ~= 'table' or pending.err or #pending == 0 then
-    return 'the entry is no longer pending (taken over, deleted, or Redis lost it)'
-  end
-  if pending[1][2] ~= consumer then
-    return "the job is now owned by " .. pending[1][2]
-  end
-  return nil
-end
 local fields = {}
 for i = 5, #ARGV, 3 do
   local eid, id = ARGV[i], ARGV[i + 1]
   local problem = nil
-  if not (held and held[eid]) then problem = lease_problem(eid) end
+  if not (held and held[eid]) then problem = lease_problem(group, consumer, eid) end
   if not problem then
     local current = redis.call('HMGET', job_key(id), 'status', 'entry', 'name', 'started_at', 'maxc', 'limit')
     if current[1] ~= 'processing' or current[2] ~= eid then

@@ -445,15 +445,22 @@ end
 -- nil when consumer owns entry eid of job id and the job still points at it; else the reason.
 -- held: nil to look the entry up, or the result of held_by() for a batch (an entry missing from
 -- it is looked up on its own, to say who holds it now).
+-- Why ``consumer`` no longer holds the lease of entry ``eid``, or nil when it does.
+local function lease_problem(group, consumer, eid)
+  local pending = redis.pcall('XPENDING', K.stream, group, eid, eid, 1)
+  if type(pending) ~= 'table' or pending.err or #pending == 0 then
+    return 'the entry is no longer pending (taken over, deleted, or Redis lost it)'
+  end
+  if pending[1][2] ~= consumer then
+    return "the job is now owned by " .. pending[1][2]
+  end
+  return nil
+end
+
 local function ownership_problem(group, consumer, eid, id, held)
   if not (held and held[eid]) then
-    local pending = redis.pcall('XPENDING', K.stream, group, eid, eid, 1)
-    if type(pending) ~= 'table' or pending.err or #pending == 0 then
-      return 'the entry is no longer pending (taken over, deleted, or Redis lost it)'
-    end
-    if pending[1][2] ~= consumer then
-      return "the job is now owned by " .. pending[1][2]
-    end
+    local problem = lease_problem(group, consumer, eid)
+    if problem then return problem end
   end
   local current = redis.call('HMGET', job_key(id), 'status', 'entry')
   if current[1] ~= 'processing' or current[2] ~= eid then
