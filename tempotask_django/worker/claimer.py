@@ -102,7 +102,7 @@ class Claimer:
         repeated soon, for as many jobs or more, gets that batch (storage/replies.py). Left to a
         later claim, it could be one with less room (the finisher refilled meanwhile), and the
         batch would stay leased to nobody until STALLED_TIMEOUT. Raises when the worker stops or
-        the repeat window is over (a repeat then claims anew).
+        after a third of STALLED_TIMEOUT (the loop renews leases, then claims again).
         """
         first_sent = time.monotonic()
         try:
@@ -112,7 +112,10 @@ class Claimer:
             return self.store.claim(queue, self.worker_name, count)
         except REDIS_ERRORS as exc:
             error: Exception = exc
-        window = self.store.settings.stalled_timeout / 2  # the request ids' lease window
+        # Within the request ids' lease window (half of STALLED_TIMEOUT), and short enough that the
+        # leases of the jobs running here, renewed by the loop every third of it, cannot run out
+        # meanwhile: a queue on another cluster node may still answer.
+        window = self.store.settings.stalled_timeout / 3
         while True:
             pause = self.throttle.failed(f"claiming jobs of {queue}", error)
             if self.stopping.wait(pause) or time.monotonic() - first_sent + pause > window:
