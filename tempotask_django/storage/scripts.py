@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from importlib import resources
 from typing import Any
 
@@ -190,8 +190,7 @@ class ScriptRunner:
         keys = [key for key in map(reply_key, commands) if key is not None]
         if unsettled is not None:
             unsettled += keys
-            return self.direct.pipeline([*head, *commands], resend=True)[len(head) :]
-        with self._settled(keys):
+        with self._settled(keys) if unsettled is None else nullcontext():
             return self.direct.pipeline([*head, *commands], resend=True)[len(head) :]
 
     @contextmanager
