@@ -153,10 +153,13 @@ def figures(raw: dict, bench: Bench) -> list[Figure]:
         )
         for key, what, target in (
             ("consumer_us", "S2 CPU per job, consumer process", f"<= {WORKER_CPU_TARGET_US}"),
+            ("consumer_sys_us", "  of which system (kernel) time", ""),
+            ("consumer_switches", "  consumer context switches per job", ""),
             ("redis_us", "S2 CPU per job, Redis", f"<= {REDIS_CPU_TARGET_US}"),
         ):
             if all(key in r["p1"] and key in r["ceiling"] for r in d):
-                out.append(Figure(what, "µs", [r["p1"][key] for r in d], [r["ceiling"][key] for r in d], target))
+                unit = "" if key == "consumer_switches" else "µs"
+                out.append(Figure(what, unit, [r["p1"][key] for r in d], [r["ceiling"][key] for r in d], target))
     out += _async_figures(raw.get("async"))
     if raw.get("latency"):
         lat = raw["latency"]

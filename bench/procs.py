@@ -47,12 +47,37 @@ def _children(pid: int) -> list[int]:
     return children
 
 
-def _cpu_seconds(pid: int) -> float:
+@dataclass
+class Usage:
+    """Resources a process tree used so far: CPU seconds (user + system), the system part, and
+    context switches (voluntary and not) summed over its threads."""
+
+    cpu: float = 0.0
+    system: float = 0.0
+    switches: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(self.cpu + other.cpu, self.system + other.system, self.switches + other.switches)
+
+    def __sub__(self, other: Usage) -> Usage:
+        return Usage(self.cpu - other.cpu, self.system - other.system, self.switches - other.switches)
+
+
+def _usage(pid: int) -> Usage:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        return Usage()
+    user, system = int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
+    # A thread's switches are its own (the process's status shows its main thread's): sum them.
+    switches = 0
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            status = (task / "status").read_text()
+            switches += sum(int(n) for n in re.findall(r"^(?:non)?voluntary_ctxt_switches:\s+(\d+)", status, re.M))
+    except OSError:
+        pass
+    return Usage(user + system, system, switches)
 
 
 def _peak_rss_kib(pid: int) -> int:
@@ -88,9 +113,9 @@ class Process:
             self.peak_rss_kib = max(self.peak_rss_kib, _peak_rss_kib(self.pid))
             time.sleep(RSS_POLL)
 
-    def cpu_seconds(self) -> float:
-        """User + system CPU time used so far by the process and its direct children (--processes)."""
-        return sum(_cpu_seconds(pid) for pid in [self.pid, *_children(self.pid)])
+    def usage(self) -> Usage:
+        """CPU time and context switches so far of the process and its direct children (--processes)."""
+        return sum((_usage(pid) for pid in [self.pid, *_children(self.pid)]), Usage())
 
     def alive(self) -> bool:
         """True until the process exits (read from /proc: a zombie counts as exited)."""

@@ -125,18 +125,20 @@ class CpuMeter:
     """CPU time of the consumer process(es) and of redis-server from the first job's start on.
 
     A thread waits for the first job's timestamp (polling every 5 ms), then reads both clocks;
-    ``per_job`` reads them again and divides by the jobs run: microseconds of CPU per job.
+    ``per_job`` reads them again and divides by the jobs run: microseconds of CPU per job (the
+    consumer's system part too: threads handing work over show there) and the consumer's context
+    switches per job.
     """
 
     def __init__(self, r: redis.Redis, process: procs.Process) -> None:
         self.r, self.process = r, process
-        self.start: tuple[float, float] | None = None
+        self.start: tuple[procs.Usage, float] | None = None
         self._thread = threading.Thread(target=self._wait_for_first, daemon=True)
         self._thread.start()
 
-    def _clocks(self) -> tuple[float, float]:
+    def _clocks(self) -> tuple[procs.Usage, float]:
         info = self.r.info("cpu")
-        return self.process.cpu_seconds(), info["used_cpu_user"] + info["used_cpu_sys"]
+        return self.process.usage(), info["used_cpu_user"] + info["used_cpu_sys"]
 
     def _wait_for_first(self) -> None:
         while not self.r.exists(body.FIRST):
@@ -148,8 +150,11 @@ class CpuMeter:
         if self.start is None:
             return {}
         consumer, server = self._clocks()
+        used = consumer - self.start[0]
         return {
-            "consumer_us": (consumer - self.start[0]) / total * 1e6,
+            "consumer_us": used.cpu / total * 1e6,
+            "consumer_sys_us": used.system / total * 1e6,
+            "consumer_switches": used.switches / total,
             "redis_us": (server - self.start[1]) / total * 1e6,
         }
 
@@ -248,10 +253,10 @@ def idle_cpu(bench: Bench, beat: bool) -> dict[str, list[float]]:
     window = bench.idle_seconds / 3
     shares: dict[str, list[float]] = {name: [] for name in watched}
     for _ in range(3):
-        before = {name: p.cpu_seconds() for name, p in watched.items()}
+        before = {name: p.usage().cpu for name, p in watched.items()}
         time.sleep(window)
         for name, p in watched.items():
-            shares[name].append((p.cpu_seconds() - before[name]) / window * 100)
+            shares[name].append((p.usage().cpu - before[name]) / window * 100)
     for p in watched.values():
         p.stop()
     for p in watched.values():

@@ -101,3 +101,60 @@ def test_node_peer_is_skipped_without_node(monkeypatch):
     monkeypatch.setattr(install.shutil, "which", lambda name: None)
     with pytest.raises(install.Skipped):
         install.install(PEERS["node"])
+
+
+def test_the_costs_per_job_are_columns_each_in_its_own_format():
+    from bench.peers import table
+
+    result = _result(huey={"versions": {"huey": "3.5.4"}})
+    result["values"]["huey/default"] = [
+        {**result["values"]["huey/default"][0], "consumer_us": 268.4, "consumer_switches": 4.04, "redis_us": 93.6}
+    ]
+    rows = table.rows(result, {})
+    head = rows[0]
+    huey = next(row for row in rows if row[0] == "Huey" and row[1].startswith("default"))
+    costs = {title: huey[head.index(title)] for title in head if "/job" in title}
+    assert costs == {
+        "S2 worker CPU µs/job": "268",
+        "S2 worker context switches/job": "4.0",
+        "S2 Redis CPU µs/job": "94",
+    }
+    ceiling = next(row for row in rows if row[0].startswith("ceiling"))
+    assert ceiling[head.index("S2 worker context switches/job")] == "—"  # not measured: shown as such
+
+
+def test_a_process_usage_counts_its_cpu_time_and_its_threads_context_switches():
+    import os
+    import threading
+    import time
+
+    from bench import procs
+
+    go, leave, slept = threading.Event(), threading.Event(), threading.Semaphore(0)
+
+    def nap_ten_times() -> None:
+        go.wait()
+        for _ in range(10):
+            time.sleep(0.001)  # a voluntary context switch each
+        slept.release()
+        leave.wait()  # alive until read: a thread's counts go with it
+
+    threads = [threading.Thread(target=nap_ten_times) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    before = procs._usage(os.getpid())
+    go.set()
+    for _ in threads:
+        slept.acquire()
+    deadline = time.process_time() + 0.02
+    while time.process_time() < deadline:  # some CPU time to see
+        pass
+    during = procs._usage(os.getpid())
+    leave.set()
+    for thread in threads:
+        thread.join()
+    used = during - before
+    assert used.cpu > 0
+    assert 0 <= used.system <= used.cpu
+    assert used.switches >= 10 * len(threads)  # the main thread alone switched far fewer times
+    assert procs._usage(2**22 + 12345) == procs.Usage()  # a process that is gone used nothing

@@ -115,8 +115,11 @@ def measure_tempotask(bench: Bench, concurrency: int) -> dict[str, float]:
     return {"s1": s1, "s2": drain["rate"], "rss": drain["rss"], **_costs(drain), **lat}
 
 
+COST_KEYS = ("consumer_us", "consumer_sys_us", "consumer_switches", "redis_us")
+
+
 def _costs(drain: dict) -> dict[str, float]:
-    return {key: drain[key] for key in ("consumer_us", "redis_us") if key in drain}
+    return {key: drain[key] for key in COST_KEYS if key in drain}
 
 
 def _progress(message: str) -> None:

@@ -15,8 +15,13 @@ COLUMNS = (
 )
 
 
-# CPU time per job during S2 (bench/scenarios.py, CpuMeter): the worker process with its children, and Redis.
-CPU = {"consumer_us": "S2 worker CPU µs/job", "redis_us": "S2 Redis CPU µs/job"}
+# Costs per job during S2 (bench/scenarios.py, CpuMeter): the worker process with its children (its
+# CPU time and its threads' context switches), and Redis's CPU time; each with its format.
+CPU = {
+    "consumer_us": ("S2 worker CPU µs/job", "{:,.0f}"),
+    "consumer_switches": ("S2 worker context switches/job", "{:.1f}"),
+    "redis_us": ("S2 Redis CPU µs/job", "{:,.0f}"),
+}
 
 
 def _ratio(values: list[float], ceiling: list[float]) -> float | None:
@@ -39,7 +44,7 @@ def rows(result: dict, describe_tempotask: dict[str, str]) -> list[list[str]]:
     values, errors, status = result["values"], result["errors"], result["peers"]
     ceiling = values.get("ceiling", [])
     heads = [f"{title} {unit}" for _, title, unit in COLUMNS]
-    table = [["queue", "configuration", *heads, "RSS MiB", *CPU.values(), "versions"]]
+    table = [["queue", "configuration", *heads, "RSS MiB", *(title for title, _ in CPU.values()), "versions"]]
 
     def add(label: str, row: str, config: str, versions: str) -> None:
         runs = values.get(row, [])
@@ -48,7 +53,10 @@ def rows(result: dict, describe_tempotask: dict[str, str]) -> list[list[str]]:
             return
         cells = [_cell([r[key] for r in runs], [c[key] for c in ceiling], unit) for key, _, unit in COLUMNS]
         rss = f"{statistics.median(r['rss'] for r in runs):.1f}"
-        cpu = [f"{statistics.median(r[key] for r in runs):,.0f}" if all(key in r for r in runs) else "—" for key in CPU]
+        cpu = [
+            shown.format(statistics.median(r[key] for r in runs)) if all(key in r for r in runs) else "—"
+            for key, (_, shown) in CPU.items()
+        ]
         note = f" (failed in a later run: {errors[row]})" if row in errors else ""
         table.append([label, config + note, *cells, rss, *cpu, versions])
 
