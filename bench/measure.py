@@ -25,7 +25,14 @@ REDIS_CPU_TARGET_US = 45
 
 
 def make_bench(url: str, logs: Path, args: argparse.Namespace) -> Bench:
-    return Bench(url=url, logs=logs, concurrency=args.concurrency, jobs=args.jobs, idle_seconds=args.idle_seconds)
+    return Bench(
+        url=url,
+        logs=logs,
+        concurrency=args.concurrency,
+        prefetch=args.prefetch,
+        jobs=args.jobs,
+        idle_seconds=args.idle_seconds,
+    )
 
 
 def describe_machine(bench: Bench) -> str:
@@ -41,7 +48,7 @@ def describe_machine(bench: Bench) -> str:
         f"Redis {info['redis_version']} at {bench.url}; Python {platform.python_version()},"
         f" Django {django.__version__}, redis-py {redis.__version__} with {parser};"
         f" {os.cpu_count()} CPUs, load average {load};"
-        f" runworkers --concurrency {bench.concurrency}"
+        f" runworkers {' '.join(bench.worker_options)}"
     )
 
 

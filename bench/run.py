@@ -35,6 +35,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=10_000, help="jobs in S1, S1b and S2")
     parser.add_argument("--scale-jobs", type=int, default=100_000, help="jobs in the scale drain (0 skips it)")
     parser.add_argument("--concurrency", type=int, default=16, help="runworkers --concurrency for S2 and S3")
+    parser.add_argument("--prefetch", type=int, default=0, help="runworkers --prefetch for S2 and S3 (0: none)")
     parser.add_argument("--idle-seconds", type=float, default=30.0, help="idle CPU window")
     parser.add_argument("--only", nargs="+", choices=SCENARIOS, help="run only these scenarios")
     parser.add_argument("--quick", action="store_true", help="--runs 1 --scale-jobs 0 --idle-seconds 6")
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
 
         described = {
             "default": "runworkers (--concurrency 1, the default)",
-            "best": f"runworkers --concurrency {args.concurrency}",
+            "best": f"runworkers {' '.join(bench.worker_options)}",
         }
         peer_rows = table.rows(peers, described)
         peers["markdown"] = table.markdown_table(peer_rows)

@@ -30,11 +30,17 @@ class Bench:
     url: str
     logs: Path
     concurrency: int
+    prefetch: int = 0
     jobs: int = 10_000
     latency_jobs: int = 1_000
     latency_rate: float = 200.0
     idle_seconds: float = 30.0
     tempotask: dict = field(default_factory=dict)
+
+    @property
+    def worker_options(self) -> list[str]:
+        """runworkers options for S2 and S3: --concurrency, and --prefetch when set."""
+        return ["--concurrency", str(self.concurrency), *(["--prefetch", str(self.prefetch)] if self.prefetch else [])]
 
     @property
     def redis(self) -> redis.Redis:
@@ -103,9 +109,11 @@ ASYNC_CONCURRENCY = 64
 def drain_ours(bench: Bench, total: int, processes: int = 1, handlers: str = "sync") -> dict[str, float]:
     """``total`` jobs waiting, then one ``runworkers --burst``; ``handlers="async"`` drains tasks.aincr."""
     r = bench.fresh()
-    task, concurrency = (tasks.aincr, ASYNC_CONCURRENCY) if handlers == "async" else (tasks.incr, bench.concurrency)
+    task, options = (tasks.incr, bench.worker_options)
+    if handlers == "async":
+        task, options = (tasks.aincr, ["--concurrency", str(ASYNC_CONCURRENCY)])
     _enqueue_bulk(total, task)
-    options = ["--concurrency", str(concurrency), "--processes", str(processes), "--burst"]
+    options = [*options, "--processes", str(processes), "--burst"]
     log = bench.log(f"drain-p{processes}-{handlers}")
     worker = procs.runworkers(bench.url, log, *options, tempotask=_json(bench))
     cpu = CpuMeter(r, worker)
@@ -195,8 +203,7 @@ def latency_ceiling(bench: Bench) -> list[float]:
 
 def latency_ours(bench: Bench) -> list[float]:
     r = bench.fresh()
-    options = ["--concurrency", str(bench.concurrency)]
-    worker = procs.runworkers(bench.url, bench.log("latency"), *options, tempotask=_json(bench))
+    worker = procs.runworkers(bench.url, bench.log("latency"), *bench.worker_options, tempotask=_json(bench))
     _wait_for(lambda: r.zcard(get_default_store().global_keys.workers), "the worker to start")
     _wait_until_blocked(r, "the worker")
     _paced(bench, lambda: tasks.stamp.enqueue({"t": body.now()}))

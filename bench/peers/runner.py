@@ -102,8 +102,8 @@ def measure_ceiling(bench: Bench) -> dict[str, float]:
     return {"s1": s1, "s2": drain["rate"], "rss": drain["rss"], **_costs(drain), **lat}
 
 
-def measure_tempotask(bench: Bench, concurrency: int) -> dict[str, float]:
-    bench = dataclasses.replace(bench, concurrency=concurrency)
+def measure_tempotask(bench: Bench, concurrency: int, prefetch: int = 0) -> dict[str, float]:
+    bench = dataclasses.replace(bench, concurrency=concurrency, prefetch=prefetch)
     bench.fresh()
     data = {"total": bench.jobs}
     start = time.perf_counter()
@@ -160,7 +160,8 @@ def run_peers(bench: Bench, runs: int, names: list[str], concurrency: int) -> di
         _progress(f"peers, run {run + 1}/{runs}")
         attempt("ceiling", lambda: measure_ceiling(bench))
         for config, n in tempotask_configs.items():
-            attempt(f"tempotask/{config}", lambda n=n: measure_tempotask(bench, n))
+            prefetch = bench.prefetch if config == "best" else 0
+            attempt(f"tempotask/{config}", lambda n=n, p=prefetch: measure_tempotask(bench, n, p))
         for name, command in commands.items():
             for config in CONFIG_NAMES:
                 row = f"{name}/{config}"

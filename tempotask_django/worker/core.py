@@ -45,7 +45,7 @@ from tempotask_django.worker.memory import resident_mb
 from tempotask_django.worker.outcome import FinishedJobs
 from tempotask_django.worker.progress import ProgressWriter
 from tempotask_django.worker.runner import JobRunner
-from tempotask_django.worker.running import RunningJobs
+from tempotask_django.worker.running import RunningJob, RunningJobs
 from tempotask_django.worker.slots import Slots
 from tempotask_django.worker.watchdog import Watchdog
 
@@ -58,6 +58,11 @@ MEMORY_CHECK_INTERVAL = 1.0
 class Worker:
     """Processes jobs of ``queues`` (first listed first) with ``concurrency`` jobs at once.
 
+    ``prefetch``: claim up to that many jobs more than run at once; they wait in the worker for a
+    free thread (leased to it, shown as processing, their attempt counted; their time limit starts
+    with their handler). Fewer, larger claims and finishes for many short jobs; see
+    docs/performance.md. A stopping worker gives the ones not started back to waiting.
+
     Example (what ``manage.py runworkers`` does)::
 
         Worker(["default", "emails"], concurrency=4).run()
@@ -68,6 +73,7 @@ class Worker:
         queues: Sequence[str] | None = None,
         *,
         concurrency: int | None = None,
+        prefetch: int = 0,
         burst: bool = False,
         max_jobs: int | None = None,
         max_memory: float | None = None,
@@ -85,6 +91,11 @@ class Worker:
         groups = [partitions.expand(self.settings, queue) for queue in self.queues]
         self.physical = [physical for group in groups for physical in group]
         self.concurrency = concurrency or max(self.settings.for_queue(q).concurrency for q in self.queues)
+        if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 0:
+            raise ValueError(f"prefetch must be a whole number of jobs, 0 or more, not {prefetch!r}")
+        self.prefetch = prefetch
+        # Jobs claimed at most: those running, and those prefetched that wait for a thread.
+        capacity = self.concurrency + prefetch
         self.burst = burst
         self.max_jobs = max_jobs
         self.max_memory = max_memory  # MB of resident memory
@@ -101,15 +112,18 @@ class Worker:
         # Set when the loop may have something to do: a slot freed, or a stop requested.
         self._wakeup = threading.Event()
         self._throttle = ErrorThrottle()
+        # A queue's own CONCURRENCY bounds its jobs claimed, prefetched ones included: its threads
+        # are shared with the other queues, so only that keeps it to its limit of jobs at once.
         limits = {
-            q: self.settings.for_queue(q).concurrency if q in self.settings.queues else self.concurrency
-            for q in self.queues
+            q: self.settings.for_queue(q).concurrency if q in self.settings.queues else capacity for q in self.queues
         }
         group_of = {physical: queue for queue, group in zip(self.queues, groups, strict=True) for physical in group}
-        self.slots = Slots(self.concurrency, limits, max_jobs, groups=group_of)
+        self.slots = Slots(capacity, limits, max_jobs, groups=group_of)
         self.running = RunningJobs()
         finished: FinishedJobs = queue_module.SimpleQueue()
-        self.dispatcher = Dispatcher(self.runner, self.running, finished, self.concurrency, self.name)
+        self.dispatcher = Dispatcher(
+            self.runner, self.running, finished, self.concurrency, self.name, prefetch=prefetch
+        )
         self.claimer = Claimer(
             self.store,
             self.name,
@@ -125,7 +139,7 @@ class Worker:
             self.settings,
             self.name,
             self.physical,
-            self.concurrency,
+            capacity,
             max_jobs,
             self.running,
             self.slots,
@@ -133,13 +147,14 @@ class Worker:
             finished,
             stopping=self._stopping,
             wakeup=self._wakeup,
+            backlog=self.dispatcher.backlog if prefetch else None,
         )
         self.housekeeper = Housekeeper(
             self.store,
             self.settings,
             self.name,
             self.physical,
-            self.concurrency,
+            capacity,
             self.running,
             self.slots,
             self.dispatcher,
@@ -237,6 +252,7 @@ class Worker:
     def shutdown(self) -> bool:
         """Wait for running jobs (SHUTDOWN_TIMEOUT), renewing their leases; record them; leave the groups."""
         self.finisher.start()  # jobs a take-over started outside run() are recorded too
+        self._give_back_unstarted()
         deadline = time.monotonic() + self.settings.shutdown_timeout
         while self.running_count and time.monotonic() < deadline and not self.hard_stopped:
             self.housekeeper.while_stopping()  # keep the leases until the running jobs are recorded
@@ -267,23 +283,38 @@ class Worker:
         left = self.running.snapshot()  # the finisher recorded (and removed) those that ended
         if not left:
             return
-        entries = [(running.queue, running.entry_id, running.job_id) for running in left]
-        throttle = ErrorThrottle(cap=0.5)
-        give_up = time.monotonic() + 5.0
-        while True:
-            try:
-                given = self.store.give_back(self.name, entries)
-                break
-            except REDIS_ERRORS as exc:
-                if time.monotonic() >= give_up:
-                    logger.error("worker %s could not give back %d running job(s): %s", self.name, len(left), exc)
-                    given = 0
-                    break
-                time.sleep(throttle.failed("giving back running jobs", exc))
+        given = self._give_back(left, "running")
         logger.warning(
             "worker %s gave %d running job(s) back for another worker (a handler ignored its stop)", self.name, given
         )
         self.running.forget(left)
+
+    def _give_back_unstarted(self) -> None:
+        """A stopping worker starts none of the jobs it prefetched: they go back to waiting at once
+        (attempt not counted) for another worker, instead of holding up the stop."""
+        unstarted = self.dispatcher.take_unstarted()
+        if not unstarted:
+            return
+        given = self._give_back(unstarted, "prefetched")
+        self.running.forget(unstarted)
+        for running in unstarted:
+            self.slots.finished(running.queue)
+        logger.info("worker %s gave %d prefetched job(s) back to waiting", self.name, given)
+
+    def _give_back(self, jobs: list[RunningJob], what: str) -> int:
+        """Send ``jobs`` (leased to this worker) back to waiting; tries for 5 seconds while Redis
+        does not answer, then leaves them to a take-over (STALLED_TIMEOUT). Returns how many went."""
+        entries = [(running.queue, running.entry_id, running.job_id) for running in jobs]
+        throttle = ErrorThrottle(cap=0.5)
+        give_up = time.monotonic() + 5.0
+        while True:
+            try:
+                return self.store.give_back(self.name, entries)
+            except REDIS_ERRORS as exc:
+                if time.monotonic() >= give_up:
+                    logger.error("worker %s could not give back %d %s job(s): %s", self.name, len(jobs), what, exc)
+                    return 0
+                time.sleep(throttle.failed(f"giving back {what} jobs", exc))
 
     def check_partitions(self) -> None:
         """Record each served queue's number of partitions, or raise PartitionCountChanged when
@@ -305,10 +336,11 @@ class Worker:
     def announce(self) -> None:
         """Log the start line, and warn when Redis may evict the queues' keys."""
         logger.info(
-            "worker %s started: queues %s, concurrency %d, redis %s",
+            "worker %s started: queues %s, concurrency %d%s, redis %s",
             self.name,
             ", ".join(self.queues),
             self.concurrency,
+            f", prefetch {self.prefetch}" if self.prefetch else "",
             self.settings.safe_redis_url,
         )
         try:

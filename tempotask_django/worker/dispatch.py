@@ -21,19 +21,29 @@ logger = logging.getLogger("tempotask")
 class Dispatcher:
     """Starts claimed jobs (their slots already reserved) on ``concurrency`` threads or the event loop.
 
-    Threads start with the first job of their kind; ``stop()`` lets them exit.
+    Threads start with the first job of their kind; ``stop()`` lets them exit. With ``prefetch``,
+    up to that many more jobs may be handed over than run at once: they wait for a thread (or, for
+    async handlers, for one of ``concurrency`` places on the event loop).
     """
 
     def __init__(
-        self, runner: JobRunner, running: RunningJobs, finished: FinishedJobs, concurrency: int, worker_name: str
+        self,
+        runner: JobRunner,
+        running: RunningJobs,
+        finished: FinishedJobs,
+        concurrency: int,
+        worker_name: str,
+        *,
+        prefetch: int = 0,
     ) -> None:
         self.runner = runner
         self.running = running
         self.finished = finished
         self.worker_name = worker_name
         self.started = 0
+        self.threads = concurrency
         self._job_threads = JobThreads(concurrency, self._run_sync)
-        self._async_loop = AsyncLoopThread()
+        self._async_loop = AsyncLoopThread(limit=concurrency if prefetch else None)
 
     def start(self, queue: str, fields: dict[str, str], *, alone: bool = False) -> None:
         """Run a claimed job; ``alone`` when it is a suspect that runs with nothing beside it."""
@@ -43,11 +53,19 @@ class Dispatcher:
         self.running.add(running, alone=alone)
         self.started += 1
         if self.runner.is_async(fields):
-            coroutine = self.runner.run_async(fields, control)
+            coroutine = self._async_loop.run_limited(self.runner.run_async(fields, control))
             future = asyncio.run_coroutine_threadsafe(coroutine, self._async_loop.loop())
             future.add_done_callback(lambda f: self.finished.put((running, self._outcome_of(f, fields))))
         else:
             self._job_threads.submit(running, fields)
+
+    def backlog(self) -> int:
+        """Sync jobs handed over that wait for a thread (prefetched)."""
+        return self._job_threads.backlog()
+
+    def take_unstarted(self) -> list[RunningJob]:
+        """Take back the sync jobs that wait for a thread: none will run them."""
+        return [args[0] for args in self._job_threads.take_unstarted()]
 
     def stop(self, wait: bool = True) -> None:
         """Let the job threads and the event loop exit once their jobs finish (``wait``: for the loop)."""

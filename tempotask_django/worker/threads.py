@@ -2,7 +2,8 @@
 
 A job thread takes the next job from one queue and runs it; nothing else. The worker reserves a
 slot before it hands a job over, so the queue never holds more jobs than there are threads, and
-a job starts as soon as a thread is free. This is a thread pool without futures: a claimed job
+a job starts as soon as a thread is free; a worker that prefetches (``--prefetch``) hands over up
+to that many more, which wait in the queue for a thread. This is a thread pool without futures: a claimed job
 reports how it ended itself (to the finisher), so creating and settling a Future per job would
 only add work to the hot path.
 """
@@ -13,7 +14,7 @@ import asyncio
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 logger = logging.getLogger("tempotask")
@@ -35,6 +36,23 @@ class JobThreads:
         if not self._threads:
             self._start_threads()
         self._jobs.put(args)
+
+    def backlog(self) -> int:
+        """Jobs submitted that no thread has taken yet (only a worker that prefetches has any)."""
+        return self._jobs.qsize()
+
+    def take_unstarted(self) -> list[tuple[Any, ...]]:
+        """Take back the jobs no thread has taken yet: no thread will run them."""
+        taken: list[tuple[Any, ...]] = []
+        while True:
+            try:
+                args = self._jobs.get_nowait()
+            except queue.Empty:
+                return taken
+            if args is None:  # a stop already asked for: keep it for the threads
+                self._jobs.put(None)
+                return taken
+            taken.append(args)
 
     def stop(self) -> None:
         """Let every thread exit once it finishes its job. Threads are daemons: a job still running
@@ -63,10 +81,13 @@ class JobThreads:
 
 
 class AsyncLoopThread:
-    """An event loop on its own thread, for async handlers (started on first use)."""
+    """An event loop on its own thread, for async handlers (started on first use). ``limit``: most
+    coroutines passed to ``run_limited`` running at once (the others wait their turn)."""
 
-    def __init__(self, name: str = "tempotask-async") -> None:
+    def __init__(self, name: str = "tempotask-async", limit: int | None = None) -> None:
         self._name = name
+        self._limit = limit
+        self._semaphore: asyncio.Semaphore | None = None  # made on the loop, by the first coroutine
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()  # the main loop and the finisher both start jobs
@@ -79,6 +100,15 @@ class AsyncLoopThread:
                 self._thread = threading.Thread(target=self._loop.run_forever, name=self._name, daemon=True)
                 self._thread.start()
             return self._loop
+
+    async def run_limited(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
+        """Await ``coroutine`` once fewer than ``limit`` others run (at once without a limit)."""
+        if self._limit is None:
+            return await coroutine
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(self._limit)
+        async with self._semaphore:
+            return await coroutine
 
     def stop(self, wait: bool = True) -> None:
         """Stop the loop if it was started (a coroutine still running is left behind); ``wait``: for

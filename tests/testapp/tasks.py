@@ -253,3 +253,11 @@ async def async_blocks_loop(job, ctx):
     """An async handler that blocks its event loop (time.sleep): cancelling its task cannot stop it."""
     ctx.ledger.record("start", job.id, attempt=job.attempt)
     time.sleep(job.data.get("seconds", 3600))
+
+
+# Prefetch (tests/worker/test_prefetch.py): an async job whose run can be seen to overlap others.
+@task(queue="slow")
+async def async_slow(job, ctx):
+    ctx.ledger.record("start", job.id)
+    await asyncio.sleep(job.data.get("seconds", 0.2))
+    ctx.ledger.record("end", job.id)

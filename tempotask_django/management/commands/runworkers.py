@@ -21,14 +21,22 @@ from tempotask_django.worker.stop_signals import exit_now, watch_stop_signals
 from tempotask_django.worker.supervisor import REPLACE_EXIT_CODE, Supervisor
 
 
-def positive_int(text: str) -> int:
+def whole_number(text: str, least: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be 1 or more")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"{value} must be {least} or more")
     return value
+
+
+def positive_int(text: str) -> int:
+    return whole_number(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    return whole_number(text, 0)
 
 
 def queue_arg(text: str) -> str:
@@ -48,6 +56,14 @@ class Command(BaseCommand):
             help="Queues to process, first listed first (default: DEFAULT_QUEUE).",
         )
         parser.add_argument("--concurrency", "-c", type=positive_int, help="Jobs at once per process.")
+        parser.add_argument(
+            "--prefetch",
+            type=non_negative_int,
+            default=0,
+            metavar="N",
+            help="Claim up to N jobs more than run at once; they wait in the process for a free thread "
+            "(fewer round trips for many short jobs; default 0).",
+        )
         parser.add_argument("--processes", "-p", type=positive_int, default=1, help="Worker processes (default 1).")
         parser.add_argument(
             "--burst", action="store_true", help="Exit 0 once the queues have nothing waiting, due or in progress."
@@ -91,6 +107,7 @@ class Command(BaseCommand):
                 options["max_jobs"],
                 with_cron=options["with_cron"],
                 max_memory=options["max_memory"],
+                prefetch=options["prefetch"],
                 replace_on_limit=processes > 1,  # the supervisor starts a fresh process at once
             )
 
@@ -148,12 +165,15 @@ def run_worker(
     *,
     with_cron: bool = False,
     max_memory: int | None = None,
+    prefetch: int = 0,
     replace_on_limit: bool = False,
 ) -> int:
     """Run one Worker (and a cron beat thread when ``with_cron``) with signal handling; returns the exit code:
     0, or REPLACE_EXIT_CODE when ``replace_on_limit`` and the worker stopped at ``max_jobs`` or ``max_memory``."""
     beat = CronBeat(kind="runworkers --with-cron") if with_cron else None
-    worker = Worker(queues, concurrency=concurrency, burst=burst, max_jobs=max_jobs, max_memory=max_memory)
+    worker = Worker(
+        queues, concurrency=concurrency, prefetch=prefetch, burst=burst, max_jobs=max_jobs, max_memory=max_memory
+    )
 
     signalled = threading.Event()
 
