@@ -280,6 +280,7 @@ class Worker:
         waiting for another worker at once (attempt not counted): this process exits, and they did
         nothing wrong."""
         self.finisher.stop(timeout=1.0)
+        self.dispatcher.take_unstarted()  # no thread may start a job given back (they are in the snapshot)
         left = self.running.snapshot()  # the finisher recorded (and removed) those that ended
         if not left:
             return
@@ -292,6 +293,8 @@ class Worker:
     def _give_back_unstarted(self) -> None:
         """A stopping worker starts none of the jobs it prefetched: they go back to waiting at once
         (attempt not counted) for another worker, instead of holding up the stop."""
+        if not self.prefetch:  # without a prefetch a job waits for a thread only until one that is free takes it
+            return
         unstarted = self.dispatcher.take_unstarted()
         if not unstarted:
             return
