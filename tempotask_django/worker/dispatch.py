@@ -41,7 +41,6 @@ class Dispatcher:
         self.finished = finished
         self.worker_name = worker_name
         self.started = 0
-        self.threads = concurrency
         self._job_threads = JobThreads(concurrency, self._run_sync)
         self._async_loop = AsyncLoopThread(limit=concurrency if prefetch else None)
 

@@ -28,6 +28,14 @@ def most_at_once(entries: list[dict]) -> int:
     return most
 
 
+def started_in_a_thread(worker: Worker, ledger) -> threading.Thread:
+    """``worker.run()`` on a thread of its own, once its first job started."""
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    wait_until(lambda: ledger.entries("start"), message="the first job to start")
+    return thread
+
+
 def starts_and_ends(ledger) -> list[dict]:
     return [entry for entry in ledger.entries() if entry["event"] in ("start", "end")]
 
@@ -35,9 +43,7 @@ def starts_and_ends(ledger) -> list[dict]:
 def test_one_claim_takes_the_prefetch_too_and_the_jobs_still_run_one_at_a_time(store, ledger):
     ids = [tasks.slow.enqueue({"seconds": 0.3}) for _ in range(5)]
     worker = Worker(["slow"], concurrency=1, prefetch=3, store=store)
-    thread = threading.Thread(target=worker.run)
-    thread.start()
-    wait_until(lambda: ledger.entries("start"), message="the first job to start")
+    thread = started_in_a_thread(worker, ledger)
     # Four claimed at once (leased to the worker, shown as processing), one of them running.
     assert store.client.zcard(store.keys("slow").processing) == 4
     assert {get_job(job_id).worker for job_id in ids[:4]} == {worker.name}
@@ -62,9 +68,7 @@ def test_a_stopping_worker_gives_its_prefetched_jobs_back_without_counting_an_at
     running = tasks.slow.enqueue({"seconds": 0.6})
     prefetched = [tasks.slow.enqueue({"seconds": 0.1}) for _ in range(3)]
     worker = Worker(["slow"], concurrency=1, prefetch=3, store=store)
-    thread = threading.Thread(target=worker.run)
-    thread.start()
-    wait_until(lambda: ledger.entries("start"), message="the first job to start")
+    thread = started_in_a_thread(worker, ledger)
     assert store.client.zcard(store.keys("slow").processing) == 4
     worker.request_stop()
     thread.join(timeout=10)
@@ -130,9 +134,7 @@ def test_a_prefetched_job_cancelled_before_its_turn_never_starts(store, ledger):
     first = tasks.slow.enqueue({"seconds": 0.8})
     behind = tasks.slow.enqueue({"seconds": 0.1})
     worker = Worker(["slow"], concurrency=1, prefetch=1, store=store)
-    thread = threading.Thread(target=worker.run)
-    thread.start()
-    wait_until(lambda: ledger.entries("start"), message="the first job to start")
+    thread = started_in_a_thread(worker, ledger)
     assert get_job(behind).status == JobStatus.PROCESSING  # prefetched
     assert cancel_job(behind)
     wait_until(lambda: get_job(first).status == JobStatus.COMPLETED, message="the first job to end")
