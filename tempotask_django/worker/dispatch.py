@@ -52,7 +52,9 @@ class Dispatcher:
         self.running.add(running, alone=alone)
         self.started += 1
         if self.runner.is_async(fields):
-            coroutine = self._async_loop.run_limited(self.runner.run_async(fields, control))
+            coroutine = self.runner.run_async(fields, control)
+            if self._async_loop.limited:  # a prefetch: only ``concurrency`` handlers at once
+                coroutine = self._async_loop.run_limited(coroutine)
             future = asyncio.run_coroutine_threadsafe(coroutine, self._async_loop.loop())
             future.add_done_callback(lambda f: self.finished.put((running, self._outcome_of(f, fields))))
         else:

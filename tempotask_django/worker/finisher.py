@@ -99,9 +99,8 @@ class Finisher:
             last = False
             deadline = time.monotonic() + PREFETCH_GATHER_SECONDS
             while len(batch) < FINISH_BATCH:
-                wait = self._gather_wait(deadline)
                 try:
-                    more = self.finished.get(timeout=wait) if wait > 0 else self.finished.get_nowait()
+                    more = self._next_outcome(deadline)
                 except queue_module.Empty:
                     break
                 if more is None:
@@ -111,6 +110,16 @@ class Finisher:
             self.record(batch)
             if last:
                 return
+
+    def _next_outcome(self, deadline: float) -> tuple[RunningJob, Outcome] | None:
+        """The next item of the inbox; waits for one only as ``_gather_wait`` says (raises Empty)."""
+        try:
+            return self.finished.get_nowait()
+        except queue_module.Empty:
+            wait = self._gather_wait(deadline)
+            if wait <= 0:
+                raise
+            return self.finished.get(timeout=wait)
 
     def _gather_wait(self, deadline: float) -> float:
         """Seconds to wait for more outcomes before recording the batch: while prefetched jobs wait

@@ -101,10 +101,14 @@ class AsyncLoopThread:
                 self._thread.start()
             return self._loop
 
+    @property
+    def limited(self) -> bool:
+        """True when coroutines must go through ``run_limited``."""
+        return self._limit is not None
+
     async def run_limited(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
-        """Await ``coroutine`` once fewer than ``limit`` others run (at once without a limit)."""
-        if self._limit is None:
-            return await coroutine
+        """Await ``coroutine`` once fewer than ``limit`` others run."""
+        assert self._limit is not None
         if self._semaphore is None:
             self._semaphore = asyncio.Semaphore(self._limit)
         async with self._semaphore:
