@@ -7,19 +7,23 @@ import logging
 import time
 
 import redis
-from redis.exceptions import ClusterDownError, RedisClusterUnreachableError, SlotNotCoveredError
+from redis.exceptions import ClusterDownError, SlotNotCoveredError
 
 logger = logging.getLogger("tempotask")
 
+# redis-py 8.2 added a class for "a slot map refresh reached no node"; the older versions that
+# pyproject.toml allows lack it (importing it by name broke `import tempotask_django` there).
+_NO_NODE_REACHABLE = getattr(redis.exceptions, "RedisClusterUnreachableError", ClusterDownError)
+
 # Errors talking to Redis that go away by themselves: retried with backoff, never fatal. On Redis
-# Cluster, a failover under way: CLUSTERDOWN, a slot map read while a master was down, no node reachable.
-REDIS_ERRORS = (
+# Cluster, a failover under way: CLUSTERDOWN, a slot map read while a master was down, no node reachable
+REDIS_ERRORS: tuple[type[Exception], ...] = (
     redis.ConnectionError,
     redis.TimeoutError,
     redis.BusyLoadingError,
     ClusterDownError,
     SlotNotCoveredError,
-    RedisClusterUnreachableError,
+    _NO_NODE_REACHABLE,
 )
 # First retry delay and the cap, seconds.
 BACKOFF_START, BACKOFF_CAP = 0.1, 5.0

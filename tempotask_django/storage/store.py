@@ -704,7 +704,8 @@ class RedisStore:
                 self.resume_queue(partition)
             return
         keys = self.keys(queue)
-        pipe = self.client.pipeline(transaction=True)
+        # In order, not in MULTI: a cluster pipeline has no transactions before redis-py 6.
+        pipe = self.client.pipeline(transaction=False)
         pipe.delete(keys.paused)
         pipe.xadd(keys.wake, {"resumed": "1"}, maxlen=WAKE_MAXLEN, approximate=True)
         pipe.execute()
