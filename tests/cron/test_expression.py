@@ -54,7 +54,8 @@ DST_TABLE = [
         "Europe/Berlin",
         "2024-10-26T12:00",
         ["2024-10-27T02:30:00+02:00", "2024-10-28T02:30:00+01:00"],
-    ),  # fixed time: once (croniter: twice)
+    ),  # fixed time: once. Why expression.py places ticks itself: croniter on aware datetimes gets
+    # this day wrong, differently by version (7.0: 02:30 twice on the 27th; 3.0: 03:30 on the 28th).
     (
         "0 2,3 * * *",
         "Europe/Berlin",
@@ -123,15 +124,6 @@ def test_last_at_or_before_agrees_with_next_after(expression, tz, start, expecte
         assert cron.last_at_or_before(tick) == tick
         assert cron.last_at_or_before(tick - 1) == previous
         assert cron.last_at_or_before((previous + tick) // 2) == previous
-
-
-def test_croniter_alone_fires_a_fixed_time_twice_in_the_repeated_hour():
-    # Why expression.py places ticks itself: croniter on aware datetimes repeats 02:30 on 2024-10-27.
-    start = datetime.datetime(2024, 10, 26, 12, tzinfo=zoneinfo.ZoneInfo("Europe/Berlin"))
-    fires = croniter("30 2 * * *", start)
-    first, second = fires.get_next(datetime.datetime), fires.get_next(datetime.datetime)
-    assert (first.day, second.day) == (27, 27)
-    assert ticks("30 2 * * *", "Europe/Berlin", "2024-10-26T12:00", 2)[1].startswith("2024-10-28")
 
 
 def test_timezone_moves_the_tick():
