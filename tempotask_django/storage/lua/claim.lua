@@ -70,7 +70,7 @@ for _ = 1, 10 do
   for i = 1, #popped, 2 do
     local id = popped[i]
     if not nameable(id) then  -- names no job of ours: dropped, as an id without a record is
-    elseif not job_ready(id) then
+    elseif not need('job', id) then
       back[#back + 1], back[#back + 2] = popped[i + 1], id
     else
       local jk = job_key(id)
@@ -79,9 +79,11 @@ for _ = 1, 10 do
       local attempt_field, limited = nil, nil
       for f = 1, #job, 2 do
         local name = job[f]
-        if name == 'attempt' then attempt_field = job[f + 1] elseif name == 'limit' then limited = true end
+        if name == 'attempt' then attempt_field = job[f + 1] elseif name == 'limit' then limited = job[f + 1] end
       end
-      if limited and park_or_take(id, popped[i + 1], job, now) then
+      if limited and not limit_ready(limited) then  -- its limit's keys are not declared (named in NEEDED)
+        back[#back + 1], back[#back + 2] = popped[i + 1], id
+      elseif limited and park_or_take(id, popped[i + 1], job, now) then
         parked = parked + 1
       elseif #job > 0 then
         local eid = redis.call('XADD', K.stream, '*', 'job', id)

@@ -158,14 +158,6 @@ local function limit_ready(limit)
   return ready
 end
 
--- Whether a claim may pop job id (its record read as a flat HGETALL reply, job): the record is
--- declared, and so are its limit's keys when it has one.
-local function job_ready(id)
-  if not need('job', id) then return false end
-  local limit = redis.call('HGET', job_key(id), 'limit')
-  return not limit or limit_ready(limit)
-end
-
 -- Send back to waiting, in their order, the parked jobs of the due limits that may start now. A
 -- limit whose keys, or its first parked job's record, are not declared is left due (noted: need).
 -- Returns how many went back.
