@@ -149,6 +149,8 @@ class Worker:
             wakeup=self._wakeup,
             backlog=self.dispatcher.backlog if prefetch else None,
         )
+        if prefetch:
+            self.dispatcher.when_backlog_empties(self.finisher.backlog_emptied)
         self.housekeeper = Housekeeper(
             self.store,
             self.settings,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from concurrent.futures import Future
 
 from tempotask_django.job import Job, error_record
@@ -63,6 +64,10 @@ class Dispatcher:
     def backlog(self) -> int:
         """Sync jobs handed over that wait for a thread (prefetched)."""
         return self._job_threads.backlog()
+
+    def when_backlog_empties(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (on a job thread) each time a thread takes the last sync job waiting."""
+        self._job_threads.on_empty = callback
 
     def take_unstarted(self) -> list[RunningJob]:
         """Take back the sync jobs that wait for a thread: none will run them."""

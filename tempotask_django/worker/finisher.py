@@ -27,7 +27,8 @@ logger = logging.getLogger("tempotask")
 FINISH_BATCH = 100
 # A worker that prefetches records a batch once no job is left waiting for a thread, not at each
 # outcome: its batches grow towards the prefetch (fewer, larger round trips, and fewer thread
-# hand-offs) while its threads stay busy. It waits this long at most per batch, seconds.
+# hand-offs) while its threads stay busy. It waits this long at most per batch, seconds, asleep:
+# the job threads wake it when they take the last job waiting, not at each outcome.
 PREFETCH_GATHER_SECONDS = 0.002
 # Cap of the finisher's retry delay, seconds: finished jobs hold their slots until recorded, so they
 # are recorded soon after Redis is back (a refused connection costs nothing).
@@ -73,6 +74,7 @@ class Finisher:
         self.wakeup = wakeup
         self.backlog = backlog
         self.jobs_done = 0
+        self._backlog_emptied = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="tempotask-finisher", daemon=True)
 
     # -- the thread ----------------------------------------------------------------------------
@@ -83,6 +85,10 @@ class Finisher:
 
     def is_alive(self) -> bool:
         return self._thread.is_alive()
+
+    def backlog_emptied(self) -> None:
+        """The last job waiting for a thread was taken: record the batch gathered so far now."""
+        self._backlog_emptied.set()
 
     def stop(self, timeout: float = 10) -> None:
         """Record what is left in the inbox, then let the thread exit (waits ``timeout`` at most)."""
@@ -112,14 +118,19 @@ class Finisher:
                 return
 
     def _next_outcome(self, deadline: float) -> tuple[RunningJob, Outcome] | None:
-        """The next item of the inbox; waits for one only as ``_gather_wait`` says (raises Empty)."""
+        """The next item of the inbox; waits for more only as ``_gather_wait`` says (raises Empty)."""
         try:
             return self.finished.get_nowait()
         except queue_module.Empty:
             wait = self._gather_wait(deadline)
             if wait <= 0:
                 raise
-            return self.finished.get(timeout=wait)
+            # Asleep until the backlog empties or the deadline passes: an outcome put meanwhile
+            # wakes no one (waiting on the inbox itself would cost a thread hand-off per job).
+            self._backlog_emptied.clear()
+            if self.backlog is not None and self.backlog() > 0:
+                self._backlog_emptied.wait(wait)
+            return self.finished.get_nowait()
 
     def _gather_wait(self, deadline: float) -> float:
         """Seconds to wait for more outcomes before recording the batch: while prefetched jobs wait

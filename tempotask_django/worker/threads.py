@@ -30,6 +30,8 @@ class JobThreads:
         self._jobs: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._start_lock = threading.Lock()  # the main loop and the finisher both submit
+        # Called by the thread that takes the last job waiting (a worker that prefetches).
+        self.on_empty: Callable[[], None] | None = None
 
     def submit(self, *args: Any) -> None:
         """Queue a job; a free thread runs it (the caller has reserved a slot for it)."""
@@ -74,6 +76,8 @@ class JobThreads:
             args = self._jobs.get()
             if args is None:
                 return
+            if self.on_empty is not None and self._jobs.empty():
+                self.on_empty()
             try:
                 self._run(*args)
             except BaseException:  # run() reports outcomes itself; this thread must survive anything

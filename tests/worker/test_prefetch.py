@@ -13,6 +13,7 @@ from tempotask_django import JobStatus, cancel_job, get_job
 from tempotask_django.management.commands import runworkers
 from tempotask_django.worker import Worker
 from tempotask_django.worker.finisher import PREFETCH_GATHER_SECONDS
+from tempotask_django.worker.threads import JobThreads
 from tests.helpers import wait_until
 from tests.testapp import tasks
 
@@ -128,6 +129,45 @@ def test_the_finisher_waits_for_more_outcomes_only_while_prefetched_jobs_wait_fo
     worker.request_stop()
     assert finisher._gather_wait(deadline) == 0.0  # a stopping worker records at once
     assert Worker(["slow"], concurrency=1, store=store).finisher.backlog is None  # without a prefetch: never waits
+
+
+def test_a_gathering_finisher_sleeps_through_outcomes_until_the_last_waiting_job_is_taken(store):
+    # Waking the finisher at each outcome cost a thread hand-off per job.
+    finisher = Worker(["slow"], concurrency=1, prefetch=2, store=store).finisher
+    backlog = [2]
+    finisher.backlog = lambda: backlog[0]
+    gathered = []
+    deadline = time.monotonic() + 10  # far off: only the backlog's emptying ends this wait
+    thread = threading.Thread(target=lambda: gathered.append(finisher._next_outcome(deadline)))
+    thread.start()
+    time.sleep(0.05)
+    finisher.finished.put(("running", "outcome"))
+    time.sleep(0.1)
+    assert gathered == []  # still asleep
+    backlog[0] = 0
+    finisher.backlog_emptied()
+    thread.join(timeout=2)
+    assert gathered == [("running", "outcome")]
+
+
+def test_the_job_thread_that_takes_the_last_waiting_job_says_so():
+    release, ran, emptied = threading.Event(), [], []
+
+    def run(name):
+        if name == "a":
+            release.wait(5)
+        ran.append(name)
+
+    threads = JobThreads(1, run)
+    threads.on_empty = lambda: emptied.append(len(ran))
+    threads.submit("a")
+    wait_until(lambda: emptied, message="the first job to be taken")
+    threads.submit("b")
+    threads.submit("c")
+    release.set()
+    wait_until(lambda: len(ran) == 3, message="the three jobs to run")
+    threads.stop()
+    assert emptied == [0, 2]  # on taking "a" (nothing behind it) and "c", not "b"
 
 
 def test_a_prefetched_job_cancelled_before_its_turn_never_starts(store, ledger):
