@@ -37,6 +37,7 @@ def collect() -> dict[str, Any]:
             "id": worker["id"],
             "queues": queues_of(worker),
             "concurrency": int(worker.get("concurrency") or 0),
+            "prefetch": int(worker.get("prefetch") or 0),
             "running": int(worker.get("running") or 0),
             "jobs_done": int(worker.get("jobs_done") or 0),
             "heartbeat_age": heartbeat_age(worker.get("heartbeat"), now_ms),

@@ -83,6 +83,7 @@ def worker_rows(workers: list[dict[str, str]], now_ms: int) -> list[dict[str, An
             {
                 **worker,
                 "queue_list": [queue for queue in worker.get("queues", "").split(",") if queue],
+                "prefetch": int(worker.get("prefetch") or 0),
                 "started_at": ms_to_datetime(worker.get("started")),
                 "heartbeat_at": ms_to_datetime(heartbeat or None),
                 "heartbeat_age": max(0.0, (now_ms - heartbeat) / 1000) if heartbeat else None,

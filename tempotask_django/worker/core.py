@@ -364,6 +364,7 @@ class Worker:
             "pid": pid,
             "queues": ",".join(self.queues),
             "concurrency": self.concurrency,
+            "prefetch": self.prefetch,
             "started": int(self.started_at * 1000),
             "jobs_done": self.jobs_done,
             "running": self.running_count,

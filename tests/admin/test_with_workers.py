@@ -23,7 +23,9 @@ def listed_workers(client) -> list[dict]:
 
 def test_a_real_worker_is_listed_with_its_numbers_and_leaves_after_sigkill_and_its_ttl(workers, ledger, superuser):
     # STALLED_TIMEOUT 1: a heartbeat every 1/3 s, valid 3 s (the shortest heartbeat TTL).
-    process = workers.start("--queues", "default", "slow", "--concurrency", "3", overrides={"STALLED_TIMEOUT": 1})
+    process = workers.start(
+        "--queues", "default", "slow", "--concurrency", "3", "--prefetch", "2", overrides={"STALLED_TIMEOUT": 1}
+    )
     for n in range(2):
         tasks.add.enqueue({"a": n, "b": 1}, on_commit=False)
     tasks.slow.enqueue({"seconds": 60}, on_commit=False)  # still running when the worker is killed
@@ -40,11 +42,12 @@ def test_a_real_worker_is_listed_with_its_numbers_and_leaves_after_sigkill_and_i
         ["default", "slow"],
         "3",
     )
+    assert row["prefetch"] == 2
     html = client.get(reverse("admin:tempotask_workers")).content.decode()
     cells = (
         f"<td>{socket.gethostname()}</td>",
         f'<td class="num">{process.pid}</td>',
-        '<td class="num">3</td>',
+        '<td class="num">3 <span class="help">+ 2 prefetch</span></td>',
         '<td class="num">2</td><td class="num">1</td>',
     )
     for cell in cells:

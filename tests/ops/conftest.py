@@ -46,7 +46,7 @@ def tempotask_process(*args: str, redis_url: str | None = None) -> subprocess.Co
 
 def announce_worker(*queues: str, name: str = "host:4242:ops") -> None:
     """A worker's heartbeat, published the way a running Worker publishes it."""
-    get_default_store().register_worker(name, {"queues": ",".join(queues), "concurrency": 1}, ttl=30)
+    get_default_store().register_worker(name, {"queues": ",".join(queues), "concurrency": 1, "prefetch": 8}, ttl=30)
 
 
 def announce_beat() -> None:

@@ -48,6 +48,7 @@ def test_json_has_every_queue_the_totals_and_the_processes(busy):
     assert data["totals"] == totals
     [worker] = data["workers"]
     assert (worker["id"], worker["queues"]) == ("host:4242:ops", ["default", "slow"])
+    assert (worker["concurrency"], worker["prefetch"]) == (1, 8)
     assert 0 <= worker["heartbeat_age"] < 30
     [beat] = data["beats"]
     assert beat["schedules"] == 2 and 0 <= beat["heartbeat_age"] < 30
