@@ -32,6 +32,7 @@ from redis.exceptions import NoScriptError, ResponseError
 from tempotask_django.storage.cluster import ClusterCalls
 from tempotask_django.storage.direct import DirectCalls
 from tempotask_django.storage.keys import QueueKeys
+from tempotask_django.storage.lua_prelude import prelude_for
 from tempotask_django.storage.replies import REPEAT_WINDOW, RequestIds
 
 SCRIPT_NAMES = (
@@ -106,13 +107,14 @@ ScriptCall = tuple[str, str, Sequence[Any]] | tuple[str, str, Sequence[Any], Seq
 
 @functools.cache
 def script_source(name: str) -> str:
-    """The full text of script ``name``: lib.lua and limits.lua (the prelude), then ``name``.lua as the
-    function script_body, then once.lua, which runs it (at most once per request id)."""
+    """The full text of script ``name``: what it uses of lib.lua and limits.lua (the prelude, see
+    lua_prelude.py), then ``name``.lua as the function script_body, then once.lua, which runs it (at
+    most once per request id)."""
     lua = resources.files("tempotask_django.storage") / "lua"
     prelude = "\n".join((lua / part).read_text() for part in ("lib.lua", "limits.lua"))
     body = (lua / f"{name}.lua").read_text()
     once = (lua / "once.lua").read_text()
-    return f"{prelude}\nlocal function script_body()\n{body}\nend\n{once}"
+    return f"{prelude_for(prelude, body + once)}\nlocal function script_body()\n{body}\nend\n{once}"
 
 
 def reply_key(command: Sequence[Any]) -> str | None:
