@@ -16,7 +16,7 @@ logger = logging.getLogger("tempotask")
 _NO_NODE_REACHABLE = getattr(redis.exceptions, "RedisClusterUnreachableError", ClusterDownError)
 
 # Errors talking to Redis that go away by themselves: retried with backoff, never fatal. On Redis
-# Cluster, a failover under way: CLUSTERDOWN, a slot map read while a master was down, no node reachable
+# Cluster, a failover under way: CLUSTERDOWN, a slot map read while a master was down, no node reachable.
 REDIS_ERRORS: tuple[type[Exception], ...] = (
     redis.ConnectionError,
     redis.TimeoutError,

@@ -704,7 +704,7 @@ class RedisStore:
                 self.resume_queue(partition)
             return
         keys = self.keys(queue)
-        # In order, not in MULTI: a cluster pipeline has no transactions before redis-py 6.
+        # In order, not in MULTI: redis-py 5's cluster pipeline refuses transactions.
         pipe = self.client.pipeline(transaction=False)
         pipe.delete(keys.paused)
         pipe.xadd(keys.wake, {"resumed": "1"}, maxlen=WAKE_MAXLEN, approximate=True)
