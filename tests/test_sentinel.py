@@ -164,6 +164,7 @@ def test_worker_beat_and_producer_follow_the_master_through_failover_and_kill(
         new = sentinels.failover()
         switched = time.monotonic()
         assert new != old
+        assert get_default_store().master_changes(ask=True) >= 1  # what the beat looks at
         failover_pause = resumed_after(producer, switched, grace=grace)
         wait_until(lambda: sentinels.role(old) == "slave", 30, 0.1, "the old master to follow the new one")
         before_kill = time.monotonic()
@@ -178,6 +179,7 @@ def test_worker_beat_and_producer_follow_the_master_through_failover_and_kill(
         killed = time.monotonic()
         sentinels.server_on(new).kill()
         assert sentinels.wait_for_new_master(new) == old
+        assert get_default_store().master_changes(ask=True) >= 2
         switched_again = time.monotonic()
         if enqueue_replicas:  # the survivor has no replica: every enqueue raises NotReplicated (and runs)
             wall = time.time()

@@ -17,6 +17,12 @@ Runtime schedules (runtime.py) are loaded at the start and again whenever the ve
 Redis moves (checked at each heartbeat) or the fire script answers "stale": the beat then fires
 what a changed schedule's old version still owes, and the new version's ticks from its start.
 A tick held by overlap "queue" is offered again every HELD_POLL_MS until its previous run ends.
+
+After a Sentinel failover the old master may have answered ticks that never reached the new one
+(replication is asynchronous, and the old master accepts writes until its clients leave it). Each
+step asks whether the sentinels named a new master; when they did, the ticks answered since shortly
+before the last look are offered again, oldest first, before any later one: the new master fires
+those it lacks (its last-tick check would refuse them once a later tick fired there).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import secrets
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -60,6 +67,11 @@ HELD_POLL_MS = 250
 # retried a call to a node that is down (Redis Cluster retries until a replica is promoted) without
 # raising. The ticks that came meanwhile are owed, as after an error: a slow Redis is not downtime.
 SLOW_CALL_S = 0.5
+# After a change of master, the ticks answered since this long before the last look at the
+# sentinels (that still named the old master) are offered again, s: covers a write the old master
+# answered after its replica was promoted but before the sentinels named it, and the replication
+# lag before a crash.
+REOFFER_MARGIN_S = 5.0
 
 
 @dataclass
@@ -119,6 +131,11 @@ class CronBeat:
         self._replaying: set[str] = set()
         self._refused_logged: dict[str, float] = {}  # name -> when (self._clock) its refusal was logged
         self._synced = False
+        # Master changes (Sentinel): the count last seen, when the sentinels last named the same
+        # master (self._clock), and name -> (when, tick s) of the ticks answered since shortly before.
+        self._master_changes = self.store.master_changes()
+        self._master_confirmed_at = clock()
+        self._answered: dict[str, deque[tuple[float, int]]] = {}
         self._stopping = threading.Event()
         self._throttle = ErrorThrottle(cap=RETRY_CAP)
         self.kind = kind  # how it runs, for the admin: "runcron" or "runworkers --with-cron"
@@ -215,6 +232,7 @@ class CronBeat:
         it again, with every tick that came meanwhile.
         """
         try:
+            self._follow_master(ask=True)
             return self._tick(now_ms, self.schedules)
         except Exception:
             self._replaying.update(schedule.name for schedule in self.schedules)
@@ -227,6 +245,7 @@ class CronBeat:
             now_ms = self.store.server_time_ms()
             if self._clock() - asked > SLOW_CALL_S:
                 self._replaying.update(schedule.name for schedule in schedules)
+            self._follow_master(ask=False)  # that call may have reached a new master
         fires = self._offers(schedules, now_ms)
         replies = self._fire(fires, now_ms if fake_now else 0)
         result = TickResult(now_ms, None)
@@ -243,6 +262,7 @@ class CronBeat:
             self._report(fire, reply)
             if not fire.release:
                 owed[fire.name] = None  # answered: this tick, and any earlier one, is decided
+                self._answered.setdefault(fire.name, deque()).append((self._clock(), tick))
                 result.outcomes[fire.name] = reply
                 self._upcoming[fire.name] = fire.next_run_ms // 1000 or None
         for name, owed_tick in owed.items():
@@ -257,6 +277,30 @@ class CronBeat:
         if error is not None:
             raise error
         return result
+
+    def _follow_master(self, *, ask: bool) -> None:
+        """When the sentinels named a new master since the last look (``ask``: look now), offer
+        again the ticks answered since REOFFER_MARGIN_S before the last look that saw the old one."""
+        changes = self.store.master_changes(ask=ask)
+        now = self._clock()
+        if changes != self._master_changes:
+            self._master_changes = changes
+            since = self._master_confirmed_at - REOFFER_MARGIN_S
+            current = {schedule.name for schedule in self.schedules}
+            for name, answers in self._answered.items():
+                ticks = [tick for at, tick in answers if at >= since]
+                if ticks and name in current:
+                    upcoming = self._upcoming.get(name)
+                    self._upcoming[name] = min(ticks) if upcoming is None else min(upcoming, min(ticks))
+                    self._replaying.add(name)
+                    logger.info("cron %s: a new master: its ticks from %d on are offered again", name, min(ticks))
+            self._answered.clear()
+        elif not ask:
+            return
+        self._master_confirmed_at = now
+        for answers in self._answered.values():
+            while answers and answers[0][0] < now - REOFFER_MARGIN_S:
+                answers.popleft()
 
     def _offers(self, schedules: list[CronSchedule], now_ms: int) -> list[Fire]:
         """The fire requests of the due ticks of ``schedules``, and of their held ticks."""

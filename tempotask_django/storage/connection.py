@@ -121,7 +121,30 @@ class FailoverSSLConnection(FailoverConnection, SSLConnection):
     pass
 
 
-def sentinel_pool(settings: Settings, options: dict[str, Any]) -> SentinelConnectionPool:
+class FailoverPool(SentinelConnectionPool):
+    """A pool of connections to the master the sentinels name, counting the times they named another.
+
+    Every connect and every master check of its connections asks the sentinels through
+    ``get_master_address``: a change seen by any of them counts once. The cron beat compares the
+    count between its steps: the ticks the old master answered just before it was replaced may be
+    gone, and are offered again to the new one (cron/beat.py).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.master_changes = 0
+        self._known_master: tuple[str, int] | None = None
+
+    def get_master_address(self) -> Any:
+        address = super().get_master_address()
+        named = (address[0], int(address[1]))
+        if self._known_master is not None and named != self._known_master:
+            self.master_changes += 1
+        self._known_master = named
+        return address
+
+
+def sentinel_pool(settings: Settings, options: dict[str, Any]) -> FailoverPool:
     """A pool of connections to the current master of SENTINEL_MASTER, as the SENTINELS report it.
 
     REDIS_URL gives the password, database and TLS of the master's connections (its host is not
@@ -137,9 +160,7 @@ def sentinel_pool(settings: Settings, options: dict[str, Any]) -> SentinelConnec
     sentinel_kwargs = {**timeouts, **({"ssl": True, **tls_options} if tls else {})}
     manager = Sentinel(list(settings.sentinels), sentinel_kwargs=sentinel_kwargs)
     connection_class = FailoverSSLConnection if tls else FailoverConnection
-    return SentinelConnectionPool(
-        settings.sentinel_master, manager, is_master=True, connection_class=connection_class, **kwargs
-    )
+    return FailoverPool(settings.sentinel_master, manager, is_master=True, connection_class=connection_class, **kwargs)
 
 
 def get_default_store() -> RedisStore:

@@ -10,6 +10,7 @@ Scripts run through ``store.scripts`` (scripts.py). Read-only views for the API 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -724,6 +725,18 @@ class RedisStore:
 
     def unregister_worker(self, worker_id: str) -> None:
         presence.withdraw(self.client, self.global_keys.workers, self.global_keys.worker(worker_id), worker_id)
+
+    def master_changes(self, *, ask: bool = False) -> int:
+        """How many times the sentinels have named a new master since this store's client started
+        (always 0 outside Sentinel mode). With ``ask``, the sentinels are asked now (one round trip;
+        when none answers, the count stays as it is: the master's own errors will tell)."""
+        pool = getattr(self.client, "connection_pool", None)
+        if getattr(pool, "master_changes", None) is None:
+            return 0
+        if ask:
+            with contextlib.suppress(redis.ConnectionError):
+                pool.get_master_address()  # type: ignore[union-attr]
+        return pool.master_changes  # type: ignore[union-attr]
 
     def server_time_ms(self) -> int:
         seconds, micros = self.client.time()

@@ -206,3 +206,57 @@ def test_ticks_that_come_while_the_clock_read_is_slow_are_fired(redis_client, mo
     monkeypatch.setattr(cron_beat.crons, "fire", lambda fires, **options: fire(fires, **{**options, "now_ms": now_ms}))
     cron_beat.step()
     assert cron_jobs() == [f"cron:every_second:{T0 + n}" for n in range(1, 6)]
+
+
+def snapshot(client: redis.Redis) -> dict[str, tuple[bytes, int]]:
+    """Every key of the test database, dumped with its time to live (ms, 0: none)."""
+    return {key: (client.dump(key), max(0, client.pttl(key))) for key in client.scan_iter()}
+
+
+def fail_over_to(client: redis.Redis, replica: dict[str, tuple[bytes, int]]) -> None:
+    """Make the test database what a replica holding ``replica`` would be once promoted: the writes
+    the old master answered after it are gone."""
+    client.flushdb()
+    for key, (dumped, ttl_ms) in replica.items():
+        client.restore(key, ttl_ms, dumped)
+
+
+class Sentinels:
+    """Stands in for the sentinels as the beat's store sees them: how many new masters they named."""
+
+    def __init__(self, cron_beat: CronBeat, monkeypatch) -> None:
+        self.changes = 0
+        monkeypatch.setattr(cron_beat.store, "master_changes", lambda ask=False: self.changes)
+
+
+def test_ticks_the_replaced_master_answered_are_offered_to_the_new_one(redis_client, monkeypatch):
+    """After a failover the old master may have answered ticks (fired, or "done" when another beat
+    fired them there) that never reached the new master: the ticks answered just before the change
+    are offered again, oldest first, before any later tick, so the new master fires those it lacks."""
+    raw = redis.Redis(connection_pool=redis_client.connection_pool, decode_responses=False)
+    cron_beat = beat(every_second=EVERY_SECOND)
+    sentinels = Sentinels(cron_beat, monkeypatch)
+    cron_beat.step((T0 + 1) * MS + 10)
+    replica = snapshot(raw)  # the replica, promoted from here: it has T0+1
+    cron_beat.step((T0 + 2) * MS + 10)
+    cron_beat.step((T0 + 3) * MS + 10)  # T0+2 and T0+3: answered by the old master only
+    fail_over_to(raw, replica)
+    sentinels.changes = 1
+    cron_beat.step((T0 + 4) * MS + 10)
+    assert cron_jobs() == [f"cron:every_second:{T0 + n}" for n in range(1, 5)]
+    [info] = list_crons()
+    assert info.runs == 4  # T0+1 answered "done" on the new master: fired once
+    cron_beat.step((T0 + 5) * MS + 10)
+    assert cron_jobs()[-1] == f"cron:every_second:{T0 + 5}" and list_crons()[0].runs == 5
+
+
+def test_a_master_change_that_lost_nothing_fires_no_tick_twice(redis_client, monkeypatch):
+    cron_beat = beat(every_second=EVERY_SECOND)
+    sentinels = Sentinels(cron_beat, monkeypatch)
+    for offset in (1, 2, 3):
+        cron_beat.step((T0 + offset) * MS + 10)
+    sentinels.changes = 1
+    result = cron_beat.tick((T0 + 4) * MS + 10)
+    assert result.fired == ["every_second"]
+    assert cron_jobs() == [f"cron:every_second:{T0 + n}" for n in range(1, 5)]
+    assert list_crons()[0].runs == 4
