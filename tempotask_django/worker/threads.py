@@ -76,12 +76,20 @@ class JobThreads:
             args = self._jobs.get()
             if args is None:
                 return
-            if self.on_empty is not None and self._jobs.empty():
-                self.on_empty()
             try:
+                # Inside the guard: the job is taken, and runs whatever the wake-up call does.
+                if self.on_empty is not None and self._jobs.empty():
+                    self._wake(self.on_empty)
                 self._run(*args)
             except BaseException:  # run() reports outcomes itself; this thread must survive anything
                 logger.exception("a job thread caught an error its job did not report")
+
+    @staticmethod
+    def _wake(on_empty: Callable[[], None]) -> None:
+        try:
+            on_empty()
+        except Exception:  # the finisher wakes by its deadline anyway (PREFETCH_GATHER_SECONDS)
+            logger.exception("a job thread could not wake the finisher")
 
 
 class AsyncLoopThread:

@@ -170,6 +170,23 @@ def test_the_job_thread_that_takes_the_last_waiting_job_says_so():
     assert emptied == [0, 2]  # on taking "a" (nothing behind it) and "c", not "b"
 
 
+def test_a_job_thread_whose_wake_up_call_fails_still_runs_the_job_it_took():
+    """The job is taken from the queue before the wake-up call: whatever that call does, the job
+    runs (and reports how it ended), and the thread goes on to the next one."""
+    ran = []
+
+    def wake_up():
+        raise RuntimeError("the finisher could not be woken")
+
+    threads = JobThreads(1, ran.append)
+    threads.on_empty = wake_up
+    threads.submit("a")
+    threads.submit("b")
+    wait_until(lambda: len(ran) == 2, message="both jobs to run")
+    threads.stop()
+    assert ran == ["a", "b"]
+
+
 def test_a_prefetched_job_cancelled_before_its_turn_never_starts(store, ledger):
     first = tasks.slow.enqueue({"seconds": 0.8})
     behind = tasks.slow.enqueue({"seconds": 0.1})
