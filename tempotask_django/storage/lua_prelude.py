@@ -13,6 +13,7 @@ statement starts at column 0 with ``local``; what follows it up to the next such
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -36,9 +37,10 @@ def names_used(code: str) -> set[str]:
     return {match[1] for match in _TOKENS.finditer(code) if match[1]}
 
 
-def statements(prelude: str) -> list[Statement]:
+@functools.lru_cache(maxsize=4)
+def statements(prelude: str) -> tuple[Statement, ...]:
     """The prelude cut into its top-level statements, in order (text before the first is kept as one
-    that declares nothing: the header comment)."""
+    that declares nothing: the header comment). Cut once per prelude text: every script asks."""
     found = []
     for text in _STATEMENT_START.split(prelude):
         if not text:
@@ -49,17 +51,16 @@ def statements(prelude: str) -> list[Statement]:
             names = head[1] or head[2]
             declares = frozenset(name.strip() for name in names.split(",") if name.strip())
         found.append(Statement(text, declares, frozenset(names_used(text)) - declares))
-    return found
+    return tuple(found)
 
 
 def prelude_for(prelude: str, code: str) -> str:
     """The statements of ``prelude`` that ``code`` uses, directly or through each other, in order."""
     parts = statements(prelude)
-    wanted = names_used(code)
-    kept = [not part.declares for part in parts]  # comments only: kept, they cost nothing
-    for part in parts:
-        if not part.declares:
-            wanted |= part.uses
+    # A statement that declares nothing (the header comment) is kept: it costs nothing, and a
+    # statement the declaration pattern could not read stays, with what it uses.
+    kept = [not part.declares for part in parts]
+    wanted = names_used(code).union(*(part.uses for part in parts if not part.declares))
     changed = True
     while changed:
         changed = False
