@@ -27,6 +27,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from tempotask_django.job import JobStatus
 from tempotask_django.ops import backend
+from tempotask_django.storage.presence import worker_figures
 
 # The histogram's upper bounds, seconds: DURATION_BOUNDS_MS of lua/lib.lua (a test checks they match).
 # Every series gets every bucket, so a bucket set never changes under a query.
@@ -118,7 +119,7 @@ def _process_gauges(
     )
     served: dict[str, int] = defaultdict(int)
     for worker in workers:
-        for queue in filter(None, worker.get("queues", "").split(",")):
+        for queue in worker_figures(worker)["queues"]:
             served[queue] += 1
     for queue in queues:
         per_queue.add_metric([queue], served[queue])

@@ -11,14 +11,10 @@ from typing import Any
 from tempotask_django.models import VIEW
 from tempotask_django.ops import backend, cli
 from tempotask_django.ops.audit import Operator
+from tempotask_django.storage.presence import worker_figures
 
 COUNTS = ("waiting", "delayed", "processing", "completed", "failed", "cancelled")
 HEADERS = ("QUEUE", *(name.upper() for name in COUNTS), "OLDEST WAITING", "WORKERS", "PAUSED")
-
-
-def queues_of(worker: dict[str, str]) -> list[str]:
-    """The queues a live worker serves (its info lists them comma-separated)."""
-    return [queue for queue in worker.get("queues", "").split(",") if queue]
 
 
 def heartbeat_age(heartbeat_ms: str | int | None, now_ms: int) -> float | None:
@@ -32,18 +28,7 @@ def collect() -> dict[str, Any]:
     stats = backend.queue_stats(queues)
     now_ms = backend.server_time_ms()
     live = backend.workers()
-    workers: list[dict[str, Any]] = [
-        {
-            "id": worker["id"],
-            "queues": queues_of(worker),
-            "concurrency": int(worker.get("concurrency") or 0),
-            "prefetch": int(worker.get("prefetch") or 0),
-            "running": int(worker.get("running") or 0),
-            "jobs_done": int(worker.get("jobs_done") or 0),
-            "heartbeat_age": heartbeat_age(worker.get("heartbeat"), now_ms),
-        }
-        for worker in live
-    ]
+    workers: list[dict[str, Any]] = [{"id": worker["id"], **worker_figures(worker, now_ms)} for worker in live]
     beats = [
         {
             "id": beat.id,
@@ -57,7 +42,7 @@ def collect() -> dict[str, Any]:
     rows = []
     for queue in stats:
         row = queue.as_dict()
-        row["workers"] = sum(1 for worker in live if queue.queue in queues_of(worker))
+        row["workers"] = sum(1 for worker in workers if queue.queue in worker["queues"])
         rows.append(row)
     return {
         "queues": rows,

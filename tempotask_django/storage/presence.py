@@ -35,6 +35,21 @@ def withdraw(client: redis.Redis, index: str, key: str, member: str) -> None:
     pipe.execute()
 
 
+def worker_figures(worker: Mapping[str, str], now_ms: int = 0) -> dict[str, Any]:
+    """A worker's heartbeat info (strings, as published) as numbers: its queues, threads, prefetch,
+    jobs running and done, and the seconds since its heartbeat by the server clock ``now_ms`` (None
+    without it). What the admin, ``tempotask stats`` and the metrics read."""
+    heartbeat = int(worker.get("heartbeat") or 0)
+    return {
+        "queues": [queue for queue in worker.get("queues", "").split(",") if queue],
+        "concurrency": int(worker.get("concurrency") or 0),
+        "prefetch": int(worker.get("prefetch") or 0),
+        "running": int(worker.get("running") or 0),
+        "jobs_done": int(worker.get("jobs_done") or 0),
+        "heartbeat_age": max(0.0, (now_ms - heartbeat) / 1000) if heartbeat and now_ms else None,
+    }
+
+
 def live(client: redis.Redis, index: str, key_of: Callable[[str], str]) -> list[dict[str, str]]:
     """Every member whose info has not expired, most recent heartbeat first (two round trips)."""
     ids = cast(list[str], client.zrevrange(index, 0, -1))

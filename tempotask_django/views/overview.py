@@ -16,6 +16,7 @@ from django.views import View
 from tempotask_django.job import JobStatus, ms_to_datetime
 from tempotask_django.storage.crons import CronStore
 from tempotask_django.storage.inspect import QueueStats
+from tempotask_django.storage.presence import worker_figures
 from tempotask_django.templatetags.tempotask_admin import age
 from tempotask_django.views.base import DashboardMixin, DashboardPage
 from tempotask_django.views.chart import build_chart
@@ -40,7 +41,8 @@ COUNTED = (*(status.value for status in JobStatus), "consumers")
 
 
 def served_queues(workers: list[dict[str, str]]) -> set[str]:
-    return {queue for worker in workers for queue in worker.get("queues", "").split(",") if queue}
+    """The queues the live workers serve (``workers``: their heartbeat info, as published)."""
+    return {queue for worker in workers for queue in worker_figures(worker)["queues"]}
 
 
 def _problem(level: str, queue: str, status: str, text: str) -> dict[str, str]:
@@ -76,20 +78,15 @@ def attention(stats: list[QueueStats], workers: list[dict[str, str]], chart: dic
 
 def worker_rows(workers: list[dict[str, str]], now_ms: int) -> list[dict[str, Any]]:
     """Workers' info for display; ``now_ms`` is the Redis server's clock, which stamps heartbeats."""
-    rows = []
-    for worker in workers:
-        heartbeat = int(worker.get("heartbeat") or 0)
-        rows.append(
-            {
-                **worker,
-                "queue_list": [queue for queue in worker.get("queues", "").split(",") if queue],
-                "prefetch": int(worker.get("prefetch") or 0),
-                "started_at": ms_to_datetime(worker.get("started")),
-                "heartbeat_at": ms_to_datetime(heartbeat or None),
-                "heartbeat_age": max(0.0, (now_ms - heartbeat) / 1000) if heartbeat else None,
-            }
-        )
-    return rows
+    return [
+        {
+            **worker,
+            **worker_figures(worker, now_ms),
+            "started_at": ms_to_datetime(worker.get("started")),
+            "heartbeat_at": ms_to_datetime(int(worker.get("heartbeat") or 0) or None),
+        }
+        for worker in workers
+    ]
 
 
 class OverviewMixin(DashboardMixin):
@@ -101,18 +98,18 @@ class OverviewMixin(DashboardMixin):
         store = self.store
         stats = store.inspect.queue_stats_many(queues)
         now_ms = store.server_time_ms()
-        workers = worker_rows(store.inspect.list_workers(), now_ms)
+        live = store.inspect.list_workers()  # heartbeat info, as published
         chart = build_chart(store.inspect.minute_totals(queues, CHART_MINUTES))
         cron_store = CronStore(store)
         crons, beats = cron_store.list(with_job_status=False), cron_store.beats()
         totals = {name: sum(getattr(queue, name) for queue in stats) for name in COUNTED}
-        problems = attention(stats, workers, chart) + cron_attention(crons, beats, now_ms)
+        problems = attention(stats, live, chart) + cron_attention(crons, beats, now_ms)
         problems.sort(key=lambda item: item["level"] != "error")
         return {
             "queues": stats,
             "totals": totals,
-            "workers": workers,
-            "served": served_queues(workers),
+            "workers": worker_rows(live, now_ms),
+            "served": served_queues(live),
             "chart": chart,
             "beats": beat_rows(beats, now_ms),
             "schedule_count": len(crons),

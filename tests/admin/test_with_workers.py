@@ -33,14 +33,14 @@ def test_a_real_worker_is_listed_with_its_numbers_and_leaves_after_sigkill_and_i
 
     def shows_the_work():
         rows = listed_workers(client)
-        return rows if rows and rows[0]["jobs_done"] == "2" and rows[0]["running"] == "1" else None
+        return rows if rows and rows[0]["jobs_done"] == 2 and rows[0]["running"] == 1 else None
 
     [row] = wait_until(shows_the_work, timeout=30, message="the worker's heartbeat to count its jobs")
-    assert (row["host"], row["pid"], row["queue_list"], row["concurrency"]) == (
+    assert (row["host"], row["pid"], row["queues"], row["concurrency"]) == (
         socket.gethostname(),
         str(process.pid),
         ["default", "slow"],
-        "3",
+        3,
     )
     assert row["prefetch"] == 2
     html = client.get(reverse("admin:tempotask_workers")).content.decode()
