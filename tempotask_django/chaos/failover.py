@@ -356,6 +356,11 @@ def _tick_figures(lab: Lab, result: Result, window: TickWindow, runs: list[Run],
     # sentinels had just replaced (see docs/redis-modes.md, "Writes the old master accepts after a
     # failover"): that master's copy is discarded when it turns replica, so Redis keeps one job.
     result.figure("cron ticks logged as fired by two beats", sum(count - 1 for count in fired.values() if count > 1))
+    # A beat that sees a new master offers it again the ticks it answered just before (cron/beat.py).
+    result.figure(
+        "cron re-offers to a new master (beats' logs)",
+        sum(1 for beat in beats for line in beat.log_lines() if "a new master: its ticks from" in line.message),
+    )
     # A tick's job, fired once, may run twice (at least once): a failover can lose the write that
     # finished it, and the job runs again. That is the jobs' guarantee, not a second fire.
     result.figure("cron tick jobs run twice (at least once)", sum(count - 1 for count in ledger.values() if count > 1))
