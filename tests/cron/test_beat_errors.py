@@ -209,7 +209,8 @@ def test_ticks_that_come_while_the_clock_read_is_slow_are_fired(redis_client, mo
 
 
 def snapshot(client: redis.Redis) -> dict[str, tuple[bytes, int]]:
-    """Every key of the test database, dumped with its time to live (ms, 0: none)."""
+    """Every key of the test database, dumped with its time to live (ms, 0: none). redis-py reads
+    DUMP's reply undecoded whatever the client's decode_responses."""
     return {key: (client.dump(key), max(0, client.pttl(key))) for key in client.scan_iter()}
 
 
@@ -233,14 +234,13 @@ def test_ticks_the_replaced_master_answered_are_offered_to_the_new_one(redis_cli
     """After a failover the old master may have answered ticks (fired, or "done" when another beat
     fired them there) that never reached the new master: the ticks answered just before the change
     are offered again, oldest first, before any later tick, so the new master fires those it lacks."""
-    raw = redis.Redis(connection_pool=redis_client.connection_pool, decode_responses=False)
     cron_beat = beat(every_second=EVERY_SECOND)
     sentinels = Sentinels(cron_beat, monkeypatch)
     cron_beat.step((T0 + 1) * MS + 10)
-    replica = snapshot(raw)  # the replica, promoted from here: it has T0+1
+    replica = snapshot(redis_client)  # the replica, promoted from here: it has T0+1
     cron_beat.step((T0 + 2) * MS + 10)
     cron_beat.step((T0 + 3) * MS + 10)  # T0+2 and T0+3: answered by the old master only
-    fail_over_to(raw, replica)
+    fail_over_to(redis_client, replica)
     sentinels.changes = 1
     cron_beat.step((T0 + 4) * MS + 10)
     assert cron_jobs() == [f"cron:every_second:{T0 + n}" for n in range(1, 5)]
