@@ -1,10 +1,11 @@
 """Stopping one running handler from outside: at its time limit (JobTimeout) or when its job is
 cancelled (JobCancelled).
 
-A sync handler runs on a job thread: the exception is raised inside it with
-``PyThreadState_SetAsyncExc``, at its next Python instruction, so ``finally`` blocks and context
-managers run. An async handler is a task on the worker's event loop: it is cancelled, and the
-``CancelledError`` it ends with is reported as the JobTimeout or JobCancelled it stands for.
+A sync handler runs on a job thread (or, in a worker of one job at a time, on the finisher's
+thread): the exception is raised inside it with ``PyThreadState_SetAsyncExc``, at its next Python
+instruction, so ``finally`` blocks and context managers run. An async handler is a task on the
+worker's event loop: it is cancelled, and the ``CancelledError`` it ends with is reported as the
+JobTimeout or JobCancelled it stands for.
 A handler blocked in C code (a socket read without timeout, ``time.sleep``) or that swallows the
 exception does not stop: the watchdog (watchdog.py) abandons it after TIMEOUT_GRACE.
 

@@ -121,8 +121,11 @@ class Worker:
         self.slots = Slots(capacity, limits, max_jobs, groups=group_of)
         self.running = RunningJobs()
         finished: FinishedJobs = queue_module.SimpleQueue()
+        # One job at a time: sync jobs run on the finisher's thread, between two records (no
+        # thread hand-off per job); see Finisher._loop_inline.
+        inline = self.concurrency == 1
         self.dispatcher = Dispatcher(
-            self.runner, self.running, finished, self.concurrency, self.name, prefetch=prefetch
+            self.runner, self.running, finished, self.concurrency, self.name, prefetch=prefetch, inline=inline
         )
         self.claimer = Claimer(
             self.store,
@@ -147,9 +150,12 @@ class Worker:
             finished,
             stopping=self._stopping,
             wakeup=self._wakeup,
-            backlog=self.dispatcher.backlog if prefetch else None,
+            backlog=self.dispatcher.backlog if prefetch and not inline else None,
+            run_waiting=self.dispatcher.run_waiting if inline else None,
         )
-        if prefetch:
+        if inline:
+            self.dispatcher.deliver = self.finisher.accept
+        if prefetch and not inline:
             self.dispatcher.when_backlog_empties(self.finisher.backlog_emptied)
         self.housekeeper = Housekeeper(
             self.store,

@@ -11,10 +11,10 @@ from concurrent.futures import Future
 
 from tempotask_django.job import Job, error_record
 from tempotask_django.worker.control import JobControl, timeout_of
-from tempotask_django.worker.outcome import FinishedJobs, Outcome
+from tempotask_django.worker.outcome import RUN_WAITING, FinishedJobs, Outcome
 from tempotask_django.worker.runner import JobRunner
 from tempotask_django.worker.running import RunningJob, RunningJobs
-from tempotask_django.worker.threads import AsyncLoopThread, JobThreads
+from tempotask_django.worker.threads import AsyncLoopThread, InlineJobs, JobThreads
 
 logger = logging.getLogger("tempotask")
 
@@ -36,13 +36,22 @@ class Dispatcher:
         worker_name: str,
         *,
         prefetch: int = 0,
+        inline: bool = False,
     ) -> None:
+        """``inline``: sync jobs run on the finisher's thread (``run_waiting``), not on job threads."""
         self.runner = runner
         self.running = running
         self.finished = finished
         self.worker_name = worker_name
         self.started = 0
-        self._job_threads = JobThreads(concurrency, self._run_sync)
+        self.inline = inline
+        # Where an async job's outcome goes: the finisher's inbox, or Finisher.accept when inline.
+        self.deliver: Callable[[tuple[RunningJob, Outcome]], None] = finished.put
+        self._job_threads: JobThreads = (
+            InlineJobs(self._outcome_sync, lambda: finished.put(RUN_WAITING))
+            if inline
+            else JobThreads(concurrency, self._run_sync)
+        )
         self._async_loop = AsyncLoopThread(limit=concurrency if prefetch else None)
 
     def start(self, queue: str, fields: dict[str, str], *, alone: bool = False) -> None:
@@ -57,9 +66,14 @@ class Dispatcher:
             if self._async_loop.limited:  # a prefetch: only ``concurrency`` handlers at once
                 coroutine = self._async_loop.run_limited(coroutine)
             future = asyncio.run_coroutine_threadsafe(coroutine, self._async_loop.loop())
-            future.add_done_callback(lambda f: self.finished.put((running, self._outcome_of(f, fields))))
+            future.add_done_callback(lambda f: self.deliver((running, self._outcome_of(f, fields))))
         else:
             self._job_threads.submit(running, fields)
+
+    def run_waiting(self) -> tuple[RunningJob, Outcome] | None:
+        """Run the next sync job waiting, on this thread (``inline`` only), and return how it
+        ended; None when none waits (given back meanwhile)."""
+        return self._job_threads.run_next() if isinstance(self._job_threads, InlineJobs) else None
 
     def backlog(self) -> int:
         """Sync jobs handed over that wait for a thread (prefetched)."""
@@ -79,11 +93,14 @@ class Dispatcher:
         self._async_loop.stop(wait)
 
     def _run_sync(self, running: RunningJob, fields: dict[str, str]) -> None:
+        self.finished.put(self._outcome_sync(running, fields))
+
+    def _outcome_sync(self, running: RunningJob, fields: dict[str, str]) -> tuple[RunningJob, Outcome]:
         try:
             outcome = self.runner.run_sync(fields, running.control)
         except BaseException as exc:  # every started job must reach the finisher, or its slot leaks
             outcome = self._broken(fields, exc)
-        self.finished.put((running, outcome))
+        return running, outcome
 
     def _outcome_of(self, future: Future[Outcome], fields: dict[str, str]) -> Outcome:
         try:

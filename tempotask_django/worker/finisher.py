@@ -17,7 +17,14 @@ from tempotask_django.storage.store import RedisStore
 from tempotask_django.validation import MAX_SECONDS
 from tempotask_django.worker.backoff import retry_delay_seconds
 from tempotask_django.worker.claimer import Claimer
-from tempotask_django.worker.outcome import FinishedJobs, Outcome, error_json, not_retried_json
+from tempotask_django.worker.outcome import (
+    RUN_WAITING,
+    FinishedJobs,
+    Outcome,
+    RunWaiting,
+    error_json,
+    not_retried_json,
+)
 from tempotask_django.worker.running import RunningJob, RunningJobs
 from tempotask_django.worker.slots import Slots
 
@@ -57,9 +64,12 @@ class Finisher:
         stopping: threading.Event,
         wakeup: threading.Event,
         backlog: Callable[[], int] | None = None,
+        run_waiting: Callable[[], tuple[RunningJob, Outcome] | None] | None = None,
     ) -> None:
         """``concurrency``: the most jobs one refill claims (the worker's slots, prefetch included);
-        ``backlog``: how many claimed jobs wait for a thread, for a worker that prefetches."""
+        ``backlog``: how many claimed jobs wait for a thread, for a worker that prefetches;
+        ``run_waiting``: runs the next job waiting on this thread, for a worker that runs its jobs
+        inline (one at a time): see ``_loop_inline``."""
         self.store = store
         self.settings = settings
         self.worker_name = worker_name
@@ -75,13 +85,25 @@ class Finisher:
         self.backlog = backlog
         self.jobs_done = 0
         self._backlog_emptied = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="tempotask-finisher", daemon=True)
+        self.run_waiting = run_waiting
+        # Inline: the outcomes gathered and not yet recorded, since when (monotonic), the lock that
+        # makes one record at a time (this thread's or the late recorder's), and the late recorder.
+        self._pending: list[tuple[RunningJob, Outcome]] = []
+        self._pending_since = 0.0
+        self._pending_lock = threading.Lock()
+        self._recording = threading.Lock()
+        self._late = LateRecorder(self._record_pending) if run_waiting is not None else None
+        self._running_inline = False  # this thread runs a job now
+        loop = self._loop_inline if run_waiting is not None else self._loop
+        self._thread = threading.Thread(target=loop, name="tempotask-finisher", daemon=True)
 
     # -- the thread ----------------------------------------------------------------------------
     def start(self) -> None:
         """Start the finisher thread (once)."""
         if self._thread.ident is None:
             self._thread.start()
+            if self._late is not None:
+                self._late.start()
 
     def is_alive(self) -> bool:
         return self._thread.is_alive()
@@ -91,16 +113,26 @@ class Finisher:
         self._backlog_emptied.set()
 
     def stop(self, timeout: float = 10) -> None:
-        """Record what is left in the inbox, then let the thread exit (waits ``timeout`` at most)."""
+        """Record what is left in the inbox, then let the thread exit (waits ``timeout`` at most).
+
+        Inline, a job still running on the thread (past SHUTDOWN_TIMEOUT, or abandoned by the hard
+        stop) is not waited for: the outcomes gathered before it are recorded here, and the job's
+        lease stays for a take-over, as a job thread's would."""
         self.finished.put(None)
         if self._thread.ident is not None:
-            self._thread.join(timeout=timeout)
+            if self._running_inline:
+                self._record_pending()
+            else:
+                self._thread.join(timeout=timeout)
+        if self._late is not None:
+            self._late.stop()
 
     def _loop(self) -> None:
         while True:
             item = self.finished.get()
             if item is None:
                 return
+            assert not isinstance(item, RunWaiting)  # only an inline worker's inbox holds them
             batch = [item]
             last = False
             deadline = time.monotonic() + PREFETCH_GATHER_SECONDS
@@ -112,12 +144,13 @@ class Finisher:
                 if more is None:
                     last = True
                     break
+                assert not isinstance(more, RunWaiting)
                 batch.append(more)
             self.record(batch)
             if last:
                 return
 
-    def _next_outcome(self, deadline: float) -> tuple[RunningJob, Outcome] | None:
+    def _next_outcome(self, deadline: float) -> tuple[RunningJob, Outcome] | RunWaiting | None:
         """The next item of the inbox; waits for more only as ``_gather_wait`` says (raises Empty)."""
         try:
             return self.finished.get_nowait()
@@ -138,6 +171,70 @@ class Finisher:
         if self.backlog is None or self.stopping.is_set() or self.backlog() <= 0:
             return 0.0
         return max(0.0, deadline - time.monotonic())
+
+    # -- inline: this thread runs the jobs too ----------------------------------------------------
+    def _loop_inline(self) -> None:
+        """A worker of one job at a time runs each sync job here, as soon as it is claimed, and
+        records the outcomes gathered once no job waits (or FINISH_BATCH of them, or a job starts
+        PREFETCH_GATHER_SECONDS after the first): no thread hand-off per job. A batch gathered
+        before a job that runs longer is recorded at its deadline by the late recorder, so a long
+        job never holds back the outcomes of the short ones before it."""
+        assert self.run_waiting is not None and self._late is not None
+        while True:
+            try:
+                item = self.finished.get_nowait() if self._pending else self.finished.get()
+            except queue_module.Empty:  # nothing waits to run: record what was gathered
+                self._record_pending()
+                continue
+            if item is None:
+                self._record_pending()
+                return
+            if isinstance(item, RunWaiting):
+                with self._pending_lock:
+                    due = self._pending_since + PREFETCH_GATHER_SECONDS if self._pending else None
+                if due is not None and time.monotonic() >= due:
+                    self._record_pending()
+                elif due is not None:
+                    self._late.arm(due)
+                self._running_inline = True
+                try:
+                    ended = self.run_waiting()
+                finally:
+                    self._running_inline = False
+                self._late.disarm()
+                if ended is None:  # given back before its turn (a stopping worker)
+                    continue
+                item = ended
+            with self._pending_lock:
+                if not self._pending:
+                    self._pending_since = time.monotonic()
+                self._pending.append(item)
+                full = len(self._pending) >= FINISH_BATCH
+            if full:
+                self._record_pending()
+
+    def accept(self, ended: tuple[RunningJob, Outcome]) -> None:
+        """Inline: an outcome from another thread (an async job's), added to the batch gathered.
+        This thread may be running a job: the late recorder records it by its deadline then."""
+        assert self._late is not None
+        with self._pending_lock:
+            if not self._pending:
+                self._pending_since = time.monotonic()
+            self._pending.append(ended)
+            due = self._pending_since + PREFETCH_GATHER_SECONDS
+        self._late.arm(due)
+        self.finished.put(RUN_WAITING)  # wakes this thread if it waits for work: it records the batch
+
+    def _record_pending(self, due: float | None = None) -> None:
+        """Record the outcomes gathered; with ``due`` (the late recorder), only a batch gathered
+        since PREFETCH_GATHER_SECONDS before it (a later batch is not due yet)."""
+        with self._recording:
+            with self._pending_lock:
+                batch = self._pending
+                if not batch or (due is not None and self._pending_since + PREFETCH_GATHER_SECONDS > due):
+                    return
+                self._pending = []
+            self.record(batch)
 
     # -- one batch -----------------------------------------------------------------------------
     def record(self, batch: list[tuple[RunningJob, Outcome]]) -> None:
@@ -268,3 +365,55 @@ class Finisher:
             will_retry=will_retry,
             duration=outcome.duration,
         )
+
+
+class LateRecorder:
+    """A thread that calls ``record(due)`` once ``due`` (monotonic) passes, unless disarmed before:
+    it records an inline finisher's batch while that finisher's thread runs a job."""
+
+    def __init__(self, record: Callable[[float], None]) -> None:
+        self._record = record
+        self._due: float | None = None
+        self._idle = False  # waiting with no deadline: an arm must wake it
+        self._stopping = False
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._loop, name="tempotask-late-recorder", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def arm(self, due: float) -> None:
+        with self._changed:
+            self._due = due
+            if self._idle:  # else it wakes by the deadline it waits for, and sees this one
+                self._changed.notify()
+
+    def disarm(self) -> None:
+        with self._changed:
+            self._due = None
+
+    def stop(self) -> None:
+        with self._changed:
+            self._stopping = True
+            self._changed.notify()
+
+    def _loop(self) -> None:
+        with self._changed:
+            while not self._stopping:
+                if self._due is None:
+                    self._idle = True
+                    self._changed.wait()
+                    self._idle = False
+                    continue
+                wait = self._due - time.monotonic()
+                if wait > 0:
+                    self._changed.wait(wait)
+                    continue
+                due, self._due = self._due, None
+                self._changed.release()
+                try:
+                    self._record(due)
+                except Exception:
+                    logger.exception("the late recorder could not record a batch")
+                finally:
+                    self._changed.acquire()

@@ -29,8 +29,16 @@ class Outcome:
     cancelled: bool = False  # the job was cancelled: it ends cancelled, never retried
 
 
-# The finisher's inbox: each started job's (job, outcome), and None to stop the finisher.
-FinishedJobs = queue.SimpleQueue[tuple[RunningJob, Outcome] | None]
+class RunWaiting:
+    """The finisher's inbox item of a worker that runs its jobs on the finisher's thread (one job
+    at a time): a job waits to run there."""
+
+
+RUN_WAITING = RunWaiting()
+
+# The finisher's inbox: each started job's (job, outcome), RUN_WAITING (a job to run, inline
+# only), and None to stop the finisher.
+FinishedJobs = queue.SimpleQueue[tuple[RunningJob, Outcome] | RunWaiting | None]
 
 
 def error_json(record: dict[str, Any] | None) -> str:

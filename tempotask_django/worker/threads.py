@@ -92,6 +92,33 @@ class JobThreads:
             logger.exception("a job thread could not wake the finisher")
 
 
+class InlineJobs(JobThreads):
+    """Jobs run on the thread that asks for the next one (``run_next``) instead of on threads of
+    their own: the finisher of a worker of one job at a time runs each job itself, between two
+    records, with no thread hand-off. ``run`` returns what ``run_next`` does (the job's outcome);
+    ``wake`` is called at each submit (it wakes that thread)."""
+
+    def __init__(self, run: Callable[..., Any], wake: Callable[[], None]) -> None:
+        super().__init__(0, run)
+        self._on_submit = wake
+
+    def submit(self, *args: Any) -> None:
+        self._jobs.put(args)
+        self._on_submit()
+
+    def stop(self) -> None:
+        pass  # no thread of its own
+
+    def run_next(self) -> Any:
+        """Run the next job waiting, on this thread, and return what ``run`` returned; None when
+        no job waits. ``run`` must not raise: its caller's thread is the finisher's."""
+        try:
+            args = self._jobs.get_nowait()
+        except queue.Empty:
+            return None
+        return None if args is None else self._run(*args)
+
+
 class AsyncLoopThread:
     """An event loop on its own thread, for async handlers (started on first use). ``limit``: most
     coroutines passed to ``run_limited`` running at once (the others wait their turn)."""
