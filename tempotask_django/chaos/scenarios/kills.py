@@ -30,6 +30,13 @@ STALLED_TIMEOUT = 2
     short={"jobs": 2000, "kills": 5, "processes": 2, "concurrency": 4, "max_ms": 15},
     long={"jobs": 10_000, "kills": 20, "processes": 2, "concurrency": 4, "max_ms": 15},
 )
+@scenario(
+    "kills_inline",
+    "{jobs:,} jobs, {processes} worker processes of one job at a time (run on the finisher's thread, "
+    "prefetch {prefetch}), {kills} random SIGKILLs",
+    short={"jobs": 1000, "kills": 5, "processes": 2, "concurrency": 1, "prefetch": 8, "max_ms": 15},
+    long={"jobs": 5000, "kills": 20, "processes": 2, "concurrency": 1, "prefetch": 8, "max_ms": 15},
+)
 def kills(lab: Lab, params: dict[str, Any], rng: random.Random) -> Result:
     result = Result()
     jobs = params["jobs"]
@@ -39,7 +46,8 @@ def kills(lab: Lab, params: dict[str, Any], rng: random.Random) -> Result:
     kill_points = sorted(int(rng.uniform(0.05, 0.85) * jobs * 2) for _ in range(params["kills"]))
 
     started = time.monotonic()
-    workers = lab.workers(params["processes"], params["concurrency"])
+    prefetch = ("--prefetch", str(params["prefetch"])) if params.get("prefetch") else ()
+    workers = lab.workers(params["processes"], params["concurrency"], *prefetch)
     sent: list[tuple[float, int]] = []
     for point in kill_points:
         if not lab.wait_ledger(point, timeout=120):
