@@ -116,16 +116,29 @@ class Finisher:
         """Record what is left in the inbox, then let the thread exit (waits ``timeout`` at most).
 
         Inline, a job still running on the thread (past SHUTDOWN_TIMEOUT, or abandoned by the hard
-        stop) is not waited for: the outcomes gathered before it are recorded here, and the job's
-        lease stays for a take-over, as a job thread's would."""
+        stop) is not waited for, and its lease stays for a take-over, as a job thread's would. The
+        outcomes gathered before it are recorded by the late recorder (left running, a daemon),
+        waited for ``timeout`` at most: the caller's own retries while Redis refuses would never
+        end, and the hard stop gives back what is still running once this returns."""
         self.finished.put(None)
+        if self._thread.ident is not None and self._running_inline and self._late is not None:
+            with self._pending_lock:
+                since = self._pending_since if self._pending else None
+            if since is not None:
+                self._late.arm(time.monotonic(), since)  # now
+                self._wait_for_pending(time.monotonic() + timeout)
+            return
         if self._thread.ident is not None:
-            if self._running_inline:
-                self._record_pending()
-            else:
-                self._thread.join(timeout=timeout)
+            self._thread.join(timeout=timeout)
         if self._late is not None:
             self._late.stop()
+
+    def _wait_for_pending(self, deadline: float) -> None:
+        """Wait until the outcomes gathered are recorded (taken, and their round trip over), or ``deadline``."""
+        while self._pending and time.monotonic() < deadline:
+            time.sleep(0.005)
+        if self._recording.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            self._recording.release()
 
     def _loop(self) -> None:
         while True:
@@ -191,11 +204,11 @@ class Finisher:
                 return
             if isinstance(item, RunWaiting):
                 with self._pending_lock:
-                    due = self._pending_since + PREFETCH_GATHER_SECONDS if self._pending else None
-                if due is not None and time.monotonic() >= due:
+                    since = self._pending_since if self._pending else None
+                if since is not None and time.monotonic() >= since + PREFETCH_GATHER_SECONDS:
                     self._record_pending()
-                elif due is not None:
-                    self._late.arm(due)
+                elif since is not None:
+                    self._late.arm(since + PREFETCH_GATHER_SECONDS, since)
                 self._running_inline = True
                 try:
                     ended = self.run_waiting()
@@ -221,17 +234,17 @@ class Finisher:
             if not self._pending:
                 self._pending_since = time.monotonic()
             self._pending.append(ended)
-            due = self._pending_since + PREFETCH_GATHER_SECONDS
-        self._late.arm(due)
+            since = self._pending_since
+        self._late.arm(since + PREFETCH_GATHER_SECONDS, since)
         self.finished.put(RUN_WAITING)  # wakes this thread if it waits for work: it records the batch
 
-    def _record_pending(self, due: float | None = None) -> None:
-        """Record the outcomes gathered; with ``due`` (the late recorder), only a batch gathered
-        since PREFETCH_GATHER_SECONDS before it (a later batch is not due yet)."""
+    def _record_pending(self, gathered_since: float | None = None) -> None:
+        """Record the outcomes gathered; with ``gathered_since`` (the late recorder), only the
+        batch begun then or before (a batch begun later is not due yet)."""
         with self._recording:
             with self._pending_lock:
                 batch = self._pending
-                if not batch or (due is not None and self._pending_since + PREFETCH_GATHER_SECONDS > due):
+                if not batch or (gathered_since is not None and self._pending_since > gathered_since):
                     return
                 self._pending = []
             self.record(batch)
@@ -368,13 +381,16 @@ class Finisher:
 
 
 class LateRecorder:
-    """A thread that calls ``record(due)`` once ``due`` (monotonic) passes, unless disarmed before:
-    it records an inline finisher's batch while that finisher's thread runs a job."""
+    """A thread that calls ``record(gathered_since)`` once ``due`` (monotonic) passes, unless
+    disarmed before: it records an inline finisher's batch (begun at ``gathered_since``) while that
+    finisher's thread runs a job."""
 
     def __init__(self, record: Callable[[float], None]) -> None:
         self._record = record
         self._due: float | None = None
-        self._idle = False  # waiting with no deadline: an arm must wake it
+        self._since = 0.0
+        # What its thread sleeps until (inf: no deadline, None: awake): an earlier arm wakes it.
+        self._asleep_until: float | None = None
         self._stopping = False
         self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._loop, name="tempotask-late-recorder", daemon=True)
@@ -382,11 +398,11 @@ class LateRecorder:
     def start(self) -> None:
         self._thread.start()
 
-    def arm(self, due: float) -> None:
+    def arm(self, due: float, gathered_since: float) -> None:
         with self._changed:
-            self._due = due
-            if self._idle:  # else it wakes by the deadline it waits for, and sees this one
-                self._changed.notify()
+            self._due, self._since = due, gathered_since
+            if self._asleep_until is not None and due < self._asleep_until:
+                self._changed.notify()  # else it wakes by its own deadline, and sees this one
 
     def disarm(self) -> None:
         with self._changed:
@@ -401,19 +417,24 @@ class LateRecorder:
         with self._changed:
             while not self._stopping:
                 if self._due is None:
-                    self._idle = True
-                    self._changed.wait()
-                    self._idle = False
+                    self._sleep_until(float("inf"))
                     continue
-                wait = self._due - time.monotonic()
-                if wait > 0:
-                    self._changed.wait(wait)
+                if self._due > time.monotonic():
+                    self._sleep_until(self._due)
                     continue
-                due, self._due = self._due, None
+                since, self._due = self._since, None
                 self._changed.release()
                 try:
-                    self._record(due)
+                    self._record(since)
                 except Exception:
                     logger.exception("the late recorder could not record a batch")
                 finally:
                     self._changed.acquire()
+
+    def _sleep_until(self, moment: float) -> None:
+        """Wait on the condition (its lock held) until ``moment``, or a notify."""
+        self._asleep_until = moment
+        try:
+            self._changed.wait(None if moment == float("inf") else max(0.0, moment - time.monotonic()))
+        finally:
+            self._asleep_until = None

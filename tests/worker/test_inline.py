@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+import redis
 
 from tempotask_django import JobStatus, cancel_job, get_job
 from tempotask_django.worker import Worker, finisher
@@ -138,3 +139,47 @@ def test_a_stopping_worker_finishes_its_job_and_gives_the_prefetched_ones_back(r
     assert status(first) == JobStatus.COMPLETED
     assert [status(job_id) for job_id in behind] == [JobStatus.WAITING] * 3
     assert store.inspect.queue_stats("slow").processing == 0
+
+
+def test_a_stop_while_a_job_runs_inline_is_bounded_when_redis_refuses_the_record(
+    running, store, ledger, settings, monkeypatch
+):
+    """The stop does not record what was gathered on the stopping thread (its retries while Redis
+    refuses would never end): the late recorder does, and the stop waits for it a bounded time."""
+    settings.TEMPOTASK = {**settings.TEMPOTASK, "SHUTDOWN_TIMEOUT": 0}
+    monkeypatch.setattr(finisher, "PREFETCH_GATHER_SECONDS", 5)  # the quick outcome waits, gathered
+    quick = tasks.slow.enqueue({"seconds": 0})
+    long = tasks.slow.enqueue({"seconds": 2})
+    worker = Worker(["slow"], concurrency=1, prefetch=1, store=store)
+    thread = running(worker)
+    wait_until(lambda: len(ledger.entries("start")) == 2, message="the long job to start")
+
+    def refused(*args, **kwargs):
+        raise redis.ConnectionError("Connection refused")
+
+    monkeypatch.setattr(worker.store, "finish_and_claim", refused)
+    worker.request_stop()
+    thread.join(timeout=15)  # the finisher's stop waits 10 s at most for a record, as for its thread
+    assert not thread.is_alive()
+    monkeypatch.undo()  # Redis answers again: the late recorder records the quick job's outcome
+    wait_until(lambda: status(quick) == JobStatus.COMPLETED, timeout=10, message="the gathered outcome")
+    # Still leased to the stopped worker; in this process its thread lives on and records it when
+    # it returns (a process that exits would leave it to a take-over after STALLED_TIMEOUT).
+    wait_until(lambda: status(long) == JobStatus.COMPLETED, timeout=10, message="the long job's outcome")
+    assert get_job(long).attempt == 1
+
+
+def test_the_hard_stop_records_the_outcomes_gathered_before_the_stuck_job(
+    running, store, ledger, fast_limits, monkeypatch
+):
+    """What ended before the stuck job is recorded, not given back to run again."""
+    monkeypatch.setattr(finisher, "PREFETCH_GATHER_SECONDS", 5)  # the quick outcome waits, gathered
+    quick = tasks.slow.enqueue({"seconds": 0})
+    hung = tasks.ignores_stops.enqueue({"seconds": 8}, timeout=0.3, queue="slow")
+    worker = Worker(["slow"], concurrency=1, prefetch=1, store=store)
+    thread = running(worker)
+    wait_until(lambda: worker.hard_stopped, timeout=6, message="the hard stop")
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert (status(quick), get_job(quick).attempt) == (JobStatus.COMPLETED, 1)
+    assert status(hung) == JobStatus.FAILED
