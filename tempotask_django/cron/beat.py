@@ -298,9 +298,11 @@ class CronBeat:
         elif not ask:
             return
         self._master_confirmed_at = now
-        for answers in self._answered.values():
+        for name, answers in list(self._answered.items()):
             while answers and answers[0][0] < now - REOFFER_MARGIN_S:
                 answers.popleft()
+            if not answers:  # a schedule that stopped firing (or was deleted) leaves no entry
+                del self._answered[name]
 
     def _offers(self, schedules: list[CronSchedule], now_ms: int) -> list[Fire]:
         """The fire requests of the due ticks of ``schedules``, and of their held ticks."""

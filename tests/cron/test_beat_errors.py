@@ -8,6 +8,7 @@ offers it again. One schedule whose job cannot be built never stops the others.
 from __future__ import annotations
 
 import logging
+from collections import deque
 
 import pytest
 import redis
@@ -15,7 +16,8 @@ from redis.exceptions import NoScriptError, OutOfMemoryError, ReadOnlyError
 
 from tempotask_django import list_crons
 from tempotask_django.cron import CronBeat
-from tests.cron.support import MS, T0, cron_jobs, only_schedules
+from tempotask_django.cron.beat import REOFFER_MARGIN_S
+from tests.cron.support import MS, T0, FakeClock, cron_jobs, only_schedules
 
 pytestmark = pytest.mark.redis
 
@@ -260,3 +262,17 @@ def test_a_master_change_that_lost_nothing_fires_no_tick_twice(redis_client, mon
     assert result.fired == ["every_second"]
     assert cron_jobs() == [f"cron:every_second:{T0 + n}" for n in range(1, 5)]
     assert list_crons()[0].runs == 4
+
+
+def test_the_ticks_kept_for_a_new_master_do_not_outlive_their_margin(redis_client):
+    """What the beat keeps to offer a new master again is bounded: answers older than the margin
+    are forgotten, and so are the schedules they were of (runtime schedules come and go for years)."""
+    clock = FakeClock()
+    cron_beat = CronBeat(only_schedules(every_second=EVERY_SECOND), clock=clock)
+    cron_beat.sync(now_ms=T0 * MS)
+    cron_beat.tick((T0 + 1) * MS + 10)
+    cron_beat._answered["a-deleted-schedule"] = deque([(clock.now, T0)])
+    clock.now += REOFFER_MARGIN_S + 1
+    cron_beat.tick((T0 + 2) * MS + 10)
+    assert set(cron_beat._answered) == {"every_second"}
+    assert [tick for _, tick in cron_beat._answered["every_second"]] == [T0 + 2]
