@@ -44,7 +44,6 @@ class Dispatcher:
         self.finished = finished
         self.worker_name = worker_name
         self.started = 0
-        self.inline = inline
         # Where an async job's outcome goes: the finisher's inbox, or Finisher.accept when inline.
         self.deliver: Callable[[tuple[RunningJob, Outcome]], None] = finished.put
         self._job_threads: JobThreads = (
